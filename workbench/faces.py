@@ -1,0 +1,213 @@
+"""Faces: detection, 68-point landmarks and identity embeddings.
+
+The offline backend is dlib (HOG detector, 68-point shape predictor, 128-d ResNet face embedding),
+whose weights ship in the PyPI package `face-recognition-models`. A learned ArcFace backend lives in
+`workbench.metrics.identity` and plugs in through `FaceEmbedder`.
+
+Landmark indices follow the iBUG 68-point scheme: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
+outer lips 48-59, inner lips 60-67.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+# iBUG-68 index groups
+JAW = slice(0, 17)
+LEFT_EYE = slice(36, 42)
+RIGHT_EYE = slice(42, 48)
+OUTER_LIPS = slice(48, 60)
+INNER_LIPS = slice(60, 68)
+DLIB_SAME_PERSON_DISTANCE = 0.6  # dlib's documented euclidean threshold for 128-d embeddings
+
+
+class FaceModelsMissing(RuntimeError):
+    """The dlib model files are not installed."""
+
+
+@lru_cache(maxsize=1)
+def dlib_model_dir() -> Path:
+    """Folder holding dlib's .dat files from `face-recognition-models` (found without importing it,
+    since its __init__ needs pkg_resources)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FaceModelsMissing("dlib face models not installed; run `pip install face-recognition-models dlib-bin`")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "models"
+    if not (folder / "shape_predictor_68_face_landmarks.dat").exists():
+        raise FaceModelsMissing(f"{folder}: dlib .dat files missing; reinstall face-recognition-models")
+    return folder
+
+
+def dlib_available() -> bool:
+    try:
+        import dlib  # noqa: F401
+
+        dlib_model_dir()
+        return True
+    except Exception:
+        return False
+
+
+@lru_cache(maxsize=1)
+def _dlib_models():
+    import dlib
+
+    folder = dlib_model_dir()
+    return (
+        dlib.get_frontal_face_detector(),
+        dlib.shape_predictor(str(folder / "shape_predictor_68_face_landmarks.dat")),
+        dlib.face_recognition_model_v1(str(folder / "dlib_face_recognition_resnet_model_v1.dat")),
+    )
+
+
+@dataclass
+class Face:
+    """One detected face: box (left, top, right, bottom) in pixels, detector score, 68 landmarks (x, y)."""
+
+    box: tuple[int, int, int, int]
+    score: float
+    landmarks: np.ndarray  # (68, 2) float32
+
+    @property
+    def width(self) -> int:
+        return self.box[2] - self.box[0]
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0
+
+    def mouth_opening(self) -> float:
+        """Inner-lip opening (mean of the three vertical gaps) normalised by the outer-mouth width."""
+        lm = self.landmarks
+        gap = np.mean([np.linalg.norm(lm[61] - lm[67]), np.linalg.norm(lm[62] - lm[66]), np.linalg.norm(lm[63] - lm[65])])
+        width = np.linalg.norm(lm[48] - lm[54]) + 1e-6
+        return float(gap / width)
+
+    def eye_aspect_ratio(self) -> float:
+        """Mean eye aspect ratio (Soukupova & Cech 2016): small when the eyes are closed."""
+        def ear(e: np.ndarray) -> float:
+            return float((np.linalg.norm(e[1] - e[5]) + np.linalg.norm(e[2] - e[4])) / (2 * np.linalg.norm(e[0] - e[3]) + 1e-6))
+        return (ear(self.landmarks[LEFT_EYE]) + ear(self.landmarks[RIGHT_EYE])) / 2.0
+
+
+def _to_rect(box):
+    import dlib
+
+    return dlib.rectangle(int(box[0]), int(box[1]), int(box[2]), int(box[3]))
+
+
+def detect_faces(image: np.ndarray, upsample: int | None = None) -> list[Face]:
+    """All faces in an RGB uint8 image, largest first, each with 68 landmarks.
+
+    Small images (< 300 px short side) are upsampled once so that faces down to ~40 px are found.
+    """
+    detector, predictor, _ = _dlib_models()
+    img = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
+    if upsample is None:
+        upsample = 1 if min(img.shape[:2]) < 300 else 0
+    rects, scores, _ = detector.run(img, upsample, 0.0)
+    faces = []
+    for r, s in zip(rects, scores):
+        shape = predictor(img, r)
+        lm = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+        faces.append(Face((r.left(), r.top(), r.right(), r.bottom()), float(s), lm))
+    faces.sort(key=lambda f: f.width, reverse=True)
+    return faces
+
+
+def largest_face(image: np.ndarray) -> Face | None:
+    faces = detect_faces(image)
+    return faces[0] if faces else None
+
+
+def landmarks_in_box(image: np.ndarray, box: tuple[int, int, int, int]) -> Face:
+    """Run the 68-point predictor in a known box (a tracked face), skipping detection."""
+    _, predictor, _ = _dlib_models()
+    img = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
+    shape = predictor(img, _to_rect(box))
+    lm = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+    return Face(tuple(int(v) for v in box), 0.0, lm)
+
+
+class FaceEmbedder(Protocol):
+    """Turns a face in an image into an L2-normalised identity vector."""
+
+    name: str
+    same_person_cosine: float  # cosine similarity above which two faces are called the same person
+
+    def embed(self, image: np.ndarray, face: Face) -> np.ndarray: ...
+
+
+class DlibEmbedder:
+    """dlib's 128-d ResNet face embedding (LFW 99.38%), L2-normalised.
+
+    dlib's same-person rule is euclidean distance < 0.6 on its (nearly unit-norm) vectors, which is
+    cosine > 1 - 0.6**2 / 2 = 0.82 on normalised ones.
+    """
+
+    name = "dlib-resnet128"
+    same_person_cosine = 1.0 - DLIB_SAME_PERSON_DISTANCE ** 2 / 2.0
+
+    def __init__(self, jitter: int = 0):
+        self.jitter = jitter
+
+    def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
+        import dlib
+
+        _, predictor, encoder = _dlib_models()
+        img = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
+        shape = predictor(img, _to_rect(face.box))
+        chip = dlib.get_face_chip(img, shape, size=150, padding=0.25)
+        v = np.asarray(encoder.compute_face_descriptor(chip, self.jitter), dtype=np.float32)
+        return v / (np.linalg.norm(v) + 1e-9)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
+
+
+class FaceTracker:
+    """Follows the main face through a frame stream cheaply.
+
+    Runs the detector every `redetect_every` frames (or when the face is lost) and, in between, the
+    68-point predictor inside the last box moved by the landmarks' own motion. Detection costs ~20x
+    the landmark step, so this keeps per-frame landmarks affordable at video rate.
+    """
+
+    def __init__(self, redetect_every: int = 5):
+        self.redetect_every = max(1, redetect_every)
+        self._box: tuple[int, int, int, int] | None = None
+        self._last_detect = -10**9
+        self._last_center: np.ndarray | None = None
+
+    def track(self, frame: np.ndarray, index: int) -> Face | None:
+        if self._box is None or index - self._last_detect >= self.redetect_every:
+            face = self._detect(frame, index)
+            if face is not None or self._box is None:
+                return face
+        face = landmarks_in_box(frame, self._box)
+        center = face.landmarks[JAW].mean(axis=0)
+        if self._last_center is not None:
+            dx, dy = center - self._last_center
+            l, t, r, b = self._box
+            self._box = (int(round(l + dx)), int(round(t + dy)), int(round(r + dx)), int(round(b + dy)))
+        self._last_center = center
+        return face
+
+    def _detect(self, frame: np.ndarray, index: int) -> Face | None:
+        faces = detect_faces(frame)
+        self._last_detect = index
+        if not faces:
+            self._box, self._last_center = None, None
+            return None
+        face = faces[0]
+        if self._last_center is not None and len(faces) > 1:  # stay on the same person
+            face = min(faces, key=lambda f: np.linalg.norm(f.landmarks[JAW].mean(axis=0) - self._last_center))
+        self._box = face.box
+        self._last_center = face.landmarks[JAW].mean(axis=0)
+        return face

@@ -1,0 +1,147 @@
+"""The metric contract.
+
+A `Metric` is one evaluation dimension (VBench style: one concern, one file). It produces one or more
+named scores (`ScoreSpec`), declares which inputs it needs, names the backend it will use, and is
+fed the video as a stream: `start(inputs)`, then `update(step)` once per frame, then `finish()`.
+The evaluator decodes the video once and feeds every metric, so memory does not grow with length,
+and expensive per-pair work (optical flow) is computed once and shared through `FrameStep`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from workbench.media import Audio, Clip
+
+ANALYSIS_MAX_SIDE = 512  # frames larger than this are downscaled before flow-based analysis
+
+
+class MetricUnavailable(RuntimeError):
+    """The metric cannot be computed for these inputs (no face, no audio, too few frames...).
+    The message is one line that says why and what to do; the score becomes null."""
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """One named number a metric reports."""
+
+    name: str
+    higher_is_better: bool | None  # None: neither (e.g. an offset or a plain measurement)
+    range: str  # e.g. "[0, 1]"
+    description: str
+    source: str  # paper / benchmark it follows
+
+
+@dataclass
+class EvalInputs:
+    """What a clip is scored against. `audio` defaults to the clip's own track."""
+
+    video: Clip
+    image: np.ndarray | None = None
+    audio: Audio | None = None
+    reference: Clip | None = None
+
+    def __post_init__(self) -> None:
+        if self.audio is None and self.video.audio is not None:
+            self.audio = self.video.audio
+
+
+class FrameStep:
+    """One decoded frame plus lazily computed, shared per-pair data (greyscale, optical flow)."""
+
+    def __init__(self, index: int, frame: np.ndarray, prev: "FrameStep | None", fps: float,
+                 tracker: Any = None, scale: float = 1.0):
+        self.index = index
+        self.frame = frame
+        self.fps = fps
+        self.scale = scale  # analysis frame size / original frame size (frames above ANALYSIS_MAX_SIDE shrink)
+        self._prev = prev
+        self._tracker = tracker
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def face(self):
+        """The main face in this frame (`workbench.faces.Face`) or None; tracked across frames and
+        shared by every metric that asks (identity, lip-sync)."""
+        if "face" not in self._cache:
+            if self._tracker is None:
+                from workbench.faces import FaceTracker
+
+                self._tracker = FaceTracker()
+            self._cache["face"] = self._tracker.track(self.frame, self.index)
+        return self._cache["face"]
+
+    @property
+    def prev_frame(self) -> np.ndarray | None:
+        return None if self._prev is None else self._prev.frame
+
+    @property
+    def gray(self) -> np.ndarray:
+        if "gray" not in self._cache:
+            import cv2
+
+            self._cache["gray"] = cv2.cvtColor(self.frame, cv2.COLOR_RGB2GRAY)
+        return self._cache["gray"]
+
+    @property
+    def prev_gray(self) -> np.ndarray | None:
+        return None if self._prev is None else self._prev.gray
+
+    def _flow(self, key: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if key not in self._cache:
+            from workbench.metrics.flow import dis_flow
+
+            self._cache[key] = dis_flow(a, b)
+        return self._cache[key]
+
+    @property
+    def flow_fw(self) -> np.ndarray | None:
+        """Flow from the previous frame to this one, (H, W, 2) float32 in pixels: prev(x) -> cur(x + f)."""
+        if self._prev is None:
+            return None
+        return self._flow("flow_fw", self.prev_gray, self.gray)
+
+    @property
+    def flow_bw(self) -> np.ndarray | None:
+        """Flow from this frame back to the previous one."""
+        if self._prev is None:
+            return None
+        return self._flow("flow_bw", self.gray, self.prev_gray)
+
+    def release_prev(self) -> None:
+        self._prev = None
+
+
+class Metric(ABC):
+    """Base class of every evaluation dimension."""
+
+    name: ClassVar[str]  # group name, e.g. "lipsync"
+    scores: ClassVar[tuple[ScoreSpec, ...]]
+    requires: ClassVar[frozenset[str]] = frozenset()  # subset of {"image", "audio", "reference"}
+
+    @abstractmethod
+    def backend(self) -> str:
+        """Name of the backend the next evaluation will use (e.g. "dlib-resnet128", "syncnet_v2")."""
+
+    @classmethod
+    def backends_available(cls) -> dict[str, bool]:
+        """Every backend this metric knows and whether its weights/deps are present here."""
+        return {}
+
+    def start(self, inputs: EvalInputs) -> None:
+        """Reset state for a new clip; raise MetricUnavailable if the inputs cannot be scored."""
+        self.inputs = inputs
+
+    def update(self, step: FrameStep) -> None:  # noqa: B027 - optional hook
+        """Consume one frame (called in order for every frame)."""
+
+    @abstractmethod
+    def finish(self) -> dict[str, float | None]:
+        """Return {score name: value} for every name in `scores`."""
+
+    @classmethod
+    def score_names(cls) -> list[str]:
+        return [s.name for s in cls.scores]

@@ -1,0 +1,205 @@
+"""Registry of metrics and the one-pass evaluator.
+
+`evaluate(video, image=..., audio=..., reference=..., metrics=[...])` decodes the clip once, feeds every
+selected metric frame by frame, and returns an `EvalResult` holding scores, the backend of each score
+and a one-line error for each score that could not be computed.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from workbench.media import Audio, Clip, MediaError, load_audio, load_image
+from workbench.metrics.base import ANALYSIS_MAX_SIDE, EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
+
+# one module per concern; each defines Metric subclasses and lists them in METRICS
+METRIC_MODULES = (
+    "workbench.metrics.temporal",
+    "workbench.metrics.identity",
+    "workbench.metrics.lipsync",
+    "workbench.metrics.quality",
+)
+
+
+class UnknownMetric(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message otherwise
+        return str(self.args[0])
+
+
+def metric_classes() -> list[type[Metric]]:
+    """Every registered Metric class, in module order."""
+    out: list[type[Metric]] = []
+    for mod in METRIC_MODULES:
+        out.extend(importlib.import_module(mod).METRICS)
+    return out
+
+
+def score_specs() -> dict[str, ScoreSpec]:
+    return {s.name: s for cls in metric_classes() for s in cls.scores}
+
+
+def score_owner() -> dict[str, type[Metric]]:
+    return {s.name: cls for cls in metric_classes() for s in cls.scores}
+
+
+def resolve(names: Iterable[str] | None) -> tuple[list[type[Metric]], list[str]]:
+    """Map score or metric-group names to (metric classes to run, score names to report).
+
+    None selects every metric. Unknown names raise UnknownMetric listing the known ones.
+    """
+    classes = metric_classes()
+    if names is None:
+        return classes, [s.name for c in classes for s in c.scores]
+    by_group = {c.name: c for c in classes}
+    owner = score_owner()
+    picked: list[type[Metric]] = []
+    wanted: list[str] = []
+    for n in names:
+        n = n.strip()
+        if not n:
+            continue
+        if n in by_group:
+            cls, scores = by_group[n], by_group[n].score_names()
+        elif n in owner:
+            cls, scores = owner[n], [n]
+        else:
+            known = sorted(set(by_group) | set(owner))
+            raise UnknownMetric(f"unknown metric '{n}'; known: {', '.join(known)} (see `workbench metrics`)")
+        if cls not in picked:
+            picked.append(cls)
+        wanted.extend(s for s in scores if s not in wanted)
+    return picked, wanted
+
+
+@dataclass
+class EvalResult:
+    scores: dict[str, float | None] = field(default_factory=dict)
+    backends: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # time spent per metric group
+    frames: int = 0
+
+    def to_json(self, video: str | None = None) -> dict:
+        out = {"scores": self.scores, "backends": self.backends, "errors": self.errors}
+        return {"video": video, **out} if video is not None else out
+
+
+def _applies(cls: type[Metric], inputs: EvalInputs) -> str | None:
+    """Why a metric cannot run on these inputs (None when it can)."""
+    missing = []
+    if "image" in cls.requires and inputs.image is None:
+        missing.append("a reference image (--image)")
+    if "audio" in cls.requires and inputs.audio is None:
+        missing.append("audio (--audio, or a clip with a soundtrack)")
+    if "reference" in cls.requires and inputs.reference is None:
+        missing.append("a reference video (--reference)")
+    return f"needs {' and '.join(missing)}" if missing else None
+
+
+def evaluate(
+    video: Clip | str | Path,
+    image: np.ndarray | str | Path | None = None,
+    audio: Audio | str | Path | None = None,
+    reference: Clip | str | Path | None = None,
+    metrics: Iterable[str] | None = None,
+    skip_inapplicable: bool | None = None,
+    metric_options: dict[str, dict] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Score one clip with the selected metrics in a single streaming pass.
+
+    Metrics whose inputs are absent are left out when `metrics` is None (every *applicable* score),
+    and reported as errors when asked for by name.
+    """
+    if not isinstance(video, Clip):
+        video = Clip.open(video)
+    if image is not None and not isinstance(image, np.ndarray):
+        image = load_image(image)
+    if audio is not None and not isinstance(audio, Audio):
+        audio = load_audio(audio)
+    if reference is not None and not isinstance(reference, Clip):
+        reference = Clip.open(reference)
+    inputs = EvalInputs(video=video, image=image, audio=audio, reference=reference)
+    if skip_inapplicable is None:
+        skip_inapplicable = metrics is None
+    classes, wanted = resolve(metrics)
+    result = EvalResult()
+    live: list[Metric] = []
+    options = metric_options or {}
+    for cls in classes:
+        names = [s for s in cls.score_names() if s in wanted]
+        why = _applies(cls, inputs)
+        if why:
+            if not skip_inapplicable:
+                for s in names:
+                    result.scores[s] = None
+                    result.errors[s] = f"{cls.name}: {why}"
+            continue
+        m = cls(**options.get(cls.name, {}))
+        t0 = time.perf_counter()
+        try:
+            m.start(inputs)
+        except (MetricUnavailable, MediaError) as e:
+            _fail(result, names, cls.name, m, str(e))
+            continue
+        result.seconds[cls.name] = time.perf_counter() - t0
+        live.append(m)
+
+    total = video.num_frames
+    prev: FrameStep | None = None
+    n = 0
+    from workbench.faces import FaceTracker
+
+    tracker = FaceTracker()
+    width = video.size[0]
+    for i, frame in enumerate(video.iter_frames(max_side=ANALYSIS_MAX_SIDE)):
+        step = FrameStep(i, frame, prev, video.fps, tracker=tracker, scale=frame.shape[1] / float(width or frame.shape[1]))
+        for m in list(live):
+            t0 = time.perf_counter()
+            try:
+                m.update(step)
+            except (MetricUnavailable, MediaError) as e:
+                _fail(result, [s for s in m.score_names() if s in wanted], m.name, m, str(e))
+                live.remove(m)
+            result.seconds[m.name] = result.seconds.get(m.name, 0.0) + time.perf_counter() - t0
+        if prev is not None:
+            prev.release_prev()
+        prev = step
+        n += 1
+        if progress:
+            progress(n, total)
+    result.frames = n
+
+    for m in live:
+        names = [s for s in m.score_names() if s in wanted]
+        t0 = time.perf_counter()
+        try:
+            values = m.finish()
+        except (MetricUnavailable, MediaError) as e:
+            _fail(result, names, m.name, m, str(e))
+            continue
+        result.seconds[m.name] = result.seconds.get(m.name, 0.0) + time.perf_counter() - t0
+        backend = m.backend()
+        for s in names:
+            v = values.get(s)
+            result.scores[s] = None if v is None or not np.isfinite(v) else float(v)
+            result.backends[s] = backend
+            if result.scores[s] is None:
+                result.errors.setdefault(s, f"{m.name}: not computable for this clip")
+    return result
+
+
+def _fail(result: EvalResult, names: list[str], group: str, metric: Metric, message: str) -> None:
+    try:
+        backend = metric.backend()
+    except Exception:
+        backend = "unavailable"
+    for s in names:
+        result.scores[s] = None
+        result.backends[s] = backend
+        result.errors[s] = f"{group}: {message}"

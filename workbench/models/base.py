@@ -1,0 +1,117 @@
+"""The generator contract and the model registry.
+
+A `Generator` turns a `GenerationRequest` (image, audio, prompt, seed, parameters) into a `Clip`.
+Every model family is one adapter class registered under a stable name; parameters have explicit
+defaults, and an override with an unknown key is an error that lists the known ones.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from workbench.media import Audio, Clip
+
+ProgressFn = Callable[[int, int], None]  # (step done, total steps)
+
+
+class UnknownModel(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class GenerationError(RuntimeError):
+    """A generator cannot run on these inputs; one line naming the input and the fix."""
+
+
+@dataclass
+class GenerationRequest:
+    image: np.ndarray | None = None  # uint8 RGB
+    audio: Audio | None = None
+    prompt: str = ""
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)  # defaults merged with overrides
+    image_path: str | None = None  # for messages
+    audio_path: str | None = None
+
+
+class Generator(ABC):
+    """One model. Subclasses set the class attributes and implement `generate`."""
+
+    name: ClassVar[str]
+    task: ClassVar[str]  # "image-to-video" | "audio-to-video" | "text-to-video"
+    description: ClassVar[str] = ""
+    requires: ClassVar[frozenset[str]] = frozenset({"image"})  # of {"image", "audio", "prompt"}
+    defaults: ClassVar[dict[str, Any]] = {}
+    weights: ClassVar[str | None] = None  # hub id / file the model needs; None = model-free
+
+    def __init__(self, **params: Any):
+        self.params = self.resolve_params(params)
+
+    @classmethod
+    def resolve_params(cls, overrides: dict[str, Any] | None) -> dict[str, Any]:
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(cls.defaults))
+        if unknown:
+            raise GenerationError(
+                f"model '{cls.name}': unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(cls.defaults))}")
+        out = dict(cls.defaults)
+        for k, v in overrides.items():
+            default = cls.defaults[k]
+            if isinstance(default, bool) and not isinstance(v, bool):
+                raise GenerationError(f"model '{cls.name}': parameter {k} must be true/false, got {v!r}")
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                if not isinstance(v, (int, float)) or isinstance(v, bool):
+                    raise GenerationError(f"model '{cls.name}': parameter {k} must be a number, got {v!r}")
+                v = type(default)(v) if isinstance(default, float) else v
+            out[k] = v
+        return out
+
+    @classmethod
+    def weights_available(cls) -> bool:
+        return True
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {"name": cls.name, "task": cls.task, "description": cls.description,
+                "requires": sorted(cls.requires), "defaults": dict(cls.defaults),
+                "weights": cls.weights, "weights_available": cls.weights_available()}
+
+    def check_inputs(self, request: GenerationRequest) -> None:
+        if "image" in self.requires and request.image is None:
+            raise GenerationError(f"model '{self.name}' needs an image; add `image:` to the case")
+        if "audio" in self.requires and request.audio is None:
+            raise GenerationError(f"model '{self.name}' needs audio; add `audio:` to the case")
+        if "prompt" in self.requires and not request.prompt:
+            raise GenerationError(f"model '{self.name}' needs a prompt; add `prompt:` to the case")
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> Clip:
+        """Make the clip. Deterministic for a given request on the same hardware."""
+
+
+_REGISTRY: dict[str, type[Generator]] = {}
+
+
+def register(cls: type[Generator]) -> type[Generator]:
+    """Class decorator: make a generator available by its `name`."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin() -> None:
+    from workbench.models import baselines  # noqa: F401  (registers on import)
+
+
+def registry() -> dict[str, type[Generator]]:
+    _load_builtin()
+    return dict(_REGISTRY)
+
+
+def get_generator(name: str) -> type[Generator]:
+    reg = registry()
+    if name not in reg:
+        raise UnknownModel(f"unknown model '{name}'; registered: {', '.join(sorted(reg))} (see `workbench models`)")
+    return reg[name]
