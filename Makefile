@@ -1,0 +1,45 @@
+# The two commands: `make demo` (the smoke suite on CPU, then the report) and `make test`.
+# Both create .venv and install what is missing first, so they work on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+
+.PHONY: demo test lab setup system-deps samples bench clean
+
+# system packages: espeak-ng makes the sample speech; installed only when missing
+system-deps:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  echo "installing espeak-ng (sample speech)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng >/dev/null; }
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+setup: system-deps $(STAMP)
+
+samples: setup
+	$(BIN)/python data/make_samples.py
+
+demo: setup
+	$(BIN)/workbench run evals/suites/smoke.yaml
+	@echo "open runs/smoke/report.html"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+bench: setup
+	$(BIN)/python benchmarks/bench_metrics.py
+
+clean:
+	rm -rf runs .pytest_cache
