@@ -1,0 +1,156 @@
+"""Media I/O: round trips, real clips, image normalisation and clear errors on bad files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from workbench.media import Audio, Clip, MediaError, fit_image, load_audio, load_image, write_video
+
+
+def _frames(t=20, h=48, w=64):
+    """A smooth colour gradient panning sideways (survives 4:2:0 chroma subsampling)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    frames = [np.stack([(x + 2 * i) * 255 / (w + 2 * t), y * 255 / h, 128 + 0 * x], -1) for i in range(t)]
+    return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
+
+
+def _tone(seconds=1.0, sr=16000, f=220.0):
+    t = np.arange(int(seconds * sr)) / sr
+    return Audio((0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32), sr)
+
+
+def test_roundtrip_with_audio(tmp_path):
+    clip = Clip.from_frames(_frames(25), fps=25, audio=_tone(1.0))
+    path = clip.save(tmp_path / "a.mp4")
+    back = Clip.open(path)
+    assert back.num_frames == 25
+    assert back.fps == pytest.approx(25.0)
+    assert back.size == (64, 48)
+    assert back.audio is not None
+    assert abs(back.audio.duration - 1.0) <= 1 / 25  # within one frame
+    frames = back.to_array()
+    assert frames.shape == (25, 48, 64, 3) and frames.dtype == np.uint8
+    # H.264 at crf 18 keeps the picture close to the source
+    assert np.abs(frames.astype(int) - clip.frames.astype(int)).mean() < 3
+
+
+def test_saved_stream_is_h264_yuv420p_aac(tmp_path):
+    import av
+
+    path = Clip.from_frames(_frames(10), fps=12, audio=_tone(10 / 12)).save(tmp_path / "b.mp4")
+    with av.open(str(path)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert v.codec_context.name == "h264"
+        assert v.codec_context.pix_fmt == "yuv420p"
+        assert a.codec_context.name == "aac"
+
+
+def test_odd_dimensions_are_padded_even(tmp_path):
+    clip = Clip.from_frames(_frames(5, h=33, w=51), fps=10)
+    back = Clip.open(clip.save(tmp_path / "odd.mp4"))
+    assert back.size == (52, 34)
+
+
+def test_open_is_lazy_and_streams(tmp_path):
+    path = write_video(tmp_path / "s.mp4", (f for f in _frames(30)), fps=30)
+    clip = Clip.open(path)
+    assert clip.frames is None  # nothing decoded yet
+    it = clip.iter_frames()
+    first = next(it)
+    assert first.shape == (48, 64, 3)
+    assert sum(1 for _ in it) == 29
+
+
+def test_iter_frames_caps_size(tmp_path):
+    clip = Clip.from_frames(_frames(3, h=100, w=200), fps=10)
+    f = next(clip.iter_frames(max_side=50))
+    assert max(f.shape[:2]) == 50
+
+
+def test_audio_resample_and_shift():
+    a = _tone(2.0, sr=44100)
+    b = a.resample(16000)
+    assert b.sample_rate == 16000 and len(b.samples) == 32000
+    # the tone's frequency survives resampling: peak of the spectrum at 220 Hz
+    spec = np.abs(np.fft.rfft(b.samples))
+    assert np.argmax(spec) * 16000 / len(b.samples) == pytest.approx(220, abs=1)
+    s = Audio(np.arange(10, dtype=np.float32), 10).shift(0.3)
+    assert s.samples.tolist() == [0, 0, 0, 0, 1, 2, 3, 4, 5, 6]
+
+
+def test_wav_roundtrip(tmp_path):
+    a = _tone(0.5)
+    back = load_audio(a.save_wav(tmp_path / "t.wav"))
+    assert back.sample_rate == 16000 and np.abs(back.samples - a.samples).max() < 1e-3
+
+
+def test_image_modes_become_rgb(tmp_path):
+    rgba = Image.new("RGBA", (40, 30), (255, 0, 0, 0))  # fully transparent red -> white background
+    rgba.save(tmp_path / "a.png")
+    img = load_image(tmp_path / "a.png")
+    assert img.shape == (30, 40, 3) and (img == 255).all()
+    Image.new("L", (20, 10), 77).save(tmp_path / "g.png")
+    assert (load_image(tmp_path / "g.png") == 77).all()
+    Image.new("P", (20, 10), 3).save(tmp_path / "p.png")
+    assert load_image(tmp_path / "p.png").shape == (10, 20, 3)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    im = Image.new("RGB", (60, 20), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    im.save(tmp_path / "r.jpg", exif=exif)
+    assert load_image(tmp_path / "r.jpg").shape == (60, 20, 3)
+
+
+def test_huge_image_is_downscaled(tmp_path):
+    Image.new("RGB", (5000, 2500), (10, 20, 30)).save(tmp_path / "big.png")
+    assert load_image(tmp_path / "big.png", max_side=1024).shape == (512, 1024, 3)
+    assert load_image(tmp_path / "big.png", max_side=None).shape == (2500, 5000, 3)
+
+
+def test_fit_image_exact_size():
+    assert fit_image(np.zeros((300, 200, 3), np.uint8), 128, 96).shape == (96, 128, 3)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all" * 100])
+def test_bad_video_files_raise_clear_errors(tmp_path, content):
+    p = tmp_path / "bad.mp4"
+    p.write_bytes(content)
+    with pytest.raises(MediaError, match="bad.mp4"):
+        Clip.open(p).first_frame()
+
+
+def test_missing_files_name_the_path(tmp_path):
+    with pytest.raises(MediaError, match="nope.mp4: file not found"):
+        Clip.open(tmp_path / "nope.mp4")
+    with pytest.raises(MediaError, match="nope.png: image not found"):
+        load_image(tmp_path / "nope.png")
+    (tmp_path / "x.png").write_bytes(b"garbage")
+    with pytest.raises(MediaError, match="x.png: not a readable image"):
+        load_image(tmp_path / "x.png")
+
+
+def test_video_without_audio_track_errors_for_audio(tmp_path):
+    p = Clip.from_frames(_frames(4), fps=10).save(tmp_path / "silent.mp4")
+    with pytest.raises(MediaError, match="no audio track"):
+        load_audio(p)
+
+
+@pytest.mark.media
+def test_real_talking_clips_decode_with_audio(media_dir):
+    for path in sorted((media_dir / "talking").glob("*.mp4")):
+        clip = Clip.open(path)
+        assert clip.size == (224, 224) and clip.fps == pytest.approx(25)
+        assert clip.audio is not None and clip.audio.sample_rate == 16000
+        n = sum(1 for _ in clip.iter_frames())
+        assert abs(n - clip.num_frames) <= 1
+        assert abs(clip.audio.duration - n / clip.fps) < 0.2, path.name
+
+
+@pytest.mark.media
+def test_real_rgba_and_huge_portraits(media_dir):
+    assert load_image(media_dir / "faces" / "sadtalker_happy1.png").shape[2] == 3
+    big = load_image(media_dir / "faces" / "hallo_7.jpg", max_side=1024)
+    assert big.shape == (1024, 1024, 3)
