@@ -28,7 +28,7 @@ PRODUCT_SIZE = (480, 320)  # (width, height)
 SPEECH_RATE = 16_000
 SPEECH = {
     "hello.wav": "Hello, and welcome to the workbench.",
-    "counting.wav": "One. Two. Three. Four. Five.",
+    "counting.wav": "One. Two. Three. Four.",
 }
 
 
@@ -80,45 +80,49 @@ def make_product() -> np.ndarray:
 
 def make_landscape(width: int = 512, height: int = 320, seed: int = 7) -> np.ndarray:
     """A procedural landscape: graded sky with a sun, three fractal mountain ridges fading with
-    distance (aerial perspective), a textured meadow and a lake reflecting the sky.
+    distance (aerial perspective), a lake mirroring them and a textured meadow in front.
 
-    scikit-image ships no landscape photograph, so this one is drawn; it has structure at every
-    scale (ridges, texture, horizon) so that motion and flow metrics have something to track.
+    scikit-image ships no landscape photograph, so this one is drawn; it has structure at several
+    scales (ridges, multi-scale texture, horizon) so that motion and flow metrics have something to track.
     """
+    from scipy.ndimage import gaussian_filter
+
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    t = yy / height
-    sky_top, sky_bottom = np.array([70, 120, 200], np.float32), np.array([235, 200, 170], np.float32)
-    img = sky_top + (sky_bottom - sky_top) * (t[..., None] ** 0.8)
-    sun = np.exp(-((xx - 0.72 * width) ** 2 + (yy - 0.22 * height) ** 2) / (2 * (0.05 * width) ** 2))
-    img += sun[..., None] * np.array([60, 40, 0], np.float32)
+
+    def texture(strength: float) -> np.ndarray:  # multi-scale (1/f-like) noise around 1.0
+        n = sum(gaussian_filter(rng.standard_normal((height, width)), s) * s ** 0.5 for s in (1, 3, 9))
+        return (1.0 + strength * n / n.std()).astype(np.float32)
 
     def ridge(base: float, rough: float) -> np.ndarray:
         x = np.linspace(0, 1, width, dtype=np.float32)
         h = np.zeros(width, np.float32)
-        for octave in range(7):  # 1/f midpoint-like noise from random sinusoids
+        for octave in range(7):  # random sinusoids with a 1/f spectrum
             f = 2.0 ** octave
-            phase = rng.uniform(0, 2 * np.pi)
-            h += np.sin(2 * np.pi * f * x * rng.uniform(0.8, 1.2) + phase) / f ** 1.1
+            h += np.sin(2 * np.pi * f * x * rng.uniform(0.8, 1.2) + rng.uniform(0, 2 * np.pi)) / f ** 1.1
         return (base - rough * h) * height
 
-    layers = [(0.42, 0.10, (120, 130, 160)), (0.52, 0.07, (80, 105, 110)), (0.62, 0.05, (50, 85, 55))]
-    for base, rough, colour in layers:
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    horizon = int(0.66 * height)
+    t = yy / horizon
+    sky_top, sky_bottom = np.array([70, 120, 200], np.float32), np.array([235, 205, 175], np.float32)
+    img = sky_top + (sky_bottom - sky_top) * (np.clip(t, 0, 1)[..., None] ** 0.8)
+    sun = np.exp(-((xx - 0.72 * width) ** 2 + (yy - 0.2 * height) ** 2) / (2 * (0.04 * width) ** 2))
+    img += sun[..., None] * np.array([40, 35, 10], np.float32)
+    for base, rough, colour in [(0.40, 0.09, (125, 135, 165)), (0.50, 0.07, (85, 110, 115)), (0.60, 0.05, (55, 90, 60))]:
         top = ridge(base, rough)
-        mask = yy >= top[None, :]
-        shade = 1.0 - 0.25 * np.clip((yy - top[None, :]) / (0.3 * height), 0, 1)
-        grain = 1.0 + 0.06 * rng.standard_normal((height, width)).astype(np.float32)
-        layer = np.array(colour, np.float32) * (shade * grain)[..., None]
-        img = np.where(mask[..., None], layer, img)
-
-    horizon = int(0.74 * height)
-    meadow = np.array([70, 120, 50], np.float32) * (0.85 + 0.3 * rng.random((height, width), np.float32))[..., None]
-    lake_top, lake_bottom = int(0.80 * height), int(0.92 * height)
-    img[horizon:] = meadow[horizon:]
-    for y in range(lake_top, lake_bottom):  # mirror the sky and ridges, dimmed and rippled
-        src = 2 * horizon - y - (horizon - lake_top)
-        shift = int(round(2 * np.sin(y * 0.9)))
-        img[y] = 0.7 * np.roll(img[np.clip(src, 0, height - 1)], shift, axis=0) + 0.3 * np.array([40, 70, 110])
+        depth = np.clip((yy - top[None, :]) / (0.25 * height), 0, 1)
+        layer = np.array(colour, np.float32) * ((1.0 - 0.3 * depth) * texture(0.08))[..., None]
+        img = np.where((yy >= top[None, :])[..., None], layer, img)
+    lake_bottom = int(0.84 * height)
+    rows = np.arange(horizon, lake_bottom)
+    ripple = np.round(1.5 * np.sin(rows * 0.7)).astype(int)
+    mirrored = img[np.clip(2 * horizon - rows, 0, height - 1)]
+    for i, s in enumerate(ripple):
+        mirrored[i] = np.roll(mirrored[i], s, axis=0)
+    img[horizon:lake_bottom] = 0.75 * mirrored + 0.25 * np.array([30, 60, 100], np.float32)
+    meadow = np.array([75, 125, 50], np.float32) * texture(0.15)[..., None]
+    shade = 0.8 + 0.4 * np.clip((yy - lake_bottom) / (height - lake_bottom), 0, 1)
+    img[lake_bottom:] = (meadow * shade[..., None])[lake_bottom:]
     return np.clip(img, 0, 255).astype(np.uint8)
 
 

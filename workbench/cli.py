@@ -91,6 +91,8 @@ def run(
         tracker = WandbTracker(spec)
         callbacks.append(tracker)
     runner = Runner(spec, out, callbacks, shard=(i, n), retry_failed=not no_retry_failed)
+    for why in runner.skipped:
+        typer.echo(f"not applicable, skipped: {why}")
     records = []
     try:
         for rec in runner.run():

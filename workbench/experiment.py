@@ -69,11 +69,30 @@ class Job:
         return f"{self.case.id}__{self.model.display}__s{self.seed}__{self.id[:10]}.mp4"
 
 
-def expand_jobs(suite: Suite) -> list[Job]:
-    """All jobs of a suite in a stable order (case-major), each with its id."""
+def inapplicable(case: CaseSpec, model: ModelSpec) -> str | None:
+    """Why a registered model cannot take this case at all (it needs an input the case lacks)."""
+    try:
+        cls = get_generator(model.name)
+    except UnknownModel:
+        return None  # reported as the job's error, not skipped
+    missing = [k for k in sorted(cls.requires) if not getattr(case, k)]
+    return f"{model.display} needs {', '.join(missing)}; case {case.id} has none" if missing else None
+
+
+def expand_jobs(suite: Suite, skipped: list[str] | None = None) -> list[Job]:
+    """All jobs of a suite in a stable order (case-major), each with its id.
+
+    (case, model) pairs where the case lacks an input the model requires (a talking-head model on a
+    case without audio) are left out and described in `skipped`.
+    """
     jobs = []
     for case in suite.cases:
         for model in suite.models:
+            why = inapplicable(case, model)
+            if why:
+                if skipped is not None:
+                    skipped.append(why)
+                continue
             for seed in suite.seeds:
                 job = Job(case, model, int(seed), suite.resolve(case.image), suite.resolve(case.audio),
                           suite.resolve(case.reference))
@@ -167,7 +186,8 @@ class Runner:
         self.shard = shard
         self.retry_failed = retry_failed
         self._cancel = threading.Event()
-        self.jobs = [j for i, j in enumerate(expand_jobs(suite)) if i % shard[1] == shard[0]]
+        self.skipped: list[str] = []  # (case, model) pairs that do not fit, with the reason
+        self.jobs = [j for i, j in enumerate(expand_jobs(suite, self.skipped)) if i % shard[1] == shard[0]]
 
     # control -------------------------------------------------------------------------------------------
     def cancel(self) -> None:

@@ -1,0 +1,274 @@
+"""The runner: suite validation, stable job ids, records, resume, failures, cancellation, CLI."""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from workbench.cli import app
+from workbench.experiment import Runner, expand_jobs
+from workbench.media import Audio, Clip
+from workbench.models.base import GenerationRequest, Generator, register
+from workbench.store import RunStore
+from workbench.suite import SuiteError, load_suite
+
+
+@register
+class CountingGenerator(Generator):
+    """A real (tiny) generator for runner tests: a gradient that drifts with the seed; counts its calls."""
+
+    name = "test-drift"
+    task = "image-to-video"
+    description = "test generator"
+    defaults = {"num_frames": 6, "fps": 12, "interrupt_on_call": 0}
+    calls = 0
+
+    def generate(self, request: GenerationRequest, progress=None) -> Clip:
+        type(self).calls += 1
+        if self.params["interrupt_on_call"] and type(self).calls == self.params["interrupt_on_call"]:
+            raise KeyboardInterrupt
+        img = request.image[:32, :32].astype(np.float32)
+        frames = []
+        n = self.params["num_frames"]
+        for i in range(n):
+            frames.append(np.roll(img, i + request.seed, axis=1))
+            if progress:
+                progress(i + 1, n)
+        return Clip.from_frames(np.stack(frames).astype(np.uint8), fps=self.params["fps"], audio=request.audio)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    y, x = np.mgrid[0:40, 0:40]
+    Image.fromarray(np.stack([x * 6, y * 6, 0 * x + 90], -1).astype(np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.stack([y * 6, x * 6, 0 * x + 30], -1).astype(np.uint8)).save(tmp_path / "b.png")
+    t = np.arange(8000) / 16000
+    Audio((0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000).save_wav(tmp_path / "tone.wav")
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    return tmp_path
+
+
+def write_suite(folder: Path, **overrides) -> Path:
+    spec = {
+        "name": "t",
+        "output": "run",
+        "cases": [{"id": "a", "image": "a.png"}, {"id": "b", "image": "b.png", "audio": "tone.wav"}],
+        "models": ["test-drift"],
+        "seeds": [0, 1],
+        "metrics": ["temporal_flicker"],
+    }
+    spec.update(overrides)
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def lines(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "results.jsonl").read_text().splitlines() if x.strip()]
+
+
+# --- suite validation ----------------------------------------------------------------------------------
+def test_typo_key_is_named(workdir):
+    p = write_suite(workdir, seeeds=[1])
+    with pytest.raises(SuiteError, match=r"suite.yaml: unknown key 'seeeds'"):
+        load_suite(p)
+
+
+def test_typo_in_nested_key_is_named(workdir):
+    p = write_suite(workdir, cases=[{"id": "a", "imag": "a.png"}])
+    with pytest.raises(SuiteError, match=r"unknown key 'cases.0.imag'"):
+        load_suite(p)
+
+
+def test_bad_yaml_names_line(workdir):
+    p = workdir / "bad.yaml"
+    p.write_text("name: x\ncases: [\n  - id: a\n")
+    with pytest.raises(SuiteError, match=r"bad.yaml: not valid YAML at line"):
+        load_suite(p)
+
+
+def test_missing_suite_file(workdir):
+    with pytest.raises(SuiteError, match="nothere.yaml: suite file not found"):
+        load_suite(workdir / "nothere.yaml")
+
+
+def test_duplicate_model_needs_label(workdir):
+    p = write_suite(workdir, models=["test-drift", "test-drift"])
+    with pytest.raises(SuiteError, match="label"):
+        load_suite(p)
+
+
+# --- jobs ----------------------------------------------------------------------------------------------
+def test_job_ids_are_stable_and_sensitive(workdir):
+    suite = load_suite(write_suite(workdir))
+    ids = [j.id for j in expand_jobs(suite)]
+    assert len(ids) == 4 and len(set(ids)) == 4
+    assert ids == [j.id for j in expand_jobs(load_suite(write_suite(workdir)))]  # stable
+    other = load_suite(write_suite(workdir, models=[{"name": "test-drift", "params": {"num_frames": 7}}]))
+    assert not set(ids) & {j.id for j in expand_jobs(other)}  # params change the id
+    # the image's content, not its name, counts
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(workdir / "a.png")
+    changed = [j.id for j in expand_jobs(load_suite(write_suite(workdir)))]
+    assert changed[0] != ids[0] and changed[2:] == ids[2:]
+
+
+def test_explicit_defaults_give_the_same_id(workdir):
+    a = expand_jobs(load_suite(write_suite(workdir)))
+    b = expand_jobs(load_suite(write_suite(workdir, models=[{"name": "test-drift", "params": {"num_frames": 6}}])))
+    assert [j.id for j in a] == [j.id for j in b]
+
+
+# --- running -------------------------------------------------------------------------------------------
+def test_run_writes_one_record_per_job_and_resumes(workdir):
+    suite = load_suite(write_suite(workdir))
+    CountingGenerator.calls = 0
+    records = Runner(suite).run_all()
+    assert [r["status"] for r in records] == ["ok"] * 4
+    run = workdir / "run"
+    saved = lines(run)
+    assert len(saved) == 4
+    rec = saved[0]
+    for key in ("job_id", "case", "model", "params", "seed", "inputs", "timings", "versions", "scores", "backends"):
+        assert key in rec
+    assert rec["params"] == {"num_frames": 6, "fps": 12, "interrupt_on_call": 0}
+    assert len(rec["inputs"]["image"]["sha256"]) == 64
+    assert rec["versions"]["numpy"] == np.__version__
+    assert 0.0 <= rec["scores"]["temporal_flicker"] <= 1.0 and rec["backends"]["temporal_flicker"]
+    assert (run / rec["video"]).exists() and Clip.open(run / rec["video"]).num_frames == 6
+    b = [r for r in saved if r["case"] == "b"][0]
+    assert Clip.open(run / b["video"]).audio is not None  # audio attached and muxed
+    # second run: nothing to do, nothing regenerated
+    calls = CountingGenerator.calls
+    assert Runner(suite).run_all() == []
+    assert CountingGenerator.calls == calls and len(lines(run)) == 4
+
+
+def test_bad_inputs_fail_their_own_jobs_only(workdir):
+    p = write_suite(workdir, seeds=[0], cases=[
+        {"id": "good", "image": "a.png"},
+        {"id": "missing", "image": "nope.png"},
+        {"id": "corrupt", "image": "a.png", "audio": "corrupt.mp4"},
+    ], models=["test-drift", "no-such-model"])
+    records = Runner(load_suite(p)).run_all()
+    by = {(r["case"], r["model"]): r for r in records}
+    assert len(records) == 6
+    assert by[("good", "test-drift")]["status"] == "ok"
+    assert "nope.png: image not found" in by[("missing", "test-drift")]["error"]
+    assert "corrupt.mp4" in by[("corrupt", "test-drift")]["error"]
+    for case in ("good", "missing", "corrupt"):
+        err = by[(case, "no-such-model")]["error"]
+        assert "unknown model 'no-such-model'" in err and "test-drift" in err  # lists what exists
+    assert all("\n" not in r["error"] for r in records if r["error"])  # one line each
+
+
+def test_cancel_from_another_thread_keeps_finished(workdir):
+    suite = load_suite(write_suite(workdir))
+
+    class CancelAfterFirst:
+        def __init__(self):
+            self.runner = None
+
+        def on_job_end(self, job, record):
+            t = threading.Thread(target=self.runner.cancel)
+            t.start()
+            t.join()
+
+    cb = CancelAfterFirst()
+    runner = Runner(suite, callbacks=[cb])
+    cb.runner = runner
+    assert len(runner.run_all()) == 1 and runner.cancelled
+    assert len(lines(workdir / "run")) == 1
+    rest = Runner(suite).run_all()  # resume finishes the other three, repeating nothing
+    assert len(rest) == 3 and len({r["job_id"] for r in lines(workdir / "run")}) == 4
+
+
+def test_ctrl_c_loses_only_the_job_in_flight(workdir):
+    CountingGenerator.calls = 0
+    p = write_suite(workdir, models=[{"name": "test-drift", "params": {"interrupt_on_call": 3}}])
+    suite = load_suite(p)
+    runner = Runner(suite)
+    done = runner.run_all()
+    assert len(done) == 2 and runner.cancelled
+    assert not list((workdir / "run" / "clips").glob("*.part.mp4"))
+    assert len(Runner(suite).run_all()) == 2  # the third (interrupted) and the fourth
+
+
+def test_progress_callbacks_and_streaming_records(workdir):
+    events = []
+
+    class Spy:
+        def on_run_start(self, jobs, todo): events.append(("start", len(todo)))
+        def on_job_start(self, job, i, n): events.append(("job", i, n))
+        def on_step(self, job, stage, i, n): events.append((stage, i, n))
+        def on_run_end(self, records, cancelled): events.append(("end", len(records), cancelled))
+
+    runner = Runner(load_suite(write_suite(workdir, seeds=[0])), callbacks=[Spy()])
+    it = runner.run()
+    first = next(it)  # records arrive as they finish
+    assert first["status"] == "ok" and len(lines(workdir / "run")) == 1
+    list(it)
+    assert events[0] == ("start", 2) and events[-1] == ("end", 2, False)
+    assert ("generate", 6, 6) in events and any(e[0] == "evaluate" for e in events)
+
+
+def test_shards_partition_jobs(workdir):
+    suite = load_suite(write_suite(workdir))
+    a, b = Runner(suite, shard=(0, 2)).jobs, Runner(suite, shard=(1, 2)).jobs
+    assert {j.id for j in a} | {j.id for j in b} == {j.id for j in expand_jobs(suite)} and not {j.id for j in a} & {j.id for j in b}
+
+
+def test_torn_last_line_is_skipped_and_repaired(workdir):
+    store = RunStore(workdir / "s")
+    store.append({"job_id": "a", "status": "ok"})
+    with open(store.results, "a") as f:
+        f.write('{"job_id": "b", "sta')  # a hard kill mid-write
+    assert list(store.latest()) == ["a"]
+    store.append({"job_id": "c", "status": "ok"})
+    assert list(store.latest()) == ["a", "c"]
+
+
+# --- CLI -----------------------------------------------------------------------------------------------
+def test_cli_run_twice_then_report(workdir):
+    cli = CliRunner()
+    p = write_suite(workdir)
+    r1 = cli.invoke(app, ["run", str(p)])
+    assert r1.exit_code == 0, r1.output
+    assert "4 jobs done, 0 failed" in r1.output and "report.html" in r1.output
+    r2 = cli.invoke(app, ["run", str(p)])
+    assert "4 of 4 jobs already finished" in r2.output and "0 jobs done" in r2.output
+    html = (workdir / "run" / "report.html").read_text()
+    assert html.count("<video") == 4 and "temporal_flicker" in html
+    r3 = cli.invoke(app, ["report", str(workdir / "run")])
+    assert r3.exit_code == 0 and r3.output.strip().endswith("report.html")
+
+
+def test_cli_bad_suite_is_one_line(workdir):
+    r = CliRunner().invoke(app, ["run", str(write_suite(workdir, modles=["x"]))])
+    assert r.exit_code == 2 and "unknown key 'modles'" in r.output
+
+
+def test_cli_eval_json(workdir):
+    clip = Clip.from_frames(np.zeros((5, 32, 32, 3), np.uint8) + 100, fps=10).save(workdir / "c.mp4")
+    r = CliRunner().invoke(app, ["eval", str(clip), "--metrics", "temporal_flicker", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert set(out) == {"video", "scores", "backends", "errors"}
+    assert out["scores"]["temporal_flicker"] == pytest.approx(1.0)
+    bad = CliRunner().invoke(app, ["eval", str(clip), "--metrics", "nonsense"])
+    assert bad.exit_code == 2 and "unknown metric 'nonsense'" in bad.output
+
+
+def test_cli_models_and_metrics_json():
+    models = json.loads(CliRunner().invoke(app, ["models", "--json"]).output)
+    names = {m["name"] for m in models}
+    assert {"static", "kenburns", "puppet"} <= names
+    assert all("weights_available" in m and "defaults" in m for m in models)
+    metrics = json.loads(CliRunner().invoke(app, ["metrics", "--json"]).output)
+    assert {"temporal_flicker", "identity_similarity", "sync_offset"} <= {m["name"] for m in metrics}
+    assert all(m["direction"] in ("higher", "lower", "neither") for m in metrics)

@@ -1,0 +1,389 @@
+"""Temporal consistency and motion metrics (VBench dimensions + flow warping error).
+
+Every metric here is streamed: `update()` sees one frame at a time and keeps only what it needs
+(the previous frame or two). Optical flow is the shared DIS flow of `FrameStep` (computed once per
+consecutive pair at analysis size, <= ANALYSIS_MAX_SIDE), so running all of them adds little on top
+of the flow itself. `motion_smoothness` needs one extra flow (frame i-1 -> i+1) for odd i only.
+
+Learned feature-similarity metrics (DINO / CLIP / LPIPS) live in `consistency.py` and are listed
+in this module's METRICS too, so the registry picks them up with the temporal group.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
+from workbench.metrics.flow import dis_flow
+
+FLOW_BACKEND = "opencv-dis"  # classical flow of FrameStep.flow_fw / flow_bw
+RAFT_ENV = "WORKBENCH_RAFT_WEIGHTS"
+RAFT_FILES = {  # torchvision's published checkpoints, as they land in the torch hub cache
+    "raft_large": "raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+    "raft_small": "raft_small_C_T_V2-01064c6d.pth",
+}
+
+
+def _need_pairs(name: str, n_pairs: int, minimum: int = 1) -> None:
+    if n_pairs < minimum:
+        raise MetricUnavailable(f"{name} needs at least {minimum + 1} frames, the clip has {n_pairs + 1}; "
+                                "pass a longer clip")
+
+
+# --------------------------------------------------------------------------------------------------
+# temporal_flicker
+# --------------------------------------------------------------------------------------------------
+class TemporalFlicker(Metric):
+    """VBench temporal flickering: (255 - mean |frame_t - frame_{t-1}|) / 255.
+
+    VBench scores this on static-camera videos only; here it is computed on every consecutive pair of
+    any clip, so camera or subject motion also lowers it (read it next to `flow_magnitude`)."""
+
+    name = "temporal_flicker"
+    scores = (ScoreSpec("temporal_flicker", True, "[0, 1]",
+                        "1 - mean absolute RGB difference of consecutive frames / 255 (every pair, any camera)",
+                        "VBench temporal_flickering (Huang et al. 2024)"),)
+
+    def backend(self) -> str:
+        return "pixel-mae"
+
+    def start(self, inputs: EvalInputs) -> None:
+        super().start(inputs)
+        self._sum, self._n = 0.0, 0
+
+    def update(self, step: FrameStep) -> None:
+        prev = step.prev_frame
+        if prev is None:
+            return
+        import cv2
+
+        self._sum += float(cv2.absdiff(prev, step.frame).mean())
+        self._n += 1
+
+    def finish(self) -> dict[str, float | None]:
+        _need_pairs(self.name, self._n)
+        return {"temporal_flicker": (255.0 - self._sum / self._n) / 255.0}
+
+
+# --------------------------------------------------------------------------------------------------
+# optical flow backends: shared DIS, or RAFT when its weights are on this machine
+# --------------------------------------------------------------------------------------------------
+def find_raft_weights(path: str | Path | None = None, search_cache: bool = True) -> Path | None:
+    """Locate RAFT weights: explicit path, then $WORKBENCH_RAFT_WEIGHTS, then the torch hub cache."""
+    for cand in (path, os.environ.get(RAFT_ENV)):
+        if cand:
+            p = Path(cand).expanduser()
+            if not p.is_file():
+                raise MetricUnavailable(f"RAFT weights {p} not found; pass an existing .pth path "
+                                        f"(option raft_weights or ${RAFT_ENV}) or use flow='dis'")
+            return p
+    if search_cache:
+        import torch
+
+        ckpt_dir = Path(torch.hub.get_dir()) / "checkpoints"
+        for fname in RAFT_FILES.values():
+            if (ckpt_dir / fname).is_file():
+                return ckpt_dir / fname
+    return None
+
+
+def load_raft(path: str | Path, device: str = "cpu") -> tuple[Any, str]:
+    """Build a torchvision RAFT (large or small, inferred from the state dict) and load `path`.
+
+    Returns (model in eval mode, "raft_large" | "raft_small")."""
+    import torch
+    from torchvision.models.optical_flow import raft_large, raft_small
+
+    path = Path(path)
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise MetricUnavailable(f"RAFT weights {path} cannot be read ({type(e).__name__}); "
+                                "pass a torchvision raft_small/raft_large state dict") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    order = ("raft_small", "raft_large") if "small" in path.name else ("raft_large", "raft_small")
+    builders = {"raft_large": raft_large, "raft_small": raft_small}
+    for kind in order:
+        model = builders[kind](weights=None, progress=False)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError:
+            continue
+        return model.eval().to(device), kind
+    raise MetricUnavailable(f"RAFT weights {path} match neither torchvision raft_large nor raft_small; "
+                            "pass a torchvision RAFT checkpoint")
+
+
+_RAFT_CACHE: dict[tuple[str, str], tuple[Any, str]] = {}  # (path, device) -> loaded model: load once per process
+
+
+class RaftFlow:
+    """Dense flow with a torchvision RAFT model; same convention as `dis_flow` (a(x) ~ b(x + f))."""
+
+    def __init__(self, path: str | Path, iters: int = 12, device: str | None = None):
+        import torch
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        key = (str(Path(path).resolve()), self.device)
+        if key not in _RAFT_CACHE:
+            _RAFT_CACHE[key] = load_raft(path, self.device)
+        self.model, self.kind = _RAFT_CACHE[key]
+        self.iters = int(iters)
+
+    def pair(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forward (a->b) and backward (b->a) flow of two uint8 RGB frames, one batched call."""
+        import torch
+        import torch.nn.functional as F
+
+        h, w = a.shape[:2]
+        x = torch.from_numpy(np.stack([a, b])).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        ph, pw = (-h) % 8, (-w) % 8
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        x = x.to(self.device)
+        with torch.inference_mode():
+            flows = self.model(x[[0, 1]], x[[1, 0]], num_flow_updates=self.iters)[-1]
+        out = flows[:, :, :h, :w].permute(0, 2, 3, 1).float().cpu().numpy()
+        return np.ascontiguousarray(out[0]), np.ascontiguousarray(out[1])
+
+
+# --------------------------------------------------------------------------------------------------
+# warp_error
+# --------------------------------------------------------------------------------------------------
+def _remap(image: np.ndarray, mapx: np.ndarray, mapy: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.remap(image, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def warp_error_pair(prev: np.ndarray, cur: np.ndarray, flow_fw: np.ndarray, flow_bw: np.ndarray,
+                    grid: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """Lai et al. 2018 warping error of one pair: mean squared RGB error (values in [0, 1]) between
+    `prev` and `cur` warped back by the forward flow, over pixels that pass the forward/backward
+    consistency check |F_fw + F_bw(x + F_fw)|^2 < 0.01 (|F_fw|^2 + |F_bw(x + F_fw)|^2) + 0.5."""
+    h, w = flow_fw.shape[:2]
+    if grid is None:
+        grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mapx, mapy = grid[0] + flow_fw[..., 0], grid[1] + flow_fw[..., 1]
+    warped = _remap(cur, mapx, mapy).astype(np.float32)
+    bw_at = _remap(flow_bw, mapx, mapy)
+    s = flow_fw + bw_at
+    fb = s[..., 0] ** 2 + s[..., 1] ** 2
+    mags = (flow_fw ** 2).sum(-1) + (bw_at ** 2).sum(-1)
+    valid = fb < 0.01 * mags + 0.5
+    n = int(valid.sum())
+    diff = (warped - prev.astype(np.float32)) * (1.0 / 255.0)
+    sq = (diff * diff).mean(axis=-1)
+    return float(sq[valid].sum() / n) if n else float(sq.mean())
+
+
+class WarpError(Metric):
+    """Flow-warping error between consecutive frames with an occlusion mask (Lai et al. 2018).
+
+    Options: flow = "auto" (RAFT when weights are found, else DIS) | "dis" | "raft";
+    raft_weights = path to a torchvision RAFT state dict (or $WORKBENCH_RAFT_WEIGHTS); raft_iters.
+    In "auto" the torch hub cache is searched only when CUDA is present (RAFT on CPU is slow)."""
+
+    name = "warp_error"
+    scores = (ScoreSpec("warp_error", False, "[0, 1]",
+                        "mean squared RGB error ([0,1] scale) between each frame and the next one warped back "
+                        "by optical flow, over non-occluded pixels (forward/backward check)",
+                        "Lai et al. 2018, Learning Blind Video Temporal Consistency"),)
+
+    def __init__(self, flow: str = "auto", raft_weights: str | Path | None = None, raft_iters: int = 12):
+        if flow not in ("auto", "dis", "raft"):
+            raise ValueError(f"warp_error: flow must be 'auto', 'dis' or 'raft', got {flow!r}")
+        self.flow = flow
+        self.raft_weights = raft_weights
+        self.raft_iters = raft_iters
+        self._raft: RaftFlow | None = None
+        self._weights: Path | None = None
+
+    def _resolve(self) -> Path | None:
+        if self.flow == "dis":
+            return None
+        import torch
+
+        return find_raft_weights(self.raft_weights, search_cache=torch.cuda.is_available() or self.flow == "raft")
+
+    @classmethod
+    def backends_available(cls) -> dict[str, bool]:
+        try:
+            raft = find_raft_weights() is not None
+        except MetricUnavailable:
+            raft = False
+        return {FLOW_BACKEND: True, "raft": raft}
+
+    def backend(self) -> str:
+        if self._raft is not None:
+            return self._raft.kind
+        return "raft" if (self.flow == "raft" or self._weights is not None) else FLOW_BACKEND
+
+    def start(self, inputs: EvalInputs) -> None:
+        super().start(inputs)
+        self._weights = self._resolve()
+        if self.flow == "raft" and self._weights is None:
+            raise MetricUnavailable(f"warp_error: RAFT weights not found; set ${RAFT_ENV} to a torchvision "
+                                    "raft_small/raft_large .pth, or use flow='dis'")
+        if self._weights is not None and self._raft is None:
+            self._raft = RaftFlow(self._weights, self.raft_iters)
+        self._sum, self._n = 0.0, 0
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+
+    def update(self, step: FrameStep) -> None:
+        prev = step.prev_frame
+        if prev is None:
+            return
+        if self._raft is not None:
+            fw, bw = self._raft.pair(prev, step.frame)
+        else:
+            fw, bw = step.flow_fw, step.flow_bw
+        h, w = fw.shape[:2]
+        if self._grid is None or self._grid[0].shape != (h, w):
+            self._grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        self._sum += warp_error_pair(prev, step.frame, fw, bw, self._grid)
+        self._n += 1
+
+    def finish(self) -> dict[str, float | None]:
+        _need_pairs(self.name, self._n)
+        return {"warp_error": self._sum / self._n}
+
+
+# --------------------------------------------------------------------------------------------------
+# motion_smoothness
+# --------------------------------------------------------------------------------------------------
+def interpolate_midframe(a: np.ndarray, b: np.ndarray, flow_ab: np.ndarray,
+                         grid: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Classical frame interpolation at t = 1/2: sample `a` half a flow back and `b` half a flow
+    forward (linear motion, flow taken at the target pixel) and average. float32 RGB."""
+    h, w = flow_ab.shape[:2]
+    if grid is None:
+        grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    hx, hy = 0.5 * flow_ab[..., 0], 0.5 * flow_ab[..., 1]
+    wa = _remap(a, grid[0] - hx, grid[1] - hy).astype(np.float32)
+    wb = _remap(b, grid[0] + hx, grid[1] + hy).astype(np.float32)
+    return 0.5 * (wa + wb)
+
+
+class MotionSmoothness(Metric):
+    """VBench motion smoothness with a classical interpolator: every odd frame i is rebuilt from
+    frames i-1 and i+1 (DIS flow i-1 -> i+1, both warped halfway, blended) and compared with the
+    real one; score = 1 - mean |interpolated - real| / 255. VBench uses the learned AMT-S
+    interpolator instead, so absolute values differ from VBench's; rankings are what to compare."""
+
+    name = "motion_smoothness"
+    scores = (ScoreSpec("motion_smoothness", True, "[0, 1]",
+                        "1 - mean abs error / 255 of odd frames re-created by flow interpolation of their "
+                        "even neighbours (classical DIS interpolator)",
+                        "VBench motion_smoothness (Huang et al. 2024), AMT replaced by DIS flow"),)
+
+    def backend(self) -> str:
+        return f"{FLOW_BACKEND}-interp"
+
+    def start(self, inputs: EvalInputs) -> None:
+        super().start(inputs)
+        self._buf: list[tuple[np.ndarray, np.ndarray]] = []  # (frame, gray) of the last two frames
+        self._sum, self._n = 0.0, 0
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+
+    def update(self, step: FrameStep) -> None:
+        if step.index % 2 == 0 and len(self._buf) == 2:
+            (a, a_gray), (mid, _) = self._buf
+            b = step.frame
+            flow = dis_flow(a_gray, step.gray)
+            h, w = flow.shape[:2]
+            if self._grid is None or self._grid[0].shape != (h, w):
+                self._grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            est = interpolate_midframe(a, b, flow, self._grid)
+            self._sum += float(np.abs(np.rint(est) - mid.astype(np.float32)).mean())
+            self._n += 1
+        self._buf.append((step.frame, step.gray))
+        if len(self._buf) > 2:
+            self._buf.pop(0)
+
+    def finish(self) -> dict[str, float | None]:
+        if self._n < 1:
+            raise MetricUnavailable("motion_smoothness needs at least 3 frames (one odd frame between two even "
+                                    "ones); pass a longer clip")
+        return {"motion_smoothness": (255.0 - self._sum / self._n) / 255.0}
+
+
+# --------------------------------------------------------------------------------------------------
+# dynamic_degree + flow_magnitude
+# --------------------------------------------------------------------------------------------------
+def top_mean(mag: np.ndarray, frac: float = 0.05) -> float:
+    """Mean of the largest `frac` share of values (VBench: top 5% of flow magnitudes)."""
+    flat = mag.reshape(-1)
+    k = max(1, int(flat.size * frac))
+    return float(np.partition(flat, flat.size - k)[flat.size - k:].mean())
+
+
+def vbench_dynamic(pair_scores: list[float], fps: float, min_side: int) -> tuple[bool, float, int, int]:
+    """VBench's dynamic_degree rule on per-consecutive-pair top-5% flow magnitudes.
+
+    VBench samples frames every round(fps/8) frames, takes RAFT flow between sampled frames, and calls
+    a video dynamic when at least round(4 * n_sampled / 16) sampled pairs exceed
+    thres = max(1, 8/fps) * 6 * min(h, w) / 256. Our flow is between consecutive frames, so the
+    magnitude across one sampling interval is approximated by the sum over its consecutive pairs.
+    Returns (moves, thres, count_num, pairs_above). count_num is at least 1."""
+    interval = max(1, round(fps / 8.0))
+    n_frames = len(pair_scores) + 1
+    n_sampled = len(range(0, n_frames, interval))
+    groups = [sum(pair_scores[j:j + interval]) for j in range(0, len(pair_scores) - interval + 1, interval)]
+    thres = max(1.0, 8.0 / fps) * 6.0 * (min_side / 256.0)
+    count_num = max(1, round(4 * (n_sampled / 16.0)))
+    above = sum(1 for g in groups if g > thres)
+    return above >= count_num, thres, count_num, above
+
+
+class DynamicDegree(Metric):
+    """VBench dynamic degree (does the clip move?) plus the plain mean flow magnitude, so a static
+    clip cannot win on consistency metrics unnoticed."""
+
+    name = "dynamic_degree"
+    scores = (
+        ScoreSpec("dynamic_degree", True, "{0, 1}",
+                  "1 when enough frame pairs have large motion (VBench rule: top-5% flow magnitude above "
+                  "6*min(h,w)/256 px per 1/8 s), else 0",
+                  "VBench dynamic_degree (Huang et al. 2024), RAFT replaced by DIS flow"),
+        ScoreSpec("flow_magnitude", None, "[0, inf)",
+                  "mean optical-flow magnitude, pixels per frame at analysis size (<= 512 px side)",
+                  "plain measurement (DIS optical flow)"),
+    )
+
+    def backend(self) -> str:
+        return FLOW_BACKEND
+
+    def start(self, inputs: EvalInputs) -> None:
+        super().start(inputs)
+        self._top: list[float] = []
+        self._mean_sum = 0.0
+        self._min_side = 0
+        self._fps = inputs.video.fps
+
+    def update(self, step: FrameStep) -> None:
+        flow = step.flow_fw
+        if flow is None:
+            return
+        import cv2
+
+        mag = cv2.magnitude(flow[..., 0], flow[..., 1])
+        self._top.append(top_mean(mag[::2, ::2]))  # 1/4 of the pixels: same top-5% mean within noise, 4x faster
+        self._mean_sum += float(mag.mean())
+        self._min_side = min(flow.shape[:2])
+        self._fps = step.fps or self._fps
+
+    def finish(self) -> dict[str, float | None]:
+        _need_pairs(self.name, len(self._top))
+        moves, *_ = vbench_dynamic(self._top, self._fps, self._min_side)
+        return {"dynamic_degree": 1.0 if moves else 0.0, "flow_magnitude": self._mean_sum / len(self._top)}
+
+
+from workbench.metrics.consistency import CONSISTENCY_METRICS  # noqa: E402  (learned, DINO/CLIP/LPIPS)
+
+METRICS: list[type[Metric]] = [TemporalFlicker, WarpError, MotionSmoothness, DynamicDegree, *CONSISTENCY_METRICS]
