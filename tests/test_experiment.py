@@ -14,33 +14,10 @@ from typer.testing import CliRunner
 from workbench.cli import app
 from workbench.experiment import Runner, expand_jobs
 from workbench.media import Audio, Clip
-from workbench.models.base import GenerationRequest, Generator, register
 from workbench.store import RunStore
 from workbench.suite import SuiteError, load_suite
 
-
-@register
-class CountingGenerator(Generator):
-    """A real (tiny) generator for runner tests: a gradient that drifts with the seed; counts its calls."""
-
-    name = "test-drift"
-    task = "image-to-video"
-    description = "test generator"
-    defaults = {"num_frames": 6, "fps": 12, "interrupt_on_call": 0}
-    calls = 0
-
-    def generate(self, request: GenerationRequest, progress=None) -> Clip:
-        type(self).calls += 1
-        if self.params["interrupt_on_call"] and type(self).calls == self.params["interrupt_on_call"]:
-            raise KeyboardInterrupt
-        img = request.image[:32, :32].astype(np.float32)
-        frames = []
-        n = self.params["num_frames"]
-        for i in range(n):
-            frames.append(np.roll(img, i + request.seed, axis=1))
-            if progress:
-                progress(i + 1, n)
-        return Clip.from_frames(np.stack(frames).astype(np.uint8), fps=self.params["fps"], audio=request.audio)
+from conftest import CountingGenerator
 
 
 @pytest.fixture

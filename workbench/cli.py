@@ -157,7 +157,8 @@ def models(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command("metrics")
-def metrics_(as_json: bool = typer.Option(False, "--json")) -> None:
+def metrics_(as_json: bool = typer.Option(False, "--json"),
+             markdown: bool = typer.Option(False, "--markdown", help="print the README's metric table")) -> None:
     """List metrics: score names, direction, range, inputs, backends and their availability."""
     from workbench.metrics import metric_classes
 
@@ -171,6 +172,13 @@ def metrics_(as_json: bool = typer.Option(False, "--json")) -> None:
                          "description": s.description, "source": s.source})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
+        return
+    if markdown:
+        typer.echo("| metric | better | range | needs | backends (offline first) | what it measures | follows |")
+        typer.echo("|---|---|---|---|---|---|---|")
+        for r in rows:
+            typer.echo(f"| `{r['name']}` | {r['direction']} | {r['range']} | {', '.join(r['requires']) or 'video'} | "
+                       f"{', '.join(r['backends'])} | {r['description']} | {r['source']} |")
         return
     for r in rows:
         avail = ", ".join(f"{k}{'' if v else ' (missing)'}" for k, v in r["backends"].items())

@@ -1,0 +1,390 @@
+"""Learned feature-similarity consistency metrics: DINO subject consistency, CLIP background
+consistency, VBench++ i2v subject fidelity, and LPIPS between consecutive frames.
+
+The weights are the user's: DINO and CLIP load from the Hugging Face hub (or a local folder given as
+option `model_path` / env var), LPIPS's AlexNet/VGG backbone from the torch hub cache (or a path).
+When they are not on this machine the metric raises MetricUnavailable with a one-line fix, never a
+silent substitute. Frames are sampled evenly (at most `max_frames`) and embedded in batches.
+Loaded models are cached per process, so scoring many clips loads each model once.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
+
+DINO_HUB_ID = "facebook/dino-vitb16"
+CLIP_HUB_ID = "openai/clip-vit-base-patch32"
+DINO_ENV, CLIP_ENV, LPIPS_ENV = "WORKBENCH_DINO", "WORKBENCH_CLIP", "WORKBENCH_LPIPS_BACKBONE"
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+LPIPS_BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+
+_MODELS: dict[tuple, Any] = {}  # (kind, source, device) -> loaded model
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def hf_source(hub_id: str, env: str, model_path: str | Path | None) -> tuple[str, bool]:
+    """Where to load a transformers model from: (path or hub id, is_local_folder)."""
+    for cand in (model_path, os.environ.get(env)):
+        if cand:
+            p = Path(cand).expanduser()
+            if not (p / "config.json").is_file():
+                raise MetricUnavailable(f"{p}: not a transformers model folder (no config.json); pass a folder "
+                                        f"saved with save_pretrained (option model_path or ${env})")
+            return str(p), True
+    return hub_id, False
+
+
+def hub_cached(hub_id: str) -> bool:
+    """Whether `hub_id`'s config is in the local Hugging Face cache (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+    except Exception:
+        return False
+
+
+def load_hf_vision(kind: str, hub_id: str, env: str, model_path: str | Path | None = None) -> tuple[Any, str]:
+    """Load a DINO (`kind="dino"`, AutoModel) or CLIP (`kind="clip"`, CLIPVisionModelWithProjection)
+    image encoder; returns (model in eval mode on the best device, source). Cached per process."""
+    source, local = hf_source(hub_id, env, model_path)
+    dev = _device()
+    key = (kind, source, dev)
+    if key in _MODELS:
+        return _MODELS[key], source
+    label = {"dino": "DINO", "clip": "CLIP"}[kind]
+    if not local and _offline() and not hub_cached(hub_id):
+        raise MetricUnavailable(f"{label} weights {hub_id} not in the local HF cache; run on a GPU box with hub "
+                                f"access or set {env}=path")
+    from transformers import AutoModel, CLIPVisionModelWithProjection
+
+    cls = AutoModel if kind == "dino" else CLIPVisionModelWithProjection
+    try:
+        model = cls.from_pretrained(source, local_files_only=local or _offline())
+    except Exception as e:
+        raise MetricUnavailable(f"{label} weights {source} could not be loaded ({type(e).__name__}); run on a GPU "
+                                f"box with hub access or set {env}=path") from None
+    model = model.eval().to(dev)
+    _MODELS[key] = model
+    return model, source
+
+
+# --------------------------------------------------------------------------------------------------
+# preprocessing (VBench transforms, batched in torch)
+# --------------------------------------------------------------------------------------------------
+def _to_tensor(frames: list[np.ndarray]):
+    import torch
+
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255.0)
+
+
+def _resize_short(x, n_px: int, mode: str):
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    s = n_px / float(min(h, w))
+    size = (max(n_px, round(h * s)), max(n_px, round(w * s)))
+    if (h, w) == size:
+        return x
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=False)
+
+
+def _normalize(x, mean, std):
+    import torch
+
+    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+class Encoder:
+    """Frames -> L2-normalised embeddings with VBench's preprocessing for DINO or CLIP."""
+
+    def __init__(self, kind: str, model: Any, batch: int = 16):
+        self.kind, self.model, self.batch = kind, model, batch
+        self.n_px = int(getattr(model.config, "image_size", 224))
+
+    def prepare(self, frames: list[np.ndarray]):
+        x = _to_tensor(frames)
+        if self.kind == "dino":  # Resize(224) shorter side, no crop; ImageNet normalisation
+            return _normalize(_resize_short(x, self.n_px, "bilinear"), IMAGENET_MEAN, IMAGENET_STD)
+        x = _resize_short(x, self.n_px, "bicubic")  # Resize(224, bicubic) + CenterCrop(224)
+        h, w = x.shape[-2:]
+        top, left = (h - self.n_px) // 2, (w - self.n_px) // 2
+        return _normalize(x[:, :, top:top + self.n_px, left:left + self.n_px], CLIP_MEAN, CLIP_STD)
+
+    def __call__(self, frames: list[np.ndarray]):
+        import torch
+        import torch.nn.functional as F
+
+        dev = next(self.model.parameters()).device
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(frames), self.batch):
+                x = self.prepare(frames[i:i + self.batch]).to(dev)
+                if self.kind == "dino":  # DINO's feature is the final-norm CLS token
+                    feat = self.model(pixel_values=x, interpolate_pos_encoding=True).last_hidden_state[:, 0]
+                else:  # CLIP encode_image: projected pooled embedding
+                    feat = self.model(pixel_values=x).image_embeds
+                outs.append(F.normalize(feat.float(), dim=-1).cpu())
+        return torch.cat(outs)
+
+
+def sample_indices(n_frames: int, max_frames: int | None) -> set[int] | None:
+    """Evenly spaced frame indices (None: every frame)."""
+    if not max_frames or n_frames <= 0 or n_frames <= max_frames:
+        return None
+    return {int(round(v)) for v in np.linspace(0, n_frames - 1, max_frames)}
+
+
+def vbench_consistency(feats) -> float:
+    """VBench subject/background consistency: mean over i >= 1 of
+    (max(0, cos(f_i, f_{i-1})) + max(0, cos(f_i, f_0))) / 2, features already L2-normalised."""
+    prev = (feats[1:] * feats[:-1]).sum(-1).clamp(min=0)
+    first = (feats[1:] * feats[:1]).sum(-1).clamp(min=0)
+    return float(((prev + first) / 2).mean())
+
+
+def vbench_i2v_subject(image_feat, feats) -> float:
+    """VBench++ i2v_subject: 0.5 * max_i max(0, cos(image, f_i)) + 0.5 * mean_i max(0, cos(f_{i-1}, f_i))
+    (VBench++ also has a min-consecutive term with weight 0)."""
+    to_input = (feats * image_feat.view(1, -1)).sum(-1).clamp(min=0)
+    consec = (feats[1:] * feats[:-1]).sum(-1).clamp(min=0)
+    return float(0.5 * to_input.max() + 0.5 * consec.mean())
+
+
+class _FeatureConsistency(Metric):
+    """Collect evenly sampled frames while streaming, embed them in batches at the end."""
+
+    kind = "dino"
+    hub_id, env = DINO_HUB_ID, DINO_ENV
+
+    def __init__(self, model_path: str | Path | None = None, max_frames: int | None = 32, batch: int = 16):
+        self.model_path = model_path
+        self.max_frames = max_frames
+        self.batch = batch
+        self._source: str | None = None
+
+    @classmethod
+    def backends_available(cls) -> dict[str, bool]:
+        env = os.environ.get(cls.env)
+        return {cls.hub_id: bool(env and (Path(env) / "config.json").is_file()) or hub_cached(cls.hub_id)}
+
+    def backend(self) -> str:
+        return self._source or self.hub_id
+
+    def start(self, inputs: EvalInputs) -> None:
+        super().start(inputs)
+        model, self._source = load_hf_vision(self.kind, self.hub_id, self.env, self.model_path)
+        self._encoder = Encoder(self.kind, model, self.batch)
+        self._keep = sample_indices(inputs.video.num_frames, self.max_frames)
+        self._frames: list[np.ndarray] = []
+
+    def update(self, step: FrameStep) -> None:
+        if self._keep is None or step.index in self._keep:
+            self._frames.append(_shrink(step.frame, self._encoder.n_px))
+
+    def _features(self):
+        if self.max_frames and len(self._frames) > self.max_frames:  # header under-counted the frames
+            idx = np.linspace(0, len(self._frames) - 1, self.max_frames).round().astype(int)
+            self._frames = [self._frames[i] for i in idx]
+        if len(self._frames) < 2:
+            raise MetricUnavailable(f"{self.name} needs at least 2 frames, the clip has {len(self._frames)}")
+        return self._encoder(self._frames)
+
+
+def _shrink(frame: np.ndarray, n_px: int) -> np.ndarray:
+    """Downscale (area) so the shorter side is about 2*n_px: keeps memory small, resampled again later."""
+    h, w = frame.shape[:2]
+    if min(h, w) <= 2 * n_px:
+        return frame
+    import cv2
+
+    s = 2 * n_px / float(min(h, w))
+    return cv2.resize(frame, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+
+
+class SubjectConsistency(_FeatureConsistency):
+    """VBench subject consistency with DINO ViT-B/16 features (hub id facebook/dino-vitb16)."""
+
+    name = "subject_consistency"
+    scores = (ScoreSpec("subject_consistency", True, "[0, 1]",
+                        "mean over frames of (cos(f_i, f_0) + cos(f_i, f_{i-1})) / 2, DINO ViT-B/16 CLS features, "
+                        "clamped at 0; at most 32 evenly sampled frames",
+                        "VBench subject_consistency (Huang et al. 2024)"),)
+
+    def finish(self) -> dict[str, float | None]:
+        return {"subject_consistency": vbench_consistency(self._features())}
+
+
+class BackgroundConsistency(_FeatureConsistency):
+    """VBench background consistency with CLIP ViT-B/32 image embeddings."""
+
+    name = "background_consistency"
+    kind = "clip"
+    hub_id, env = CLIP_HUB_ID, CLIP_ENV
+    scores = (ScoreSpec("background_consistency", True, "[0, 1]",
+                        "mean over frames of (cos(f_i, f_0) + cos(f_i, f_{i-1})) / 2, CLIP ViT-B/32 image "
+                        "embeddings, clamped at 0; at most 32 evenly sampled frames",
+                        "VBench background_consistency (Huang et al. 2024)"),)
+
+    def finish(self) -> dict[str, float | None]:
+        return {"background_consistency": vbench_consistency(self._features())}
+
+
+class I2VSubject(_FeatureConsistency):
+    """VBench++ i2v subject: does the video keep the subject of the input image (DINO features)?
+    The image is centre-cropped to the video's aspect ratio first, as VBench++ does."""
+
+    name = "i2v_subject"
+    requires = frozenset({"image"})
+    scores = (ScoreSpec("i2v_subject", True, "[0, 1]",
+                        "0.5 * max_i cos(image, f_i) + 0.5 * mean_i cos(f_{i-1}, f_i), DINO ViT-B/16, clamped at 0",
+                        "VBench++ i2v_subject (Huang et al. 2024)"),)
+
+    def finish(self) -> dict[str, float | None]:
+        from workbench.media import fit_image
+
+        feats = self._features()
+        h, w = self._frames[0].shape[:2]
+        image = self.inputs.image
+        if image is None or image.ndim != 3:
+            raise MetricUnavailable("i2v_subject needs an RGB input image (--image)")
+        img = fit_image(image[..., :3], w, h)
+        return {"i2v_subject": vbench_i2v_subject(self._encoder([img])[0], feats)}
+
+
+# --------------------------------------------------------------------------------------------------
+# LPIPS
+# --------------------------------------------------------------------------------------------------
+def find_lpips_backbone(net: str = "alex", path: str | Path | None = None) -> Path | None:
+    """Backbone weights for LPIPS: explicit path, $WORKBENCH_LPIPS_BACKBONE, then the torch hub cache."""
+    for cand in (path, os.environ.get(LPIPS_ENV)):
+        if cand:
+            p = Path(cand).expanduser()
+            if not p.is_file():
+                raise MetricUnavailable(f"LPIPS backbone weights {p} not found; pass an existing torchvision "
+                                        f"{net} state dict (option backbone or ${LPIPS_ENV})")
+            return p
+    import torch
+
+    p = Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONE_FILES.get(net, "")
+    return p if p.is_file() else None
+
+
+def load_lpips(net: str = "alex", backbone: str | Path | None = None) -> tuple[Any, str]:
+    """LPIPS v0.1 (Zhang et al. 2018): the lpips package's linear layers + a torchvision AlexNet/VGG
+    backbone loaded from a local file (torchvision would download it, which we never do)."""
+    if net not in LPIPS_BACKBONE_FILES:
+        raise ValueError(f"lpips net must be one of {sorted(LPIPS_BACKBONE_FILES)}, got {net!r}")
+    path = find_lpips_backbone(net, backbone)
+    if path is None:
+        raise MetricUnavailable(f"LPIPS backbone {LPIPS_BACKBONE_FILES[net]} not in the torch hub cache; run on a box "
+                                f"with it in ~/.cache/torch/hub/checkpoints or set {LPIPS_ENV}=path")
+    dev = _device()
+    key = ("lpips", net, str(path.resolve()), dev)
+    if key in _MODELS:
+        return _MODELS[key], f"lpips-{net}"
+    import torch
+
+    import lpips
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = lpips.LPIPS(pretrained=True, net=net, pnet_rand=True, verbose=False)
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise MetricUnavailable(f"LPIPS backbone {path} cannot be read ({type(e).__name__}); pass a torchvision "
+                                f"{net} state dict") from None
+    # lpips keeps torchvision's layer indices: net.sliceK.<i>.weight <- features.<i>.weight
+    mapped = {}
+    for k in model.net.state_dict():
+        src = "features." + k.split(".", 1)[1]
+        if src not in state:
+            raise MetricUnavailable(f"LPIPS backbone {path} lacks {src}; pass a torchvision {net} state dict")
+        mapped[k] = state[src]
+    model.net.load_state_dict(mapped)
+    model = model.eval().to(dev)
+    _MODELS[key] = model
+    return model, f"lpips-{net}"
+
+
+def lpips_distance(model: Any, a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
+    """LPIPS distance of each pair (a[i], b[i]) of uint8 RGB frames of one size; shape (N,)."""
+    import torch
+
+    dev = next(model.parameters()).device
+    with torch.inference_mode():
+        x = _to_tensor(a).mul(2).sub(1).to(dev)
+        y = _to_tensor(b).mul(2).sub(1).to(dev)
+        return model(x, y).reshape(-1).float().cpu().numpy()
+
+
+class LpipsTemporal(Metric):
+    """LPIPS between consecutive frames: perceptual frame-to-frame change (lower = steadier)."""
+
+    name = "lpips_temporal"
+    scores = (ScoreSpec("lpips_temporal", False, "[0, 1+)",
+                        "mean LPIPS (AlexNet, v0.1) between consecutive frames at analysis size",
+                        "Zhang et al. 2018 LPIPS; temporal use as in Lai et al. 2018"),)
+
+    def __init__(self, net: str = "alex", backbone: str | Path | None = None, batch: int = 8):
+        self.net, self.backbone_path, self.batch = net, backbone, batch
+
+    @classmethod
+    def backends_available(cls) -> dict[str, bool]:
+        try:
+            return {"lpips-alex": find_lpips_backbone("alex") is not None}
+        except MetricUnavailable:
+            return {"lpips-alex": False}
+
+    def backend(self) -> str:
+        return f"lpips-{self.net}"
+
+    def start(self, inputs: EvalInputs) -> None:
+        super().start(inputs)
+        self._model, _ = load_lpips(self.net, self.backbone_path)
+        self._a: list[np.ndarray] = []
+        self._b: list[np.ndarray] = []
+        self._sum, self._n = 0.0, 0
+
+    def _flush(self) -> None:
+        if self._a:
+            d = lpips_distance(self._model, self._a, self._b)
+            self._sum += float(d.sum())
+            self._n += len(d)
+            self._a, self._b = [], []
+
+    def update(self, step: FrameStep) -> None:
+        if step.prev_frame is None:
+            return
+        self._a.append(step.prev_frame)
+        self._b.append(step.frame)
+        if len(self._a) >= self.batch:
+            self._flush()
+
+    def finish(self) -> dict[str, float | None]:
+        self._flush()
+        if self._n < 1:
+            raise MetricUnavailable("lpips_temporal needs at least 2 frames; pass a longer clip")
+        return {"lpips_temporal": self._sum / self._n}
+
+
+CONSISTENCY_METRICS: list[type[Metric]] = [SubjectConsistency, BackgroundConsistency, I2VSubject, LpipsTemporal]
