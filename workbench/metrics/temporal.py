@@ -161,32 +161,50 @@ def _remap(image: np.ndarray, mapx: np.ndarray, mapy: np.ndarray) -> np.ndarray:
     return cv2.remap(image, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def lattice(h: int, w: int, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Full-resolution pixel coordinates (x, y) of every `stride`-th pixel, float32 grids."""
+    return np.meshgrid(np.arange(0, w, stride, dtype=np.float32), np.arange(0, h, stride, dtype=np.float32))
+
+
 def warp_error_pair(prev: np.ndarray, cur: np.ndarray, flow_fw: np.ndarray, flow_bw: np.ndarray,
-                    grid: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+                    stride: int = 1, grid: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """Lai et al. 2018 warping error of one pair: mean squared RGB error (values in [0, 1]) between
     `prev` and `cur` warped back by the forward flow, over pixels that pass the forward/backward
-    consistency check |F_fw + F_bw(x + F_fw)|^2 < 0.01 (|F_fw|^2 + |F_bw(x + F_fw)|^2) + 0.5."""
+    consistency check |F_fw + F_bw(x + F_fw)|^2 < 0.01 (|F_fw|^2 + |F_bw(x + F_fw)|^2) + 0.5.
+
+    `stride` > 1 evaluates the mean on a regular lattice of every stride-th pixel (warping still
+    samples the full-resolution frame): the same expectation at 1/stride^2 of the cost."""
+    import cv2
+
     h, w = flow_fw.shape[:2]
     if grid is None:
-        grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    mapx, mapy = grid[0] + flow_fw[..., 0], grid[1] + flow_fw[..., 1]
-    warped = _remap(cur, mapx, mapy).astype(np.float32)
+        grid = lattice(h, w, stride)
+    if stride > 1:
+        flow_fw, prev = flow_fw[::stride, ::stride], prev[::stride, ::stride]
+    fx, fy = cv2.extractChannel(flow_fw, 0), cv2.extractChannel(flow_fw, 1)
+    mapx, mapy = cv2.add(grid[0], fx), cv2.add(grid[1], fy)
+    warped = _remap(cur, mapx, mapy)  # uint8 bilinear: rounding adds < 4e-6 to the error
     bw_at = _remap(flow_bw, mapx, mapy)
-    s = flow_fw + bw_at
-    fb = s[..., 0] ** 2 + s[..., 1] ** 2
-    mags = (flow_fw ** 2).sum(-1) + (bw_at ** 2).sum(-1)
-    valid = fb < 0.01 * mags + 0.5
-    n = int(valid.sum())
-    diff = (warped - prev.astype(np.float32)) * (1.0 / 255.0)
-    sq = (diff * diff).mean(axis=-1)
-    return float(sq[valid].sum() / n) if n else float(sq.mean())
+    bx, by = cv2.extractChannel(bw_at, 0), cv2.extractChannel(bw_at, 1)
+    sx, sy = cv2.add(fx, bx), cv2.add(fy, by)
+    fb = cv2.add(cv2.multiply(sx, sx), cv2.multiply(sy, sy))
+    mags = cv2.add(cv2.add(cv2.multiply(fx, fx), cv2.multiply(fy, fy)),
+                   cv2.add(cv2.multiply(bx, bx), cv2.multiply(by, by)))
+    valid = (fb < 0.01 * mags + 0.5).view(np.uint8)
+    diff = cv2.absdiff(warped, np.ascontiguousarray(prev)).astype(np.float32)
+    sq = cv2.multiply(diff, diff)
+    channels = sq.shape[2] if sq.ndim == 3 else 1
+    mask = valid if cv2.countNonZero(valid) else None  # everything occluded: plain mean
+    return float(sum(cv2.mean(sq, mask=mask)[:channels]) / channels / 255.0 ** 2)
 
 
 class WarpError(Metric):
     """Flow-warping error between consecutive frames with an occlusion mask (Lai et al. 2018).
 
     Options: flow = "auto" (RAFT when weights are found, else DIS) | "dis" | "raft";
-    raft_weights = path to a torchvision RAFT state dict (or $WORKBENCH_RAFT_WEIGHTS); raft_iters.
+    raft_weights = path to a torchvision RAFT state dict (or $WORKBENCH_RAFT_WEIGHTS); raft_iters;
+    pixel_stride = 2: the per-pair mean is taken on every 2nd pixel in x and y (4x cheaper, same
+    expectation; 1 = every pixel).
     In "auto" the torch hub cache is searched only when CUDA is present (RAFT on CPU is slow)."""
 
     name = "warp_error"
@@ -195,12 +213,14 @@ class WarpError(Metric):
                         "by optical flow, over non-occluded pixels (forward/backward check)",
                         "Lai et al. 2018, Learning Blind Video Temporal Consistency"),)
 
-    def __init__(self, flow: str = "auto", raft_weights: str | Path | None = None, raft_iters: int = 12):
+    def __init__(self, flow: str = "auto", raft_weights: str | Path | None = None, raft_iters: int = 12,
+                 pixel_stride: int = 2):
         if flow not in ("auto", "dis", "raft"):
             raise ValueError(f"warp_error: flow must be 'auto', 'dis' or 'raft', got {flow!r}")
         self.flow = flow
         self.raft_weights = raft_weights
         self.raft_iters = raft_iters
+        self.pixel_stride = max(1, int(pixel_stride))
         self._raft: RaftFlow | None = None
         self._weights: Path | None = None
 
@@ -244,9 +264,9 @@ class WarpError(Metric):
         else:
             fw, bw = step.flow_fw, step.flow_bw
         h, w = fw.shape[:2]
-        if self._grid is None or self._grid[0].shape != (h, w):
-            self._grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        self._sum += warp_error_pair(prev, step.frame, fw, bw, self._grid)
+        if self._grid is None or self._shape != (h, w):
+            self._grid, self._shape = lattice(h, w, self.pixel_stride), (h, w)
+        self._sum += warp_error_pair(prev, step.frame, fw, bw, self.pixel_stride, self._grid)
         self._n += 1
 
     def finish(self) -> dict[str, float | None]:
@@ -257,17 +277,23 @@ class WarpError(Metric):
 # --------------------------------------------------------------------------------------------------
 # motion_smoothness
 # --------------------------------------------------------------------------------------------------
-def interpolate_midframe(a: np.ndarray, b: np.ndarray, flow_ab: np.ndarray,
+def interpolate_midframe(a: np.ndarray, b: np.ndarray, flow_ab: np.ndarray, stride: int = 1,
                          grid: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Classical frame interpolation at t = 1/2: sample `a` half a flow back and `b` half a flow
-    forward (linear motion, flow taken at the target pixel) and average. float32 RGB."""
+    forward (linear motion, flow taken at the target pixel) and average; float32 RGB.
+    With `stride` > 1 only every stride-th pixel (x and y) of the middle frame is produced."""
+    import cv2
+
     h, w = flow_ab.shape[:2]
     if grid is None:
-        grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    hx, hy = 0.5 * flow_ab[..., 0], 0.5 * flow_ab[..., 1]
-    wa = _remap(a, grid[0] - hx, grid[1] - hy).astype(np.float32)
-    wb = _remap(b, grid[0] + hx, grid[1] + hy).astype(np.float32)
-    return 0.5 * (wa + wb)
+        grid = lattice(h, w, stride)
+    if stride > 1:
+        flow_ab = flow_ab[::stride, ::stride]
+    hx = cv2.extractChannel(flow_ab, 0) * np.float32(0.5)
+    hy = cv2.extractChannel(flow_ab, 1) * np.float32(0.5)
+    wa = _remap(a, cv2.subtract(grid[0], hx), cv2.subtract(grid[1], hy))
+    wb = _remap(b, cv2.add(grid[0], hx), cv2.add(grid[1], hy))
+    return cv2.addWeighted(wa, 0.5, wb, 0.5, 0.0, dtype=cv2.CV_32F)
 
 
 class MotionSmoothness(Metric):
@@ -282,6 +308,9 @@ class MotionSmoothness(Metric):
                         "even neighbours (classical DIS interpolator)",
                         "VBench motion_smoothness (Huang et al. 2024), AMT replaced by DIS flow"),)
 
+    def __init__(self, pixel_stride: int = 2):
+        self.pixel_stride = max(1, int(pixel_stride))  # error measured on every 2nd pixel (x, y): 4x cheaper
+
     def backend(self) -> str:
         return f"{FLOW_BACKEND}-interp"
 
@@ -292,15 +321,19 @@ class MotionSmoothness(Metric):
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
 
     def update(self, step: FrameStep) -> None:
+        import cv2
+
         if step.index % 2 == 0 and len(self._buf) == 2:
             (a, a_gray), (mid, _) = self._buf
             b = step.frame
             flow = dis_flow(a_gray, step.gray)
             h, w = flow.shape[:2]
-            if self._grid is None or self._grid[0].shape != (h, w):
-                self._grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            est = interpolate_midframe(a, b, flow, self._grid)
-            self._sum += float(np.abs(np.rint(est) - mid.astype(np.float32)).mean())
+            if self._grid is None or self._shape != (h, w):
+                self._grid, self._shape = lattice(h, w, self.pixel_stride), (h, w)
+            est = interpolate_midframe(a, b, flow, self.pixel_stride, self._grid)
+            s = self.pixel_stride
+            real = np.ascontiguousarray(mid[::s, ::s]) if s > 1 else mid
+            self._sum += float(np.mean(cv2.mean(cv2.absdiff(np.rint(est).astype(np.uint8), real))[:3]))
             self._n += 1
         self._buf.append((step.frame, step.gray))
         if len(self._buf) > 2:

@@ -272,21 +272,20 @@ class _FaceRig:
 
         self.eyes = []
         for idx in (slice(36, 42), slice(42, 48)):
-            e = lm[idx]
+            e = lm[idx]  # corner, upper, upper, corner, lower, lower
             centre = e.mean(axis=0)
             ew = float(np.linalg.norm(e[3] - e[0]))
-            upper = float(((e[1] + e[2]) / 2 - centre) @ ey)
-            lower = float(((e[4] + e[5]) / 2 - centre) @ ey)
-            opening = max(lower - upper, 0.12 * ew)
-            top = upper - 0.9 * ew  # the brow: the lid skin stretches from here
-            bottom = lower + 1.2 * opening
-            r = _region(image.shape, centre, ex, ey, (-0.85 * ew, 0.85 * ew), (top, bottom))
+            eu, ev = (e - centre) @ ex, (e - centre) @ ey
+            lid = 0.4 * ew  # the upper lid, from its crease down to the lash line
+            lash = 0.15 * ew  # lashes (and mascara) above the lash line: moved as a block, never stretched
+            r = _region(image.shape, centre, ex, ey, (-0.7 * ew, 0.7 * ew),
+                        (float(ev.min()) - lid - 2, float(ev.max()) + 3))
             if r is None:
                 continue
-            wv = np.where(r.v < upper, _ease((r.v - top) / (upper - top)),
-                          np.where(r.v <= lower, 1.0, 1.0 - _ease((r.v - lower) / (bottom - lower))))
-            field = (opening * 1.1 * wv * _bump(r.u / (0.8 * ew))).astype(np.float32)
-            self.eyes.append((r, field))
+            upper = np.interp(r.u, eu[[0, 1, 2, 3]], ev[[0, 1, 2, 3]]).astype(np.float32)
+            lower = np.interp(r.u, eu[[0, 5, 4, 3]], ev[[0, 5, 4, 3]]).astype(np.float32)
+            opening = np.maximum(lower - upper, 0.0) * (np.abs(r.u) < 0.5 * ew + 1)
+            self.eyes.append((r, r.v - (upper - lid), opening.astype(np.float32), np.float32(lid), np.float32(lash)))
 
     def _remap(self, r: _Region, d: np.ndarray) -> np.ndarray:
         import cv2
@@ -312,8 +311,14 @@ class _FaceRig:
             roi += inside[..., None] * (interior - roi)
             out[r.y0:r.y1, r.x0:r.x1] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
         if closure > 0.01:
-            for r, field in self.eyes:
-                out[r.y0:r.y1, r.x0:r.x1] = self._remap(r, field * np.float32(closure))
+            for r, below_crease, opening, lid, lash in self.eyes:
+                # the upper lid slides down over the eye by closure x opening: its lash band moves as a
+                # block, the skin between crease and lashes stretches; brows and the eye below stay put
+                drop = np.float32(min(closure, 1.0) * 1.05) * opening
+                skin = lid - lash
+                d = np.where((below_crease > 0) & (below_crease < lid + drop),
+                             np.minimum(below_crease * drop / (skin + drop), drop), 0.0)
+                out[r.y0:r.y1, r.x0:r.x1] = self._remap(r, d.astype(np.float32))
         return out
 
 

@@ -1,0 +1,241 @@
+"""Calibration harness: perturbations, expectations, the report files, and errors that do not stop a run.
+
+The synthetic suite uses two toy metrics registered just for the test, so it checks the harness itself
+(through the real `evaluate`) independently of which metric modules exist."""
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.calibrate import CalibrationSuiteError, Expectation, Perturbation, load_suite, perturb, run_calibration
+from workbench.media import Audio, Clip, write_video
+from workbench.metrics.base import Metric, ScoreSpec
+
+FPS = 25
+SR = 16000
+
+
+class ToyChange(Metric):
+    """Mean absolute difference of consecutive frames (higher = more change)."""
+
+    name = "toy_change"
+    scores = (ScoreSpec("toy_change", False, "[0, 255]", "mean abs frame difference", "test"),)
+
+    def backend(self) -> str:
+        return "numpy"
+
+    def start(self, inputs):
+        super().start(inputs)
+        self.diffs = []
+
+    def update(self, step):
+        if step.prev_frame is not None:
+            self.diffs.append(float(np.abs(step.frame.astype(float) - step.prev_frame).mean()))
+
+    def finish(self):
+        return {"toy_change": float(np.mean(self.diffs)) if self.diffs else None}
+
+
+class ToyAvLag(Metric):
+    """Lag (frames) maximising the correlation of frame brightness with the audio envelope;
+    positive when the audio comes late (then the offset is reported negated, SyncNet style)."""
+
+    name = "toy_av"
+    requires = frozenset({"audio"})
+    scores = (ScoreSpec("toy_av_offset", None, "frames", "audio-visual lag", "test"),)
+
+    def backend(self) -> str:
+        return "numpy"
+
+    def start(self, inputs):
+        super().start(inputs)
+        self.light = []
+
+    def update(self, step):
+        self.light.append(float(step.frame.mean()))
+
+    def finish(self):
+        a = self.inputs.audio
+        hop = a.sample_rate / self.inputs.video.fps
+        env = np.array([np.abs(a.samples[int(i * hop):int((i + 1) * hop)]).mean() for i in range(len(self.light))])
+        x, y = np.array(self.light) - np.mean(self.light), env - env.mean()
+        lags = range(-10, 11)
+        corr = [np.dot(x[max(0, -k):len(x) - max(0, k)], y[max(0, k):len(y) - max(0, -k)]) for k in lags]
+        return {"toy_av_offset": -float(list(lags)[int(np.argmax(corr))])}
+
+
+@pytest.fixture
+def toy_registry(monkeypatch):
+    mod = types.ModuleType("toy_calibration_metrics")
+    mod.METRICS = [ToyChange, ToyAvLag]
+    monkeypatch.setitem(sys.modules, "toy_calibration_metrics", mod)
+    monkeypatch.setattr("workbench.metrics.registry.METRIC_MODULES", ("toy_calibration_metrics",))
+
+
+def _synthetic_clip(path: Path, seconds: float = 2.0, seed: int = 0) -> Path:
+    """A drifting gradient whose brightness pulses with a random envelope, and audio with the same envelope."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * FPS)
+    env = np.clip(np.convolve(rng.random(n), np.ones(3) / 3, mode="same"), 0, 1)
+    yy, xx = np.mgrid[0:64, 0:64]
+    frames = [np.stack([(xx * 2 + 3 * i) % 256, (yy * 2) % 256, np.full_like(xx, 40 + 150 * env[i])], -1).astype(np.uint8)
+              for i in range(n)]
+    t = np.arange(int(seconds * SR)) / SR
+    audio = Audio((0.8 * np.repeat(env, SR // FPS) * np.sin(2 * np.pi * 440 * t)).astype(np.float32), SR)
+    return write_video(path, frames, FPS, audio)
+
+
+def _suite(tmp_path: Path, clips: list[str], extra: str = "") -> Path:
+    text = f"""
+name: toy
+max_seconds: 2
+clips:
+{chr(10).join(f'  - path: {c}' for c in clips)}
+metrics: [toy_change, toy_av_offset]
+perturbations:
+  - name: shuffled
+    kind: shuffle_frames
+    expect: {{toy_change: up, toy_av_offset: {{delta: 0, tol: 30}}}}
+  - name: frozen
+    kind: freeze
+    start: 0.2
+    seconds: 1.0
+    expect: {{toy_change: down}}
+  - name: delay3
+    kind: audio_delay
+    frames: 3
+    expect: {{toy_av_offset: {{delta: -3, tol: 1}}, toy_change: same}}
+  - name: noise
+    kind: noise
+    sigma: 20
+    expect: {{toy_change: up}}
+  - name: dropped
+    kind: drop_frames
+    every: 2
+    expect: {{toy_change: up}}
+  - name: wrong_on_purpose
+    kind: noise
+    sigma: 20
+    expect: {{toy_change: down}}
+{extra}"""
+    p = tmp_path / "suite" / "calib.yaml"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def test_perturbations_do_what_they_say():
+    frames = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+    audio = Audio(np.linspace(-1, 1, 4000, dtype=np.float32), 10 * 400)
+    clip = Clip.from_frames(frames, 10, audio)
+    sh = perturb(clip, Perturbation("s", "shuffle_frames", {}, {}))
+    assert sorted(sh.frames[:, 0, 0, 0]) == list(range(10)) and list(sh.frames[:, 0, 0, 0]) != list(range(10))
+    dr = perturb(clip, Perturbation("d", "drop_frames", {"every": 2}, {}))
+    assert list(dr.frames[:, 0, 0, 0]) == [0, 2, 4, 6, 8] and dr.audio.duration == pytest.approx(0.5)
+    fr = perturb(clip, Perturbation("f", "freeze", {"start": 0.2, "seconds": 0.3}, {}))
+    assert list(fr.frames[:, 0, 0, 0]) == [0, 1, 2, 2, 2, 5, 6, 7, 8, 9]
+    no = perturb(clip, Perturbation("n", "noise", {"sigma": 5}, {}))
+    assert 2 < np.abs(no.frames.astype(float) - frames).mean() < 6
+    de = perturb(clip, Perturbation("a", "audio_delay", {"frames": 2}, {}))
+    np.testing.assert_allclose(de.audio.samples[800:], audio.samples[:-800])
+    assert np.all(de.audio.samples[:800] == 0)
+    with pytest.raises(Exception, match="no audio"):
+        perturb(Clip.from_frames(frames, 10), Perturbation("a", "audio_delay", {"frames": 2}, {}))
+
+
+def test_expectations():
+    assert Expectation("up").check(0.1) and not Expectation("up").check(0.0)
+    assert Expectation("down").check(-0.1) and not Expectation("down", min_change=0.5).check(-0.1)
+    assert Expectation("same", tol=0.02).check(-0.01) and not Expectation("same", tol=0.02).check(0.03)
+    assert Expectation("delta", delta=-5, tol=1.5).check(-4) and not Expectation("delta", delta=-5, tol=1.5).check(-2)
+
+
+def test_bad_suites_fail_with_one_line(tmp_path):
+    with pytest.raises(CalibrationSuiteError, match="not found"):
+        load_suite(tmp_path / "nope.yaml")
+    p = tmp_path / "s.yaml"
+    p.write_text("clips: [a.mp4]\nmetrics: [x]\nperturbations: [{kind: explode}]\n")
+    with pytest.raises(CalibrationSuiteError, match=r"perturbations\[0\] needs kind in shuffle_frames"):
+        load_suite(p)
+    p.write_text("clips: [a.mp4]\nmetrics: [x]\nperturbations: [{kind: noise, expect: {x: sideways}}]\n")
+    with pytest.raises(CalibrationSuiteError, match="metric 'x': expect 'sideways'"):
+        load_suite(p)
+    p.write_text("clips: [a.mp4]\nmetrics: []\nperturbations: [{kind: noise}]\n")
+    with pytest.raises(CalibrationSuiteError, match="'metrics' must be a non-empty list"):
+        load_suite(p)
+
+
+def test_synthetic_suite_end_to_end(tmp_path, toy_registry):
+    _synthetic_clip(tmp_path / "suite" / "clips" / "toy.mp4")
+    suite = _suite(tmp_path, ["clips/toy.mp4", "clips/missing.mp4"],
+                   extra="  - name: unknown_metric_only\n    kind: noise\n    expect: {no_such_metric: up}\n")
+    text = suite.read_text().replace("metrics: [toy_change, toy_av_offset]", "metrics: [toy_change, toy_av_offset, no_such_metric]")
+    suite.write_text(text)
+    out = tmp_path / "out"
+    res = run_calibration(suite, out)
+
+    by = {(r.perturbation, r.metric): r for r in res.rows}
+    assert by["delay3", "toy_av_offset"].original == 0.0
+    assert by["delay3", "toy_av_offset"].delta == pytest.approx(-3, abs=1) and by["delay3", "toy_av_offset"].passed
+    for key in [("shuffled", "toy_change"), ("frozen", "toy_change"), ("noise", "toy_change"),
+                ("dropped", "toy_change"), ("delay3", "toy_change")]:
+        assert by[key].passed is True, by[key]
+    assert by["wrong_on_purpose", "toy_change"].passed is False  # the harness can fail
+    assert by["unknown_metric_only", "no_such_metric"].passed is None
+    assert res.failed == 1 and res.passed == 7 and res.unscored == 1
+    # the missing clip is one line naming the file; the other clip still ran
+    missing = [e for e in res.errors if "missing.mp4" in e]
+    assert len(missing) == 1 and "clip not found" in missing[0] and "\n" not in missing[0]
+    assert any("no_such_metric" in e for e in res.errors)
+    assert {r.clip for r in res.rows} == {"toy.mp4"}
+
+    data = json.loads((out / "calibration.json").read_text())
+    assert data["passed"] == 7 and data["failed"] == 1 and len(data["rows"]) == len(res.rows)
+    md = (out / "calibration.md").read_text()
+    assert "| toy_change | wrong_on_purpose |" in md and "**FAIL**" in md and "missing.mp4" in md
+
+
+def test_clip_without_audio_skips_audio_perturbation(tmp_path, toy_registry):
+    frames = np.random.default_rng(0).integers(0, 255, size=(20, 32, 32, 3), dtype=np.uint8)
+    write_video(tmp_path / "suite" / "silent.mp4", frames, FPS)
+    res = run_calibration(_suite(tmp_path, ["silent.mp4"]), tmp_path / "o")
+    assert any("delay3" in e and "no audio" in e for e in res.errors)
+    assert res.rows and all(r.perturbation != "delay3" or r.passed is None for r in res.rows)
+    off = [r for r in res.rows if r.metric == "toy_av_offset" and r.perturbation == "shuffled"]
+    assert off[0].passed is None and "needs audio" in off[0].note
+
+
+def test_repository_suite_parses(repo_root):
+    s = load_suite(repo_root / "evals" / "suites" / "metric-calibration.yaml")
+    assert {p.kind for p in s.perturbations} == set(
+        ["shuffle_frames", "drop_frames", "freeze", "noise", "audio_delay", "swap_audio"])
+    assert s.clips[0].path.name == "00086.mp4" and s.clips[0].image == "first_frame"
+    assert s.perturbations[4].expect["sync_offset"].delta == -5
+
+
+def test_real_clip_through_real_metrics(tmp_path, media_dir):
+    """One real talking clip, 2 s, with the registered temporal + identity metrics."""
+    from workbench.metrics.registry import resolve
+
+    try:
+        resolve(["temporal_flicker", "identity_similarity"])
+    except Exception as e:
+        pytest.skip(f"temporal/identity metrics not importable in this tree: {e}")
+    clip = media_dir / "talking" / "00086.mp4"
+    suite = tmp_path / "real.yaml"
+    suite.write_text(f"""
+max_seconds: 2
+clips: [{{path: {clip}, image: first_frame}}]
+metrics: [temporal_flicker, identity_similarity]
+perturbations:
+  - {{name: shuffled, kind: shuffle_frames, expect: {{temporal_flicker: down, identity_similarity: {{direction: same, tol: 0.03}}}}}}
+  - {{name: frozen, kind: freeze, start: 0.5, seconds: 1.0, expect: {{temporal_flicker: up}}}}
+""")
+    res = run_calibration(suite, tmp_path / "out")
+    assert not res.errors, res.errors
+    assert res.failed == 0 and res.passed == 3, [r for r in res.rows]

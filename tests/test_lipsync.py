@@ -1,0 +1,177 @@
+"""Lip-sync metric: offline landmark backend on synthetic and real clips, SyncNet backend plumbing,
+and the puppet baseline scored in and out of step."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.media import Audio, Clip, load_image
+from workbench.metrics import evaluate
+from workbench.metrics.lipsync import (LEARNED_BACKEND, OFFLINE_BACKEND, LipSync, offset_and_confidence,
+                                       speech_band_features, sync_curve)
+
+FRONTAL = ["00086", "00373", "681100216", "741400104", "741400163"]
+SR = 16000
+FPS = 25.0
+
+
+def _envelope(n_frames: int, seed: int) -> np.ndarray:
+    """A syllable-like (3-6 Hz) random envelope in [0, 1] at 25 fps."""
+    from scipy.ndimage import gaussian_filter1d
+
+    rng = np.random.default_rng(seed)
+    env = gaussian_filter1d(rng.random(n_frames), 1.5)
+    env = (env - env.min()) / (env.max() - env.min())
+    return env ** 1.5
+
+
+def _speechlike(env: np.ndarray, seed: int) -> np.ndarray:
+    """Noise amplitude-modulated by `env` (one value per video frame), 16 kHz."""
+    rng = np.random.default_rng(seed)
+    per = int(SR / FPS)
+    gain = np.interp(np.arange(len(env) * per) / per, np.arange(len(env)), env)
+    return (0.3 * gain * rng.normal(size=gain.size)).astype(np.float32)
+
+
+def test_band_features_follow_the_audio():
+    x = np.zeros(SR * 2, np.float32)
+    x[int(0.8 * SR):int(1.0 * SR)] = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(int(0.2 * SR)) / SR)
+    f = speech_band_features(x, FPS, 50)
+    assert f.shape == (50, 6)
+    loud = np.argsort(f[:, -1])[-5:]
+    assert set(loud) <= set(range(19, 26))  # frames 20..24 hold the burst (plus window spill)
+    assert f[22, 2] > f[22, 0] + 5  # 1 kHz lands in the 800-1600 Hz band, not the 80-300 Hz one
+
+
+@pytest.mark.parametrize("delay", [0, 4, -3])
+def test_sync_curve_recovers_a_known_delay(delay):
+    n = 200
+    env = _envelope(n + 40, seed=1)
+    mouth = env[20:20 + n] + 0.02 * np.random.default_rng(2).normal(size=n)
+    audio_env = np.roll(env, delay)[20:20 + n]  # audio[t] = env[t - delay]: audio lags by `delay`
+    feats = speech_band_features(_speechlike(audio_env, seed=3), FPS, n)
+    mouth[50:60] = np.nan  # frames without a face are masked, not fatal
+    offset, conf = offset_and_confidence(sync_curve(mouth, feats, FPS))
+    assert offset == -delay
+    assert conf > 0.3
+
+
+def test_unrelated_audio_has_low_confidence():
+    n = 200
+    mouth = _envelope(n, seed=5)
+    feats = speech_band_features(_speechlike(_envelope(n, seed=6), seed=7), FPS, n)
+    _, conf = offset_and_confidence(sync_curve(mouth, feats, FPS))
+    _, conf_own = offset_and_confidence(sync_curve(mouth, speech_band_features(_speechlike(mouth, 8), FPS, n), FPS))
+    assert conf < 0.3 < conf_own
+
+
+def test_silent_audio_and_faceless_video_are_unavailable():
+    frames = np.full((75, 64, 64, 3), 128, np.uint8)
+    silent = Clip.from_frames(frames, FPS, Audio(np.zeros(3 * SR, np.float32), SR))
+    r = evaluate(silent, metrics=["lipsync"])
+    assert r.scores["sync_offset"] is None and "audio is silent" in r.errors["sync_offset"]
+    talking = silent.with_audio(Audio(_speechlike(_envelope(75, 0), 0), SR))
+    r = evaluate(talking, metrics=["lipsync"])
+    assert r.scores["sync_confidence"] is None
+    assert "0 of 75 frames" in r.errors["sync_confidence"] and "face" in r.errors["sync_confidence"]
+    no_audio = Clip.from_frames(frames, FPS)
+    r = evaluate(no_audio, metrics=["lipsync"])
+    assert r.scores["sync_offset"] is None and "audio" in r.errors["sync_offset"]
+
+
+def test_backend_selection(tmp_path, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_SYNCNET_WEIGHTS", raising=False)
+    assert LipSync().backend() == OFFLINE_BACKEND
+    with pytest.warns(UserWarning, match="not found"):
+        assert LipSync(syncnet_weights=tmp_path / "nope.model").backend() == OFFLINE_BACKEND
+    from workbench.metrics.syncnet import build_syncnet
+
+    path = tmp_path / "syncnet_v2.model"
+    torch.save(build_syncnet().state_dict(), path)
+    monkeypatch.setenv("WORKBENCH_SYNCNET_WEIGHTS", str(path))
+    assert LipSync().backend() == LEARNED_BACKEND
+    assert LipSync.backends_available()[LEARNED_BACKEND] is True
+    assert LipSync(backend="landmarks").backend() == OFFLINE_BACKEND
+    with pytest.raises(ValueError, match="backend"):
+        LipSync(backend="magic")
+
+
+# ------------------------------------------------------------------------------------------------
+# real clips (../shared/media)
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def talking(media_dir):
+    """Real talking clips, decoded once into memory (short: 5-14 s at 224x224)."""
+    return {p.stem: Clip.open(p).load() for p in sorted((media_dir / "talking").glob("*.mp4"))}
+
+
+def _lipsync(clip: Clip, audio: Audio) -> tuple[float, float]:
+    r = evaluate(clip, audio=audio, metrics=["lipsync"])
+    assert r.backends["sync_offset"] == OFFLINE_BACKEND, r.errors
+    assert r.scores["lse_d"] is None and r.scores["lse_c"] is None  # the learned scores need SyncNet
+    return r.scores["sync_offset"], r.scores["sync_confidence"]
+
+
+def test_real_clips_in_sync_and_delay_moves_offset(talking):
+    rows, shifted_ok = [], 0
+    for name in FRONTAL:
+        clip = talking[name]
+        off, conf = _lipsync(clip, clip.audio)
+        off5, conf5 = _lipsync(clip, clip.audio.shift(5 / FPS))
+        rows.append((name, off, conf, off5, conf5))
+        shifted_ok += abs((off5 - off) + 5) <= 1
+    print("\n".join(f"{r[0]:10s} offset {r[1]:+.0f} conf {r[2]:.3f} | audio +5 frames: offset {r[3]:+.0f} conf {r[4]:.3f}" for r in rows))
+    for name, off, conf, _, _ in rows:
+        assert abs(off) <= 2, f"{name}: offset {off}"
+        assert conf > 0.2, f"{name}: confidence {conf}"
+    assert shifted_ok >= 4, rows
+
+
+def test_real_clip_own_audio_beats_another_clips(talking):
+    pairs = [("00086", "681100216"), ("00373", "741400104"), ("741400163", "00086")]
+    for name, other in pairs:
+        clip = talking[name]
+        foreign = Audio(np.resize(talking[other].audio.samples, len(clip.audio.samples)), clip.audio.sample_rate)
+        _, own = _lipsync(clip, clip.audio)
+        _, alien = _lipsync(clip, foreign)
+        assert own > alien + 0.1, f"{name}: own audio {own:.3f} vs {other}'s {alien:.3f}"
+
+
+def test_syncnet_backend_runs_with_random_weights(talking, tmp_path):
+    from workbench.metrics.syncnet import build_syncnet
+
+    net = build_syncnet()
+    with torch.no_grad():
+        for m in net.modules():  # random but non-degenerate running stats, like a trained net's
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+    path = tmp_path / "syncnet_v2.model"
+    torch.save(net.state_dict(), path)
+    src = talking["00086"]
+    clip = Clip.from_frames(src.to_array(max_frames=60), src.fps, src.audio.trim(60 / FPS))
+    r = evaluate(clip, metrics=["lipsync"], metric_options={"lipsync": {"syncnet_weights": str(path)}})
+    assert set(r.backends.values()) == {LEARNED_BACKEND}, r.errors
+    for s in ("sync_offset", "sync_confidence", "lse_d", "lse_c"):
+        assert r.scores[s] is not None and np.isfinite(r.scores[s]), (s, r.errors)
+    assert -15 <= r.scores["sync_offset"] <= 15 and r.scores["lse_c"] >= 0 and r.scores["lse_d"] > 0
+    assert r.scores["sync_confidence"] == r.scores["lse_c"]
+    # asking for SyncNet explicitly without weights is an error, not a silent fallback
+    r = evaluate(clip, metrics=["lipsync"], metric_options={"lipsync": {"backend": "syncnet", "syncnet_weights": str(tmp_path / "x")}})
+    assert r.scores["lse_d"] is None and "not found" in r.errors["lse_d"]
+
+
+def test_puppet_in_step_beats_out_of_step(talking, media_dir):
+    from workbench.models import GenerationRequest, get_generator
+
+    speech = talking["00086"].audio
+    image = load_image(media_dir / "faces" / "sadtalker_happy.png")
+    puppet = get_generator("puppet")(size=256)
+    clip = puppet.generate(GenerationRequest(image=image, audio=speech, seed=0))
+    off, in_step = _lipsync(clip, speech)
+    # 1.2 s is beyond the +-15-frame search: no lag can line the mouth up with this audio
+    _, out_of_step = _lipsync(clip, speech.shift(1.2))
+    print(f"\npuppet: in step offset {off:+.0f} conf {in_step:.3f}; audio 1.2 s late: conf {out_of_step:.3f}")
+    assert abs(off) <= 2
+    assert in_step > out_of_step + 0.1
