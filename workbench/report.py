@@ -38,13 +38,15 @@ def _fmt(v: Any) -> str:
 
 def summarize(records: list[dict[str, Any]]) -> tuple[list[str], list[str], dict[str, dict[str, dict]]]:
     """(models, score names, {model: {score: {"mean","lo","hi","n"}}}) over the run's ok records."""
-    from workbench.metrics.stats import aggregate
+    from workbench.metrics.stats import summarize as bootstrap_summaries
 
     ok = [r for r in records if r.get("status") == "ok"]
     models = list(dict.fromkeys(r["model"] for r in ok))
     names = list(dict.fromkeys(k for r in ok for k in r.get("scores", {})))
-    table = aggregate(ok, names)
-    return models, names, table
+    table: dict[str, dict[str, dict]] = defaultdict(dict)
+    for s in bootstrap_summaries(ok, names):
+        table[s.model][s.metric] = s.to_dict()
+    return models, names, dict(table)
 
 
 def mixed_backends(records: list[dict[str, Any]]) -> dict[str, list[str]]:
