@@ -45,8 +45,7 @@ class _ProgressBar:
             self.steps = self._tqdm(total=n or None, desc=stage, unit="frame", position=1, leave=False,
                                     dynamic_ncols=True)
             self._stage = stage
-        self.steps.n = i
-        self.steps.refresh()
+        self.steps.update(i - self.steps.n)  # respects tqdm's mininterval: no flood in logs
 
     def on_job_end(self, job, record) -> None:
         if self.steps is not None:

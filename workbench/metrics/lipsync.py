@@ -135,11 +135,18 @@ def sync_curve(mouth: np.ndarray, audio_feats: np.ndarray, fps: float, max_offse
     return curve
 
 
-def offset_and_confidence(curve: np.ndarray) -> tuple[int, float]:
-    """(SyncNet-convention offset, best correlation minus the median over lags)."""
+def offset_and_confidence(curve: np.ndarray, context: int = AUDIO_CONTEXT) -> tuple[int, float]:
+    """(SyncNet-convention offset, best correlation minus the median over lags).
+
+    A regression over +-`context` audio frames fits nearly as well `context` lags either side of the
+    true one, so the curve has a flat top; the offset is the peak of the curve box-smoothed over that
+    width, which lands in the middle of the top instead of on a random edge of it.
+    """
     max_offset = (len(curve) - 1) // 2
-    best = int(np.argmax(curve))
-    return -(best - max_offset), float(curve[best] - np.median(curve))
+    width = 2 * context + 1
+    smooth = np.convolve(np.pad(curve, context, mode="edge"), np.ones(width) / width, mode="valid")
+    best = int(np.argmax(smooth))
+    return -(best - max_offset), float(np.max(curve) - np.median(curve))
 
 
 # --------------------------------------------------------------------------------------------------

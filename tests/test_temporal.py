@@ -1,0 +1,344 @@
+"""Temporal consistency / motion metrics: hand-computed cases, VBench rules, loaders of the learned
+backends on tiny random-weight checkpoints, and proofs on real clips that each perturbation
+(shuffle, dropped frames, frozen stretch, noise) moves the metrics the expected way."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench.media import Clip
+from workbench.metrics import MetricUnavailable, evaluate
+from workbench.metrics import consistency as C
+from workbench.metrics import temporal as T
+
+FLOW_METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "dynamic_degree"]
+
+
+def texture(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A smooth random RGB texture (good for optical flow)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def scores(frames, names, fps: float = 25.0, **kw):
+    r = evaluate(Clip.from_frames(np.asarray(frames), fps), metrics=names, **kw)
+    return r
+
+
+# --------------------------------------------------------------------------------------------------
+# hand-computed cases
+# --------------------------------------------------------------------------------------------------
+def test_constant_clip_is_perfectly_consistent():
+    frames = np.stack([texture()] * 9)
+    r = scores(frames, FLOW_METRICS)
+    assert r.errors == {}
+    assert r.scores["temporal_flicker"] == 1.0
+    assert r.scores["warp_error"] == pytest.approx(0.0, abs=1e-9)
+    assert r.scores["motion_smoothness"] == pytest.approx(1.0, abs=1e-6)
+    assert r.scores["flow_magnitude"] == pytest.approx(0.0, abs=1e-3)
+    assert r.scores["dynamic_degree"] == 0.0
+    assert r.backends["warp_error"] == "opencv-dis"
+
+
+def test_alternating_gray_levels_give_exact_flicker():
+    a = np.full((32, 48, 3), 100, np.uint8)
+    b = np.full((32, 48, 3), 150, np.uint8)
+    frames = np.stack([a, b] * 5)
+    r = scores(frames, ["temporal_flicker"])
+    assert r.scores["temporal_flicker"] == pytest.approx((255 - 50) / 255, abs=1e-12)
+
+
+def test_warp_error_pair_hand_cases():
+    img = (texture() // 2 + 20).astype(np.uint8)  # values in [20, 147]: +51 never clips
+    zero = np.zeros(img.shape[:2] + (2,), np.float32)
+    assert T.warp_error_pair(img, img, zero, zero) == 0.0
+    # a uniform brightness step of 51 gray levels = 0.2 on the [0,1] scale -> squared error 0.04
+    brighter = np.clip(img.astype(int) + 51, 0, 255).astype(np.uint8)
+    assert np.all(img <= 204)
+    assert T.warp_error_pair(img, brighter, zero, zero) == pytest.approx(0.04, rel=1e-6)
+    # an exact 3-pixel shift with the true flow warps back perfectly (away from the border)
+    shifted = np.roll(img, 3, axis=1)
+    fw = zero.copy(); fw[..., 0] = 3
+    bw = zero.copy(); bw[..., 0] = -3
+    err_true = T.warp_error_pair(img[:, :-3], shifted[:, :-3], fw[:, :-3], bw[:, :-3])
+    err_zero = T.warp_error_pair(img[:, :-3], shifted[:, :-3], zero[:, :-3], zero[:, :-3])
+    assert err_true == pytest.approx(0.0, abs=1e-9) and err_zero > 1e-3
+    # inconsistent forward/backward flows mark every pixel occluded -> plain mean is used
+    assert T.warp_error_pair(img, brighter, fw * 10, fw * 10) == pytest.approx(0.04, rel=1e-3)
+
+
+def test_interpolate_midframe_recovers_linear_motion():
+    img = texture(seed=3)
+    a, mid, b = img[:, 0:100], img[:, 2:102], img[:, 4:104]  # content moves 2 px left per frame
+    flow = np.zeros(a.shape[:2] + (2,), np.float32)
+    flow[..., 0] = -4
+    est = T.interpolate_midframe(a, b, flow)
+    inner = (slice(None), slice(8, -8))
+    assert np.abs(est[inner] - mid[inner]).mean() < 0.6
+
+
+def test_top_mean_and_vbench_dynamic_rule():
+    mag = np.arange(100, dtype=np.float32)  # top 5% = 95..99
+    assert T.top_mean(mag) == pytest.approx(97.0)
+    # 8 fps: one frame per sample, thres = 6 * 256/256 = 6, count_num = round(4 * 16/16) = 4
+    moves, thres, count_num, above = T.vbench_dynamic([7.0] * 4 + [1.0] * 11, fps=8, min_side=256)
+    assert (moves, thres, count_num, above) == (True, 6.0, 4, 4)
+    assert T.vbench_dynamic([7.0] * 3 + [1.0] * 12, fps=8, min_side=256)[0] is False
+    # 24 fps: interval 3, pair magnitudes are summed over 3 consecutive pairs; 4 fps: factor 8/4 = 2
+    moves, thres, count_num, above = T.vbench_dynamic([2.5] * 47, fps=24, min_side=512)
+    assert thres == 12.0 and above == 0 and not moves  # 7.5 px per interval < 12
+    assert T.vbench_dynamic([4.5] * 47, fps=24, min_side=512)[0]  # 13.5 > 12 in every interval
+    assert T.vbench_dynamic([1.0] * 10, fps=4, min_side=256)[1] == 12.0
+
+
+def test_too_short_clip_is_reported_not_crashed():
+    r = scores(np.stack([texture()]), FLOW_METRICS)
+    for name in ("temporal_flicker", "warp_error", "motion_smoothness", "dynamic_degree"):
+        assert r.scores[name] is None and "frames" in r.errors[name]
+
+
+# --------------------------------------------------------------------------------------------------
+# real clips: perturbations move the metrics the expected way
+# --------------------------------------------------------------------------------------------------
+def _load(path, n: int) -> np.ndarray:
+    out = []
+    for i, f in enumerate(Clip.open(path, load_audio_track=False).iter_frames(max_side=320)):
+        if i >= n:
+            break
+        out.append(f)
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module", params=["scenes/bear.mp4", "talking/00086.mp4"])
+def real(request, media_dir):
+    frames = _load(media_dir / request.param, 48)
+    base = scores(frames, FLOW_METRICS, fps=25).scores
+    return request.param, frames, base
+
+
+def test_shuffled_frames_are_less_consistent(real):
+    name, frames, base = real
+    perm = np.random.default_rng(0).permutation(len(frames))
+    s = scores(frames[perm], FLOW_METRICS).scores
+    assert s["temporal_flicker"] < base["temporal_flicker"], name
+    assert s["warp_error"] > base["warp_error"], name
+    assert s["motion_smoothness"] < base["motion_smoothness"], name
+
+
+def test_per_frame_noise_flickers(real):
+    name, frames, base = real
+    rng = np.random.default_rng(1)
+    noisy = np.clip(frames + rng.normal(0, 8, frames.shape), 0, 255).astype(np.uint8)
+    s = scores(noisy, FLOW_METRICS).scores
+    assert s["temporal_flicker"] < base["temporal_flicker"] - 0.01, name
+    assert s["warp_error"] > base["warp_error"], name
+
+
+def test_frozen_stretch_reads_as_less_motion(real):
+    name, frames, base = real
+    frozen = frames.copy()
+    frozen[8:40] = frames[8]
+    s = scores(frozen, FLOW_METRICS).scores
+    assert s["flow_magnitude"] < 0.5 * base["flow_magnitude"], name
+    assert s["temporal_flicker"] > base["temporal_flicker"], name
+    assert s["dynamic_degree"] <= base["dynamic_degree"], name
+
+
+def test_dropped_frames_are_less_smooth(real):
+    name, frames, base = real
+    s = scores(frames[::3], FLOW_METRICS).scores
+    assert s["motion_smoothness"] < base["motion_smoothness"], name
+    assert s["flow_magnitude"] > base["flow_magnitude"], name
+
+
+def test_fully_frozen_clip_is_static_but_moving_bear_is_dynamic(media_dir):
+    frames = _load(media_dir / "scenes/bear.mp4", 40)
+    assert scores(frames, ["dynamic_degree"], fps=30).scores["dynamic_degree"] == 1.0
+    static = scores(np.stack([frames[0]] * 40), ["dynamic_degree"], fps=30).scores
+    assert static["dynamic_degree"] == 0.0 and static["flow_magnitude"] < 0.05
+
+
+# --------------------------------------------------------------------------------------------------
+# RAFT backend (torchvision) on random weights
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def raft_small_path(tmp_path_factory):
+    import torch
+    from torchvision.models.optical_flow import raft_small
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("raft") / "raft_small_random.pth"
+    torch.save(raft_small(weights=None).state_dict(), path)
+    return path
+
+
+def test_raft_loader_and_flow_shapes(raft_small_path):
+    flow = T.RaftFlow(raft_small_path, iters=2, device="cpu")
+    assert flow.kind == "raft_small"
+    a, b = texture(60, 76), texture(60, 76, seed=1)  # not multiples of 8: padded and cropped back
+    fw, bw = flow.pair(a, b)
+    assert fw.shape == bw.shape == (60, 76, 2) and fw.dtype == np.float32
+    assert np.isfinite(fw).all() and np.isfinite(bw).all()
+
+
+def test_warp_error_uses_raft_when_weights_given(raft_small_path, tmp_path):
+    frames = np.stack([texture(64, 64, seed=s % 2) for s in range(4)])
+    r = scores(frames, ["warp_error"], metric_options={"warp_error": {"raft_weights": str(raft_small_path),
+                                                                       "raft_iters": 2}})
+    assert r.errors == {} and r.backends["warp_error"] == "raft_small"
+    assert np.isfinite(r.scores["warp_error"]) and r.scores["warp_error"] > 0
+    bad = scores(frames, ["warp_error"], metric_options={"warp_error": {"raft_weights": str(tmp_path / "nope.pth")}})
+    assert bad.scores["warp_error"] is None and "nope.pth" in bad.errors["warp_error"]
+
+
+def test_forced_raft_without_weights_fails_clearly(monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.delenv(T.RAFT_ENV, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    r = scores(np.stack([texture()] * 3), ["warp_error"], metric_options={"warp_error": {"flow": "raft"}})
+    assert r.scores["warp_error"] is None and T.RAFT_ENV in r.errors["warp_error"]
+    auto = scores(np.stack([texture()] * 3), ["warp_error"])  # auto falls back to DIS, and says so
+    assert auto.backends["warp_error"] == "opencv-dis"
+
+
+# --------------------------------------------------------------------------------------------------
+# DINO / CLIP consistency on tiny random-weight checkpoints
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_dino(tmp_path_factory):
+    import torch
+    from transformers import ViTConfig, ViTModel
+
+    torch.manual_seed(0)
+    cfg = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                    image_size=64, patch_size=16)
+    path = tmp_path_factory.mktemp("dino")
+    ViTModel(cfg, add_pooling_layer=False).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    cfg = CLIPVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                           image_size=64, patch_size=16, projection_dim=16)
+    path = tmp_path_factory.mktemp("clip")
+    CLIPVisionModelWithProjection(cfg).save_pretrained(path)
+    return path
+
+
+def test_vbench_formulas_on_hand_made_features():
+    import torch
+
+    f = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-1.0, 0.0]])
+    # pairs: i=1: (0.6 + 0.6)/2; i=2: (0.8 + 0)/2; i=3: (max(0,0) + max(0,-1))/2 = 0
+    assert C.vbench_consistency(f) == pytest.approx((0.6 + 0.4 + 0.0) / 3)
+    img = torch.tensor([0.0, 1.0])
+    # max to input = 1.0 (frame 2); consecutive = 0.6, 0.8, 0 -> mean 1.4/3
+    assert C.vbench_i2v_subject(img, f) == pytest.approx(0.5 * 1.0 + 0.5 * 1.4 / 3)
+
+
+def test_feature_consistency_with_tiny_models(tiny_dino, tiny_clip):
+    still = np.stack([texture(72, 128)] * 6)  # 16:9-ish frames: DINO interpolates position embeddings
+    moving = np.stack([texture(72, 128, seed=s) for s in range(6)])
+    opts = {"subject_consistency": {"model_path": str(tiny_dino)},
+            "background_consistency": {"model_path": str(tiny_clip)},
+            "i2v_subject": {"model_path": str(tiny_dino)}}
+    names = ["subject_consistency", "background_consistency", "i2v_subject"]
+    r_still = evaluate(Clip.from_frames(still, 25), image=still[0], metrics=names, metric_options=opts)
+    r_move = evaluate(Clip.from_frames(moving, 25), image=moving[0], metrics=names, metric_options=opts)
+    assert r_still.errors == {} and r_move.errors == {}
+    for n in names:
+        assert r_still.scores[n] == pytest.approx(1.0, abs=1e-5)
+        assert 0.0 <= r_move.scores[n] < r_still.scores[n]
+    assert r_still.backends["subject_consistency"] == str(tiny_dino)
+
+
+def test_frame_sampling_caps_the_batch(tiny_dino):
+    assert C.sample_indices(10, 32) is None
+    idx = C.sample_indices(100, 16)
+    assert len(idx) == 16 and min(idx) == 0 and max(idx) == 99
+    frames = np.stack([texture(48, 48, seed=s) for s in range(40)])
+    m = C.SubjectConsistency(model_path=tiny_dino, max_frames=8)
+    r = evaluate(Clip.from_frames(frames, 25), metrics=["subject_consistency"],
+                 metric_options={"subject_consistency": {"model_path": str(tiny_dino), "max_frames": 8}})
+    assert r.errors == {} and 0 <= r.scores["subject_consistency"] <= 1
+    assert m.max_frames == 8
+
+
+def test_missing_dino_weights_say_how_to_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.delenv(C.DINO_ENV, raising=False)
+    monkeypatch.setattr(C, "hub_cached", lambda hub_id: False)
+    r = scores(np.stack([texture()] * 3), ["subject_consistency"])
+    msg = r.errors["subject_consistency"]
+    assert r.scores["subject_consistency"] is None
+    assert "facebook/dino-vitb16 not in the local HF cache" in msg and "WORKBENCH_DINO" in msg
+    bad = scores(np.stack([texture()] * 3), ["background_consistency"],
+                 metric_options={"background_consistency": {"model_path": str(tmp_path)}})
+    assert "config.json" in bad.errors["background_consistency"]
+
+
+def test_i2v_subject_needs_an_image(tiny_dino):
+    r = scores(np.stack([texture()] * 3), ["i2v_subject"])
+    assert r.scores["i2v_subject"] is None and "image" in r.errors["i2v_subject"]
+
+
+# --------------------------------------------------------------------------------------------------
+# LPIPS between consecutive frames, random AlexNet backbone from a file
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def alexnet_path(tmp_path_factory):
+    import torch
+    from torchvision.models import alexnet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("alex") / "alexnet_random.pth"
+    torch.save(alexnet(weights=None).state_dict(), path)
+    return path
+
+
+def test_lpips_loader_maps_torchvision_backbone(alexnet_path):
+    import torch
+
+    model, backend = C.load_lpips("alex", alexnet_path)
+    assert backend == "lpips-alex"
+    sd = torch.load(alexnet_path, weights_only=True)
+    assert torch.equal(model.net.slice1[0].weight.cpu(), sd["features.0.weight"])
+    assert torch.equal(model.net.slice5[10].weight.cpu(), sd["features.10.weight"])
+    a, b = texture(64, 64), texture(64, 64, seed=5)
+    d = C.lpips_distance(model, [a, a], [a, b])
+    assert d.shape == (2,) and np.isfinite(d).all() and d[0] == pytest.approx(0.0, abs=1e-7) and d[1] > 0
+
+
+def test_lpips_temporal_through_evaluate(alexnet_path, monkeypatch, tmp_path):
+    opts = {"lpips_temporal": {"backbone": str(alexnet_path)}}
+    still = scores(np.stack([texture(64, 80)] * 5), ["lpips_temporal"], metric_options=opts)
+    moving = scores(np.stack([texture(64, 80, seed=s) for s in range(5)]), ["lpips_temporal"], metric_options=opts)
+    assert still.scores["lpips_temporal"] == pytest.approx(0.0, abs=1e-7)
+    assert moving.scores["lpips_temporal"] > 0 and moving.backends["lpips_temporal"] == "lpips-alex"
+    import torch
+
+    monkeypatch.delenv(C.LPIPS_ENV, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    missing = scores(np.stack([texture()] * 3), ["lpips_temporal"])
+    assert missing.scores["lpips_temporal"] is None and C.LPIPS_ENV in missing.errors["lpips_temporal"]
+
+
+def test_registry_lists_every_temporal_score():
+    from workbench.metrics.temporal import METRICS
+
+    names = {s.name for cls in METRICS for s in cls.scores}
+    assert {"temporal_flicker", "warp_error", "motion_smoothness", "dynamic_degree", "flow_magnitude",
+            "subject_consistency", "background_consistency", "i2v_subject", "lpips_temporal"} <= names
+    for cls in METRICS:
+        for s in cls.scores:
+            assert s.description and s.source and s.range
