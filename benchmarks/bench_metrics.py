@@ -179,6 +179,10 @@ def main() -> None:
     for k, v in sorted(b["per_metric_s"].items(), key=lambda kv: -kv[1]):
         print(f"  {k:20s} {v:7.2f} s  {100 * v / total:5.1f}%")
     print(f"  (decode + shared work outside metric updates: {b['seconds'] - total:.2f} s)")
+    print("  (the clip is 00086.mp4 ping-ponged to length, its audio reversed on the way back: lip-sync values"
+          " here measure cost, not sync)")
+    print("  (flow is computed once per frame pair and shared: its cost lands on the first metric asking for it;"
+          " the same holds for face tracking)")
     print("  scores:", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in b["scores"].items()})
     if b["errors"]:
         print("  errors:", b["errors"])

@@ -27,10 +27,9 @@ def _envelope(n_frames: int, seed: int) -> np.ndarray:
 
 
 def _speechlike(env: np.ndarray, seed: int) -> np.ndarray:
-    """Noise amplitude-modulated by `env` (one value per video frame), 16 kHz."""
+    """Noise amplitude-modulated by `env` (held for each video frame's 40 ms), 16 kHz."""
     rng = np.random.default_rng(seed)
-    per = int(SR / FPS)
-    gain = np.interp(np.arange(len(env) * per) / per, np.arange(len(env)), env)
+    gain = np.repeat(env, int(SR / FPS))
     return (0.3 * gain * rng.normal(size=gain.size)).astype(np.float32)
 
 

@@ -59,15 +59,19 @@ def test_warp_error_pair_hand_cases():
     brighter = np.clip(img.astype(int) + 51, 0, 255).astype(np.uint8)
     assert np.all(img <= 204)
     assert T.warp_error_pair(img, brighter, zero, zero) == pytest.approx(0.04, rel=1e-6)
-    # an exact 3-pixel shift with the true flow warps back perfectly (away from the border)
-    shifted = np.roll(img, 3, axis=1)
+    # content moving 3 px left: the true flow warps back exactly except the 3 border columns
+    prev, cur = img[:, 3:103], img[:, 0:100]
+    fw = np.zeros(prev.shape[:2] + (2,), np.float32); fw[..., 0] = 3
+    bw = -fw
+    err_true = T.warp_error_pair(prev, cur, fw, bw)
+    err_zero = T.warp_error_pair(prev, cur, 0 * fw, 0 * fw)
+    assert err_zero > 1e-3 and err_true < 0.1 * err_zero
+    assert T.warp_error_pair(prev[:, :-3], cur, fw[:, :-3], bw[:, :-3]) == pytest.approx(0.0, abs=1e-12)
+    zero = np.zeros(img.shape[:2] + (2,), np.float32)
     fw = zero.copy(); fw[..., 0] = 3
-    bw = zero.copy(); bw[..., 0] = -3
-    err_true = T.warp_error_pair(img[:, :-3], shifted[:, :-3], fw[:, :-3], bw[:, :-3])
-    err_zero = T.warp_error_pair(img[:, :-3], shifted[:, :-3], zero[:, :-3], zero[:, :-3])
-    assert err_true == pytest.approx(0.0, abs=1e-9) and err_zero > 1e-3
     # inconsistent forward/backward flows mark every pixel occluded -> plain mean is used
-    assert T.warp_error_pair(img, brighter, fw * 10, fw * 10) == pytest.approx(0.04, rel=1e-3)
+    flat, flat2 = np.full_like(img, 100), np.full_like(img, 151)
+    assert T.warp_error_pair(flat, flat2, fw * 10, fw * 10) == pytest.approx(0.04, rel=1e-6)
 
 
 def test_interpolate_midframe_recovers_linear_motion():
@@ -139,8 +143,7 @@ def test_per_frame_noise_flickers(real):
 
 def test_frozen_stretch_reads_as_less_motion(real):
     name, frames, base = real
-    frozen = frames.copy()
-    frozen[8:40] = frames[8]
+    frozen = np.concatenate([frames[:9], np.repeat(frames[8:9], 30, axis=0), frames[9:]])[:len(frames)]
     s = scores(frozen, FLOW_METRICS).scores
     assert s["flow_magnitude"] < 0.5 * base["flow_magnitude"], name
     assert s["temporal_flicker"] > base["temporal_flicker"], name
@@ -178,14 +181,14 @@ def raft_small_path(tmp_path_factory):
 def test_raft_loader_and_flow_shapes(raft_small_path):
     flow = T.RaftFlow(raft_small_path, iters=2, device="cpu")
     assert flow.kind == "raft_small"
-    a, b = texture(60, 76), texture(60, 76, seed=1)  # not multiples of 8: padded and cropped back
+    a, b = texture(130, 134), texture(130, 134, seed=1)  # not multiples of 8: padded and cropped back
     fw, bw = flow.pair(a, b)
-    assert fw.shape == bw.shape == (60, 76, 2) and fw.dtype == np.float32
+    assert fw.shape == bw.shape == (130, 134, 2) and fw.dtype == np.float32
     assert np.isfinite(fw).all() and np.isfinite(bw).all()
 
 
 def test_warp_error_uses_raft_when_weights_given(raft_small_path, tmp_path):
-    frames = np.stack([texture(64, 64, seed=s % 2) for s in range(4)])
+    frames = np.stack([texture(128, 128, seed=s % 2) for s in range(3)])
     r = scores(frames, ["warp_error"], metric_options={"warp_error": {"raft_weights": str(raft_small_path),
                                                                        "raft_iters": 2}})
     assert r.errors == {} and r.backends["warp_error"] == "raft_small"
@@ -261,16 +264,18 @@ def test_feature_consistency_with_tiny_models(tiny_dino, tiny_clip):
     assert r_still.backends["subject_consistency"] == str(tiny_dino)
 
 
-def test_frame_sampling_caps_the_batch(tiny_dino):
+def test_frame_sampling_caps_the_batch(tiny_dino, monkeypatch):
     assert C.sample_indices(10, 32) is None
     idx = C.sample_indices(100, 16)
     assert len(idx) == 16 and min(idx) == 0 and max(idx) == 99
+    seen: list[int] = []
+    real_call = C.Encoder.__call__
+    monkeypatch.setattr(C.Encoder, "__call__", lambda self, frames: (seen.append(len(frames)), real_call(self, frames))[1])
     frames = np.stack([texture(48, 48, seed=s) for s in range(40)])
-    m = C.SubjectConsistency(model_path=tiny_dino, max_frames=8)
     r = evaluate(Clip.from_frames(frames, 25), metrics=["subject_consistency"],
                  metric_options={"subject_consistency": {"model_path": str(tiny_dino), "max_frames": 8}})
     assert r.errors == {} and 0 <= r.scores["subject_consistency"] <= 1
-    assert m.max_frames == 8
+    assert seen == [8]
 
 
 def test_missing_dino_weights_say_how_to_fix(monkeypatch, tmp_path):
@@ -313,7 +318,7 @@ def test_lpips_loader_maps_torchvision_backbone(alexnet_path):
     assert backend == "lpips-alex"
     sd = torch.load(alexnet_path, weights_only=True)
     assert torch.equal(model.net.slice1[0].weight.cpu(), sd["features.0.weight"])
-    assert torch.equal(model.net.slice5[10].weight.cpu(), sd["features.10.weight"])
+    assert torch.equal(getattr(model.net.slice5, "10").weight.cpu(), sd["features.10.weight"])
     a, b = texture(64, 64), texture(64, 64, seed=5)
     d = C.lpips_distance(model, [a, a], [a, b])
     assert d.shape == (2,) and np.isfinite(d).all() and d[0] == pytest.approx(0.0, abs=1e-7) and d[1] > 0

@@ -42,7 +42,7 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[str], list[str], dict
 
     ok = [r for r in records if r.get("status") == "ok"]
     models = list(dict.fromkeys(r["model"] for r in ok))
-    names = list(dict.fromkeys(k for r in ok for k in r.get("scores", {})))
+    names = list(dict.fromkeys(k for r in ok for k, v in r.get("scores", {}).items() if v is not None))
     table: dict[str, dict[str, dict]] = defaultdict(dict)
     for s in bootstrap_summaries(ok, names):
         table[s.model][s.metric] = s.to_dict()

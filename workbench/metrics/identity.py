@@ -37,7 +37,7 @@ from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavaila
 
 SAMPLE_FPS = 4.0  # frames per second of video that are embedded
 MAX_SAMPLES = 48  # cap on embedded frames per clip (spread evenly when the clip is long)
-DLIB_SAME_PERSON_COSINE = 0.92  # see module docstring: dlib's 0.6 euclidean rule at raw norm ~1.5, checked by ROC
+DLIB_SAME_PERSON_COSINE = DlibEmbedder.same_person_cosine  # 0.92: see module docstring (ROC on real faces)
 ARCFACE_SAME_PERSON_COSINE = 0.28  # ArcFace at FAR=0.1% on LFW (Deb et al., AdvFaces, IJCB 2020)
 ARCFACE_ENV = "WORKBENCH_ARCFACE"
 REFERENCE_MAX_SIDE = 1024

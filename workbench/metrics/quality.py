@@ -107,6 +107,10 @@ class Fidelity(_ReferenceStream):
                   "Wang et al. 2004, Image quality assessment: from error visibility to structural similarity"),
     )
 
+    @classmethod
+    def backends_available(cls) -> dict[str, bool]:
+        return {"numpy-opencv": True}
+
     def backend(self) -> str:
         return "numpy-opencv"
 
@@ -183,7 +187,7 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
 
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     cov1, cov2 = np.atleast_2d(cov1).astype(np.float64), np.atleast_2d(cov2).astype(np.float64)
-    covmean, _ = linalg.sqrtm(cov1 @ cov2, disp=False)
+    covmean = np.asarray(linalg.sqrtm(cov1 @ cov2))
     if not np.isfinite(covmean).all():  # near-singular product: regularise (as in the FID reference code)
         eps = np.eye(cov1.shape[0]) * 1e-6
         covmean = linalg.sqrtm((cov1 + eps) @ (cov2 + eps))
@@ -219,8 +223,12 @@ def load_i3d(path: str | Path) -> Any:
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     key = (str(Path(path).resolve()), dev)
     if key not in _I3D:
+        import warnings
+
         try:
-            _I3D[key] = torch.jit.load(str(path), map_location=dev).eval()
+            with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format I3D ships in
+                warnings.simplefilter("ignore", FutureWarning)
+                _I3D[key] = torch.jit.load(str(path), map_location=dev).eval()
         except Exception as e:
             raise MetricUnavailable(f"I3D model {path} is not loadable TorchScript ({type(e).__name__}); pass the "
                                     "i3d_torchscript.pt used by StyleGAN-V / common FVD code") from None

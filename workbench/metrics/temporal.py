@@ -47,6 +47,10 @@ class TemporalFlicker(Metric):
                         "1 - mean absolute RGB difference of consecutive frames / 255 (every pair, any camera)",
                         "VBench temporal_flickering (Huang et al. 2024)"),)
 
+    @classmethod
+    def backends_available(cls) -> dict[str, bool]:
+        return {"pixel-mae": True}
+
     def backend(self) -> str:
         return "pixel-mae"
 
@@ -311,6 +315,10 @@ class MotionSmoothness(Metric):
     def __init__(self, pixel_stride: int = 2):
         self.pixel_stride = max(1, int(pixel_stride))  # error measured on every 2nd pixel (x, y): 4x cheaper
 
+    @classmethod
+    def backends_available(cls) -> dict[str, bool]:
+        return {f"{FLOW_BACKEND}-interp": True}
+
     def backend(self) -> str:
         return f"{FLOW_BACKEND}-interp"
 
@@ -388,6 +396,10 @@ class DynamicDegree(Metric):
                   "mean optical-flow magnitude, pixels per frame at analysis size (<= 512 px side)",
                   "plain measurement (DIS optical flow)"),
     )
+
+    @classmethod
+    def backends_available(cls) -> dict[str, bool]:
+        return {FLOW_BACKEND: True}
 
     def backend(self) -> str:
         return FLOW_BACKEND
