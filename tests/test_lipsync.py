@@ -94,6 +94,12 @@ def test_backend_selection(tmp_path, monkeypatch):
     assert LipSync(backend="landmarks").backend() == OFFLINE_BACKEND
     with pytest.raises(ValueError, match="backend"):
         LipSync(backend="magic")
+    # a weights file of the wrong kind makes the score unavailable with the file named, not a crash
+    junk = tmp_path / "junk.model"
+    junk.write_bytes(b"not a checkpoint")
+    clip = Clip.from_frames(np.zeros((60, 64, 64, 3), np.uint8), FPS, Audio(_speechlike(_envelope(60, 0), 0), SR))
+    r = evaluate(clip, metrics=["lipsync"], metric_options={"lipsync": {"syncnet_weights": str(junk)}})
+    assert r.scores["lse_c"] is None and "junk.model" in r.errors["lse_c"]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -147,12 +147,6 @@ class ArcFaceEmbedder:
         return self.embed_aligned(align_arcface(image, five_points(face))[None])[0]
 
 
-class _DlibBackend(DlibEmbedder):
-    """dlib embedder with the same-person threshold measured for unit-normalised vectors."""
-
-    same_person_cosine = DLIB_SAME_PERSON_COSINE
-
-
 # --------------------------------------------------------------------------------------------------
 # The metric
 # --------------------------------------------------------------------------------------------------
@@ -220,7 +214,7 @@ class IdentityPreservation(Metric):
         if not dlib_available():
             raise MetricUnavailable("dlib face models not installed; `pip install dlib-bin face-recognition-models` "
                                     f"or give an ArcFace model ({ARCFACE_ENV})")
-        return _DlibBackend()
+        return DlibEmbedder()
 
     def backend(self) -> str:
         if self.embedder is None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -186,6 +185,7 @@ class LipSync(Metric):
         self.device = device
         self.requested = backend
         self.weights = resolve_weights(syncnet_weights)
+        self._missing: str | None = None  # why an explicitly requested SyncNet cannot run
         self._use_syncnet = backend != "landmarks" and self.weights is not None and self.weights.is_file()
         if self.weights is not None and not self.weights.is_file() and backend != "landmarks":
             if backend == "syncnet":
@@ -210,7 +210,7 @@ class LipSync(Metric):
     # streaming ------------------------------------------------------------------------------------
     def start(self, inputs: EvalInputs) -> None:
         super().start(inputs)
-        if getattr(self, "_missing", None):
+        if self._missing:
             raise MetricUnavailable(self._missing)
         audio = inputs.audio
         if audio is None or len(audio.samples) == 0:
@@ -228,12 +228,16 @@ class LipSync(Metric):
         self._mouth: list[float] = []
         self._scorer = None
         if self._use_syncnet:
-            from workbench.metrics.syncnet import SYNCNET_FPS, SyncNetScorer, cached_syncnet
+            from workbench.metrics.syncnet import SYNCNET_FPS, SyncNetScorer, SyncNetWeightsError, cached_syncnet
 
             if abs(self.fps - SYNCNET_FPS) > 0.01:
                 raise MetricUnavailable(f"SyncNet scores 25 fps video, this clip is {self.fps:g} fps; "
                                         "resample it to 25 fps (or use the landmarks backend)")
-            self._scorer = SyncNetScorer(cached_syncnet(self.weights, self.device), device=self.device)
+            try:
+                net = cached_syncnet(self.weights, self.device)
+            except SyncNetWeightsError as e:
+                raise MetricUnavailable(str(e)) from None
+            self._scorer = SyncNetScorer(net, device=self.device)
             self._scorer.start(samples)
 
     def update(self, step: FrameStep) -> None:
