@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from workbench.media import Clip
-from workbench.metrics import MetricUnavailable, evaluate
+from workbench.metrics import evaluate
 from workbench.metrics import consistency as C
 from workbench.metrics import temporal as T
 
