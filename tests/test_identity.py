@@ -63,9 +63,10 @@ def test_align_arcface_puts_keypoints_on_template():
 
 
 def test_sample_indices():
-    idx = sample_indices(100, 25.0)  # stride round(25 / 4) = 6
+    idx = sample_indices(100, 25.0, sample_fps=4.0)  # stride round(25 / 4) = 6
     assert sorted(idx) == list(range(0, 100, 6))
-    long = sample_indices(25 * 60, 25.0)  # 60 s: 250 candidates thinned to 48, evenly
+    assert sorted(sample_indices(100, 25.0, sample_fps=2.0)) == list(range(0, 100, 12))  # round(12.5) = 12
+    long = sample_indices(25 * 60, 25.0, sample_fps=4.0)  # 60 s: 250 candidates thinned to 48, evenly
     assert len(long) == 48 and min(long) == 0 and max(long) >= 25 * 60 - 7
     gaps = np.diff(sorted(long))
     assert gaps.max() - gaps.min() <= 6

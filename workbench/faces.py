@@ -24,6 +24,7 @@ RIGHT_EYE = slice(42, 48)
 OUTER_LIPS = slice(48, 60)
 INNER_LIPS = slice(60, 68)
 DLIB_SAME_PERSON_DISTANCE = 0.6  # dlib's documented euclidean threshold for 128-d embeddings
+DETECT_SIDE = 256  # short side at which the tracker runs the HOG detector (faces >= ~80 px there)
 
 
 class FaceModelsMissing(RuntimeError):
@@ -120,6 +121,31 @@ def detect_faces(image: np.ndarray, upsample: int | None = None) -> list[Face]:
     return faces
 
 
+def detect_faces_fast(image: np.ndarray, detect_side: int = DETECT_SIDE) -> list[Face]:
+    """`detect_faces` with the HOG detector run on a copy shrunk to `detect_side` px (short side).
+
+    Detection cost grows with pixel count; talking-head faces are large, so finding the box at low
+    resolution and placing the 68 landmarks at full resolution gives the same landmarks ~3x faster
+    at 512 px. Falls back to full resolution when the small copy shows no face.
+    """
+    h, w = image.shape[:2]
+    if min(h, w) <= detect_side:
+        return detect_faces(image)
+    import cv2
+
+    s = detect_side / float(min(h, w))
+    small = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    found = detect_faces(small, upsample=0)
+    if not found:
+        return detect_faces(image)
+    out = []
+    for f in found:
+        box = tuple(int(round(v / s)) for v in f.box)
+        face = landmarks_in_box(image, box)
+        out.append(Face(box, f.score, face.landmarks))
+    return out
+
+
 def largest_face(image: np.ndarray) -> Face | None:
     faces = detect_faces(image)
     return faces[0] if faces else None
@@ -201,7 +227,7 @@ class FaceTracker:
         return face
 
     def _detect(self, frame: np.ndarray, index: int) -> Face | None:
-        faces = detect_faces(frame)
+        faces = detect_faces_fast(frame)
         self._last_detect = index
         if not faces:
             self._box, self._last_center = None, None

@@ -35,7 +35,7 @@ import numpy as np
 from workbench.faces import DlibEmbedder, Face, FaceEmbedder, detect_faces, dlib_available
 from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
 
-SAMPLE_FPS = 4.0  # frames per second of video that are embedded
+SAMPLE_FPS = 2.0  # frames per second of video that are embedded (identity drifts slowly; each embedding ~70 ms)
 MAX_SAMPLES = 48  # cap on embedded frames per clip (spread evenly when the clip is long)
 DLIB_SAME_PERSON_COSINE = DlibEmbedder.same_person_cosine  # 0.92: see module docstring (ROC on real faces)
 ARCFACE_SAME_PERSON_COSINE = 0.28  # ArcFace at FAR=0.1% on LFW (Deb et al., AdvFaces, IJCB 2020)
