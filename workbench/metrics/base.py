@@ -121,6 +121,7 @@ class Metric(ABC):
     name: ClassVar[str]  # group name, e.g. "lipsync"
     scores: ClassVar[tuple[ScoreSpec, ...]]
     requires: ClassVar[frozenset[str]] = frozenset()  # subset of {"image", "audio", "reference"}
+    reasons: dict[str, str]  # why a score came out None (set in finish), optional
 
     @abstractmethod
     def backend(self) -> str:
@@ -140,7 +141,8 @@ class Metric(ABC):
 
     @abstractmethod
     def finish(self) -> dict[str, float | None]:
-        """Return {score name: value} for every name in `scores`."""
+        """Return {score name: value} for every name in `scores`. A None value may be explained in
+        `self.reasons[name]` (one line), which the evaluator records as that score's error."""
 
     @classmethod
     def score_names(cls) -> list[str]:

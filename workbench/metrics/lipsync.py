@@ -265,6 +265,9 @@ class LipSync(Metric):
         curve = sync_curve(mouth, feats[: len(mouth)], self.fps, self.max_offset)
         self.curve = curve  # kept for plots / inspection
         offset, conf = offset_and_confidence(curve)
+        why = ("needs SyncNet weights (syncnet_v2.model): pass syncnet_weights=PATH or set WORKBENCH_SYNCNET_WEIGHTS; "
+               "the landmark-xcorr backend reports sync_offset and sync_confidence only")
+        self.reasons = {"lse_d": why, "lse_c": why}
         return {"sync_offset": float(offset), "sync_confidence": conf, "lse_d": None, "lse_c": None}
 
 

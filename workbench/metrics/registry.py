@@ -190,7 +190,8 @@ def evaluate(
             result.scores[s] = None if v is None or not np.isfinite(v) else float(v)
             result.backends[s] = backend
             if result.scores[s] is None:
-                result.errors.setdefault(s, f"{m.name}: not computable for this clip")
+                why = getattr(m, "reasons", {}).get(s, "not computable for this clip")
+                result.errors.setdefault(s, f"{m.name}: {why}")
     return result
 
 
