@@ -239,3 +239,17 @@ perturbations:
     res = run_calibration(suite, tmp_path / "out")
     assert not res.errors, res.errors
     assert res.failed == 0 and res.passed == 3, [r for r in res.rows]
+
+
+def test_cli_calibrate_reports_and_fails_on_a_failed_check(tmp_path, toy_registry):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    _synthetic_clip(tmp_path / "suite" / "clips" / "toy.mp4")
+    suite = _suite(tmp_path, ["clips/toy.mp4"])
+    r = CliRunner().invoke(app, ["calibrate", str(suite), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1  # the suite holds one expectation that is wrong on purpose
+    assert "7 passed, 1 failed" in r.output and (tmp_path / "o" / "calibration.md").exists()
+    bad = CliRunner().invoke(app, ["calibrate", str(tmp_path / "nope.yaml")])
+    assert bad.exit_code == 2 and "nope.yaml" in bad.output

@@ -200,14 +200,19 @@ def calibrate(
     suite: Path = typer.Argument(Path("evals/suites/metric-calibration.yaml"), help="calibration suite YAML"),
     out: Path = typer.Option(Path("runs/calibration"), "--out", help="folder for calibration.json/.md"),
 ) -> None:
-    """Perturb real clips and check that every metric moves the expected way."""
+    """Perturb real clips and check that every metric moves the expected way (exit 1 if any check fails)."""
     from workbench.calibrate import run_calibration
 
     try:
-        result = run_calibration(suite, out)
+        result = run_calibration(suite, out, progress=lambda msg: typer.echo(msg, err=True))
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
-    typer.echo(f"{result.passed} of {len(result.rows)} checks passed; table: {out / 'calibration.md'}")
+    for err in result.errors:
+        typer.echo(f"note: {err}")
+    typer.echo(f"{result.passed} passed, {result.failed} failed, {result.unscored} not scorable; "
+               f"table: {out / 'calibration.md'}")
+    if result.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover
