@@ -117,18 +117,10 @@ def _parse_expect(src: Path, pert: str, metric: str, raw: Any) -> Expectation:
 
 def load_suite(path: str | Path) -> CalibrationSuite:
     """Read and validate a calibration YAML; clip paths resolve relative to the file."""
-    import yaml
+    from workbench.suite import read_yaml_mapping
 
     path = Path(path)
-    if not path.is_file():
-        raise CalibrationSuiteError(f"{path}: calibration suite not found; pass a YAML file (see evals/suites/)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CalibrationSuiteError(f"{path}: not valid YAML ({first}); fix the syntax") from None
-    if not isinstance(data, dict):
-        raise CalibrationSuiteError(f"{path}: expected a mapping with clips, metrics, perturbations")
+    data = read_yaml_mapping(path, "calibration suite", "clips, metrics, perturbations", CalibrationSuiteError)
     for key in ("clips", "metrics", "perturbations"):
         if not data.get(key) or not isinstance(data[key], list):
             raise CalibrationSuiteError(f"{path}: '{key}' must be a non-empty list")

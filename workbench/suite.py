@@ -103,19 +103,27 @@ class Suite(_Strict):
         return (Path.cwd() / "runs" / self.name).resolve()
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite YAML; errors are one line naming the file and the offending key."""
+def read_yaml_mapping(path: str | Path, what: str, keys: str, error: type[ValueError] = SuiteError) -> dict:
+    """Read a YAML file that must hold a mapping; every failure is one `error` line naming the file,
+    the line and column of a syntax error, and the fix. `what` names the file kind, `keys` its keys."""
     path = Path(path)
-    if not path.exists():
-        raise SuiteError(f"{path}: suite file not found; pass a YAML file such as evals/suites/smoke.yaml")
+    if not path.is_file():
+        raise error(f"{path}: {what} not found; pass a YAML file (see evals/suites/)")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SuiteError(f"{path}: not valid YAML{where} ({getattr(e, 'problem', e)}); fix the syntax") from None
+        raise error(f"{path}: not valid YAML{where} ({getattr(e, 'problem', e)}); fix the syntax") from None
     if not isinstance(data, dict):
-        raise SuiteError(f"{path}: a suite must be a YAML mapping with name, cases, models (got {type(data).__name__})")
+        raise error(f"{path}: a {what} must be a YAML mapping with {keys} (got {type(data).__name__})")
+    return data
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite YAML; errors are one line naming the file and the offending key."""
+    path = Path(path)
+    data = read_yaml_mapping(path, "suite file", "name, cases, models")
     try:
         suite = Suite.model_validate(data)
     except ValidationError as e:

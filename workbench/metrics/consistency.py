@@ -337,13 +337,8 @@ def lpips_distance(model: Any, a: list[np.ndarray], b: list[np.ndarray]) -> np.n
         return model(x, y).reshape(-1).float().cpu().numpy()
 
 
-class LpipsTemporal(Metric):
-    """LPIPS between consecutive frames: perceptual frame-to-frame change (lower = steadier)."""
-
-    name = "lpips_temporal"
-    scores = (ScoreSpec("lpips_temporal", False, "[0, 1+)",
-                        "mean LPIPS (AlexNet, v0.1) between consecutive frames at analysis size",
-                        "Zhang et al. 2018 LPIPS; temporal use as in Lai et al. 2018"),)
+class LpipsBackend:
+    """Options, backend name and availability shared by the LPIPS metrics (temporal and vs reference)."""
 
     def __init__(self, net: str = "alex", backbone: str | Path | None = None, batch: int = 8):
         self.net, self.backbone_path, self.batch = net, backbone, batch
@@ -357,6 +352,16 @@ class LpipsTemporal(Metric):
 
     def backend(self) -> str:
         return f"lpips-{self.net}"
+
+
+class LpipsTemporal(LpipsBackend, Metric):
+    """LPIPS between consecutive frames: perceptual frame-to-frame change (lower = steadier)."""
+
+    name = "lpips_temporal"
+    scores = (ScoreSpec("lpips_temporal", False, "[0, 1+)",
+                        "mean LPIPS (AlexNet, v0.1) between consecutive frames at analysis size",
+                        "Zhang et al. 2018 LPIPS; temporal use as in Lai et al. 2018"),)
+
 
     def start(self, inputs: EvalInputs) -> None:
         super().start(inputs)

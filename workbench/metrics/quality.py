@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from workbench.metrics.base import ANALYSIS_MAX_SIDE, EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
-from workbench.metrics.consistency import find_lpips_backbone, load_lpips, lpips_distance
+from workbench.metrics.consistency import LpipsBackend, load_lpips, lpips_distance
 
 PSNR_CAP = 100.0  # dB reported for identical frames (MSE = 0)
 I3D_ENV = "WORKBENCH_I3D"
@@ -130,7 +130,7 @@ class Fidelity(_ReferenceStream):
         return {"psnr": self._psnr / self._paired, "ssim": self._ssim / self._paired}
 
 
-class LpipsReference(_ReferenceStream):
+class LpipsReference(LpipsBackend, _ReferenceStream):
     """LPIPS per frame against the reference (AlexNet backbone from the local torch hub cache)."""
 
     name = "lpips"
@@ -138,18 +138,6 @@ class LpipsReference(_ReferenceStream):
                         "mean per-frame LPIPS (AlexNet, v0.1) vs the reference at analysis size",
                         "Zhang et al. 2018, The Unreasonable Effectiveness of Deep Features as a Perceptual Metric"),)
 
-    def __init__(self, net: str = "alex", backbone: str | Path | None = None, batch: int = 8):
-        self.net, self.backbone_path, self.batch = net, backbone, batch
-
-    @classmethod
-    def backends_available(cls) -> dict[str, bool]:
-        try:
-            return {"lpips-alex": find_lpips_backbone("alex") is not None}
-        except MetricUnavailable:
-            return {"lpips-alex": False}
-
-    def backend(self) -> str:
-        return f"lpips-{self.net}"
 
     def start(self, inputs: EvalInputs) -> None:
         self._model, _ = load_lpips(self.net, self.backbone_path)
