@@ -102,7 +102,7 @@ def register(cls: type[Generator]) -> type[Generator]:
 
 
 def _load_builtin() -> None:
-    from workbench.models import baselines  # noqa: F401  (registers on import)
+    from workbench.models import baselines, diffusers_i2v  # noqa: F401  (registers on import)
 
 
 def registry() -> dict[str, type[Generator]]:
