@@ -249,3 +249,19 @@ def test_cli_models_and_metrics_json():
     metrics = json.loads(CliRunner().invoke(app, ["metrics", "--json"]).output)
     assert {"temporal_flicker", "identity_similarity", "sync_offset"} <= {m["name"] for m in metrics}
     assert all(m["direction"] in ("higher", "lower", "neither") for m in metrics)
+
+
+def test_repository_suites_parse_and_name_known_models(repo_root):
+    from workbench.metrics import resolve
+    from workbench.models import registry
+
+    suites = sorted((repo_root / "evals" / "suites").glob("*.yaml"))
+    run_suites = [p for p in suites if "calibration" not in p.name]
+    assert run_suites
+    for path in run_suites:
+        suite = load_suite(path)
+        assert {m.name for m in suite.models} <= set(registry()), path.name
+        resolve(suite.metrics)  # every metric name is known
+        for case in suite.cases:
+            for p in (case.image, case.audio):
+                assert p is None or suite.resolve(p).exists(), f"{path.name}: {p}"
