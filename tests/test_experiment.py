@@ -221,6 +221,7 @@ def test_cli_run_twice_then_report(workdir):
     assert "4 of 4 jobs already finished" in r2.output and "0 jobs done" in r2.output
     html = (workdir / "run" / "report.html").read_text()
     assert html.count("<video") == 4 and "temporal_flicker" in html
+    assert "Paired comparison" not in html  # one model: nothing to pair
     r3 = cli.invoke(app, ["report", str(workdir / "run")])
     assert r3.exit_code == 0 and r3.output.strip().endswith("report.html")
 
@@ -265,3 +266,17 @@ def test_repository_suites_parse_and_name_known_models(repo_root):
         for case in suite.cases:
             for p in (case.image, case.audio):
                 assert p is None or suite.resolve(p).exists(), f"{path.name}: {p}"
+
+
+def test_report_pairs_models_and_flags_mixed_backends(workdir):
+    from workbench.report import mixed_backends, write_report
+
+    models = [{"name": "test-drift", "label": "slow"}, {"name": "test-drift", "label": "long", "params": {"num_frames": 9}}]
+    suite = load_suite(write_suite(workdir, models=models))
+    Runner(suite).run_all()
+    html = write_report(workdir / "run").read_text()
+    assert "Paired comparison against slow" in html and "wins" in html
+    recs = lines(workdir / "run")
+    assert mixed_backends(recs) == {}
+    recs[0]["backends"]["temporal_flicker"] = "other-backend"
+    assert mixed_backends(recs) == {"temporal_flicker": ["other-backend", "pixel-mae"]}

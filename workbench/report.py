@@ -104,6 +104,37 @@ def _best(models: list[str], name: str, table: dict, higher: bool | None) -> str
     return (max if higher else min)(vals)[1]
 
 
+def _paired_section(ok: list[dict[str, Any]], models: list[str], names: list[str],
+                    directions: dict[str, bool | None]) -> list[str]:
+    """Each model against the run's first model over matched (case, seed) jobs: mean difference with a
+    bootstrap 95% CI (significant when it excludes 0) and the share of pairs it wins."""
+    from workbench.metrics.stats import compare
+
+    if len(models) < 2:
+        return []
+    base = models[0]
+    out = [f"<h2>Paired comparison against {html.escape(base)}</h2><p><small>mean of (model &minus; "
+           f"{html.escape(base)}) over matched case/seed pairs [bootstrap 95% CI]; <b>bold</b>: the CI excludes 0; "
+           "wins: share of pairs where the model is better</small></p><div style='overflow-x:auto'><table>"
+           "<tr><th class=l>model</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"]
+    for m in models[1:]:
+        out.append(f"<tr><td class=l>{html.escape(m)}</td>")
+        for n in names:
+            c = compare(ok, m, base, n, higher_is_better=directions.get(n))
+            if c.mean_diff is None:
+                out.append("<td>&ndash;</td>")
+                continue
+            text = f"{c.mean_diff:+.3g} <small>[{_fmt(c.lo)}, {_fmt(c.hi)}]</small>"
+            if c.significant:
+                text = f"<b>{text}</b>"
+            if c.a_wins is not None and directions.get(n) is not None:
+                text += f"<br><small>wins {c.a_wins:.0%} of {c.n_pairs}</small>"
+            out.append(f"<td>{text}</td>")
+        out.append("</tr>")
+    out.append("</table></div>")
+    return out
+
+
 def render(records: list[dict[str, Any]], run_dir: Path) -> str:
     directions = _directions()
     models, names, table = summarize(records)
@@ -128,7 +159,8 @@ small{{color:#666}}
                      f'backends:<ul>{items}</ul></div>')
     if models:
         parts.append("<h2>Models</h2><p><small>mean [bootstrap 95% CI] over cases and seeds; best in bold; "
-                     "&uarr; higher is better, &darr; lower is better</small></p><table><tr><th class=l>model</th><th>n</th>")
+                     "&uarr; higher is better, &darr; lower is better</small></p><div style='overflow-x:auto'>"
+                     "<table><tr><th class=l>model</th><th>n</th>")
         for n in names:
             arrow = {True: " &uarr;", False: " &darr;"}.get(directions.get(n), "")
             parts.append(f"<th>{html.escape(n)}{arrow}</th>")
@@ -146,9 +178,10 @@ small{{color:#666}}
                     text = f"<b>{text}</b>"
                 parts.append(f"<td>{text}</td>")
             parts.append("</tr>")
-        parts.append("</table>")
+        parts.append("</table></div>")
     if figure:
         parts.append(f'<img src="{html.escape(figure)}" alt="scores per model" style="max-width:100%">')
+    parts.extend(_paired_section(ok, models, names, directions))
     by_case: dict[str, list[dict]] = defaultdict(list)
     for r in ok:
         by_case[r["case"]].append(r)
@@ -165,7 +198,7 @@ small{{color:#666}}
                 for k, v in r.get("scores", {}).items())
             video = html.escape(r.get("video") or "")
             parts.append(f'<div class="cell"><b>{html.escape(r["model"])}</b> <small>seed {r["seed"]}</small>'
-                         f'<video src="{video}" controls loop preload="metadata"></video>'
+                         f'<video src="{video}#t=0.1" controls loop preload="metadata"></video>'
                          f'<table style="width:100%">{rows}</table>'
                          f'<small>generate {_fmt(r.get("timings", {}).get("generate"))} s, '
                          f'evaluate {_fmt(r.get("timings", {}).get("evaluate"))} s</small></div>')
