@@ -33,6 +33,22 @@ def repo_root() -> Path:
     return REPO
 
 
+@pytest.fixture(scope="session")
+def alexnet_path(tmp_path_factory) -> Path:
+    """Random-weight AlexNet state dict: the LPIPS backbone stand-in (real one needs a download)."""
+    from workbench.models.tiny import build_tiny
+
+    return build_tiny("alexnet", tmp_path_factory.mktemp("alex") / "alexnet_random.pth")
+
+
+@pytest.fixture(scope="session")
+def raft_small_path(tmp_path_factory) -> Path:
+    """Random-weight torchvision RAFT-small state dict."""
+    from workbench.models.tiny import build_tiny
+
+    return build_tiny("raft_small", tmp_path_factory.mktemp("raft") / "raft_small_random.pth")
+
+
 @register
 class CountingGenerator(Generator):
     """A real (tiny) generator for runner tests: a gradient that drifts with the seed; counts its calls."""

@@ -88,15 +88,6 @@ def test_reference_streams_lockstep_from_file(tmp_path, media_dir):
 # --------------------------------------------------------------------------------------------------
 # LPIPS vs reference
 # --------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def alexnet_path(tmp_path_factory):
-    import torch
-    from torchvision.models import alexnet
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("alex") / "alexnet_random.pth"
-    torch.save(alexnet(weights=None).state_dict(), path)
-    return path
 
 
 def test_lpips_vs_reference(alexnet_path):

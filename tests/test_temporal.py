@@ -167,15 +167,6 @@ def test_fully_frozen_clip_is_static_but_moving_bear_is_dynamic(media_dir):
 # --------------------------------------------------------------------------------------------------
 # RAFT backend (torchvision) on random weights
 # --------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def raft_small_path(tmp_path_factory):
-    import torch
-    from torchvision.models.optical_flow import raft_small
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("raft") / "raft_small_random.pth"
-    torch.save(raft_small(weights=None).state_dict(), path)
-    return path
 
 
 def test_raft_loader_and_flow_shapes(raft_small_path):
@@ -300,15 +291,6 @@ def test_i2v_subject_needs_an_image(tiny_dino):
 # --------------------------------------------------------------------------------------------------
 # LPIPS between consecutive frames, random AlexNet backbone from a file
 # --------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def alexnet_path(tmp_path_factory):
-    import torch
-    from torchvision.models import alexnet
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("alex") / "alexnet_random.pth"
-    torch.save(alexnet(weights=None).state_dict(), path)
-    return path
 
 
 def test_lpips_loader_maps_torchvision_backbone(alexnet_path):

@@ -67,8 +67,25 @@ def build_tiny_svd(path: str | Path) -> Path:
     return path
 
 
+def build_random_torchvision(arch: str, path: str | Path) -> Path:
+    """Save a random-weight torchvision model's state dict (same keys and shapes as the released
+    weights) to `path`: the stand-in for metric backbones (`alexnet` for LPIPS, `raft_small` for RAFT)."""
+    import torch
+    import torchvision.models as tvm
+    from torchvision.models import optical_flow
+
+    factory = getattr(tvm, arch, None) or getattr(optical_flow, arch)
+    torch.manual_seed(SEED)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(factory(weights=None).state_dict(), path)
+    return path
+
+
 BUILDERS: dict[str, Callable[[str | Path], Path]] = {
     "svd": build_tiny_svd,
+    "alexnet": lambda path: build_random_torchvision("alexnet", path),
+    "raft_small": lambda path: build_random_torchvision("raft_small", path),
 }
 
 
