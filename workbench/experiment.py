@@ -276,7 +276,7 @@ class Runner:
             t0 = time.perf_counter()
             from workbench.metrics import evaluate
 
-            result = evaluate(Clip.open(path), image=request.image, audio=request.audio,
+            result = evaluate(Clip.open(path, load_audio_track=False), image=request.image, audio=request.audio,
                               reference=Clip.open(job.reference) if job.reference else None,
                               metrics=self.suite.metrics, skip_inapplicable=True,
                               progress=self._step(job, "evaluate"))
