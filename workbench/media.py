@@ -97,7 +97,7 @@ def _open_container(path: Path):
     import av
 
     if not path.exists():
-        raise MediaError(f"{path}: file not found; check the path (relative paths resolve from the suite file)")
+        raise MediaError(f"{path}: file not found; check the path")
     if path.stat().st_size == 0:
         raise MediaError(f"{path}: file is empty; re-export or replace it")
     try:
@@ -151,7 +151,7 @@ def _load_wav(path: Path, sample_rate: int | None) -> Audio:
     import wave
 
     if not path.exists():
-        raise MediaError(f"{path}: file not found; check the path (relative paths resolve from the suite file)")
+        raise MediaError(f"{path}: file not found; check the path")
     with wave.open(str(path), "rb") as w:
         n, ch, width, rate = w.getnframes(), w.getnchannels(), w.getsampwidth(), w.getframerate()
         raw = w.readframes(n)
@@ -183,7 +183,7 @@ def load_image(path: str | Path, max_side: int | None = DEFAULT_MAX_IMAGE_SIDE) 
 
     path = Path(path)
     if not path.exists():
-        raise MediaError(f"{path}: image not found; check the path (relative paths resolve from the suite file)")
+        raise MediaError(f"{path}: image not found; check the path")
     try:
         Image.MAX_IMAGE_PIXELS = 40000 * 40000
         with Image.open(path) as im:
