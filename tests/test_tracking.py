@@ -16,9 +16,10 @@ def test_offline_wandb_run_holds_clips_and_table(workdir, monkeypatch):  # noqa:
             "models": ["test-drift"], "seeds": [0], "metrics": ["temporal_flicker"],
             "tracking": {"wandb": True, "mode": "offline", "project": "wb-test"}}
     (workdir / "s.yaml").write_text(yaml.safe_dump(spec))
-    r = CliRunner().invoke(app, ["run", str(workdir / "s.yaml")])
+    r = CliRunner().invoke(app, ["run", str(workdir / "s.yaml"), "--out", str(workdir / "elsewhere")])
     assert r.exit_code == 0, r.output
-    runs = list((workdir / "run" / "wandb").glob("offline-run-*"))
+    assert not (workdir / "run").exists()  # --out wins for clips, records and the wandb run alike
+    runs = list((workdir / "elsewhere" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     files = runs[0] / "files"
     videos = list((files / "media" / "videos").rglob("*.mp4"))

@@ -82,14 +82,13 @@ def run(
         _fail(str(e))
     except ValueError:
         _fail(f"--shard {shard!r} must be i/n with 0 <= i < n, e.g. 0/4")
-    callbacks: list[Any] = [_ProgressBar()]
+    runner = Runner(spec, out, [_ProgressBar()], shard=(i, n), retry_failed=not no_retry_failed)
     tracker = None
     if spec.tracking.wandb and spec.tracking.mode != "disabled":
         from workbench.tracking import WandbTracker
 
-        tracker = WandbTracker(spec)
-        callbacks.append(tracker)
-    runner = Runner(spec, out, callbacks, shard=(i, n), retry_failed=not no_retry_failed)
+        tracker = WandbTracker(spec, run_dir=runner.store.root)  # the wandb run lives in the run folder
+        runner.callbacks.append(tracker)
     for why in runner.skipped:
         typer.echo(f"not applicable, skipped: {why}")
     records = []
