@@ -29,4 +29,6 @@ def test_offline_wandb_run_holds_clips_and_table(workdir, monkeypatch):  # noqa:
     assert table["columns"][:4] == ["case", "model", "seed", "status"] and "temporal_flicker" in table["columns"]
     col = table["columns"].index("temporal_flicker")
     assert len(table["data"]) == 2 and all(0 <= row[col] <= 1 for row in table["data"])
+    paths = [row[table["columns"].index("video_path")] for row in table["data"]]
+    assert all((workdir / "elsewhere" / p).exists() for p in paths)
     assert list(runs[0].glob("run-*.wandb"))  # the history stream, for `wandb sync`

@@ -71,9 +71,9 @@ class WandbTracker:
         if self.run is None:
             return
         names = list(dict.fromkeys(k for r in self._rows for k in r.get("scores", {})))
-        table = wandb.Table(columns=["case", "model", "seed", "status", "video", *names])
+        table = wandb.Table(columns=["case", "model", "seed", "status", "video", "video_path", *names])
         for r in self._rows:
-            table.add_data(r["case"], r["model"], r["seed"], r["status"], self._video(r),
+            table.add_data(r["case"], r["model"], r["seed"], r["status"], self._video(r), r.get("video"),
                            *[r.get("scores", {}).get(n) for n in names])
         self.run.log({"comparison": table})
         ok = [r for r in self._rows if r.get("status") == "ok"]
