@@ -10,7 +10,8 @@ export WANDB_MODE ?= offline
 
 .PHONY: demo test lab setup system-deps samples bench clean
 
-# system packages: espeak-ng makes the sample speech; installed only when missing
+# system packages: espeak-ng makes the sample speech (only `make samples` needs it: the samples are
+# committed); installed only when missing
 system-deps:
 	@command -v espeak-ng >/dev/null 2>&1 || { \
 	  echo "installing espeak-ng (sample speech)"; \
@@ -23,9 +24,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-setup: system-deps $(STAMP)
+setup: $(STAMP)
 
-samples: setup
+samples: system-deps setup
 	$(BIN)/python data/make_samples.py
 
 demo: setup
