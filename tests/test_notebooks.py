@@ -1,7 +1,6 @@
 """Notebooks are entry points: each one is executed end to end on a small suite."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat

@@ -247,14 +247,10 @@ def _load_clip(spec: ClipSpec, suite: CalibrationSuite) -> tuple[Clip, np.ndarra
         raise MediaError(f"{spec.path}: clip not found (listed in {suite.path}); fix its path, relative to the suite file")
     clip = Clip.open(spec.path)
     limit = int(math.ceil(suite.max_seconds * clip.fps)) if suite.max_seconds else None
-    frames = []
-    for i, f in enumerate(clip.iter_frames(max_side=suite.max_side)):
-        if limit and i >= limit:
-            break
-        frames.append(f)
+    frames = clip.to_array(max_frames=limit, max_side=suite.max_side)
     n = len(frames)
     audio = _fit_audio(clip.audio, n / clip.fps) if clip.audio is not None else None
-    mem = Clip.from_frames(np.stack(frames), clip.fps, audio)
+    mem = Clip.from_frames(frames, clip.fps, audio)
     image = None
     if spec.image == "first_frame":
         image = frames[0]

@@ -302,7 +302,7 @@ class Runner:
     def _request(self, job: Job) -> GenerationRequest:
         image = load_image(job.image, max_side=self.suite.max_image_side) if job.image else None
         audio = load_audio(job.audio) if job.audio else None
-        if audio is not None and audio.rms < 1e-5:
+        if audio is not None and audio.is_silent:
             raise MediaError(f"{job.audio}: audio is silent; pass a recording with speech")
         return GenerationRequest(image=image, audio=audio, prompt=job.case.prompt, seed=job.seed,
                                  params=dict(job.params), image_path=str(job.image) if job.image else None,
@@ -337,8 +337,3 @@ class Runner:
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
-
-def run_suite(suite: Suite, out_dir: str | Path | None = None, callbacks: list[Any] | None = None,
-              shard: tuple[int, int] = (0, 1)) -> list[dict[str, Any]]:
-    """Run a suite to completion and return the records written in this call."""
-    return Runner(suite, out_dir, callbacks, shard).run_all()

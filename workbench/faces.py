@@ -21,8 +21,6 @@ import numpy as np
 JAW = slice(0, 17)
 LEFT_EYE = slice(36, 42)
 RIGHT_EYE = slice(42, 48)
-OUTER_LIPS = slice(48, 60)
-INNER_LIPS = slice(60, 68)
 DLIB_SAME_PERSON_DISTANCE = 0.6  # dlib's documented euclidean threshold for 128-d embeddings
 DETECT_SIDE = 256  # short side at which the tracker runs the HOG detector (faces >= ~80 px there)
 
@@ -83,17 +81,24 @@ class Face:
         return (self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0
 
     def mouth_opening(self) -> float:
-        """Inner-lip opening (mean of the three vertical gaps) normalised by the outer-mouth width."""
-        lm = self.landmarks
-        gap = np.mean([np.linalg.norm(lm[61] - lm[67]), np.linalg.norm(lm[62] - lm[66]), np.linalg.norm(lm[63] - lm[65])])
-        width = np.linalg.norm(lm[48] - lm[54]) + 1e-6
-        return float(gap / width)
+        """See `mouth_opening`."""
+        return mouth_opening(self.landmarks)
 
     def eye_aspect_ratio(self) -> float:
         """Mean eye aspect ratio (Soukupova & Cech 2016): small when the eyes are closed."""
         def ear(e: np.ndarray) -> float:
             return float((np.linalg.norm(e[1] - e[5]) + np.linalg.norm(e[2] - e[4])) / (2 * np.linalg.norm(e[0] - e[3]) + 1e-6))
         return (ear(self.landmarks[LEFT_EYE]) + ear(self.landmarks[RIGHT_EYE])) / 2.0
+
+
+def mouth_opening(landmarks: np.ndarray) -> float:
+    """Inner-lip gap (mean of the three vertical pairs 61-67, 62-66, 63-65) over the inter-ocular
+    distance. Normalising by the eyes rather than the mouth width keeps lip rounding (which narrows
+    the mouth) from inflating the opening."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    gap = np.mean([np.linalg.norm(lm[a] - lm[b]) for a, b in ((61, 67), (62, 66), (63, 65))])
+    eyes = np.linalg.norm(lm[LEFT_EYE].mean(axis=0) - lm[RIGHT_EYE].mean(axis=0)) + 1e-6
+    return float(gap / eyes)
 
 
 def _to_rect(box):
@@ -193,9 +198,6 @@ class DlibEmbedder:
         v = np.asarray(encoder.compute_face_descriptor(chip, self.jitter), dtype=np.float32)
         return v / (np.linalg.norm(v) + 1e-9)
 
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
 
 
 class FaceTracker:

@@ -10,12 +10,12 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 DEFAULT_MAX_IMAGE_SIDE = 1024
-VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif"}
+SILENT_RMS = 1e-4  # below this RMS (full scale 1.0) a track holds no speech: generators and lip-sync refuse it
 
 
 class MediaError(ValueError):
@@ -48,6 +48,11 @@ class Audio:
     @property
     def rms(self) -> float:
         return float(np.sqrt(np.mean(self.samples.astype(np.float64) ** 2))) if len(self.samples) else 0.0
+
+    @property
+    def is_silent(self) -> bool:
+        """Empty, or quieter than SILENT_RMS: nothing to drive or score lip motion with."""
+        return self.rms < SILENT_RMS
 
     def resample(self, sample_rate: int) -> "Audio":
         """Band-limited polyphase resampling (scipy) to `sample_rate`."""
@@ -307,10 +312,6 @@ class Clip:
 
     # properties ------------------------------------------------------------------------------------
     @property
-    def in_memory(self) -> bool:
-        return self.frames is not None
-
-    @property
     def size(self) -> tuple[int, int]:
         """(width, height)."""
         if self.frames is not None:
@@ -337,7 +338,7 @@ class Clip:
         """Yield uint8 RGB frames one at a time (decoded lazily for file-backed clips)."""
         if self.frames is not None:
             for f in self.frames:
-                yield _cap(f, max_side)
+                yield cap_side(f, max_side)
             return
         assert self.path is not None
         container = _open_container(self.path)
@@ -347,7 +348,7 @@ class Clip:
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
                 count += 1
-                yield _cap(frame.to_ndarray(format="rgb24"), max_side)
+                yield cap_side(frame.to_ndarray(format="rgb24"), max_side)
         except MediaError:
             raise
         except Exception as e:
@@ -362,12 +363,13 @@ class Clip:
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.iter_frames()
 
-    def to_array(self, max_frames: int | None = None) -> np.ndarray:
-        """All frames as one (T, H, W, 3) array (loads everything: use for short clips only)."""
-        if self.frames is not None:
+    def to_array(self, max_frames: int | None = None, max_side: int | None = None) -> np.ndarray:
+        """The first `max_frames` frames (all when None) as one (T, H, W, 3) array, each capped at
+        `max_side` (loads them all: use for short clips only)."""
+        if self.frames is not None and not max_side:
             return self.frames[:max_frames] if max_frames else self.frames
         out = []
-        for i, f in enumerate(self.iter_frames()):
+        for i, f in enumerate(self.iter_frames(max_side=max_side)):
             if max_frames and i >= max_frames:
                 break
             out.append(f)
@@ -383,16 +385,14 @@ class Clip:
     def with_audio(self, audio: Audio | None) -> "Clip":
         return Clip(fps=self.fps, audio=audio, frames=self.frames, path=self.path, _info=self._info)
 
-    def map_frames(self, fn: Callable[[np.ndarray], np.ndarray]) -> "Clip":
-        return Clip.from_frames(np.stack([fn(f) for f in self.iter_frames()]), self.fps, self.audio)
-
     # output ----------------------------------------------------------------------------------------
     def save(self, path: str | Path, crf: int = 18, audio_bitrate: int = 128_000) -> Path:
         """Write H.264/yuv420p mp4 (even dimensions; odd ones are padded by one pixel) + AAC audio."""
         return write_video(path, self.iter_frames(), self.fps, self.audio, crf=crf, audio_bitrate=audio_bitrate)
 
 
-def _cap(frame: np.ndarray, max_side: int | None) -> np.ndarray:
+def cap_side(frame: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Downscale (area) so the longer side is at most `max_side`; unchanged when already small."""
     if not max_side or max(frame.shape[:2]) <= max_side:
         return frame
     import cv2
@@ -470,6 +470,3 @@ def _encode_audio(container, astream, audio: Audio) -> None:
     for packet in astream.encode(None):
         container.mux(packet)
 
-
-def is_video_path(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTS

@@ -24,6 +24,7 @@ class WandbTracker:
         self.run = None
         self.run_dir: str | None = None
         self._rows: list[dict[str, Any]] = []
+        self._videos: dict[str, Any] = {}  # clip path -> its wandb.Video: each mp4 is copied into the run once
         self._root: Path | None = None
 
     def on_run_start(self, jobs, todo) -> None:
@@ -41,7 +42,6 @@ class WandbTracker:
         self.run_dir = self.run.dir if self.run is not None else None
 
     def on_job_end(self, job, record: dict[str, Any]) -> None:
-        import wandb
 
         if self.run is None:
             return
@@ -59,11 +59,13 @@ class WandbTracker:
 
         if not record.get("video") or self._root is None:
             return None
-        path = self._root / record["video"]
-        if not path.exists():
-            return None
-        return wandb.Video(str(path), caption=f"{record['case']} | {record['model']} | seed {record['seed']}",
-                           format="mp4")
+        if record["video"] not in self._videos:
+            path = self._root / record["video"]
+            if not path.exists():
+                return None
+            self._videos[record["video"]] = wandb.Video(
+                str(path), caption=f"{record['case']} | {record['model']} | seed {record['seed']}", format="mp4")
+        return self._videos[record["video"]]
 
     def on_run_end(self, records, cancelled: bool) -> None:
         import wandb

@@ -9,7 +9,7 @@ and expensive per-pair work (optical flow) is computed once and shared through `
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np

@@ -353,6 +353,31 @@ class LpipsBackend:
     def backend(self) -> str:
         return f"lpips-{self.net}"
 
+    def _open_lpips(self) -> None:
+        """Load the model (cached per process) and reset the batched pair accumulator."""
+        self._model, _ = load_lpips(self.net, self.backbone_path)
+        self._a: list[np.ndarray] = []
+        self._b: list[np.ndarray] = []
+        self._sum, self._n = 0.0, 0
+
+    def _add_pair(self, a: np.ndarray, b: np.ndarray) -> None:
+        self._a.append(a)
+        self._b.append(b)
+        if len(self._a) >= self.batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._a:
+            d = lpips_distance(self._model, self._a, self._b)
+            self._sum += float(d.sum())
+            self._n += len(d)
+            self._a, self._b = [], []
+
+    def _mean_distance(self) -> float | None:
+        """Mean LPIPS over every pair added (None when there was none)."""
+        self._flush()
+        return self._sum / self._n if self._n else None
+
 
 class LpipsTemporal(LpipsBackend, Metric):
     """LPIPS between consecutive frames: perceptual frame-to-frame change (lower = steadier)."""
@@ -362,34 +387,19 @@ class LpipsTemporal(LpipsBackend, Metric):
                         "mean LPIPS (AlexNet, v0.1) between consecutive frames at analysis size",
                         "Zhang et al. 2018 LPIPS; temporal use as in Lai et al. 2018"),)
 
-
     def start(self, inputs: EvalInputs) -> None:
         super().start(inputs)
-        self._model, _ = load_lpips(self.net, self.backbone_path)
-        self._a: list[np.ndarray] = []
-        self._b: list[np.ndarray] = []
-        self._sum, self._n = 0.0, 0
-
-    def _flush(self) -> None:
-        if self._a:
-            d = lpips_distance(self._model, self._a, self._b)
-            self._sum += float(d.sum())
-            self._n += len(d)
-            self._a, self._b = [], []
+        self._open_lpips()
 
     def update(self, step: FrameStep) -> None:
-        if step.prev_frame is None:
-            return
-        self._a.append(step.prev_frame)
-        self._b.append(step.frame)
-        if len(self._a) >= self.batch:
-            self._flush()
+        if step.prev_frame is not None:
+            self._add_pair(step.prev_frame, step.frame)
 
     def finish(self) -> dict[str, float | None]:
-        self._flush()
-        if self._n < 1:
+        mean = self._mean_distance()
+        if mean is None:
             raise MetricUnavailable("lpips_temporal needs at least 2 frames; pass a longer clip")
-        return {"lpips_temporal": self._sum / self._n}
+        return {"lpips_temporal": mean}
 
 
 CONSISTENCY_METRICS: list[type[Metric]] = [SubjectConsistency, BackgroundConsistency, I2VSubject, LpipsTemporal]

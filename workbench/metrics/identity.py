@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from workbench.faces import DlibEmbedder, Face, FaceEmbedder, detect_faces, dlib_available
+from workbench.faces import LEFT_EYE, RIGHT_EYE, DlibEmbedder, Face, FaceEmbedder, detect_faces, dlib_available
+from workbench.media import cap_side
 from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
 
 SAMPLE_FPS = 2.0  # frames per second of video that are embedded (identity drifts slowly; each embedding ~70 ms)
@@ -57,7 +58,7 @@ ARCFACE_SIZE = 112
 def five_points(face: Face) -> np.ndarray:
     """The 5 ArcFace keypoints from iBUG-68 landmarks: eye centres, nose tip, mouth corners (5, 2)."""
     lm = face.landmarks.astype(np.float64)
-    return np.stack([lm[36:42].mean(axis=0), lm[42:48].mean(axis=0), lm[30], lm[48], lm[54]])
+    return np.stack([lm[LEFT_EYE].mean(axis=0), lm[RIGHT_EYE].mean(axis=0), lm[30], lm[48], lm[54]])
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -147,6 +148,17 @@ class ArcFaceEmbedder:
         return self.embed_aligned(align_arcface(image, five_points(face))[None])[0]
 
 
+_ARCFACE: dict[tuple[str, float], ArcFaceEmbedder] = {}
+
+
+def cached_arcface(path: Path) -> ArcFaceEmbedder:
+    """One onnxruntime session per model file (reloaded when the file changes), shared by every clip scored."""
+    key = (str(path.resolve()), path.stat().st_mtime if path.is_file() else 0.0)
+    if key not in _ARCFACE:
+        _ARCFACE[key] = ArcFaceEmbedder(path)
+    return _ARCFACE[key]
+
+
 # --------------------------------------------------------------------------------------------------
 # The metric
 # --------------------------------------------------------------------------------------------------
@@ -159,16 +171,6 @@ def sample_indices(num_frames: int, fps: float, sample_fps: float = SAMPLE_FPS, 
     if len(idx) > max_samples:
         idx = idx[np.linspace(0, len(idx) - 1, max_samples).round().astype(int)]
     return set(int(i) for i in idx)
-
-
-def _cap(image: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    if max(h, w) <= max_side:
-        return image
-    import cv2
-
-    s = max_side / float(max(h, w))
-    return cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
 
 
 class IdentityPreservation(Metric):
@@ -205,10 +207,10 @@ class IdentityPreservation(Metric):
         if self.backend_choice == "arcface" or (self.backend_choice == "auto" and self.arcface_model):
             if path is None:
                 raise MetricUnavailable(f"identity backend 'arcface' needs a model: pass arcface_model=PATH or set {ARCFACE_ENV}")
-            return ArcFaceEmbedder(path)
+            return cached_arcface(path)
         if self.backend_choice == "auto" and path is not None:
             if path.is_file() and onnxruntime_available():
-                return ArcFaceEmbedder(path)
+                return cached_arcface(path)
             warnings.warn(f"{ARCFACE_ENV}={path} is not usable (missing file or onnxruntime); "
                           "identity falls back to dlib-resnet128", stacklevel=2)
         if not dlib_available():
@@ -238,7 +240,7 @@ class IdentityPreservation(Metric):
         super().start(inputs)
         if self.embedder is None:
             self.embedder = self._make_embedder()
-        ref = _cap(np.asarray(inputs.image)[..., :3].astype(np.uint8), REFERENCE_MAX_SIDE)
+        ref = cap_side(np.asarray(inputs.image)[..., :3].astype(np.uint8), REFERENCE_MAX_SIDE)
         faces = detect_faces(ref)
         if not faces:
             raise MetricUnavailable(f"no face found in the reference image ({ref.shape[1]}x{ref.shape[0]}); "

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.faces import mouth_opening
 from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
 
 SAMPLE_RATE = 16000
 MAX_OFFSET = 15  # frames searched either way (SyncNet's vshift)
 MIN_FACE_SECONDS = 2.0
-SILENT_RMS = 1e-4
 BAND_EDGES_HZ = (80, 300, 800, 1600, 3200, 7600)  # speech bands whose log energies drive the regression
 HIGHPASS_SECONDS = 0.45
 AUDIO_CONTEXT = 0  # audio frames either side of the lagged one fed to the regression (0 measured best)
@@ -69,18 +69,6 @@ def speech_band_features(samples_16k: np.ndarray, fps: float, n_frames: int) -> 
     out[count > 0] /= count[count > 0, None]
     out[count == 0] = np.log(1e-8)
     return out
-
-
-def mouth_opening(landmarks: np.ndarray) -> float:
-    """Inner-lip gap (mean of the three vertical pairs) over the inter-ocular distance.
-
-    Normalising by the eyes rather than the mouth width keeps lip rounding (which narrows the mouth)
-    from inflating the opening.
-    """
-    lm = np.asarray(landmarks, dtype=np.float64)
-    gap = np.mean([np.linalg.norm(lm[a] - lm[b]) for a, b in ((61, 67), (62, 66), (63, 65))])
-    eyes = np.linalg.norm(lm[36:42].mean(axis=0) - lm[42:48].mean(axis=0)) + 1e-6
-    return float(gap / eyes)
 
 
 def _highpass(x: np.ndarray, size: int) -> np.ndarray:
@@ -215,7 +203,7 @@ class LipSync(Metric):
         audio = inputs.audio
         if audio is None or len(audio.samples) == 0:
             raise MetricUnavailable("no audio to sync against; pass --audio or a clip with a soundtrack")
-        if audio.rms < SILENT_RMS:
+        if audio.is_silent:
             raise MetricUnavailable(f"audio is silent (rms {audio.rms:.1e}); pass the speech track the clip should lip-sync to")
         from workbench.faces import dlib_available
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from workbench.metrics.base import ANALYSIS_MAX_SIDE, EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
-from workbench.metrics.consistency import LpipsBackend, load_lpips, lpips_distance
+from workbench.metrics.consistency import LpipsBackend
 
 PSNR_CAP = 100.0  # dB reported for identical frames (MSE = 0)
 I3D_ENV = "WORKBENCH_I3D"
@@ -138,32 +138,19 @@ class LpipsReference(LpipsBackend, _ReferenceStream):
                         "mean per-frame LPIPS (AlexNet, v0.1) vs the reference at analysis size",
                         "Zhang et al. 2018, The Unreasonable Effectiveness of Deep Features as a Perceptual Metric"),)
 
-
     def start(self, inputs: EvalInputs) -> None:
-        self._model, _ = load_lpips(self.net, self.backbone_path)
+        self._open_lpips()  # before opening the reference: a missing backbone fails first
         super().start(inputs)
-        self._a: list[np.ndarray] = []
-        self._b: list[np.ndarray] = []
-        self._sum = 0.0
-
-    def _flush(self) -> None:
-        if self._a:
-            self._sum += float(lpips_distance(self._model, self._a, self._b).sum())
-            self._a, self._b = [], []
 
     def update(self, step: FrameStep) -> None:
         ref = self._ref_frame(step)
-        if ref is None:
-            return
-        self._a.append(step.frame)
-        self._b.append(ref)
-        if len(self._a) >= self.batch:
-            self._flush()
+        if ref is not None:
+            self._add_pair(step.frame, ref)
 
     def finish(self) -> dict[str, float | None]:
-        self._flush()
+        mean = self._mean_distance()
         self._need_paired()
-        return {"lpips": self._sum / self._paired}
+        return {"lpips": mean}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ in this module's METRICS too, so the registry picks them up with the temporal gr
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -165,13 +166,15 @@ def _remap(image: np.ndarray, mapx: np.ndarray, mapy: np.ndarray) -> np.ndarray:
     return cv2.remap(image, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+@lru_cache(maxsize=8)
 def lattice(h: int, w: int, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Full-resolution pixel coordinates (x, y) of every `stride`-th pixel, float32 grids."""
+    """Full-resolution pixel coordinates (x, y) of every `stride`-th pixel, float32 grids.
+    Cached per size: every frame of a clip reuses the same (read-only) grids."""
     return np.meshgrid(np.arange(0, w, stride, dtype=np.float32), np.arange(0, h, stride, dtype=np.float32))
 
 
 def warp_error_pair(prev: np.ndarray, cur: np.ndarray, flow_fw: np.ndarray, flow_bw: np.ndarray,
-                    stride: int = 1, grid: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+                    stride: int = 1) -> float:
     """Lai et al. 2018 warping error of one pair: mean squared RGB error (values in [0, 1]) between
     `prev` and `cur` warped back by the forward flow, over pixels that pass the forward/backward
     consistency check |F_fw + F_bw(x + F_fw)|^2 < 0.01 (|F_fw|^2 + |F_bw(x + F_fw)|^2) + 0.5.
@@ -180,9 +183,7 @@ def warp_error_pair(prev: np.ndarray, cur: np.ndarray, flow_fw: np.ndarray, flow
     samples the full-resolution frame): the same expectation at 1/stride^2 of the cost."""
     import cv2
 
-    h, w = flow_fw.shape[:2]
-    if grid is None:
-        grid = lattice(h, w, stride)
+    grid = lattice(*flow_fw.shape[:2], stride)
     if stride > 1:
         flow_fw, prev = flow_fw[::stride, ::stride], prev[::stride, ::stride]
     fx, fy = cv2.extractChannel(flow_fw, 0), cv2.extractChannel(flow_fw, 1)
@@ -257,7 +258,6 @@ class WarpError(Metric):
         if self._weights is not None and self._raft is None:
             self._raft = RaftFlow(self._weights, self.raft_iters)
         self._sum, self._n = 0.0, 0
-        self._grid: tuple[np.ndarray, np.ndarray] | None = None
 
     def update(self, step: FrameStep) -> None:
         prev = step.prev_frame
@@ -267,10 +267,7 @@ class WarpError(Metric):
             fw, bw = self._raft.pair(prev, step.frame)
         else:
             fw, bw = step.flow_fw, step.flow_bw
-        h, w = fw.shape[:2]
-        if self._grid is None or self._shape != (h, w):
-            self._grid, self._shape = lattice(h, w, self.pixel_stride), (h, w)
-        self._sum += warp_error_pair(prev, step.frame, fw, bw, self.pixel_stride, self._grid)
+        self._sum += warp_error_pair(prev, step.frame, fw, bw, self.pixel_stride)
         self._n += 1
 
     def finish(self) -> dict[str, float | None]:
@@ -281,16 +278,13 @@ class WarpError(Metric):
 # --------------------------------------------------------------------------------------------------
 # motion_smoothness
 # --------------------------------------------------------------------------------------------------
-def interpolate_midframe(a: np.ndarray, b: np.ndarray, flow_ab: np.ndarray, stride: int = 1,
-                         grid: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def interpolate_midframe(a: np.ndarray, b: np.ndarray, flow_ab: np.ndarray, stride: int = 1) -> np.ndarray:
     """Classical frame interpolation at t = 1/2: sample `a` half a flow back and `b` half a flow
     forward (linear motion, flow taken at the target pixel) and average; float32 RGB.
     With `stride` > 1 only every stride-th pixel (x and y) of the middle frame is produced."""
     import cv2
 
-    h, w = flow_ab.shape[:2]
-    if grid is None:
-        grid = lattice(h, w, stride)
+    grid = lattice(*flow_ab.shape[:2], stride)
     if stride > 1:
         flow_ab = flow_ab[::stride, ::stride]
     hx = cv2.extractChannel(flow_ab, 0) * np.float32(0.5)
@@ -326,19 +320,14 @@ class MotionSmoothness(Metric):
         super().start(inputs)
         self._buf: list[tuple[np.ndarray, np.ndarray]] = []  # (frame, gray) of the last two frames
         self._sum, self._n = 0.0, 0
-        self._grid: tuple[np.ndarray, np.ndarray] | None = None
 
     def update(self, step: FrameStep) -> None:
         import cv2
 
         if step.index % 2 == 0 and len(self._buf) == 2:
             (a, a_gray), (mid, _) = self._buf
-            b = step.frame
             flow = dis_flow(a_gray, step.gray)
-            h, w = flow.shape[:2]
-            if self._grid is None or self._shape != (h, w):
-                self._grid, self._shape = lattice(h, w, self.pixel_stride), (h, w)
-            est = interpolate_midframe(a, b, flow, self.pixel_stride, self._grid)
+            est = interpolate_midframe(a, step.frame, flow, self.pixel_stride)
             s = self.pixel_stride
             real = np.ascontiguousarray(mid[::s, ::s]) if s > 1 else mid
             self._sum += float(np.mean(cv2.mean(cv2.absdiff(np.rint(est).astype(np.uint8), real))[:3]))

@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from workbench.media import Audio, Clip, fit_image
+from workbench.media import SILENT_RMS, Audio, Clip, fit_image
 from workbench.models.base import GenerationError, GenerationRequest, Generator, ProgressFn, register
 
 ENVELOPE_RATE = 16_000
-SILENT_RMS = 1e-4
 
 
 def _ease(t: np.ndarray | float) -> np.ndarray | float:
@@ -41,7 +40,7 @@ def _check_audio(request: GenerationRequest) -> Audio:
         raise GenerationError(f"{name}: no audio given; pass a speech recording (wav/mp3/m4a)")
     if len(audio.samples) == 0 or audio.duration <= 0:
         raise GenerationError(f"{name}: audio is empty (0 samples); pass a speech recording (wav/mp3/m4a)")
-    if audio.rms < SILENT_RMS:
+    if audio.is_silent:
         raise GenerationError(
             f"{name}: audio is silent (rms {audio.rms:.1e} < {SILENT_RMS:g}); pass a speech recording, not silence")
     return audio
