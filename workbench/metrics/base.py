@@ -119,9 +119,11 @@ class Metric(ABC):
     """Base class of every evaluation dimension."""
 
     name: ClassVar[str]  # group name, e.g. "lipsync"
+    version: ClassVar[str] = "1"  # bump when the algorithm changes: stored scores are then recomputed
     scores: ClassVar[tuple[ScoreSpec, ...]]
     requires: ClassVar[frozenset[str]] = frozenset()  # subset of {"image", "audio", "reference"}
     reasons: dict[str, str]  # why a score came out None (set in finish), optional
+    series: dict[str, list[float | None]]  # per-frame values of a score (set in finish), optional
 
     @abstractmethod
     def backend(self) -> str:

@@ -31,6 +31,7 @@ class GenerationRequest:
     image: np.ndarray | None = None  # uint8 RGB
     audio: Audio | None = None
     prompt: str = ""
+    negative_prompt: str = ""
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)  # defaults merged with overrides
     image_path: str | None = None  # for messages
@@ -47,8 +48,18 @@ class Generator(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     weights: ClassVar[str | None] = None  # hub id / file the model needs; None = model-free
 
-    def __init__(self, **params: Any):
+    def __init__(self, options: dict[str, Any] | None = None, **params: Any):
         self.params = self.resolve_params(params)
+        self.options = self.resolve_options(options)
+
+    @classmethod
+    def resolve_options(cls, options: dict[str, Any] | None) -> dict[str, Any]:
+        """Validate the suite's `options:` block (how to run: dtype, device, offload...). Model-free
+        generators take none; adapters that do override this. Unknown options are an error."""
+        if options:
+            raise GenerationError(
+                f"model '{cls.name}' takes no options (got {', '.join(sorted(options))}); remove `options:`")
+        return {}
 
     @classmethod
     def resolve_params(cls, overrides: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,0 +1,86 @@
+"""`workbench eval`, `metrics`, `calibrate`: scoring commands over `workbench.metrics`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from workbench.cli.app import app, fail as _fail
+
+@app.command("eval")
+def eval_(
+    video: Path = typer.Argument(..., help="video to score"),
+    image: Optional[Path] = typer.Option(None, "--image", help="reference image (identity, i2v metrics)"),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="driving audio (default: the clip's own track)"),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="ground-truth video (psnr, ssim, lpips, fvd)"),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="comma-separated score or group names"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Score one clip; prints every applicable score with its backend."""
+    from workbench.media import MediaError
+    from workbench.metrics import UnknownMetric, evaluate
+
+    names = [m for m in metrics.split(",") if m.strip()] if metrics else None
+    try:
+        result = evaluate(video, image=image, audio=audio, reference=reference, metrics=names)
+    except (MediaError, UnknownMetric) as e:
+        _fail(str(e))
+    payload = result.to_json(str(video))
+    if as_json:
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    for name, value in result.scores.items():
+        shown = "-" if value is None else f"{value:.4f}"
+        extra = f"  ({result.errors[name]})" if name in result.errors else ""
+        typer.echo(f"{name:24s} {shown:>10s}  {result.backends.get(name, '')}{extra}")
+
+
+@app.command("metrics")
+def metrics_(as_json: bool = typer.Option(False, "--json"),
+             markdown: bool = typer.Option(False, "--markdown", help="print the README's metric table")) -> None:
+    """List metrics: score names, direction, range, inputs, backends and their availability."""
+    from workbench.metrics import metric_classes
+
+    rows = []
+    for cls in metric_classes():
+        backends = cls.backends_available()
+        for s in cls.scores:
+            rows.append({"name": s.name, "group": cls.name,
+                         "direction": {True: "higher", False: "lower", None: "neither"}[s.higher_is_better],
+                         "range": s.range, "requires": sorted(cls.requires), "backends": backends,
+                         "description": s.description, "source": s.source})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if markdown:
+        typer.echo("| metric | better | range | needs | backends (offline first) | what it measures | follows |")
+        typer.echo("|---|---|---|---|---|---|---|")
+        for r in rows:
+            typer.echo(f"| `{r['name']}` | {r['direction']} | {r['range']} | {', '.join(r['requires']) or 'video'} | "
+                       f"{', '.join(r['backends'])} | {r['description']} | {r['source']} |")
+        return
+    for r in rows:
+        avail = ", ".join(f"{k}{'' if v else ' (missing)'}" for k, v in r["backends"].items())
+        typer.echo(f"{r['name']:24s} {r['direction']:8s} {r['range']:12s} {avail}")
+
+
+@app.command()
+def calibrate(
+    suite: Path = typer.Argument(Path("evals/suites/metric-calibration.yaml"), help="calibration suite YAML"),
+    out: Path = typer.Option(Path("runs/calibration"), "--out", help="folder for calibration.json/.md"),
+) -> None:
+    """Perturb real clips and check that every metric moves the expected way (exit 1 if any check fails)."""
+    from workbench.calibrate import run_calibration
+
+    try:
+        result = run_calibration(suite, out, progress=lambda msg: typer.echo(msg, err=True))
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    for err in result.errors:
+        typer.echo(f"note: {err}")
+    typer.echo(f"{result.passed} passed, {result.failed} failed, {result.unscored} not scorable; "
+               f"table: {out / 'calibration.md'}")
+    if result.failed:
+        raise typer.Exit(1)
