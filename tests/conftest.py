@@ -71,3 +71,48 @@ class CountingGenerator(Generator):
             if progress:
                 progress(i + 1, n)
         return Clip.from_frames(np.stack(frames).astype(np.uint8), fps=self.params["fps"], audio=request.audio)
+
+
+# --- one headless Chromium for every browser test ---------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _ensure_chromium() -> str | None:
+    """Install Debian's chromium and Playwright for Python when absent; the reason when that fails."""
+    import shutil
+    import subprocess
+    import sys
+
+    if not Path(CHROMIUM).exists():
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+            if shutil.which(cmd[0]) is None or subprocess.run(sudo + cmd, env=env, capture_output=True).returncode:
+                return f"could not install chromium ({' '.join(cmd)} failed); install it: apt-get install chromium"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "playwright"], capture_output=True)
+        if r.returncode:
+            return "could not pip install playwright; install it: pip install playwright"
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A Playwright Browser over Debian's headless Chromium, shared by all browser tests (session).
+    Installs chromium / playwright when absent; skips with the reason when that is impossible."""
+    why = _ensure_chromium()
+    if why:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        # Playwright gives every launch a fresh, empty profile of its own
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
