@@ -1,34 +1,208 @@
-"""wandb logging: an offline run holds every clip, a comparison table with the scores, per job."""
+"""W&B tracking: an offline run read back through wandb's own record format holds one comparison row per
+job (video, input image, driving audio, scores, error text), per-model summaries with CIs, bar charts;
+a re-run adds nothing; a resumed run logs only new jobs; W&B failing never loses a result."""
 from __future__ import annotations
 
 import json
+import warnings
+from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
-from typer.testing import CliRunner
+from PIL import Image
 
-from workbench.cli import app
-from test_experiment import workdir  # noqa: F401  (fixture)
+from workbench.experiment import Runner
+from workbench.media import Audio
+from workbench.metrics.stats import summarize
+from workbench.store import load_records
+from workbench.suite import load_suite
+from workbench.tracking import TrackingWarning, read_offline_run, resolve_mode, tracker_for
 
 
-def test_offline_wandb_run_holds_clips_and_table(workdir, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    spec = {"name": "tracked", "output": "run", "cases": [{"id": "a", "image": "a.png"}, {"id": "b", "image": "b.png"}],
-            "models": ["test-drift"], "seeds": [0], "metrics": ["temporal_flicker"],
-            "tracking": {"wandb": True, "mode": "offline", "project": "wb-test"}}
-    (workdir / "s.yaml").write_text(yaml.safe_dump(spec))
-    r = CliRunner().invoke(app, ["run", str(workdir / "s.yaml"), "--out", str(workdir / "elsewhere")])
-    assert r.exit_code == 0, r.output
-    assert not (workdir / "run").exists()  # --out wins for clips, records and the wandb run alike
-    runs = list((workdir / "elsewhere" / "wandb").glob("offline-run-*"))
+@pytest.fixture
+def inputs(tmp_path: Path) -> Path:
+    y, x = np.mgrid[0:40, 0:40]
+    Image.fromarray(np.stack([x * 6, y * 6, 0 * x + 90], -1).astype(np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.stack([y * 6, x * 6, 0 * x + 30], -1).astype(np.uint8)).save(tmp_path / "b.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png at all")
+    t = np.arange(8000) / 16000
+    Audio((0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000).save_wav(tmp_path / "tone.wav")
+    return tmp_path
+
+
+def suite_file(folder: Path, seeds=(0, 1), **tracking) -> Path:
+    spec = {"name": "tracked", "output": "run",
+            "cases": [{"id": "a", "image": "a.png"}, {"id": "b", "image": "b.png", "audio": "tone.wav"},
+                      {"id": "bad", "image": "broken.png"}],
+            "models": [{"name": "test-drift", "label": "drift"},
+                       {"name": "test-drift", "label": "drift-long", "params": {"num_frames": 9}}],
+            "seeds": list(seeds), "metrics": ["temporal_flicker", "flow_magnitude"],
+            "tracking": {"wandb": True, "project": "wb-test", **tracking}}
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def run_suite(path: Path, mode: str | None = "offline"):
+    suite = load_suite(path)
+    runner = Runner(suite)
+    tracker = tracker_for(suite, runner.store.root, mode=mode)
+    if tracker is not None:
+        runner.callbacks.append(tracker)
+    return runner, tracker, runner.run_all()
+
+
+def offline_runs(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "wandb").glob("offline-run-*"))
+
+
+def test_offline_run_holds_comparison_table_media_and_model_summary(inputs):
+    runner, tracker, new = run_suite(suite_file(inputs))
+    assert tracker is not None and tracker.failed is None
+    records = load_records(runner.store.root)
+    assert len(records) == 12 and sum(r["status"] != "ok" for r in records) == 4  # 'bad' fails, run goes on
+    runs = offline_runs(runner.store.root)
     assert len(runs) == 1
+    held = read_offline_run(runs[0])
+    assert held["project"] == "wb-test" and held["config"]["suite"]["name"] == "tracked"
+
+    table = held["tables"]["comparison"]
+    cols = table["columns"]
+    assert cols[:5] == ["case", "model", "seed", "status", "params"]
+    assert {"video", "image", "audio", "temporal_flicker", "flow_magnitude", "error"} <= set(cols)
+    rows = [dict(zip(cols, row)) for row in table["data"]]
+    assert sorted((r["case"], r["model"], r["seed"]) for r in rows) == sorted(
+        (r["case"], r["model"], r["seed"]) for r in records)
+    staged = table["files"]  # path inside the table artifact -> the staged file `wandb sync` uploads
+    assert all(Path(p).is_relative_to(runner.store.root / "wandb") for p in staged.values())
+    for row in rows:
+        if row["case"] == "bad":
+            assert row["status"] == "error" and "broken.png" in row["error"] and row["video"] is None
+            continue
+        assert row["error"] is None and 0 <= row["temporal_flicker"] <= 1
+        assert row["video"]["_type"] == "video-file" and Path(staged[row["video"]["path"]]).stat().st_size > 1000
+        assert row["image"]["_type"] == "image-file" and Path(staged[row["image"]["path"]]).is_file()
+        assert (row["audio"] is not None) == (row["case"] == "b")
+        if row["audio"]:
+            assert row["audio"]["_type"] == "audio-file" and Path(staged[row["audio"]["path"]]).is_file()
+    assert len({row["video"]["path"] for row in rows if row["video"]}) == 8
     files = runs[0] / "files"
-    videos = list((files / "media" / "videos").rglob("*.mp4"))
-    assert len(videos) == 2
-    tables = list((files / "media" / "table").glob("comparison*.table.json"))
-    table = json.loads(tables[0].read_text())
-    assert table["columns"][:4] == ["case", "model", "seed", "status"] and "temporal_flicker" in table["columns"]
-    col = table["columns"].index("temporal_flicker")
-    assert len(table["data"]) == 2 and all(0 <= row[col] <= 1 for row in table["data"])
-    paths = [row[table["columns"].index("video_path")] for row in table["data"]]
-    assert all((workdir / "elsewhere" / p).exists() for p in paths)
-    assert list(runs[0].glob("run-*.wandb"))  # the history stream, for `wandb sync`
+    assert len(list((files / "media" / "videos").rglob("*.mp4"))) == 8  # history: each clip copied once
+
+    # per-model summary: means over that model's jobs (never one job's values), CIs from the bootstrap
+    summary = held["summary"]
+    expected = {(s.model, s.metric): s for s in summarize([r for r in records if r["status"] == "ok"])}
+    for model in ("drift", "drift-long"):
+        s = expected[(model, "temporal_flicker")]
+        assert summary[f"{model}/temporal_flicker"] == pytest.approx(s.mean)
+        assert summary[f"{model}/temporal_flicker_ci95"] == pytest.approx([s.lo, s.hi])
+        assert summary[f"{model}/jobs_ok"] == 4 and summary[f"{model}/jobs_failed"] == 2
+    assert not [k for k in summary if k.startswith(("job/", "clips/"))]
+    assert summary["jobs/total"] == 12 and summary["jobs/failed"] == 4
+    means = held["tables"]["model_summary"]
+    assert [row[0] for row in means["data"]] == ["drift", "drift-long"]
+    bars = held["config"]["_wandb"]["visualize"]  # wandb.plot.bar: a Vega panel over a logged table
+    assert sorted(bars) == ["charts/flow_magnitude", "charts/temporal_flicker"]
+    for name, chart in bars.items():
+        assert chart["panel_config"]["panelDefId"] == "wandb/bar/v0"
+        assert chart["panel_config"]["fieldSettings"] == {"label": "model", "value": name.split("/")[1]}
+        assert held["history"][-1][f"{name}_table"]["nrows"] == 2  # one bar per model
+    # one history row per job as it ended, clip attached
+    job_rows = [h for h in held["history"] if "job/index" in h]
+    assert [h["job/index"] for h in job_rows] == list(range(1, 13))
+    assert sum(any(k.startswith("clips/") for k in h) for h in job_rows) == 8
+
+
+def test_rerun_adds_nothing_and_a_resume_logs_only_new_jobs(inputs):
+    path = suite_file(inputs)
+    runner, _, _ = run_suite(path)
+    root = runner.store.root
+    first = offline_runs(root)
+    state = (root / "wandb" / "workbench-runs.json").read_text()
+
+    # same suite again, failed jobs not retried: nothing to do, no W&B run opened, nothing written
+    suite = load_suite(path)
+    again = Runner(suite, retry_failed=False)
+    tracker = tracker_for(suite, again.store.root, mode="offline")
+    again.callbacks.append(tracker)
+    assert again.run_all() == []
+    assert offline_runs(root) == first and tracker.run_dir is None
+    assert (root / "wandb" / "workbench-runs.json").read_text() == state
+
+    # a third seed: the same W&B run id resumes; only the new jobs log history rows, the table holds all
+    path = suite_file(inputs, seeds=(0, 1, 2))
+    suite = load_suite(path)
+    more = Runner(suite, retry_failed=False)
+    tracker = tracker_for(suite, more.store.root, mode="offline")
+    more.callbacks.append(tracker)
+    new = more.run_all()
+    assert len(new) == 6
+    runs = offline_runs(root)
+    assert len(runs) == 2
+    first_held, second = read_offline_run(runs[0]), read_offline_run(runs[1])
+    assert second["id"] == first_held["id"]
+    job_rows = [h for h in second["history"] if "job/index" in h]
+    assert [h["job/index"] for h in job_rows] == list(range(13, 19))
+    table = second["tables"]["comparison"]
+    assert len(table["data"]) == 18
+    assert second["summary"]["jobs/total"] == 18 and second["summary"]["jobs/new_this_session"] == 6
+
+
+def test_wandb_failing_never_loses_a_result(inputs, monkeypatch):
+    import wandb
+
+    def no_network(*a, **k):
+        raise wandb.errors.CommError("could not reach api.wandb.ai")
+
+    monkeypatch.setattr(wandb, "init", no_network)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runner, tracker, new = run_suite(suite_file(inputs), mode="online")
+    ours = [w for w in caught if issubclass(w.category, TrackingWarning)]
+    assert len(ours) == 1 and "api.wandb.ai" in str(ours[0].message) and "results.jsonl" in str(ours[0].message)
+    assert len(new) == 12 and len(load_records(runner.store.root)) == 12
+    assert "CommError" in tracker.failed
+
+
+def test_disk_full_mid_run_gives_one_warning_and_the_run_goes_on(inputs, monkeypatch):
+    from wandb.sdk.wandb_run import Run
+
+    calls = {"n": 0}
+    real_log = Run.log
+
+    def log(self, data, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        return real_log(self, data, *a, **k)
+
+    monkeypatch.setattr(Run, "log", log)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runner, tracker, new = run_suite(suite_file(inputs))
+    assert len([w for w in caught if issubclass(w.category, TrackingWarning)]) == 1
+    assert "No space left" in tracker.failed
+    assert len(new) == 12 and len(load_records(runner.store.root)) == 12
+    assert calls["n"] == 3  # nothing more was sent to W&B after the failure
+
+
+def test_mode_resolution(inputs, monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    off = load_suite(suite_file(inputs))  # wandb: true, no mode: depends on login
+    assert resolve_mode(off) == "offline"
+    (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password abc123\n")
+    assert resolve_mode(off) == "online"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert resolve_mode(off) == "offline"
+    assert resolve_mode(load_suite(suite_file(inputs, mode="online"))) == "online"  # suite beats env
+    assert resolve_mode(off, "disabled") == "disabled" and tracker_for(off, tmp_path, "disabled") is None
+    spec = yaml.safe_load((inputs / "suite.yaml").read_text())
+    spec["tracking"] = {"wandb": False}
+    (inputs / "suite.yaml").write_text(yaml.safe_dump(spec))
+    assert tracker_for(load_suite(inputs / "suite.yaml"), tmp_path) is None
+    assert resolve_mode(load_suite(inputs / "suite.yaml"), "offline") == "offline"  # the switch wins
+    with pytest.raises(ValueError, match="--wandb online"):
+        resolve_mode(off, "sometimes")
