@@ -1,21 +1,33 @@
-"""Experiments: expand a suite into jobs and run them, resumably.
+"""Experiments: expand a suite into jobs and run them, resumably, from any number of processes.
 
-jobs = cases x models x seeds. Each job has a stable id hashed from everything that determines its
-clip (model, resolved parameters, seed, prompt, input file contents). Running a job generates the
-clip, saves the mp4, scores the saved file and appends one record to results.jsonl at once. A re-run
-skips finished jobs; a failing job records its error and the run continues; Ctrl-C or `cancel()` loses
-at most the job in flight. `Runner.run()` yields records as they finish and reports progress through
-callbacks, so the CLI progress bar, the notebook UI and wandb logging all sit on the same loop.
+jobs = cases x models x seeds x outputs. Two identities keep work from being merged or repeated:
+
+- `clip_id` hashes everything that determines the *video*: model, resolved parameters and options,
+  generation seed, prompts, input file contents (or the upstream text-to-image job for `image_from`).
+  Clips are stored by it, so two cases that would generate the same video share one generation.
+- `job_id` hashes the clip id with the *case* (its id and reference video): everything that
+  determines the record, apart from the scoring. The scoring (which metrics, at which version) is
+  stored in the record; a re-run that asks for new metrics, or finds a metric whose version changed,
+  scores the existing clip for exactly those, without regenerating.
+
+Running a job claims it in the run folder (so N processes do each job once), generates the clip,
+saves the mp4, scores the saved file, and appends one record. A failing job records its error and the
+run goes on; Ctrl-C, SIGTERM or `cancel()` loses at most the job in flight. `Runner.run()` yields
+records as they finish and reports progress through callbacks: the CLI progress bar, the notebook
+studio and W&B logging all sit on the same loop.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
 import json
+import os
 import platform
+import stat
 import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -23,10 +35,35 @@ from typing import Any, Iterator, Protocol
 
 from workbench.media import Clip, MediaError, load_audio, load_image
 from workbench.models.base import GenerationError, GenerationRequest, UnknownModel, get_generator
-from workbench.store import RunStore
+from workbench.store import RunStore, StoreError, json_default
 from workbench.suite import CaseSpec, ModelSpec, Suite
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+
+# what a file given as an input may be; anything else is refused before it is read or hashed
+MEDIA_SUFFIXES = {
+    "image": {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"},
+    "audio": {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".mp4", ".mov", ".mkv", ".webm"},
+    "reference": {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"},
+}
+
+
+def input_problem(kind: str, path: Path) -> str | None:
+    """Why `path` cannot be a `kind` input (one line with the fix), checked without reading it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return f"{path}: {kind} not found; check the path"
+    except OSError as e:
+        return f"{path}: {kind} cannot be read ({e.strerror}); check the path and permissions"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path}: {kind} is not a regular file; pass a media file"
+    allowed = MEDIA_SUFFIXES[kind]
+    if path.suffix.lower() not in allowed:
+        return f"{path}: not a{'n' if kind[0] in 'aei' else ''} {kind} file; pass one of {', '.join(sorted(allowed))}"
+    if not os.access(path, os.R_OK):
+        return f"{path}: {kind} is not readable; fix its permissions"
+    return None
 
 
 @lru_cache(maxsize=256)
@@ -46,9 +83,20 @@ def file_hash(path: Path | None) -> str | None:
     return _file_sha256(str(path), st.st_mtime_ns, st.st_size)
 
 
+def _digest(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def derive_seed(seed: int, output: int) -> int:
+    """The generation seed of output `output` of a request with `seed` (output 0 keeps the seed)."""
+    if output == 0:
+        return seed
+    return int(hashlib.sha256(f"{seed}:{output}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
 @dataclass
 class Job:
-    """One (case, model, seed) of a suite."""
+    """One (case, model, seed, output) of a suite."""
 
     case: CaseSpec
     model: ModelSpec
@@ -56,73 +104,130 @@ class Job:
     image: Path | None
     audio: Path | None
     reference: Path | None
+    output: int = 0
     id: str = ""
-    params: dict[str, Any] = field(default_factory=dict)  # resolved (defaults + overrides) when known
-    setup_error: str | None = None  # known before running (unknown model, bad parameter)
+    clip_id: str = ""
+    params: dict[str, Any] = field(default_factory=dict)  # resolved (defaults + overrides)
+    options: dict[str, Any] = field(default_factory=dict)  # resolved run options
+    task: str = ""
+    upstream: "Job | None" = None  # the text-to-image job whose image this job animates (image_from)
+    setup_error: str | None = None  # known before running (a bad input file)
+
+    @property
+    def gen_seed(self) -> int:
+        return derive_seed(self.seed, self.output)
 
     @property
     def name(self) -> str:
-        return f"{self.case.id} / {self.model.display} / seed {self.seed}"
+        out = f" / output {self.output}" if self.output else ""
+        return f"{self.case.id} / {self.model.display} / seed {self.seed}{out}"
+
+    @property
+    def clip_stem(self) -> str:
+        """File stem of the clip: readable, and unique by the clip id (names are validated safe)."""
+        out = f"-o{self.output}" if self.output else ""
+        return f"{self.model.display}__s{self.seed}{out}__{self.clip_id[:12]}"
 
     @property
     def clip_name(self) -> str:
-        return f"{self.case.id}__{self.model.display}__s{self.seed}__{self.id[:10]}.mp4"
+        return self.clip_stem + (".png" if self.task == "text-to-image" else ".mp4")
 
 
 def inapplicable(case: CaseSpec, model: ModelSpec) -> str | None:
     """Why a registered model cannot take this case at all (it needs an input the case lacks)."""
-    try:
-        cls = get_generator(model.name)
-    except UnknownModel:
-        return None  # reported as the job's error, not skipped
-    missing = [k for k in sorted(cls.requires) if not getattr(case, k)]
+    cls = get_generator(model.name)
+    have = {"image": bool(case.image) or model.image_from is not None, "audio": bool(case.audio),
+            "prompt": bool(case.prompt)}
+    missing = [k for k in sorted(cls.requires) if not have.get(k, False)]
     return f"{model.display} needs {', '.join(missing)}; case {case.id} has none" if missing else None
 
 
 def expand_jobs(suite: Suite, skipped: list[str] | None = None) -> list[Job]:
-    """All jobs of a suite in a stable order (case-major), each with its id.
+    """All jobs of a suite in a stable order (case, seed, output, then model), each with its ids.
 
     (case, model) pairs where the case lacks an input the model requires (a talking-head model on a
-    case without audio) are left out and described in `skipped`.
+    case without audio) are left out and described in `skipped`. The suite must be valid
+    (`load_suite` checks it): unknown models and parameters are errors there, not here.
     """
     jobs = []
     for case in suite.cases:
+        fitting = []
         for model in suite.models:
             why = inapplicable(case, model)
             if why:
                 if skipped is not None:
                     skipped.append(why)
-                continue
-            for seed in suite.seeds:
-                job = Job(case, model, int(seed), suite.resolve(case.image), suite.resolve(case.audio),
-                          suite.resolve(case.reference))
-                try:
-                    cls = get_generator(model.name)
-                    job.params = cls.resolve_params(model.params)
-                except (UnknownModel, GenerationError) as e:
-                    job.params = dict(model.params)
-                    job.setup_error = str(e)
-                job.id = job_id(job, suite.max_image_side)
-                jobs.append(job)
+            else:
+                fitting.append(model)
+        for seed in suite.seeds:
+            outputs = max(m.num_outputs for m in fitting) if fitting else 0
+            for output in range(outputs):
+                by_label: dict[str, Job] = {}
+                for model in fitting:
+                    if output >= model.num_outputs:
+                        continue
+                    job = _make_job(suite, case, model, int(seed), output, by_label)
+                    by_label[model.display] = job
+                    jobs.append(job)
     return jobs
 
 
-def job_id(job: Job, max_image_side: int) -> str:
-    """Stable hash of what determines the clip. Input files count by content (path when missing)."""
-    def ident(p: Path | None) -> str | None:
-        return None if p is None else (file_hash(p) or f"missing:{p}")
+def _make_job(suite: Suite, case: CaseSpec, model: ModelSpec, seed: int, output: int,
+              earlier: dict[str, Job]) -> Job:
+    cls = get_generator(model.name)
+    job = Job(case, model, seed, suite.resolve(case.image), suite.resolve(case.audio), suite.resolve(case.reference),
+              output=output, params=cls.resolve_params(model.params), options=cls.resolve_options(model.options),
+              task=cls.task)
+    if model.image_from is not None:
+        job.upstream = earlier.get(model.image_from)
+        job.image = None
+        if job.upstream is None:
+            job.setup_error = (f"image_from '{model.image_from}' has no job for case {case.id} (it does not fit "
+                               f"this case); give the case an image or drop image_from")
+    inputs: dict[str, str | None] = {}
+    for kind in ("image", "audio", "reference"):
+        p = getattr(job, kind)
+        if p is None:
+            inputs[kind] = None
+            continue
+        why = input_problem(kind, p)
+        if why and not job.setup_error:
+            job.setup_error = why
+        inputs[kind] = f"invalid:{p}" if why else file_hash(p)
+    if job.upstream is not None:
+        inputs["image"] = f"clip:{job.upstream.clip_id}"
+    job.clip_id = _digest({
+        "v": RECORD_VERSION, "model": model.name, "params": job.params, "options": job.options,
+        "seed": job.gen_seed, "prompt": case.prompt, "negative_prompt": case.negative_prompt,
+        "image": inputs["image"], "audio": inputs["audio"], "max_image_side": suite.max_image_side,
+    })
+    job.id = _digest({"v": RECORD_VERSION, "clip": job.clip_id, "case": case.id, "reference": inputs["reference"]})
+    return job
 
-    key = {
-        "v": RECORD_VERSION,
-        "model": job.model.name,
-        "params": job.params,
-        "seed": job.seed,
-        "prompt": job.case.prompt,
-        "image": ident(job.image),
-        "audio": ident(job.audio),
-        "max_image_side": max_image_side,
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+def job_id(job: Job) -> str:
+    """The job's stable id (kept for callers of the first API; ids are set by `expand_jobs`)."""
+    return job.id
+
+
+# --------------------------------------------------------------------------------------------------
+# scoring identity
+# --------------------------------------------------------------------------------------------------
+def scoring_plan(metrics: list[str] | None) -> tuple[list[str], dict[str, str]]:
+    """(score names asked for, {score name: "group@version"}) for a suite's metric selection."""
+    from workbench.metrics import resolve
+
+    classes, wanted = resolve(metrics)
+    version = {s: f"{cls.name}@{getattr(cls, 'version', '1')}" for cls in classes for s in cls.score_names()}
+    return wanted, {s: version[s] for s in wanted}
+
+
+def missing_scores(record: dict[str, Any], wanted: list[str], versions: dict[str, str]) -> list[str]:
+    """Scores asked for that an ok record does not hold at the current metric version. A name the
+    record was asked for and left out (not applicable to its inputs) counts as done."""
+    asked = set(record.get("metrics_requested") or record.get("scores", {}))
+    have = record.get("metric_versions") or {}
+    return [s for s in wanted if s not in asked or have.get(s) != versions[s]]
 
 
 @lru_cache(maxsize=1)
@@ -142,11 +247,8 @@ def package_versions() -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def hardware() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine()}
+    info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count()}
     try:
-        import os
-
-        info["cpus"] = os.cpu_count()
         import torch
 
         if torch.cuda.is_available():
@@ -154,6 +256,16 @@ def hardware() -> dict[str, Any]:
     except Exception:
         pass
     return info
+
+
+def distributed_shard() -> tuple[int, int] | None:
+    """(process index, process count) under `accelerate launch` (or torchrun); None for one process."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return None
+    from accelerate import PartialState
+
+    state = PartialState()
+    return state.process_index, state.num_processes
 
 
 class RunCallbacks(Protocol):
@@ -179,15 +291,23 @@ class Runner:
     """
 
     def __init__(self, suite: Suite, out_dir: str | Path | None = None, callbacks: list[Any] | None = None,
-                 shard: tuple[int, int] = (0, 1), retry_failed: bool = True):
+                 shard: tuple[int, int] = (0, 1), retry_failed: bool = True, wait_seconds: float = 0.5):
         self.suite = suite
         self.store = RunStore(suite.output_dir(out_dir))
         self.callbacks = list(callbacks or [])
         self.shard = shard
         self.retry_failed = retry_failed
+        self.wait_seconds = wait_seconds  # poll interval while another process holds an upstream job
         self._cancel = threading.Event()
         self.skipped: list[str] = []  # (case, model) pairs that do not fit, with the reason
-        self.jobs = [j for i, j in enumerate(expand_jobs(suite, self.skipped)) if i % shard[1] == shard[0]]
+        self.wanted, self.versions = scoring_plan(suite.metrics)
+        all_jobs = expand_jobs(suite, self.skipped)
+        # shard by (case, seed, output) group, so an image_from chain stays in one process
+        groups: dict[tuple, int] = {}
+        for j in all_jobs:
+            groups.setdefault((j.case.id, j.seed, j.output), len(groups))
+        self.jobs = [j for j in all_jobs if groups[(j.case.id, j.seed, j.output)] % shard[1] == shard[0]]
+        self.by_id = {j.id: j for j in self.jobs}
 
     # control -------------------------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -198,16 +318,34 @@ class Runner:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    def _todo(self, job: Job, rec: dict[str, Any] | None) -> tuple[bool, list[str] | None]:
+        """(needs work, scores to add to an existing clip or None for a full run)."""
+        if rec is None:
+            return True, None
+        if rec.get("status") != "ok":
+            return self.retry_failed, None
+        if job.task == "text-to-image":
+            return False, None
+        missing = missing_scores(rec, self.wanted, self.versions)
+        if not missing:
+            return False, None
+        if not rec.get("video") or not (self.store.root / rec["video"]).is_file():
+            return True, None  # the clip is gone: make it again
+        return True, missing
+
     def pending(self) -> list[Job]:
+        """Jobs that still need work: never run, failed (when retrying), or missing scores."""
         latest = self.store.latest()
-        todo = []
-        for job in self.jobs:
-            rec = latest.get(job.id)
-            if rec is None:
-                todo.append(job)
-            elif rec.get("status") != "ok" and self.retry_failed:
-                todo.append(job)
-        return todo
+        return [j for j in self.jobs if self._todo(j, latest.get(j.id))[0]]
+
+    def status(self) -> dict[str, int]:
+        """Counts over this runner's jobs from the store: ok, failed, missing (not yet recorded)."""
+        latest = self.store.latest()
+        out = {"total": len(self.jobs), "ok": 0, "failed": 0, "missing": 0}
+        for j in self.jobs:
+            rec = latest.get(j.id)
+            out["missing" if rec is None else "ok" if rec.get("status") == "ok" else "failed"] += 1
+        return out
 
     def _emit(self, event: str, *args: Any) -> None:
         for cb in self.callbacks:
@@ -217,21 +355,41 @@ class Runner:
 
     # running -------------------------------------------------------------------------------------------
     def run(self) -> Iterator[dict[str, Any]]:
-        """Run every pending job, yielding each record the moment it is stored."""
+        """Run every pending job, yielding each record the moment it is stored.
+
+        Jobs held by another live process (a second `workbench run`, another accelerate rank) are left
+        to it; a job whose upstream text-to-image job another process holds waits for it.
+        """
         self.store.prepare()
         todo = self.pending()
         self._emit("on_run_start", self.jobs, todo)
         done: list[dict[str, Any]] = []
+        queue = deque(todo)
+        index = 0
         try:
-            for index, job in enumerate(todo):
-                if self._cancel.is_set():
-                    break
-                self._emit("on_job_start", job, index, len(todo))
+            while queue and not self._cancel.is_set():
+                job = queue.popleft()
+                if job.upstream is not None and self._upstream_busy(job.upstream):
+                    queue.append(job)
+                    if all(j.upstream is not None and self._upstream_busy(j.upstream) for j in queue):
+                        time.sleep(self.wait_seconds)
+                    continue
+                if not self.store.claim(job.id):
+                    continue  # another process is on it
                 try:
-                    record = self.run_job(job)
-                except Cancelled:
-                    break
-                self.store.append(record)
+                    needs, rescore = self._todo(job, self.store.latest().get(job.id))
+                    if not needs:
+                        continue  # finished by another process meanwhile
+                    self._emit("on_job_start", job, index, len(todo))
+                    index += 1
+                    prev = self.store.latest().get(job.id) if rescore else None
+                    try:
+                        record = self.run_job(job, prev=prev, only=rescore)
+                    except Cancelled:
+                        break
+                    self.store.append(record)
+                finally:
+                    self.store.release(job.id)
                 done.append(record)
                 self._emit("on_job_end", job, record)
                 yield record
@@ -241,17 +399,30 @@ class Runner:
     def run_all(self) -> list[dict[str, Any]]:
         return list(self.run())
 
+    def _upstream_busy(self, up: Job) -> bool:
+        """The upstream job has no record yet and a live process holds it (so: wait for it)."""
+        if up.id in self.store.latest():
+            return False
+        if self.store.claim(up.id):
+            self.store.release(up.id)
+            return False
+        return True
+
     def _step(self, job: Job, stage: str):
         def progress(i: int, n: int) -> None:
             if self._cancel.is_set():
                 raise Cancelled()
+            self.store.heartbeat(job.id)
             self._emit("on_step", job, stage, i, n)
         return progress
 
-    def run_job(self, job: Job) -> dict[str, Any]:
-        """Generate, save and score one job; never raises for a bad input (the record holds the error)."""
+    def run_job(self, job: Job, prev: dict[str, Any] | None = None, only: list[str] | None = None) -> dict[str, Any]:
+        """Generate (or reuse), save and score one job; never raises for a bad input (the record
+        holds the error). With `prev` and `only`, the clip of `prev` is kept and only the scores
+        named in `only` are computed and merged into it."""
         record = self._base_record(job)
         timings: dict[str, float] = {}
+        warnings: list[str] = []
         t_start = time.perf_counter()
         try:
             if job.setup_error:
@@ -259,68 +430,133 @@ class Runner:
             t0 = time.perf_counter()
             request = self._request(job)
             timings["load_inputs"] = time.perf_counter() - t0
-
-            t0 = time.perf_counter()
-            generator = get_generator(job.model.name)(**job.model.params)
-            clip = generator.generate(request, progress=self._step(job, "generate"))
-            timings["generate"] = time.perf_counter() - t0
-
-            t0 = time.perf_counter()
-            path = clip.save(self.store.clips / job.clip_name)
-            timings["save"] = time.perf_counter() - t0
-            record["video"] = str(path.relative_to(self.store.root))
-            record["clip"] = {"frames": clip.num_frames, "fps": clip.fps, "width": clip.size[0],
-                              "height": clip.size[1], "seconds": round(clip.duration, 3),
-                              "audio": clip.audio is not None}
-
-            t0 = time.perf_counter()
-            from workbench.metrics import evaluate
-
-            result = evaluate(Clip.open(path, load_audio_track=False), image=request.image, audio=request.audio,
-                              reference=Clip.open(job.reference) if job.reference else None,
-                              metrics=self.suite.metrics, skip_inapplicable=True,
-                              progress=self._step(job, "evaluate"))
-            timings["evaluate"] = time.perf_counter() - t0
-            record.update(scores=result.scores, backends=result.backends, score_errors=result.errors,
-                          metric_seconds={k: round(v, 4) for k, v in result.seconds.items()})
-            record["status"] = "ok"
+            path = self.store.clips / job.clip_name
+            if not path.resolve().is_relative_to(self.store.clips.resolve()):  # names are validated; belt and braces
+                raise GenerationError(f"{job.clip_name}: clip name leaves the run folder; rename the case or label")
+            reused = prev is not None or path.is_file()
+            if not reused:
+                t0 = time.perf_counter()
+                generator = get_generator(job.model.name)(options=job.options, **job.params)
+                clip = generator.generate(request, progress=self._step(job, "generate"))
+                timings["generate"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                if job.task == "text-to-image":
+                    _save_png(clip.first_frame(), path)
+                else:
+                    clip.save(path)
+                timings["save"] = time.perf_counter() - t0
+            record["reused_clip"] = reused
+            if job.task == "text-to-image":
+                record["image_out"] = str(path.relative_to(self.store.root))
+                record.update(metrics_requested=self.wanted, metric_versions={}, status="ok")
+            else:
+                record["video"] = str(path.relative_to(self.store.root))
+                self._score(job, request, path, record, prev, only, timings, warnings)
+                record["status"] = "ok"
         except Cancelled:
             raise
         except KeyboardInterrupt:
             self._cancel.set()
             raise Cancelled() from None
-        except (MediaError, GenerationError, UnknownModel) as e:
+        except (MediaError, GenerationError, UnknownModel, StoreError) as e:
             record.update(status="error", error=str(e), error_type=type(e).__name__)
         except Exception as e:  # an unexpected failure: keep the run going, keep the trace
-            record.update(status="error", error=f"{type(e).__name__}: {e}", error_type=type(e).__name__,
-                          traceback=traceback.format_exc(limit=8))
+            record.update(status="error", error=f"{type(e).__name__}: {e}".splitlines()[0],
+                          error_type=type(e).__name__, traceback=traceback.format_exc(limit=8))
         timings["total"] = time.perf_counter() - t_start
+        record["warnings"] = warnings
         record["timings"] = {k: round(v, 4) for k, v in timings.items()}
         record["finished_at"] = _now()
         return record
 
+    def _score(self, job: Job, request: GenerationRequest, path: Path, record: dict[str, Any],
+               prev: dict[str, Any] | None, only: list[str] | None, timings: dict[str, float],
+               warnings: list[str]) -> None:
+        """Score the saved clip (only the missing scores when rescoring) and fill the record."""
+        from workbench.metrics import evaluate
+
+        saved = Clip.open(path, load_audio_track=request.audio is None)  # a generated soundtrack is scored too
+        w, h = saved.size
+        record["clip"] = {"frames": saved.num_frames, "fps": saved.fps, "width": w, "height": h,
+                          "seconds": round(saved.duration, 3), "audio": saved._info.has_audio if saved._info else False}
+        names = only if only is not None else self.wanted
+        reference = Clip.open(job.reference) if job.reference else None
+        t0 = time.perf_counter()
+        result = evaluate(saved, image=request.image, audio=request.audio, reference=reference, metrics=names,
+                          skip_inapplicable=True, progress=self._step(job, "evaluate"))
+        timings["evaluate"] = time.perf_counter() - t0
+        for clip in (saved, reference):
+            why = clip.truncation_warning() if clip is not None else None
+            if why:
+                warnings.append(why)
+        base = prev or {}
+        keep = [s for s in base.get("scores", {}) if s not in names]
+        record["scores"] = {**{s: base["scores"][s] for s in keep}, **result.scores}
+        record["backends"] = {**{s: v for s, v in base.get("backends", {}).items() if s in keep}, **result.backends}
+        record["score_errors"] = {**{s: v for s, v in (base.get("score_errors") or {}).items() if s in keep},
+                                  **result.errors}
+        record["metrics_requested"] = sorted(set(self.wanted) | set(base.get("metrics_requested") or []))
+        record["metric_versions"] = {**{s: v for s, v in (base.get("metric_versions") or {}).items() if s in keep},
+                                     **{s: self.versions[s] for s in names if s in self.versions}}
+        record["metric_seconds"] = {**(base.get("metric_seconds") or {}),
+                                    **{k: round(v, 4) for k, v in result.seconds.items()}}
+        if prev is not None:
+            record["rescored"] = sorted(names)
+        series = {**_load_series(self.store.root, base), **(getattr(result, "series", None) or {})}
+        worst = {**(base.get("worst_frame") or {}), **(getattr(result, "worst_frame", None) or {})}
+        if series:
+            record["series"] = self._save_series(job, series)
+        if worst:
+            record["worst_frame"] = worst
+
+    def _save_series(self, job: Job, series: dict[str, list]) -> str:
+        """Per-frame score series as JSON beside the clips (one file per job: references differ)."""
+        folder = self.store.root / "series"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{job.id}.json"
+        tmp = folder / f".{job.id}.json.part-{os.getpid()}"
+        tmp.write_text(json.dumps(series, default=json_default))
+        tmp.replace(path)
+        return str(path.relative_to(self.store.root))
+
     def _request(self, job: Job) -> GenerationRequest:
-        image = load_image(job.image, max_side=self.suite.max_image_side) if job.image else None
+        image_path = job.image
+        if job.upstream is not None:
+            image_path = self.store.clips / job.upstream.clip_name
+            if not image_path.is_file():
+                rec = self.store.latest().get(job.upstream.id) or {}
+                why = f": {rec['error']}" if rec.get("error") else " (it has not run)"
+                raise GenerationError(f"image_from '{job.model.image_from}' made no image for {job.case.id} seed "
+                                      f"{job.seed}{why}; fix that job and re-run")
+        image = load_image(image_path, max_side=self.suite.max_image_side) if image_path else None
         audio = load_audio(job.audio) if job.audio else None
         if audio is not None and audio.is_silent:
             raise MediaError(f"{job.audio}: audio is silent; pass a recording with speech")
-        return GenerationRequest(image=image, audio=audio, prompt=job.case.prompt, seed=job.seed,
-                                 params=dict(job.params), image_path=str(job.image) if job.image else None,
+        return GenerationRequest(image=image, audio=audio, prompt=job.case.prompt,
+                                 negative_prompt=job.case.negative_prompt, seed=job.gen_seed,
+                                 params=dict(job.params), image_path=str(image_path) if image_path else None,
                                  audio_path=str(job.audio) if job.audio else None)
 
     def _base_record(self, job: Job) -> dict[str, Any]:
         return {
             "job_id": job.id,
+            "clip_id": job.clip_id,
             "record_version": RECORD_VERSION,
             "suite": self.suite.name,
             "case": job.case.id,
             "model": job.model.display,
             "model_name": job.model.name,
+            "task": job.task,
             "params": job.params,
+            "options": job.options,
             "seed": job.seed,
+            "output": job.output,
+            "gen_seed": job.gen_seed,
             "prompt": job.case.prompt,
+            "negative_prompt": job.case.negative_prompt,
+            "image_from": job.model.image_from,
             "inputs": {
-                kind: {"path": str(p), "sha256": file_hash(p)}
+                kind: {"path": str(p), "sha256": None if input_problem(kind, p) else file_hash(p)}
                 for kind, p in (("image", job.image), ("audio", job.audio), ("reference", job.reference)) if p
             },
             "status": "running",
@@ -328,12 +564,35 @@ class Runner:
             "video": None,
             "scores": {},
             "backends": {},
+            "score_errors": {},
             "versions": package_versions(),
             "hardware": hardware(),
+            "pid": os.getpid(),
             "started_at": _now(),
         }
 
 
+def _save_png(frame, path: Path) -> None:
+    from PIL import Image
+
+    tmp = path.with_name(f"{path.stem}.part-{os.getpid()}.png")
+    try:
+        Image.fromarray(frame).save(tmp)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise MediaError(f"{path}: cannot write ({e.strerror or e}); check the folder's space and permissions") from None
+    tmp.replace(path)
+
+
+def _load_series(root: Path, record: dict[str, Any]) -> dict[str, list]:
+    rel = record.get("series")
+    if not rel:
+        return {}
+    try:
+        return json.loads((root / rel).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-

@@ -7,6 +7,8 @@ array holds its frames. Errors are `MediaError` with one line naming the file an
 from __future__ import annotations
 
 import math
+import os
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -266,6 +268,19 @@ class Clip:
     frames: np.ndarray | None = None  # (T, H, W, 3) uint8 when in memory
     path: Path | None = None
     _info: VideoInfo | None = field(default=None, repr=False)
+    decoded_frames: int | None = field(default=None, repr=False)  # set after a full pass over a file
+
+    def truncation_warning(self) -> str | None:
+        """One line when the last full decode yielded clearly fewer frames than the container states
+        (a truncated file that still decodes: it was scored on what decodes)."""
+        if self.path is None or self.decoded_frames is None or self._info is None:
+            return None
+        stated = self._info.num_frames
+        if stated and self.decoded_frames < stated - max(2, round(0.02 * stated)):
+            return (f"{self.path.name}: decoded {self.decoded_frames} of {stated} frames the container states "
+                    f"({self.decoded_frames / self.fps:.2f} s of {self._info.duration:.2f} s); the file looks "
+                    f"truncated, scores cover the decodable part only")
+        return None
 
     # construction --------------------------------------------------------------------------------
     @classmethod
@@ -359,6 +374,7 @@ class Clip:
             container.close()
         if count == 0:
             raise MediaError(f"{self.path}: video has no decodable frames; re-encode it as H.264 mp4")
+        self.decoded_frames = count
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.iter_frames()
@@ -383,7 +399,8 @@ class Clip:
         return next(iter(self.iter_frames()))
 
     def with_audio(self, audio: Audio | None) -> "Clip":
-        return Clip(fps=self.fps, audio=audio, frames=self.frames, path=self.path, _info=self._info)
+        return Clip(fps=self.fps, audio=audio, frames=self.frames, path=self.path, _info=self._info,
+                    decoded_frames=self.decoded_frames)
 
     # output ----------------------------------------------------------------------------------------
     def save(self, path: str | Path, crf: int = 18, audio_bitrate: int = 128_000) -> Path:
@@ -416,9 +433,13 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, audi
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part" + path.suffix)
+    tmp = path.with_name(f"{path.stem}.part-{os.getpid()}-{threading.get_ident() % 10**6}{path.suffix}")
     rate = Fraction(fps).limit_denominator(1001)
-    container = av.open(str(tmp), mode="w")
+    try:
+        container = av.open(str(tmp), mode="w")
+    except OSError as e:
+        raise MediaError(f"{path}: cannot write ({e.strerror or e}); check the folder's space and permissions") from None
+    ok = False
     try:
         vstream = None
         astream = None
@@ -444,8 +465,18 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, audi
             container.mux(packet)
         if astream is not None:
             _encode_audio(container, astream, audio)
+        ok = True
+    except OSError as e:  # disk full, permissions: one line, no temp file left behind
+        raise MediaError(f"{path}: cannot write ({e.strerror or e}); check the folder's space and permissions") from None
     finally:
-        container.close()
+        try:
+            container.close()
+        except OSError as e:
+            if ok:
+                tmp.unlink(missing_ok=True)
+                raise MediaError(f"{path}: cannot write ({e.strerror or e}); check the folder's space and permissions") from None
+        if not ok:
+            tmp.unlink(missing_ok=True)
     tmp.replace(path)
     return path
 

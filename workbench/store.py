@@ -1,20 +1,43 @@
-"""The run store: `results.jsonl`, one JSON record per finished job, appended atomically.
+"""The run store: `results.jsonl` (one JSON record per finished job), `clips/`, and job claims.
 
-Each record is written with a single `write` on a file opened with O_APPEND and then fsync'ed, so a
-crash or Ctrl-C can never leave half a line behind a finished job. Readers take the latest record of
-each job id, skip a torn last line, and never need anything but this file.
+A run folder is safe for any number of writer processes (shards, accelerate ranks, two terminals):
+
+- **Whole lines or nothing.** A record is appended under an exclusive lock on `results.lock`, with a
+  loop over short writes; if the disk fills mid-line the file is cut back to its previous length and
+  `StoreError` says so. The record then stays unwritten, never half-written.
+- **Torn lines are quarantined.** A line left torn by a hard kill is moved to `results.quarantine.jsonl`
+  the next time the folder is prepared, so it is kept for inspection but never read as a record.
+- **Each job once.** Before running a job a process creates `claims/<job id>` exclusively; others skip
+  it. A claim whose process died (same host, pid gone) or whose heartbeat is older than
+  `STALE_CLAIM_SECONDS` is taken over, so a crash never blocks a job forever.
+- **No stray temp files.** `.part` files left by a crashed writer are removed when the folder is prepared.
+
+Readers take the latest record of each job id and need nothing but results.jsonl.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import socket
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 RESULTS = "results.jsonl"
+QUARANTINE = "results.quarantine.jsonl"
+LOCK = "results.lock"
+STALE_CLAIM_SECONDS = 15 * 60  # a claim not refreshed for this long is presumed dead (other hosts)
+HEARTBEAT_SECONDS = 30
 
 
-def _default(o: Any) -> Any:
+class StoreError(RuntimeError):
+    """The run folder cannot be used or written; one line naming the path and the fix."""
+
+
+def json_default(o: Any) -> Any:
     import numpy as np
 
     if isinstance(o, (np.floating, np.integer)):
@@ -26,59 +49,237 @@ def _default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def _os_fault(path: Path, e: OSError) -> StoreError:
+    """A one-line StoreError for an OS fault on `path`, with the fix."""
+    if e.errno == errno.ENOSPC:
+        return StoreError(f"{path}: disk full; free space and run the same command again (finished records are kept)")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoreError(f"{path}: not writable ({os.strerror(e.errno)}); fix the permissions or pass another --out")
+    if e.errno in (errno.ENOTDIR, errno.EEXIST):
+        return StoreError(f"{path}: a parent of the run folder is a file; pass --out to a folder path")
+    if e.errno == errno.EISDIR:
+        return StoreError(f"{path}: is a folder, not a file; move it away or pass another --out")
+    return StoreError(f"{path}: {os.strerror(e.errno) if e.errno else e}; check the run folder")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RunStore:
-    """A run folder: results.jsonl + clips/."""
+    """A run folder: results.jsonl + clips/ + claims/."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.results = self.root / RESULTS
+        self.quarantine = self.root / QUARANTINE
         self.clips = self.root / "clips"
+        self.claims = self.root / "claims"
+        self._lock_path = self.root / LOCK
+        self._host = socket.gethostname()
+        self._seen: tuple[int, int, dict[str, dict[str, Any]]] | None = None  # (inode, offset, latest)
 
+    # folder ----------------------------------------------------------------------------------------
     def prepare(self) -> None:
-        self.clips.mkdir(parents=True, exist_ok=True)
+        """Create the folder, check that it is usable, quarantine torn lines, remove stale temp files.
+        Every fault is one `StoreError` line naming the path and the fix."""
+        for p in (self.root, self.clips, self.claims):
+            if p.exists() and not p.is_dir():
+                raise StoreError(f"{p}: is a file, not a folder; pass --out to a folder path")
+            try:
+                p.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise _os_fault(p, e) from None
+        if self.results.exists() and not self.results.is_file():
+            raise StoreError(f"{self.results}: is not a regular file; move it away or pass another --out")
+        for p in (self.root, self.clips, self.claims):
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise StoreError(f"{p}: not writable; fix the permissions or pass another --out")
+        with self._locked():
+            self._quarantine_torn_lines()
+        self._clean_temp_files()
 
-    def append(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, default=_default, sort_keys=False) + "\n").encode()
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.results, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive lock over the results file, across processes (flock on results.lock)."""
         try:
-            # repair a torn tail left by a hard kill so the new record starts on its own line
-            size = os.fstat(fd).st_size
-            if size:
-                with open(self.results, "rb") as f:
-                    f.seek(size - 1)
-                    if f.read(1) != b"\n":
-                        line = b"\n" + line
-            os.write(fd, line)
-            os.fsync(fd)
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise _os_fault(self._lock_path, e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
         finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+    def _quarantine_torn_lines(self) -> None:
+        if not self.results.is_file():
+            return
+        good, bad = [], []
+        with open(self.results, "rb") as f:
+            for raw in f:
+                if not raw.strip():
+                    continue
+                (good if _parse(raw) is not None and raw.endswith(b"\n") else bad).append(raw)
+        if not bad:
+            return
+        with open(self.quarantine, "ab") as q:
+            for raw in bad:
+                q.write(raw.rstrip(b"\n") + b"\n")
+            q.flush()
+            os.fsync(q.fileno())
+        tmp = self.results.with_name(f".{RESULTS}.{os.getpid()}.rewrite")
+        with open(tmp, "wb") as out:
+            out.writelines(good)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(self.results)
+
+    def _clean_temp_files(self) -> None:
+        """Remove `.part` files whose writer is gone (pid in the name, see media.write_video)."""
+        for p in list(self.clips.glob("*.part*")) + list(self.root.glob(".*.rewrite")):
+            owner = _pid_in_name(p.name)
+            if owner is None or (owner != os.getpid() and not pid_alive(owner)):
+                p.unlink(missing_ok=True)
+
+    # records ---------------------------------------------------------------------------------------
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record as one whole line (or nothing: see the module docstring)."""
+        line = (json.dumps(record, default=json_default, sort_keys=False) + "\n").encode()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _os_fault(self.root, e) from None
+        with self._locked():
+            try:
+                fd = os.open(self.results, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            except OSError as e:
+                raise _os_fault(self.results, e) from None
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # a torn tail (hard kill): start on a line of our own
+                try:
+                    _write_all(fd, line)
+                    os.fsync(fd)
+                except OSError as e:
+                    os.ftruncate(fd, size)  # all or nothing
+                    raise _os_fault(self.results, e) from None
+            finally:
+                os.close(fd)
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record in file order (torn or corrupt lines are skipped)."""
-        if not self.results.exists():
+        if not self.results.is_file():
             return
         with open(self.results, "rb") as f:
             for raw in f:
-                raw = raw.strip()
-                if not raw:
-                    continue
-                try:
-                    rec = json.loads(raw)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(rec, dict) and "job_id" in rec:
+                rec = _parse(raw)
+                if rec is not None:
                     yield rec
 
     def latest(self) -> dict[str, dict[str, Any]]:
-        """The last record of each job id."""
-        out: dict[str, dict[str, Any]] = {}
-        for rec in self.records():
-            out[rec["job_id"]] = rec
-        return out
+        """The last record of each job id (a copy). Reads only what was appended since the last call,
+        so polling it once per job stays cheap on a long results file."""
+        try:
+            st = self.results.stat()
+        except FileNotFoundError:
+            self._seen = None
+            return {}
+        ino, offset, out = self._seen if self._seen and self._seen[0] == st.st_ino and st.st_size >= self._seen[1] \
+            else (st.st_ino, 0, {})
+        with open(self.results, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next call
+        for raw in chunk[:end].splitlines():
+            rec = _parse(raw)
+            if rec is not None:
+                out[rec["job_id"]] = rec
+        self._seen = (ino, offset + end, out)
+        return dict(out)
 
     def finished_ids(self) -> set[str]:
         return {jid for jid, rec in self.latest().items() if rec.get("status") == "ok"}
+
+    # claims ----------------------------------------------------------------------------------------
+    def claim(self, job_id: str) -> bool:
+        """Take job `job_id` for this process; False when a live process holds it."""
+        path = self.claims / job_id
+        body = json.dumps({"pid": os.getpid(), "host": self._host, "at": time.time()}).encode()
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                if not self._stale(path):
+                    return False
+                path.unlink(missing_ok=True)  # the holder died: take the job over
+                continue
+            except OSError as e:
+                raise _os_fault(path, e) from None
+            try:
+                _write_all(fd, body)
+            finally:
+                os.close(fd)
+            return True
+        return False
+
+    def heartbeat(self, job_id: str) -> None:
+        """Refresh a held claim (cheap: at most one touch per HEARTBEAT_SECONDS)."""
+        path = self.claims / job_id
+        try:
+            if time.time() - path.stat().st_mtime > HEARTBEAT_SECONDS:
+                os.utime(path)
+        except OSError:
+            pass
+
+    def release(self, job_id: str) -> None:
+        (self.claims / job_id).unlink(missing_ok=True)
+
+    def _stale(self, path: Path) -> bool:
+        try:
+            info = json.loads(path.read_bytes() or b"{}")
+            age = time.time() - path.stat().st_mtime
+        except (OSError, ValueError):
+            return True  # unreadable or vanished: a torn claim from a crash
+        if info.get("host") == self._host and isinstance(info.get("pid"), int):
+            return not pid_alive(info["pid"]) or (info["pid"] == os.getpid())
+        return age > STALE_CLAIM_SECONDS
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        rec = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return rec if isinstance(rec, dict) and "job_id" in rec else None
+
+
+def _pid_in_name(name: str) -> int | None:
+    """The writer pid in a temp name like `x.part-1234.mp4` (None when absent)."""
+    import re
+
+    m = re.search(r"\.part-(\d+)", name) or re.search(r"\.(\d+)\.rewrite$", name)
+    return int(m.group(1)) if m else None
 
 
 def load_records(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -6,12 +6,13 @@ the key, so a typo never silently changes an experiment. Relative paths resolve 
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from workbench.names import check_name
 
 
 class SuiteError(ValueError):
@@ -27,20 +28,32 @@ class CaseSpec(_Strict):
     image: str | None = None
     audio: str | None = None
     prompt: str = ""
+    negative_prompt: str = ""
     reference: str | None = Field(None, description="ground-truth video for reference metrics (psnr, ssim, lpips)")
 
     @field_validator("id")
     @classmethod
     def _safe_id(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
-            raise ValueError(f"case id {v!r} must be letters, digits, '_', '-', '.'")
-        return v
+        return check_name(v, "case id")
 
 
 class ModelSpec(_Strict):
     name: str
     label: str | None = Field(None, description="distinct name when one model appears with several settings")
     params: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, description="how to run it: dtype, device, offload...")
+    num_outputs: int = Field(1, ge=1, le=64, description="clips per request, seeds derived from the job's seed")
+    image_from: str | None = Field(None, description="label of an earlier text-to-image model whose image this model animates")
+
+    @field_validator("label")
+    @classmethod
+    def _safe_label(cls, v: str | None) -> str | None:
+        return None if v is None else check_name(v, "model label")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_model_name(cls, v: str) -> str:
+        return check_name(v, "model name")
 
     @property
     def display(self) -> str:
@@ -60,12 +73,17 @@ class Suite(_Strict):
     description: str = ""
     cases: list[CaseSpec]
     models: list[ModelSpec]
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[Annotated[int, Field(ge=0, lt=2**32)]] = Field(default_factory=lambda: [0])
     metrics: list[str] | None = Field(None, description="score or metric-group names; omit for every applicable one")
     output: str | None = Field(None, description="run folder; default runs/<name> next to the current directory")
     max_image_side: int = 1024
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     base_dir: Path = Field(default=Path("."), exclude=True, description="set by load_suite: the suite file's folder")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        return check_name(v, "suite name")
 
     @field_validator("models", mode="before")
     @classmethod
@@ -86,6 +104,13 @@ class Suite(_Strict):
             raise ValueError(f"model {', '.join(sorted(dup))} appears twice; give each a distinct `label:`")
         if not self.cases or not self.models or not self.seeds:
             raise ValueError("a suite needs at least one case, one model and one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds repeat: {self.seeds}; list each seed once")
+        earlier: set[str] = set()
+        for m in self.models:
+            if m.image_from is not None and m.image_from not in earlier:
+                raise ValueError(f"model {m.display}: image_from '{m.image_from}' must name a model listed before it")
+            earlier.add(m.display)
         return self
 
     def resolve(self, path: str | None) -> Path | None:
@@ -120,8 +145,10 @@ def read_yaml_mapping(path: str | Path, what: str, keys: str, error: type[ValueE
     return data
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite YAML; errors are one line naming the file and the offending key."""
+def load_suite(path: str | Path, check: bool = True) -> Suite:
+    """Read and validate a suite YAML, whole, before anything runs: the schema (unknown keys, bad
+    names, negative seeds), then `check_suite` (models, parameters, options, metrics, sizes). All
+    problems are reported together in one line naming the file and each key path."""
     path = Path(path)
     data = read_yaml_mapping(path, "suite file", "name, cases, models")
     try:
@@ -129,13 +156,73 @@ def load_suite(path: str | Path) -> Suite:
     except ValidationError as e:
         raise SuiteError(f"{path}: {_first_error(e)}") from None
     suite.base_dir = path.resolve().parent
+    if check:
+        problems = check_suite(suite)
+        if problems:
+            n = f"{len(problems)} problems: " if len(problems) > 1 else ""
+            raise SuiteError(f"{path}: {n}{'; '.join(problems)}; nothing was run")
     return suite
+
+
+# generic bounds on the parameters every video model shares: a typo such as `num_frames: 1e9` is caught
+# at load time instead of as a 4 PiB allocation in the middle of a run
+PARAM_LIMITS: dict[str, tuple[float, float]] = {
+    "num_frames": (0, 10_000), "width": (8, 8192), "height": (8, 8192), "fps": (0.1, 240),
+    "seconds": (0, 600), "steps": (1, 1000), "num_inference_steps": (1, 1000),
+}
+MAX_FRAME_BYTES = 32 * 2**30  # width x height x 3 x frames of one clip
+
+
+def check_suite(suite: Suite) -> list[str]:
+    """Every semantic problem of a suite (unknown model, parameter, option or metric; impossible sizes),
+    each as 'key.path: what is wrong; the fix'. Empty when the suite can run."""
+    from workbench.metrics import UnknownMetric, resolve
+    from workbench.models.base import GenerationError, UnknownModel, get_generator
+
+    problems: list[str] = []
+    for i, m in enumerate(suite.models):
+        where = f"models.{i}"
+        try:
+            cls = get_generator(m.name)
+        except UnknownModel as e:
+            problems.append(f"{where}.name: {e}")
+            continue
+        try:
+            params = cls.resolve_params(m.params)
+        except GenerationError as e:
+            problems.append(f"{where}.params: {e}")
+            params = {}
+        try:
+            cls.resolve_options(m.options)
+        except GenerationError as e:
+            problems.append(f"{where}.options: {e}")
+        for key, (lo, hi) in PARAM_LIMITS.items():
+            v = params.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
+                problems.append(f"{where}.params.{key}: {v} is outside [{lo:g}, {hi:g}]; use a value in range")
+        w, h = params.get("width"), params.get("height")
+        n = params.get("num_frames") or round(float(params.get("seconds") or 0) * float(params.get("fps") or 0))
+        if all(isinstance(x, (int, float)) and x > 0 for x in (w, h, n)) and w * h * 3 * n > MAX_FRAME_BYTES:
+            problems.append(f"{where}.params: {w}x{h} x {n} frames is {w * h * 3 * n / 2**30:.0f} GiB of frames; "
+                            f"lower the size or the frame count")
+        if m.image_from is not None:
+            up = next(x for x in suite.models if x.display == m.image_from)
+            try:
+                if get_generator(up.name).task != "text-to-image":
+                    problems.append(f"{where}.image_from: '{m.image_from}' is not a text-to-image model")
+            except UnknownModel:
+                pass
+    try:
+        resolve(suite.metrics)
+    except UnknownMetric as e:
+        problems.append(f"metrics: {e}")
+    return problems
 
 
 def _first_error(e: ValidationError) -> str:
     parts = []
     for err in e.errors()[:3]:
-        loc = ".".join(str(x) for x in err["loc"])
+        loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith("function-"))
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown key '{loc}' (typo?); remove or rename it")
         elif err["type"] == "missing":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -56,47 +57,104 @@ class _ProgressBar:
 def run(
     suite: Path = typer.Argument(..., help="suite YAML"),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder (default: the suite's `output`)"),
-    shard: str = typer.Option("0/1", help="run shard i of n (i/n), for several GPUs or machines"),
+    shard: Optional[str] = typer.Option(None, help="run shard i of n (i/n) by hand; under `accelerate launch` "
+                                                   "the processes split the jobs by themselves"),
     report: bool = typer.Option(True, help="write report.html at the end"),
     no_retry_failed: bool = typer.Option(False, "--no-retry-failed", help="keep failed jobs as they are"),
+    wandb: Optional[str] = typer.Option(None, "--wandb", help="online | offline | disabled (overrides the suite's "
+                                                              "tracking block; default: online when logged in, else offline)"),
 ) -> None:
-    """Run every (case x model x seed) job of a suite; finished jobs are skipped."""
-    from workbench.experiment import Runner
+    """Run every (case x model x seed) job of a suite; finished jobs are skipped.
+
+    Exit status: 0 when every job succeeded, 1 when any failed (or the run folder could not be
+    written), 2 for a bad suite or option, 130 after Ctrl-C or SIGTERM.
+    """
+    from workbench.experiment import Runner, distributed_shard
+    from workbench.store import StoreError
     from workbench.suite import SuiteError, load_suite
 
+    if wandb is not None and wandb not in ("online", "offline", "disabled"):
+        _fail(f"--wandb {wandb!r} must be online, offline or disabled")
     try:
         spec = load_suite(suite)
-        i, n = (int(x) for x in shard.split("/"))
-        if not 0 <= i < n:
-            raise ValueError
     except SuiteError as e:
         _fail(str(e))
-    except ValueError:
-        _fail(f"--shard {shard!r} must be i/n with 0 <= i < n, e.g. 0/4")
-    runner = Runner(spec, out, [_ProgressBar()], shard=(i, n), retry_failed=not no_retry_failed)
+    dist = distributed_shard()
+    if shard is not None:
+        try:
+            i, n = (int(x) for x in shard.split("/"))
+            if not 0 <= i < n:
+                raise ValueError
+        except ValueError:
+            _fail(f"--shard {shard!r} must be i/n with 0 <= i < n, e.g. 0/4")
+        if dist is not None:
+            _fail("--shard cannot be combined with accelerate launch (the processes already split the jobs)")
+    else:
+        i, n = dist or (0, 1)
+    main_process = i == 0 or dist is None
+    bar = _ProgressBar()
+    runner = Runner(spec, out, [bar], shard=(i, n), retry_failed=not no_retry_failed)
     tracker = None
-    if spec.tracking.wandb and spec.tracking.mode != "disabled":
-        from workbench.tracking import WandbTracker
+    if main_process:
+        from workbench.tracking import tracker_for
 
-        tracker = WandbTracker(spec, run_dir=runner.store.root)  # the wandb run lives in the run folder
-        runner.callbacks.append(tracker)
+        tracker = tracker_for(spec, runner.store.root, mode=wandb)  # never raises; None when disabled
+        if tracker is not None:
+            runner.callbacks.append(tracker)
     for why in runner.skipped:
         typer.echo(f"not applicable, skipped: {why}")
     records = []
-    try:
-        for rec in runner.run():
-            records.append(rec)
-    except KeyboardInterrupt:
-        runner.cancel()
+    interrupted = False
+    with _sigterm_as_interrupt():
+        try:
+            for rec in runner.run():
+                records.append(rec)
+        except KeyboardInterrupt:
+            interrupted = True
+            runner.cancel()
+        except StoreError as e:
+            bar.on_run_end(records, True)
+            _fail(f"{e}", code=1)
+    if runner.cancelled or interrupted:
+        typer.echo(f"interrupted: the job in flight was dropped; {len(records)} finished jobs this run are "
+                   f"saved; run the same command to resume", err=True)
+        raise typer.Exit(130)
     ok = sum(r["status"] == "ok" for r in records)
-    failed = len(records) - ok
-    if runner.cancelled:
-        typer.echo(f"interrupted: {len(records)} finished jobs are saved; run the same command to resume")
-    typer.echo(f"{ok} jobs done, {failed} failed, results in {runner.store.results}")
-    if report and spec.tracking.html_report and runner.store.results.exists():
+    typer.echo(f"{ok} jobs done, {len(records) - ok} failed, results in {runner.store.results}")
+    if dist is not None:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()  # the main process reports once every rank is done
+    if main_process and report and spec.tracking.html_report and runner.store.results.exists():
         from workbench.report import write_report
 
         path = write_report(runner.store.root)
         typer.echo(f"report: {path}")
-    if tracker is not None and tracker.run_dir:
-        typer.echo(f"wandb ({spec.tracking.mode}): {tracker.run_dir}")
+    if tracker is not None and getattr(tracker, "run_dir", None):
+        typer.echo(f"wandb ({getattr(tracker, 'mode', '')}): {tracker.run_dir}")
+    status = runner.status()
+    if status["failed"] and main_process:
+        typer.echo(f"{status['failed']} of {status['total']} jobs failed; see the errors above or in "
+                   f"{runner.store.results}", err=True)
+    if status["failed"]:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Handle SIGTERM like Ctrl-C (drop the job in flight, keep every finished record)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
