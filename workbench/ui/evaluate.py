@@ -1,0 +1,197 @@
+"""Evaluate tab: score one clip (from a run or a path) with chosen metrics, in the background.
+
+Shows the score table (value, direction, backend, and the reason for every null score) and the
+per-frame curves the metrics report (`EvalResult.series`), the worst frame of each marked.
+The references (image, audio) are filled from the record when the clip comes from a run.
+"""
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+
+from workbench.ui.jobs import Throttle, Worker
+from workbench.ui.widgets import ClipGrid, Message, RunPicker, arrow, clip_item, directions, fmt, html_table
+
+DEFAULT_METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "dynamic_degree", "identity", "lipsync"]
+
+
+def curves_png(series: dict[str, list], worst: dict[str, int], fps: float | None = None) -> bytes | None:
+    """One small panel per per-frame series (matplotlib, Agg, thread-safe: no pyplot state)."""
+    series = {k: v for k, v in series.items() if v and any(x is not None for x in v)}
+    if not series:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = len(series)
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(3.6 * cols, 2.2 * rows), dpi=90)
+    FigureCanvasAgg(fig)
+    for i, (name, values) in enumerate(series.items()):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        xs = [j for j, v in enumerate(values) if v is not None]
+        ys = [values[j] for j in xs]
+        ax.plot(xs, ys, lw=1.2, color="#1f6fb2")
+        if name in worst and worst[name] is not None and 0 <= worst[name] < len(values) and values[worst[name]] is not None:
+            w = worst[name]
+            ax.plot([w], [values[w]], "o", color="#b00020", ms=5)
+            ax.annotate(f"worst: frame {w}", (w, values[w]), fontsize=7, color="#b00020",
+                        xytext=(4, 4), textcoords="offset points")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("frame", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def score_table_html(result: Any, dirs: dict[str, bool | None]) -> str:
+    rows = []
+    for name, v in result.scores.items():
+        backend = html.escape(str(result.backends.get(name, "")))
+        why = html.escape(result.errors.get(name, "")) if v is None else ""
+        val = "<span style='color:#999'>null</span>" if v is None else f"<b>{fmt(v)}</b>"
+        rows.append([f"<code>{html.escape(name)}</code>", f"{arrow(dirs.get(name))}", val, backend,
+                     f"<span style='color:#b00020'>{why}</span>"])
+    for name, why in result.errors.items():  # errors for scores that never got a value slot
+        if name not in result.scores:
+            rows.append([f"<code>{html.escape(name)}</code>", "", "<span style='color:#999'>null</span>", "",
+                         f"<span style='color:#b00020'>{html.escape(why)}</span>"])
+    return html_table(["score", "better", "value", "backend", "why null"], rows)
+
+
+class EvaluateTab(W.VBox):
+    def __init__(self, runs_root: Path) -> None:
+        self.runs_root = Path(runs_root)
+        lab = {"description_width": "80px"}
+        wide = W.Layout(width="560px")
+        self.picker = RunPicker(self.runs_root, on_change=lambda p: self._load_run(p))
+        self.clip = W.Dropdown(description="clip", options=[], layout=wide, style=lab)
+        self.path = W.Text(description="or a path", placeholder="any .mp4 on this machine", layout=wide, style=lab)
+        self.image = W.Text(description="ref. image", placeholder="image the clip should keep (identity, i2v)",
+                            layout=wide, style=lab)
+        self.audio = W.Text(description="audio", placeholder="speech the lips should follow (default: the clip's own)",
+                            layout=wide, style=lab)
+        self.reference = W.Text(description="ref. video", placeholder="ground truth for psnr / ssim / lpips / fvd",
+                                layout=wide, style=lab)
+        from workbench.ui.generate import metric_names
+
+        self.metrics = W.TagsInput(value=list(DEFAULT_METRICS), allowed_tags=metric_names(), layout=W.Layout(width="480px"))
+        self.run_btn = W.Button(description="Evaluate", button_style="primary", icon="bar-chart")
+        self.bar = W.FloatProgress(value=0, min=0, max=1, description="frames", layout=W.Layout(width="300px"),
+                                   style={"description_width": "50px"})
+        self.message = Message()
+        self.player = ClipGrid(width=300, empty="")
+        self.table = W.HTML()
+        self.curves = W.Image(format="png", layout=W.Layout(display="none", max_width="100%"))
+        self.result = None
+        self.worker: Worker | None = None
+        self._records: dict[str, dict[str, Any]] = {}
+        self._run_dir: Path | None = None
+        self._throttle = Throttle(0.15)
+        self.clip.observe(lambda _: self._clip_picked(), names="value")
+        self.run_btn.on_click(lambda _: self.run())
+        metrics_row = W.HBox([W.HTML("<div style='width:84px;text-align:right;padding-right:4px'>metrics</div>"),
+                              self.metrics])
+        super().__init__([self.picker, self.clip, self.path, self.image, self.audio, self.reference, metrics_row,
+                          W.HBox([self.run_btn, self.bar]), self.message,
+                          W.HBox([self.player, self.table], layout=W.Layout(gap="12px")), self.curves])
+
+    def _load_run(self, run_dir: Path | None) -> None:
+        from workbench.store import load_records
+
+        self._run_dir = run_dir
+        self._records = {}
+        if run_dir is None or not (run_dir / "results.jsonl").is_file():
+            self.clip.options = []
+            return
+        for r in load_records(run_dir):
+            if r.get("status") == "ok" and r.get("video"):
+                self._records[f"{r.get('case')} / {r.get('model')} / seed {r.get('seed')}"] = r
+        self.clip.options = list(self._records)
+
+    def _clip_picked(self) -> None:
+        r = self._records.get(self.clip.value)
+        if r is None:
+            return
+        self.path.value = ""
+        inputs = r.get("inputs") or {}
+        self.image.value = (inputs.get("image") or {}).get("path", "") or ""
+        self.audio.value = (inputs.get("audio") or {}).get("path", "") or ""
+        self.reference.value = (inputs.get("reference") or {}).get("path", "") or ""
+
+    def select(self, run_dir: Path, label: str | None = None) -> None:
+        self.picker.set(run_dir)
+        self._load_run(run_dir)
+        if label in self._records:
+            self.clip.value = label
+
+    @property
+    def video_path(self) -> Path | None:
+        if self.path.value.strip():
+            return Path(self.path.value.strip()).expanduser().resolve()
+        r = self._records.get(self.clip.value)
+        return (self._run_dir / r["video"]).resolve() if r else None
+
+    def run(self) -> bool:
+        if self.worker is not None and self.worker.running:
+            self.message.error("an evaluation is already running")
+            return False
+        video = self.video_path
+        if video is None:
+            self.message.error("pick a clip from a run or type a path")
+            return False
+        if not video.is_file():
+            self.message.error(f"{video}: clip not found; check the path")
+            return False
+        refs: dict[str, Any] = {}
+        for key, box in (("image", self.image), ("audio", self.audio), ("reference", self.reference)):
+            v = box.value.strip()
+            if v:
+                p = Path(v).expanduser()
+                if not p.is_file():
+                    self.message.error(f"{key} {p}: file not found; check the path or clear the box")
+                    return False
+                refs[key] = p
+        metrics = list(self.metrics.value) or None
+        self.run_btn.disabled = True
+        self.table.value = ""
+        self.curves.layout.display = "none"
+        self.player.rows = [{"label": video.name, "clips": [clip_item(video, video.name)]}]
+        self.message.info(f"scoring {video.name}...")
+
+        def progress(i: int, n: int) -> None:
+            if self._throttle.ready(force=(i == n)):
+                self.bar.max = max(1, n)
+                self.bar.value = min(i, n)
+
+        def work() -> None:
+            from workbench.metrics import evaluate
+
+            res = evaluate(video, metrics=metrics, progress=progress, skip_inapplicable=metrics is None, **refs)
+            self.result = res
+            dirs = directions()
+            self.table.value = score_table_html(res, dirs)
+            png = curves_png(getattr(res, "series", {}) or {}, getattr(res, "worst_frame", {}) or {})
+            if png:
+                self.curves.value = png
+                self.curves.layout.display = None
+            nulls = sum(v is None for v in res.scores.values())
+            self.message.ok(f"{len(res.scores)} scores over {res.frames} frames"
+                            + (f"; {nulls} null (reasons in the table)" if nulls else ""))
+
+        def done() -> None:
+            self.run_btn.disabled = False
+
+        self.worker = Worker(work, on_error=self.message.error, on_done=done).start()
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.worker.join(timeout) if self.worker is not None else True

@@ -1,0 +1,273 @@
+"""Form pieces of the Generate tab: media inputs (samples, upload, path) and a model's parameter form.
+
+`ParamForm` builds one field per entry of a model's defaults (`Generator.describe()["defaults"]`):
+a checkbox for booleans, integer / float boxes for numbers, a dropdown when the model lists choices,
+text for strings, JSON text for lists, dicts and None. The default is shown beside each field; a bad
+value is refused in place (red note beside the field, Run refuses while any note stands) by the same
+check the runner applies (`Generator.resolve_params`) plus the range rules below.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import ipywidgets as W
+
+from workbench.ui.widgets import one_line
+
+# parameters that are sizes, rates, durations or step counts: a value <= 0 (or < 0) cannot work
+POSITIVE = {"fps", "seconds", "width", "height", "size", "num_inference_steps", "steps", "decode_chunk_size",
+            "num_outputs"}
+NON_NEGATIVE = {"num_frames", "guidance_scale", "min_guidance_scale", "max_guidance_scale", "motion_bucket_id",
+                "noise_aug_strength", "blink_every", "max_open", "darkness", "noise_floor", "smooth_frames"}
+
+REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+AUDIO_EXT = {".wav", ".mp3", ".m4a", ".flac", ".ogg"}
+
+
+def sample_files(kind: str, data_dir: Path = REPO_DATA) -> list[Path]:
+    """The project's own sample images or audio (data/images, data/audio), when present."""
+    folder = data_dir / ("images" if kind == "image" else "audio")
+    ext = IMAGE_EXT if kind == "image" else AUDIO_EXT
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() in ext) if folder.is_dir() else []
+
+
+class MediaInput(W.VBox):
+    """An image or audio input: a sample or an uploaded file from the dropdown, or a typed path
+    (a path wins when filled in). Images get a preview, audio a player."""
+
+    NONE = "(none)"
+
+    def __init__(self, kind: str, uploads_dir: Path, on_change: Callable[[], None] | None = None) -> None:
+        assert kind in ("image", "audio")
+        self.kind = kind
+        self.uploads_dir = Path(uploads_dir)
+        self._on_change = on_change
+        self._choices: dict[str, Path | None] = {self.NONE: None}
+        for p in sample_files(kind):
+            self._choices[f"sample: {p.name}"] = p
+        self.choice = W.Dropdown(options=list(self._choices), description=kind,
+                                 layout=W.Layout(width="300px"), style={"description_width": "60px"})
+        accept = "image/*" if kind == "image" else "audio/*,.wav,.mp3,.m4a,.flac,.ogg"
+        self.upload = W.FileUpload(accept=accept, multiple=False, description="upload",
+                                   layout=W.Layout(width="100px"))
+        self.path_box = W.Text(placeholder=f"or a path to an {kind} file" if kind == "image" else "or a path to an audio file",
+                               layout=W.Layout(width="408px", margin="0 0 0 64px"))
+        self.note = W.HTML(layout=W.Layout(margin="0 0 0 64px"))
+        if kind == "image":
+            self.preview: W.Widget = W.Image(format="png", layout=W.Layout(max_width="160px", max_height="160px",
+                                                                       margin="0 0 0 64px", display="none"))
+        else:
+            self.preview = W.Audio(format="wav", autoplay=False, loop=False, controls=True,
+                                   layout=W.Layout(width="300px", margin="0 0 0 64px", display="none"))
+        super().__init__([W.HBox([self.choice, self.upload]), self.path_box, self.note, self.preview])
+        self.choice.observe(lambda _: self._refresh(), names="value")
+        self.path_box.observe(lambda _: self._refresh(), names="value")
+        self.upload.observe(self._uploaded, names="value")
+        self.error: str | None = None
+
+    # -- value ------------------------------------------------------------------------------------------
+    @property
+    def path(self) -> Path | None:
+        typed = self.path_box.value.strip()
+        if typed:
+            return Path(typed).expanduser().resolve()
+        return self._choices.get(self.choice.value)
+
+    def set_path(self, path: str | Path | None) -> None:
+        """Select a file (a known sample or upload by path, else typed into the path box)."""
+        if path is None:
+            self.path_box.value = ""
+            self.choice.value = self.NONE
+            return
+        p = Path(path).expanduser().resolve()
+        for label, q in self._choices.items():
+            if q is not None and q.resolve() == p:
+                self.path_box.value = ""
+                self.choice.value = label
+                return
+        self.path_box.value = str(p)
+
+    def select_sample(self, name: str) -> None:
+        self.choice.value = f"sample: {name}"
+
+    # -- events -----------------------------------------------------------------------------------------
+    def _uploaded(self, change: dict) -> None:
+        files = change["new"]
+        if not files:
+            return
+        f = files[0]
+        data = bytes(f["content"])
+        name = Path(f["name"]).name or f"upload.{self.kind}"
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        dest = self.uploads_dir / f"{hashlib.sha256(data).hexdigest()[:8]}-{name}"
+        dest.write_bytes(data)
+        label = f"upload: {name}"
+        self._choices[label] = dest
+        self.choice.options = list(self._choices)
+        self.path_box.value = ""
+        self.choice.value = label
+        self.upload.value = ()
+
+    def _refresh(self) -> None:
+        self.error = None
+        p = self.path
+        self.note.value = ""
+        self.preview.layout.display = "none"
+        if p is not None:
+            if not p.is_file():
+                self.error = f"{self.kind} {p}: file not found; check the path"
+            else:
+                try:
+                    self._show(p)
+                    self.preview.layout.display = None
+                except Exception as e:
+                    self.error = f"{self.kind} {p.name}: cannot be read ({one_line(e)})"
+        if self.error:
+            self.note.value = f'<span style="color:#b00020">{html.escape(self.error)}</span>'
+        if self._on_change:
+            self._on_change()
+
+    def _show(self, p: Path) -> None:
+        if self.kind == "image":
+            from PIL import Image
+
+            with Image.open(p) as im:
+                im = im.convert("RGB")
+                im.thumbnail((160, 160))
+                buf = io.BytesIO()
+                im.save(buf, format="PNG")
+            self.preview.value = buf.getvalue()
+        else:
+            from workbench.media import load_audio
+
+            audio = load_audio(p)  # decodes any format we accept; refuses unreadable files
+            self.preview.format = p.suffix.lstrip(".").lower() or "wav"
+            self.preview.value = p.read_bytes()
+            self.note.value = f'<span style="color:#555">{audio.duration:.1f} s</span>'
+
+
+class _Field:
+    def __init__(self, name: str, default: Any, spec: dict[str, Any] | None) -> None:
+        self.name = name
+        self.default = default
+        self.spec = spec or {}
+        self.json = False
+        choices = self.spec.get("choices")
+        lw = W.Layout(width="170px")
+        if choices:
+            self.widget: W.ValueWidget = W.Dropdown(options=list(choices), value=default if default in choices else choices[0], layout=lw)
+        elif isinstance(default, bool):
+            self.widget = W.Checkbox(value=default, indent=False, layout=W.Layout(width="170px"))
+        elif isinstance(default, int):
+            self.widget = W.IntText(value=default, layout=lw)
+        elif isinstance(default, float):
+            self.widget = W.FloatText(value=default, layout=lw)
+        elif isinstance(default, str):
+            self.widget = W.Text(value=default, layout=lw)
+        else:
+            self.json = True
+            self.widget = W.Text(value=json.dumps(default), layout=lw)
+        shown = json.dumps(default) if self.json else repr(default) if isinstance(default, str) else str(default)
+        self.hint = W.HTML(f'<span style="color:#777">default {html.escape(shown)}</span>',
+                           layout=W.Layout(width="150px"))
+        self.note = W.HTML()
+        self.label = W.HTML(f'<code>{html.escape(name)}</code>', layout=W.Layout(width="150px"))
+        self.box = W.HBox([self.label, self.widget, self.hint, self.note])
+
+    def value(self) -> Any:
+        v = self.widget.value
+        if self.json:
+            return json.loads(v) if v.strip() else None
+        return v
+
+
+class ParamForm(W.VBox):
+    """The parameter form of one model; `overrides()` gives the values that differ from the defaults."""
+
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        super().__init__([])
+        self.model: type | None = None
+        self.fields: dict[str, _Field] = {}
+        self.errors: dict[str, str] = {}
+        self._on_change = on_change
+
+    def set_model(self, cls: type | None, values: dict[str, Any] | None = None) -> None:
+        """Rebuild the form for a Generator class, optionally filled with saved values."""
+        self.model = cls
+        self.fields = {}
+        self.errors = {}
+        if cls is None:
+            self.children = []
+            return
+        desc = cls.describe()
+        specs = desc.get("fields") or desc.get("param_specs") or {}
+        for name, default in desc.get("defaults", {}).items():
+            f = _Field(name, default, specs.get(name) if isinstance(specs, dict) else None)
+            self.fields[name] = f
+            f.widget.observe(lambda _, n=name: self._check(n), names="value")
+        head = W.HTML(f"<b>parameters of {html.escape(desc['name'])}</b>"
+                      + ("" if self.fields else " <i>(none)</i>"))
+        self.children = [head, *(f.box for f in self.fields.values())]
+        for name, v in (values or {}).items():
+            if name in self.fields:
+                f = self.fields[name]
+                f.widget.value = json.dumps(v) if f.json else v
+        for name in self.fields:
+            self._check(name, notify=False)
+
+    def _check(self, name: str, notify: bool = True) -> None:
+        f = self.fields[name]
+        err = None
+        try:
+            v = f.value()
+        except json.JSONDecodeError as e:
+            err = f"not valid JSON ({e.msg})"
+        else:
+            err = self._problem(name, v)
+        if err:
+            self.errors[name] = err
+            f.note.value = f'<span style="color:#b00020">\u2716 {html.escape(err)}</span>'
+        else:
+            self.errors.pop(name, None)
+            f.note.value = ""
+        if notify and self._on_change:
+            self._on_change()
+
+    def _problem(self, name: str, v: Any) -> str | None:
+        spec = self.fields[name].spec
+        if isinstance(v, float) and not math.isfinite(v):
+            return "must be a finite number"
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if name in POSITIVE and v <= 0:
+                return "must be > 0"
+            if name in NON_NEGATIVE and v < 0:
+                return "must be >= 0"
+            if spec.get("min") is not None and v < spec["min"]:
+                return f"must be >= {spec['min']}"
+            if spec.get("max") is not None and v > spec["max"]:
+                return f"must be <= {spec['max']}"
+        try:
+            self.model.resolve_params({name: v})  # the runner's own type check
+        except Exception as e:
+            msg = one_line(e)
+            return msg.split(": ", 1)[-1] if msg.startswith("model '") else msg
+        return None
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def overrides(self) -> dict[str, Any]:
+        out = {}
+        for name, f in self.fields.items():
+            v = f.value()
+            if v != f.default:
+                out[name] = v
+        return out

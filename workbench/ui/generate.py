@@ -1,0 +1,412 @@
+"""Generate tab: inputs + model + parameters -> a suite -> the Runner, in a worker thread.
+
+The form becomes a suite YAML written into the run folder (`studio/suite-<time>.yaml`, inputs as
+absolute paths) and read back with `load_suite`, so the Studio runs exactly what
+`workbench run <that file>` runs: same validation, same job ids, same records. Finished clips appear
+as they finish, each with its scores; Cancel stops after the current step (finished jobs stay).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import ipywidgets as W
+import yaml
+
+from workbench.ui.forms import MediaInput, ParamForm
+from workbench.ui.jobs import Throttle, Worker
+from workbench.ui.widgets import ClipGrid, Message, best_values, clip_item, directions, scores_caption
+
+TASK_LABELS = {
+    "image-to-video": "image \u2192 video",
+    "text-to-video": "text \u2192 video",
+    "audio-to-video": "audio-driven (image + speech \u2192 video)",
+    "text-to-image": "text \u2192 image",
+    "video-to-video": "video \u2192 video",
+}
+DEFAULT_METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "identity", "lipsync"]
+
+
+def model_catalogue() -> dict[str, dict[str, Any]]:
+    """Every registered model's description (task, needs, defaults, weights available here?)."""
+    from workbench.models import registry
+
+    out = {}
+    for name, cls in sorted(registry().items()):
+        try:
+            d = dict(cls.describe())
+        except Exception as e:  # a broken adapter must not take the Studio down
+            d = {"name": name, "task": getattr(cls, "task", "?"), "requires": [], "defaults": {},
+                 "weights_available": False, "description": f"describe() failed: {e}"}
+        d["cls"] = cls
+        out[name] = d
+    return out
+
+
+def metric_names() -> list[str]:
+    """Metric group names and score names the suite accepts, groups first."""
+    from workbench.metrics import metric_classes
+
+    groups = [c.name for c in metric_classes()]
+    scores = [s for c in metric_classes() for s in c.score_names() if s not in groups]
+    return groups + scores
+
+
+def _takes(d: dict[str, Any], kind: str) -> bool:
+    """Whether a model uses an input kind: it needs it, or lists it among its optional inputs."""
+    optional = d.get("accepts") or d.get("takes") or d.get("inputs") or []
+    return kind in (d.get("requires") or []) or kind in optional or (kind == "audio" and d.get("task") == "audio-to-video")
+
+
+def safe_id(text: str, fallback: str = "case") -> str:
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-._")[:60]
+    return s or fallback
+
+
+class GenerateTab(W.VBox):
+    """Pick a task, a model, inputs and parameters; Run streams clips with their scores."""
+
+    def __init__(self, runs_root: Path, run_dir: Path, on_finished: Callable[[Path], None] | None = None) -> None:
+        self.runs_root = Path(runs_root)
+        self.on_finished = on_finished
+        self.catalogue = model_catalogue()
+        tasks = list(dict.fromkeys([t for t in TASK_LABELS if any(d["task"] == t for d in self.catalogue.values())]
+                                   + [d["task"] for d in self.catalogue.values()]))
+        lab = {"description_width": "60px"}
+        self.task = W.Dropdown(options=[(self._task_label(t), t) for t in tasks], description="task",
+                               layout=W.Layout(width="400px"), style=lab)
+        self.model = W.Dropdown(description="model", layout=W.Layout(width="400px"), style=lab)
+        self.model_info = W.HTML(layout=W.Layout(margin="0 0 0 64px"))
+        uploads = self.runs_root / "uploads"
+        self.image = MediaInput("image", uploads, on_change=self._update_state)
+        self.audio = MediaInput("audio", uploads, on_change=self._update_state)
+        self.prompt = W.Textarea(placeholder="what should happen in the clip", description="prompt",
+                                 layout=W.Layout(width="472px", height="52px"), style=lab)
+        self.negative = W.Textarea(placeholder="what to avoid", description="negative",
+                                   layout=W.Layout(width="472px", height="36px"), style=lab)
+        self.seed = W.IntText(value=0, description="seed", layout=W.Layout(width="160px"), style=lab)
+        self.outputs = W.BoundedIntText(value=1, min=1, max=64, description="outputs", layout=W.Layout(width="150px"),
+                                        style=lab, tooltip="clips per model: seeds seed, seed+1, ...")
+        self.metrics = W.TagsInput(value=list(DEFAULT_METRICS), allowed_tags=metric_names(), allow_duplicates=False,
+                                   layout=W.Layout(width="408px"))
+        self.run_dir_box = W.Text(value=self._label(run_dir), description="run folder",
+                                  layout=W.Layout(width="472px"), style=lab)
+        self.form = ParamForm(on_change=self._update_state)
+        self.run_btn = W.Button(description="Run", button_style="primary", icon="play", layout=W.Layout(width="110px"))
+        self.cancel_btn = W.Button(description="Cancel", icon="stop", disabled=True, layout=W.Layout(width="110px"))
+        self.jobs_bar = W.IntProgress(value=0, min=0, max=1, description="jobs", layout=W.Layout(width="300px"),
+                                      style={"description_width": "40px"})
+        self.step_bar = W.FloatProgress(value=0, min=0, max=1, description="step", layout=W.Layout(width="300px"),
+                                        style={"description_width": "40px"})
+        self.progress = W.HTML()
+        self.message = Message()
+        self.results = ClipGrid(width=256, empty="finished clips appear here, each with its scores")
+        self.cli_hint = W.HTML()
+
+        self.run_btn.on_click(lambda _: self.run())
+        self.cancel_btn.on_click(lambda _: self.cancel())
+        self.task.observe(lambda _: self._fill_models(), names="value")
+        self.model.observe(lambda _: self._model_changed(), names="value")
+
+        inputs = W.VBox([self.task, self.model, self.model_info, self.image, self.audio, self.prompt, self.negative,
+                         W.HBox([self.seed, self.outputs]),
+                         W.HBox([W.HTML("<div style='width:60px;text-align:right;padding-right:4px'>metrics</div>"),
+                                 self.metrics]),
+                         self.run_dir_box], layout=W.Layout(width="500px"))
+        form_box = W.VBox([self.form], layout=W.Layout(margin="0 0 0 16px", flex="1 1 auto"))
+        controls = W.HBox([self.run_btn, self.cancel_btn, W.VBox([self.jobs_bar, self.step_bar]), self.progress],
+                          layout=W.Layout(align_items="center", margin="8px 0 0 0"))
+        super().__init__([W.HBox([inputs, form_box]), controls, self.message, self.cli_hint, self.results])
+
+        self.runner = None
+        self.worker: Worker | None = None
+        self._throttle = Throttle(0.15)
+        self._row: list[dict[str, Any]] = []  # records of the run on screen
+        self._older: list[dict[str, Any]] = []  # rows of earlier runs
+        self._fill_models()
+        # sensible first screen: a sample portrait (and speech) when the project's samples are here
+        if any(k.endswith("portrait.png") for k in self.image.choice.options):
+            self.image.select_sample("portrait.png")
+        if any(k.endswith("hello.wav") for k in self.audio.choice.options):
+            self.audio.select_sample("hello.wav")
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def _task_label(self, task: str) -> str:
+        n = sum(d["task"] == task for d in self.catalogue.values())
+        return f"{TASK_LABELS.get(task, task)}  ({n} model{'s' if n != 1 else ''})"
+
+    def _label(self, p: Path) -> str:
+        try:
+            return str(Path(p).resolve().relative_to(self.runs_root.parent))
+        except ValueError:
+            return str(p)
+
+    @property
+    def run_dir(self) -> Path:
+        p = Path(self.run_dir_box.value.strip() or "runs/studio").expanduser()
+        return (p if p.is_absolute() else self.runs_root.parent / p).resolve()
+
+    def _fill_models(self) -> None:
+        task = self.task.value
+        opts = []
+        for name, d in self.catalogue.items():
+            if d["task"] != task:
+                continue
+            mark = "model-free" if not d.get("weights") else ("\u2713 weights here" if d.get("weights_available")
+                                                              else "\u2717 weights missing")
+            opts.append((f"{name}  \u2014 {mark}", name))
+        # model-free and available models first
+        opts.sort(key=lambda o: (not self.catalogue[o[1]].get("weights_available", True), o[1]))
+        current = self.model.value
+        self.model.options = opts
+        if current in [v for _, v in opts]:
+            self.model.value = current
+        self._model_changed()
+
+    def _model_changed(self) -> None:
+        d = self.catalogue.get(self.model.value)
+        if d is None:
+            self.form.set_model(None)
+            self.model_info.value = ""
+            self._update_state()
+            return
+        needs = ", ".join(d.get("requires") or []) or "nothing"
+        w = d.get("weights")
+        wtxt = "model-free (runs anywhere)" if not w else (
+            f"weights <code>{html.escape(str(w))}</code> " + ("present" if d.get("weights_available") else
+                                                             "<b style='color:#b00020'>missing</b>: <code>workbench weights fetch "
+                                                             f"{html.escape(d['name'])}</code> on a machine with network"))
+        self.model_info.value = (f"<div style='color:#444;font-size:12px'>{html.escape(d.get('description', ''))}<br>"
+                                 f"needs: <b>{html.escape(needs)}</b> &middot; {wtxt}</div>")
+        self.form.set_model(d["cls"])
+        takes_negative = self._negative_target(d) is not None
+        self.negative.disabled = not takes_negative
+        self.negative.placeholder = "what to avoid" if takes_negative else "this model takes no negative prompt"
+        self._update_state()
+
+    @staticmethod
+    def _negative_target(d: dict[str, Any]) -> str | None:
+        """Where a negative prompt goes: the case (when suites carry it) or the model's own parameter."""
+        from workbench.suite import CaseSpec
+
+        if "negative_prompt" in d.get("defaults", {}):
+            return "params"
+        if "negative_prompt" in CaseSpec.model_fields and _takes(d, "negative_prompt"):
+            return "case"
+        return None
+
+    def _update_state(self) -> None:
+        busy = self.worker is not None and self.worker.running
+        self.run_btn.disabled = busy or not self.form.valid or self.model.value is None
+
+    # -- the suite ---------------------------------------------------------------------------------------
+    def problems(self) -> list[str]:
+        """Why the form cannot run now (empty list: it can)."""
+        out = []
+        d = self.catalogue.get(self.model.value)
+        if d is None:
+            return ["pick a model"]
+        for inp in (self.image, self.audio):
+            if inp.error:
+                out.append(inp.error)
+        needs = set(d.get("requires") or [])
+        if "image" in needs and self.image.path is None:
+            out.append(f"{d['name']} needs an image: pick a sample, upload one or type a path")
+        if "audio" in needs and self.audio.path is None:
+            out.append(f"{d['name']} needs audio: pick a sample, upload one or type a path")
+        if "prompt" in needs and not self.prompt.value.strip():
+            out.append(f"{d['name']} needs a prompt")
+        for name, err in self.form.errors.items():
+            out.append(f"parameter {name}: {err}")
+        return out
+
+    def suite_dict(self) -> dict[str, Any]:
+        """The form as a suite mapping (the YAML a `workbench run` would take)."""
+        d = self.catalogue[self.model.value]
+        image = self.image.path if _takes(d, "image") else None
+        audio = self.audio.path if _takes(d, "audio") else None
+        params = self.form.overrides()
+        stems = [p.stem.split("-", 1)[-1] if p.parent.name == "uploads" else p.stem for p in (image, audio) if p]
+        case_id = safe_id("-".join(stems) or safe_id(self.prompt.value[:30], "prompt"))
+        case: dict[str, Any] = {"id": case_id, "prompt": self.prompt.value.strip()}
+        if image:
+            case["image"] = str(image)
+        if audio:
+            case["audio"] = str(audio)
+        neg = self.negative.value.strip()
+        target = self._negative_target(d)
+        if neg and target == "params":
+            params["negative_prompt"] = neg
+        elif neg and target == "case":
+            case["negative_prompt"] = neg
+        model: dict[str, Any] = {"name": d["name"]}
+        if params:
+            model["params"] = params
+            digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:6]
+            model["label"] = f"{d['name']}-{digest}"  # one label per setting: comparisons never merge them
+        seeds = [int(self.seed.value) + i for i in range(int(self.outputs.value))]
+        return {"name": safe_id(self.run_dir.name, "studio"), "description": "made in the Studio",
+                "cases": [case], "models": [model], "seeds": seeds,
+                "metrics": list(self.metrics.value) or None, "output": str(self.run_dir),
+                "tracking": {"wandb": False, "html_report": False}}
+
+    def write_suite(self) -> Path:
+        run_dir = self.run_dir
+        folder = run_dir / "studio"
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        path = folder / f"suite-{stamp}.yaml"
+        data = self.suite_dict()
+        path.write_text("# written by the Studio's Generate tab; run it again with: workbench run THIS_FILE\n"
+                        + yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    # -- running -----------------------------------------------------------------------------------------
+    def run(self) -> bool:
+        """Start the run in a worker thread; False (and the reason in the message line) when it cannot."""
+        if self.worker is not None and self.worker.running:
+            self.message.error("a run is already going; cancel it first")
+            return False
+        problems = self.problems()
+        if problems:
+            self.message.error(problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+            return False
+        from workbench.experiment import Runner
+        from workbench.suite import load_suite
+
+        try:
+            path = self.write_suite()
+            suite = load_suite(path)
+            self.runner = Runner(suite, callbacks=[self])
+        except Exception as e:
+            self.message.error(e)
+            return False
+        self.cli_hint.value = (f"<span style='color:#777;font-size:11px'>same run from a shell: "
+                               f"<code>workbench run {html.escape(str(path))}</code></span>")
+        if self._row:
+            self._older.insert(0, {"label": self._row_label(), "records": list(self._row)})
+            self._older = self._older[:4]
+        self._row = []
+        self._started = _dt.datetime.now()
+        self.message.info(f"starting {len(self.runner.jobs)} job(s) into {self._label(self.runner.store.root)}")
+        self.run_btn.disabled = True
+        self.cancel_btn.disabled = False
+        runner = self.runner
+        self.worker = Worker(lambda: runner.run_all(), on_error=self.message.error, on_done=self._done)
+        self.worker.start()
+        return True
+
+    def cancel(self) -> None:
+        if self.runner is not None:
+            self.runner.cancel()
+            self.message.info("cancelling: the job in flight stops at its next step; finished clips stay")
+            self.cancel_btn.disabled = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current run ends (for scripts and tests); True when it ended."""
+        return self.worker.join(timeout) if self.worker is not None else True
+
+    def _done(self) -> None:
+        self.cancel_btn.disabled = True
+        self.step_bar.value = 0
+        self._update_state()
+        if self.on_finished is not None and self.runner is not None:
+            try:
+                self.on_finished(self.runner.store.root)
+            except Exception:
+                pass
+
+    # -- Runner callbacks (worker thread) ---------------------------------------------------------------
+    def on_run_start(self, jobs, todo) -> None:
+        self.jobs_bar.max = max(1, len(todo))
+        self.jobs_bar.value = 0
+        done_ids = {j.id for j in jobs} - {j.id for j in todo}
+        if done_ids:
+            latest = self.runner.store.latest()
+            self._row = [latest[i] for i in (j.id for j in jobs) if i in done_ids and i in latest]
+            self._render()
+        self.progress.value = (f"{len(todo)} to run" + (f", {len(jobs) - len(todo)} already in the store"
+                                                        if len(jobs) != len(todo) else ""))
+
+    def on_job_start(self, job, index, total) -> None:
+        self.progress.value = f"job {index + 1}/{total}: {html.escape(job.name)}"
+        self.step_bar.value = 0
+
+    def on_step(self, job, stage, i, n) -> None:
+        if not self._throttle.ready(force=(i == n)):
+            return
+        self.step_bar.max = max(1, n)
+        self.step_bar.value = min(i, n)
+        self.step_bar.description = stage[:8]
+
+    def on_job_end(self, job, record) -> None:
+        self.jobs_bar.value = self.jobs_bar.value + 1
+        self._row.append(record)
+        self._render()
+
+    def on_run_end(self, records, cancelled) -> None:
+        ok = sum(r.get("status") == "ok" for r in records)
+        failed = len(records) - ok
+        text = f"{ok} clip(s) done" + (f", {failed} failed (see the red cards)" if failed else "")
+        if cancelled:
+            self.message.info(f"cancelled: {text}; the job in flight was dropped")
+        elif failed:
+            self.message.error(f"{text}")
+        else:
+            self.message.ok(f"{text} in {self._label(self.runner.store.root)}")
+        self.progress.value = ""
+
+    # -- results -----------------------------------------------------------------------------------------
+    def _row_label(self) -> str:
+        t = getattr(self, "_started", None)
+        when = t.strftime("%H:%M:%S") if t else ""
+        return f"run {when} \u00b7 {len(self._row)} clip(s)"
+
+    def _render(self) -> None:
+        dirs = directions()
+        root = self.runner.store.root if self.runner is not None else self.run_dir
+        rows = [{"label": self._row_label(), "clips": [self._item(r, root, dirs, self._row) for r in self._row]}]
+        for old in self._older:
+            rows.append({"label": old["label"], "clips": [self._item(r, root, dirs, old["records"]) for r in old["records"]]})
+        self.results.rows = rows
+
+    @staticmethod
+    def _item(r: dict[str, Any], root: Path, dirs: dict, row: list[dict]) -> dict[str, Any]:
+        title = f"{r.get('model')} \u00b7 seed {r.get('seed')}"
+        if r.get("status") != "ok":
+            return clip_item(None, title, error=str(r.get("error") or "failed"), status="error", key=r.get("job_id", ""))
+        best = best_values([x for x in row if x.get("status") == "ok"], dirs) if len(row) > 1 else None
+        secs = (r.get("timings") or {}).get("total")
+        cap = scores_caption(r, dirs, best)
+        if secs is not None:
+            cap += f"<div style='color:#888'>{secs:.1f} s</div>"
+        return clip_item(root / r["video"], title, caption=cap, key=r.get("job_id", ""))
+
+    # -- History -> Generate ----------------------------------------------------------------------------
+    def load_settings(self, record: dict[str, Any], run_dir: Path | None = None) -> None:
+        """Fill the form from a past record (model, parameters, inputs, prompt, seed, run folder)."""
+        name = record.get("model_name") or record.get("model")
+        d = self.catalogue.get(name)
+        if d is None:
+            self.message.error(f"model '{name}' of that record is not registered here")
+            return
+        self.task.value = d["task"]
+        self.model.value = name
+        params = {k: v for k, v in (record.get("params") or {}).items() if k in d.get("defaults", {})}
+        self.form.set_model(d["cls"], params)
+        inputs = record.get("inputs") or {}
+        self.image.set_path((inputs.get("image") or {}).get("path"))
+        self.audio.set_path((inputs.get("audio") or {}).get("path"))
+        self.prompt.value = record.get("prompt") or ""
+        self.negative.value = (record.get("params") or {}).get("negative_prompt", "") or record.get("negative_prompt", "") or ""
+        self.seed.value = int(record.get("seed") or 0)
+        self.outputs.value = 1
+        if run_dir is not None:
+            self.run_dir_box.value = self._label(run_dir)
+        self._update_state()
+        self.message.info(f"settings of {record.get('case')} / {record.get('model')} / seed {record.get('seed')} loaded")

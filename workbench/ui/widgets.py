@@ -1,0 +1,389 @@
+"""Shared Studio widgets: the clip grid that plays in step, error lines, score tables, run-folder picker.
+
+`ClipGrid` is an anywidget: its JavaScript runs inside the widget manager, so it works in JupyterLab
+(which strips <script> from HTML outputs), Notebook 7, nbclassic and VS Code alike. Each row of clips
+has one play/pause that starts every clip of the row from the same time and keeps them in step (drift
+above 0.12 s is corrected while they play); the first clip of a row keeps its sound, the others start
+muted so one soundtrack is heard. A star on each clip marks it as a favourite (synced back to Python).
+"""
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import anywidget
+import ipywidgets as W
+import traitlets
+
+from workbench.ui.media import mime_type, video_source
+
+_ESM = r"""
+function blobUrl(clip, urls) {
+  const d = clip.data;
+  if (!d || !d.byteLength) return "";
+  const u = URL.createObjectURL(new Blob([d], { type: clip.mime || "video/mp4" }));
+  urls.push(u);
+  return u;
+}
+
+function render({ model, el }) {
+  const urls = [];
+  el.classList.add("wb-grid");
+
+  function favSet() { return new Set(model.get("favourites") || []); }
+
+  function toggleFav(key, star) {
+    const favs = favSet();
+    if (favs.has(key)) favs.delete(key); else favs.add(key);
+    model.set("favourites", Array.from(favs));
+    model.save_changes();
+    star.classList.toggle("on", favs.has(key));
+    star.textContent = favs.has(key) ? "\u2605" : "\u2606";
+  }
+
+  function rowControls(vids, head) {
+    const btn = document.createElement("button");
+    btn.className = "wb-play";
+    btn.textContent = "\u25B6 play row";
+    btn.title = "play / pause every clip of this row together";
+    const back = document.createElement("button");
+    back.className = "wb-restart";
+    back.textContent = "\u23EE";
+    back.title = "back to the first frame";
+    const playing = () => vids.some(v => !v.paused);
+    const label = () => { btn.textContent = playing() ? "\u23F8 pause row" : "\u25B6 play row"; };
+    btn.onclick = () => {
+      if (!vids.length) return;
+      if (playing()) { vids.forEach(v => v.pause()); }
+      else {
+        const t = vids[0].ended ? 0 : vids[0].currentTime;
+        vids.forEach(v => { try { v.currentTime = Math.min(t, (v.duration || t)); } catch (e) {} });
+        vids.forEach(v => { const p = v.play(); if (p && p.catch) p.catch(() => {}); });
+      }
+      setTimeout(label, 50);
+    };
+    back.onclick = () => { vids.forEach(v => { v.pause(); v.currentTime = 0; }); label(); };
+    vids.forEach(v => { v.addEventListener("play", label); v.addEventListener("pause", label); });
+    if (vids.length > 1) {
+      const lead = vids[0];
+      lead.addEventListener("timeupdate", () => {
+        if (lead.paused) return;
+        for (const v of vids.slice(1)) {
+          if (!v.paused && v.duration && Math.abs(v.currentTime - lead.currentTime) > 0.12
+              && lead.currentTime < v.duration) v.currentTime = lead.currentTime;
+        }
+      });
+      lead.addEventListener("seeked", () => {
+        if (!lead.paused) return;
+        vids.slice(1).forEach(v => { if (v.duration) v.currentTime = Math.min(lead.currentTime, v.duration); });
+      });
+    }
+    head.prepend(back);
+    head.prepend(btn);
+  }
+
+  function draw() {
+    urls.forEach(u => URL.revokeObjectURL(u));
+    urls.length = 0;
+    el.innerHTML = "";
+    const rows = model.get("rows") || [];
+    const width = model.get("width") || 256;
+    const favs = favSet();
+    if (!rows.length) {
+      const e = document.createElement("div");
+      e.className = "wb-empty";
+      e.textContent = model.get("empty") || "";
+      el.appendChild(e);
+      return;
+    }
+    for (const row of rows) {
+      const rowEl = document.createElement("div");
+      rowEl.className = "wb-row";
+      const head = document.createElement("div");
+      head.className = "wb-row-head";
+      const title = document.createElement("span");
+      title.className = "wb-row-title";
+      title.textContent = row.label || "";
+      head.appendChild(title);
+      rowEl.appendChild(head);
+      const cells = document.createElement("div");
+      cells.className = "wb-cells";
+      const vids = [];
+      for (const clip of row.clips || []) {
+        const cell = document.createElement("div");
+        cell.className = "wb-cell" + (clip.status === "error" ? " wb-failed" : "");
+        cell.style.width = width + "px";
+        const t = document.createElement("div");
+        t.className = "wb-title";
+        t.textContent = clip.title || "";
+        if (model.get("stars") && clip.key) {
+          const star = document.createElement("span");
+          star.className = "wb-star" + (favs.has(clip.key) ? " on" : "");
+          star.textContent = favs.has(clip.key) ? "\u2605" : "\u2606";
+          star.title = "favourite";
+          star.onclick = () => toggleFav(clip.key, star);
+          t.prepend(star);
+        }
+        cell.appendChild(t);
+        const src = clip.src || blobUrl(clip, urls);
+        if (clip.error) {
+          const err = document.createElement("div");
+          err.className = "wb-error";
+          err.textContent = clip.error;
+          cell.appendChild(err);
+        } else if (src) {
+          const v = document.createElement("video");
+          v.src = src;
+          v.controls = true; v.loop = true; v.preload = "auto";
+          v.playsInline = true; v.muted = vids.length > 0;
+          v.width = width;
+          v.className = "wb-video";
+          v.dataset.key = clip.key || "";
+          vids.push(v);
+          cell.appendChild(v);
+        }
+        if (clip.caption) {
+          const c = document.createElement("div");
+          c.className = "wb-caption";
+          c.innerHTML = clip.caption;  // built and escaped by the Python side
+          cell.appendChild(c);
+        }
+        cells.appendChild(cell);
+      }
+      if (vids.length) rowControls(vids, head);
+      rowEl.appendChild(cells);
+      el.appendChild(rowEl);
+    }
+  }
+  model.on("change:rows", draw);
+  model.on("change:width", draw);
+  model.on("change:stars", draw);
+  draw();
+  return () => urls.forEach(u => URL.revokeObjectURL(u));
+}
+export default { render };
+"""
+
+_CSS = """
+.wb-grid { font-family: var(--jp-ui-font-family, sans-serif); font-size: 12px; }
+.wb-row { margin: 4px 0 10px 0; border-top: 1px solid var(--jp-border-color2, #ddd); padding-top: 4px; }
+.wb-row-head { display: flex; gap: 6px; align-items: center; margin-bottom: 4px; }
+.wb-row-title { font-weight: 600; margin-left: 4px; }
+.wb-row-head button { font-size: 12px; padding: 1px 8px; cursor: pointer; border-radius: 3px;
+  border: 1px solid var(--jp-border-color1, #bbb); background: var(--jp-layout-color2, #f3f3f3);
+  color: var(--jp-ui-font-color1, #222); }
+.wb-cells { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
+.wb-cell { display: flex; flex-direction: column; gap: 2px; }
+.wb-title { font-weight: 600; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.wb-star { cursor: pointer; color: #999; margin-right: 4px; font-size: 14px; }
+.wb-star.on { color: #e6a700; }
+.wb-video { background: #000; border-radius: 3px; display: block; }
+.wb-error { color: #b00020; background: #fdecee; padding: 4px 6px; border-radius: 3px; white-space: normal; }
+.wb-failed .wb-title { color: #b00020; }
+.wb-empty { color: var(--jp-ui-font-color2, #777); font-style: italic; padding: 6px 0; }
+.wb-caption table { border-collapse: collapse; width: 100%; }
+.wb-caption td { padding: 0 4px; border-bottom: 1px solid var(--jp-border-color3, #eee); }
+.wb-caption td.v { text-align: right; font-variant-numeric: tabular-nums; }
+.wb-caption .best { color: #0a7d32; font-weight: 700; }
+.wb-caption .null { color: #999; }
+"""
+
+
+class ClipGrid(anywidget.AnyWidget):
+    """Rows of clips; each row plays in step under one play/pause.
+
+    `rows` is a list of {"label": str, "clips": [item, ...]}; build items with `clip_item`.
+    """
+
+    _esm = _ESM
+    _css = _CSS
+    rows = traitlets.List([]).tag(sync=True)
+    width = traitlets.Int(240).tag(sync=True)
+    stars = traitlets.Bool(False).tag(sync=True)
+    favourites = traitlets.List(traitlets.Unicode(), []).tag(sync=True)
+    empty = traitlets.Unicode("no clips yet").tag(sync=True)
+
+
+def clip_item(path: str | Path | None, title: str, caption: str = "", key: str = "", error: str = "",
+              status: str = "ok", server: Any = True) -> dict[str, Any]:
+    """One clip of a ClipGrid row: where the browser loads it from (served or embedded), its title,
+    caption HTML (scores) and, for a failed job, its one-line error instead of a player."""
+    item: dict[str, Any] = {"title": title, "caption": caption, "key": key, "status": status,
+                            "src": "", "data": b"", "error": error, "mime": "video/mp4"}
+    if path and not error:
+        src = video_source(path, server=server)
+        item.update(src.as_item())
+        item["mime"] = mime_type(path)
+    return item
+
+
+# --- small helpers --------------------------------------------------------------------------------
+def one_line(e: BaseException | str) -> str:
+    """An exception as one readable line (type name only when the message is empty)."""
+    if isinstance(e, BaseException):
+        text = str(e).strip() or type(e).__name__
+        if isinstance(e, (KeyError,)) and text.startswith("'") and text.endswith("'"):
+            text = text[1:-1]
+    else:
+        text = str(e)
+    text = " ".join(text.split())
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+class Message(W.HTML):
+    """A one-line status area: info, ok or error (red), never a traceback."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.layout.min_height = "22px"
+        self.add_class("wb-message")
+
+    def _set(self, text: str, color: str, bg: str) -> None:
+        if not text:
+            self.value = ""
+            return
+        style = f"color:{color};" + (f"background:{bg};padding:2px 6px;border-radius:3px;" if bg else "")
+        self.value = f'<span style="{style}">{html.escape(text)}</span>'
+
+    def info(self, text: str) -> None:
+        self._set(text, "#444", "")
+
+    def ok(self, text: str) -> None:
+        self._set(text, "#0a7d32", "")
+
+    def error(self, e: BaseException | str) -> None:
+        self._set("error: " + one_line(e), "#b00020", "#fdecee")
+
+    @property
+    def text(self) -> str:
+        """The message as plain text (for tests and logs)."""
+        import re
+
+        return html.unescape(re.sub(r"<[^>]+>", "", self.value))
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, (int, float)):
+        if isinstance(v, float) and not math.isfinite(v):
+            return "null"
+        if v == 0 or 0.001 <= abs(v) < 10000:
+            return f"{v:.3f}" if isinstance(v, float) else str(v)
+        return f"{v:.3g}"
+    return str(v)
+
+
+def directions() -> dict[str, bool | None]:
+    """Score name -> True (higher is better), False (lower), None (neither)."""
+    try:
+        from workbench.metrics import score_specs
+
+        return {n: s.higher_is_better for n, s in score_specs().items()}
+    except Exception:
+        return {}
+
+
+def arrow(direction: bool | None) -> str:
+    return {True: "\u2191", False: "\u2193"}.get(direction, "")
+
+
+def best_values(records: Iterable[dict[str, Any]], dirs: dict[str, bool | None]) -> dict[str, float]:
+    """Per score, the best value among these records (scores with a direction only)."""
+    best: dict[str, float] = {}
+    for r in records:
+        for k, v in (r.get("scores") or {}).items():
+            d = dirs.get(k)
+            if d is None or v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
+                continue
+            if k not in best or (v > best[k] if d else v < best[k]):
+                best[k] = v
+    return best
+
+
+def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: dict[str, float] | None = None,
+                   with_backend: bool = False) -> str:
+    """A small HTML table of a record's scores; the best of its row marked, null scores with their reason."""
+    scores = record.get("scores") or {}
+    if not scores:
+        return ""
+    errors = record.get("score_errors") or {}
+    backends = record.get("backends") or {}
+    rows = []
+    for k, v in scores.items():
+        name = f"{html.escape(k)} {arrow(dirs.get(k))}"
+        if v is None:
+            why = html.escape(errors.get(k, "not computed"))
+            rows.append(f'<tr><td>{name}</td><td class="v null" title="{why}">null</td></tr>')
+            continue
+        is_best = best is not None and k in best and len(best) and v == best[k]
+        cls = "v best" if is_best else "v"
+        mark = " \u2605" if is_best else ""
+        be = f' title="{html.escape(backends.get(k, ""))}"' if with_backend or backends.get(k) else ""
+        rows.append(f'<tr><td>{name}</td><td class="{cls}"{be}>{fmt(v)}{mark}</td></tr>')
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def html_table(header: list[str], rows: list[list[str]], title: str = "") -> str:
+    """A plain HTML table (cells are already-escaped HTML)."""
+    style = ("border-collapse:collapse;font-size:12px;margin:4px 0;", "padding:2px 8px;border-bottom:1px solid #ddd;")
+    th = "".join(f'<th style="{style[1]}text-align:left">{h}</th>' for h in header)
+    body = "".join("<tr>" + "".join(f'<td style="{style[1]}">{c}</td>' for c in r) + "</tr>" for r in rows)
+    cap = f"<div style='font-weight:600;margin-top:6px'>{html.escape(title)}</div>" if title else ""
+    return f'{cap}<table style="{style[0]}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def run_folders(runs_root: Path) -> list[Path]:
+    """Run folders (holding results.jsonl) under `runs_root`, newest first, up to two levels deep."""
+    if not runs_root.is_dir():
+        return []
+    found = {p.parent for p in runs_root.glob("*/results.jsonl")} | {p.parent for p in runs_root.glob("*/*/results.jsonl")}
+    return sorted(found, key=lambda p: (p / "results.jsonl").stat().st_mtime, reverse=True)
+
+
+class RunPicker(W.HBox):
+    """Pick a run folder: the ones under the runs root, or any path typed in. `on_change(path)` fires."""
+
+    def __init__(self, runs_root: Path, on_change: Callable[[Path | None], None] | None = None,
+                 description: str = "run folder") -> None:
+        self.runs_root = Path(runs_root)
+        self.combo = W.Combobox(placeholder="runs/<name> or a path", ensure_option=False,
+                                description=description, layout=W.Layout(width="440px"),
+                                style={"description_width": "80px"})
+        self.refresh_btn = W.Button(icon="refresh", tooltip="look for run folders again", layout=W.Layout(width="36px"))
+        self.refresh_btn.on_click(lambda _: self.refresh())
+        self._on_change = on_change
+        super().__init__([self.combo, self.refresh_btn])
+        self.combo.observe(self._changed, names="value")
+        self.refresh()
+
+    def _label(self, p: Path) -> str:
+        try:
+            return str(p.relative_to(self.runs_root.parent))
+        except ValueError:
+            return str(p)
+
+    def refresh(self) -> None:
+        self.combo.options = [self._label(p) for p in run_folders(self.runs_root)]
+
+    @property
+    def path(self) -> Path | None:
+        v = self.combo.value.strip()
+        if not v:
+            return None
+        p = Path(v).expanduser()
+        if not p.is_absolute():
+            p = self.runs_root.parent / p
+        return p.resolve()
+
+    def set(self, path: Path) -> None:
+        self.refresh()
+        self.combo.value = self._label(Path(path).resolve())
+
+    def _changed(self, change: dict) -> None:
+        if self._on_change is not None:
+            self._on_change(self.path)
