@@ -36,8 +36,19 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# JupyterLab with the repository root as the server root (notebooks, runs and reports all reachable),
+# on a free port (or LAB_PORT), a fresh token, --allow-root when run as root; prints the URL to open.
+# LAB_IP=0.0.0.0 listens on every interface (a GPU box reached over the network; prefer an ssh tunnel).
+LAB_IP ?= 127.0.0.1
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	@PORT=$${LAB_PORT:-$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}; \
+	TOKEN=$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(24))'); \
+	ROOT=$$( [ "$$(id -u)" = 0 ] && echo --allow-root ); \
+	HOST=$$( [ "$(LAB_IP)" = 0.0.0.0 ] && hostname || echo $(LAB_IP) ); \
+	echo ""; echo "  JupyterLab (server root $(CURDIR)):"; \
+	echo "  http://$$HOST:$$PORT/lab/tree/notebooks/01_quickstart.ipynb?token=$$TOKEN"; echo ""; \
+	exec $(BIN)/jupyter lab --no-browser --ip=$(LAB_IP) --port=$$PORT --ServerApp.port_retries=0 \
+	  --ServerApp.root_dir="$(CURDIR)" --IdentityProvider.token=$$TOKEN $$ROOT
 
 bench: setup
 	$(BIN)/python benchmarks/bench_metrics.py
