@@ -10,8 +10,8 @@ export WANDB_MODE ?= offline
 
 .PHONY: demo test lab setup system-deps samples bench clean
 
-# system packages: espeak-ng makes the sample speech (only `make samples` needs it: the samples are
-# committed); installed only when missing
+# system packages: espeak-ng makes the sample speech and is the offline speech engine (`make samples` and
+# the speech tests need it); installed only when missing
 system-deps:
 	@command -v espeak-ng >/dev/null 2>&1 || { \
 	  echo "installing espeak-ng (sample speech)"; \
@@ -34,6 +34,7 @@ demo: setup
 	@echo "open runs/smoke/report.html"
 
 test: setup
+	@$(MAKE) --no-print-directory system-deps || echo "note: espeak-ng could not be installed; the speech tests skip"
 	$(BIN)/python -m pytest -q
 
 # JupyterLab with the repository root as the server root (notebooks, runs and reports all reachable),

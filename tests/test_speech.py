@@ -1,0 +1,148 @@
+"""Speech: espeak-ng in several languages, the (text, voice, engine) cache, the engine registry, a
+neural engine (MMS-TTS/VITS) on a tiny random-weight local checkpoint, and the errors."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from workbench import speech
+from workbench.speech import SpeechError, Voice, parse_voice, synthesize
+
+
+def ensure_espeak() -> None:
+    """Install espeak-ng when missing (as `make system-deps` does); skip with the reason when impossible."""
+    if shutil.which("espeak-ng"):
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "espeak-ng"]):
+        if shutil.which(cmd[0]) is None or subprocess.run(sudo + cmd, env=env, capture_output=True).returncode:
+            pytest.skip("espeak-ng is not installed and could not be installed; run `make system-deps`")
+    speech._espeak_languages.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def espeak():
+    ensure_espeak()
+
+
+def test_espeak_speaks_several_languages(espeak, tmp_path):
+    text = "one two three"
+    out = {}
+    for voice in ("en-us", "espeak-ng:de", "fr-fr"):
+        s = synthesize(text, voice, cache_dir=tmp_path)
+        a = s.load()
+        assert not a.is_silent and 0.5 < a.duration < 5.0
+        out[voice] = a
+        assert not s.cached and s.path.parent == tmp_path and s.path.suffix == ".wav"
+    # the same words in another language are different speech
+    en, de = out["en-us"].samples, out["espeak-ng:de"].samples
+    n = min(len(en), len(de))
+    assert np.abs(en[:n] - de[:n]).mean() > 0.01
+    meta = json.loads((tmp_path / f"{synthesize(text, 'de', cache_dir=tmp_path).key}.json").read_text())
+    assert meta["voice"] == "espeak-ng:de" and meta["text"] == text
+
+
+def test_cache_by_text_voice_engine(espeak, tmp_path, monkeypatch):
+    calls = []
+    real = speech.EspeakNG.synthesize
+
+    def counting(self, text, voice, speed=None):
+        calls.append((text, voice))
+        return real(self, text, voice, speed)
+
+    monkeypatch.setattr(speech.EspeakNG, "synthesize", counting)
+    first = synthesize("Hello there.", "en-us", cache_dir=tmp_path)
+    again = synthesize("Hello there.", "espeak-ng:en-us", cache_dir=tmp_path)
+    assert again.cached and again.path == first.path and len(calls) == 1
+    other_voice = synthesize("Hello there.", "en-gb", cache_dir=tmp_path)
+    other_text = synthesize("Hello here.", "en-us", cache_dir=tmp_path)
+    slower = synthesize("Hello there.", "en-us", speed=0.7, cache_dir=tmp_path)
+    assert len({first.key, other_voice.key, other_text.key, slower.key}) == 4 and len(calls) == 4
+    assert slower.load().duration > first.load().duration * 1.2
+    # deterministic: a fresh cache gives the same bytes
+    fresh = synthesize("Hello there.", "en-us", cache_dir=tmp_path / "fresh")
+    assert fresh.path.read_bytes() == first.path.read_bytes()
+    # the environment variable moves the default cache
+    monkeypatch.setenv(speech.CACHE_ENV, str(tmp_path / "env"))
+    assert synthesize("Hello there.", "en-us").path.parent == tmp_path / "env"
+    assert not list(tmp_path.glob(".*.wav"))  # no temporary files left behind
+
+
+def test_voice_parsing_and_errors(espeak, tmp_path):
+    assert parse_voice(None) == Voice("espeak-ng", "en-us")
+    assert parse_voice("de") == Voice("espeak-ng", "de")
+    assert parse_voice({"engine": "mms-tts", "voice": "deu"}) == Voice("mms-tts", "deu")
+    assert str(parse_voice("mms-tts:")) == "mms-tts:eng"
+    with pytest.raises(SpeechError, match="unknown speech engine 'nope'.*espeak-ng"):
+        parse_voice("nope:en")
+    for bad in ("../x", "en us", "-x", ".hidden", "a\x00b"):
+        with pytest.raises(SpeechError, match="not allowed"):
+            parse_voice(bad)
+    with pytest.raises(SpeechError, match="espeak-ng has no voice 'xx-yy'"):
+        synthesize("hi", "xx-yy", cache_dir=tmp_path)
+    with pytest.raises(SpeechError, match="empty"):
+        synthesize("   ", "en-us", cache_dir=tmp_path)
+    with pytest.raises(SpeechError, match="NUL"):
+        synthesize("a\x00b", "en-us", cache_dir=tmp_path)
+    with pytest.raises(SpeechError, match="out of range"):
+        synthesize("hi", "en-us", speed=10, cache_dir=tmp_path)
+
+
+def test_missing_espeak_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(speech, "_espeak_binary", lambda: None)
+    with pytest.raises(SpeechError, match="espeak-ng is not installed; run `make system-deps`"):
+        synthesize("hi", "en-us", cache_dir=tmp_path)
+    row = {r["name"]: r for r in speech.describe_engines()}["espeak-ng"]
+    assert row["available"] is False and "make system-deps" in row["unavailable_reason"]
+
+
+def test_neural_engine_without_weights_says_where_to_put_them(monkeypatch, tmp_path):
+    monkeypatch.setenv(speech.MMS_ENV, str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SpeechError, match=r"mms-tts weights for 'deu' are not on this machine.*WORKBENCH_MMS_TTS"):
+        synthesize("hallo", "mms-tts:deu", cache_dir=tmp_path)
+
+
+def tiny_vits(folder, sampling_rate=16000):
+    """A random-weight MMS-TTS (VITS) checkpoint with a character tokenizer: the loader's test double."""
+    import torch
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = list(" abcdefghijklmnopqrstuvwxyzäöüß,.'-")
+    (folder / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(chars)}))
+    VitsTokenizer(str(folder / "vocab.json"), language="deu", add_blank=True, normalize=True,
+                  phonemize=False).save_pretrained(folder)
+    cfg = VitsConfig(vocab_size=len(chars), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32,
+                     flow_size=16, spectrogram_bins=33, upsample_initial_channel=32, upsample_rates=[8, 8],
+                     upsample_kernel_sizes=[16, 16], resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]],
+                     prior_encoder_num_flows=1, prior_encoder_num_wavenet_layers=1,
+                     posterior_encoder_num_wavenet_layers=1, duration_predictor_num_flows=1,
+                     duration_predictor_filter_channels=16, depth_separable_num_layers=1, sampling_rate=sampling_rate)
+    torch.manual_seed(0)
+    VitsModel(cfg).save_pretrained(folder)
+    return folder
+
+
+def test_neural_engine_runs_from_a_local_checkpoint(monkeypatch, tmp_path):
+    root = tmp_path / "mms"
+    tiny_vits(root / "deu")
+    monkeypatch.setenv(speech.MMS_ENV, str(root))
+    assert "deu" in speech.get_engine("mms-tts").voices()
+    s = synthesize("hallo welt", "mms-tts:deu", cache_dir=tmp_path / "c1")
+    a = s.load()
+    assert a.sample_rate == 16000 and a.duration > 0.05 and not a.is_silent
+    again = synthesize("hallo welt", "mms-tts:deu", cache_dir=tmp_path / "c2")
+    assert again.path.read_bytes() == s.path.read_bytes()  # seeded: deterministic
+    assert "mms-tts" in s.engine_version and s.key == again.key
+    # other weights under the same voice name are another cache entry
+    tiny_vits(root / "deu", sampling_rate=22050)
+    other = synthesize("hallo welt", "mms-tts:deu", cache_dir=tmp_path / "c1")
+    assert not other.cached and other.key != s.key and other.load().sample_rate == 22050

@@ -1,0 +1,392 @@
+"""Text-to-speech behind one interface, with a cache.
+
+An engine turns (text, voice) into `Audio`. Engines live in a registry:
+
+- `espeak-ng` (default): formant synthesis, fully offline, ~130 languages and accents (`en-us`, `de`,
+  `fr-fr`, `es`, `ja`, ... ; a variant after '+', e.g. `en-us+f3`). Installed by `make system-deps`
+  (`apt-get install espeak-ng`). Deterministic: the same version gives byte-identical audio.
+- `mms-tts`: Meta's MMS-TTS (VITS) through transformers, one checkpoint per language, voices are
+  ISO 639-3 codes (`eng`, `deu`, `fra`). Neural, so it needs weights: a local folder
+  (`$WORKBENCH_MMS_TTS/<code>/` or `.../mms-tts-<code>/`) or the hub cache (`facebook/mms-tts-<code>`).
+  Without them it raises `SpeechError` saying where to put them; nothing downloads.
+
+A new engine is a `TTSEngine` subclass decorated with `@register_engine`.
+
+A voice is written `ENGINE:VOICE` (`espeak-ng:de`, `mms-tts:deu`) or just `VOICE` for espeak-ng.
+`synthesize(text, voice)` returns a wav path from the cache, keyed by (text, voice, engine, engine
+version, speed): the same request never synthesises twice, and the wav's bytes (hashed into a job's id
+by the runner) change only when one of those does.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from workbench.media import Audio
+
+DEFAULT_ENGINE = "espeak-ng"
+DEFAULT_VOICE = "en-us"
+CACHE_ENV = "WORKBENCH_SPEECH_CACHE"
+MAX_TEXT = 5000
+_VOICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+.-]{0,63}")
+
+
+class SpeechError(ValueError):
+    """Speech cannot be made as asked; one line naming the engine or voice and the fix."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    engine: str
+    voice: str
+
+    def __str__(self) -> str:
+        return f"{self.engine}:{self.voice}"
+
+
+# --------------------------------------------------------------------------------------------------
+# engines
+# --------------------------------------------------------------------------------------------------
+class TTSEngine(ABC):
+    """One text-to-speech engine. `synthesize` must be deterministic for a given (text, voice, speed)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    default_voice: ClassVar[str] = ""
+    needs_weights: ClassVar[bool] = False
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """None when the engine can run here, else one line saying what is missing and how to get it."""
+        return None
+
+    @classmethod
+    def available(cls) -> bool:
+        return cls.unavailable_reason() is None
+
+    def check(self) -> None:
+        why = self.unavailable_reason()
+        if why:
+            raise SpeechError(why)
+
+    @abstractmethod
+    def version(self) -> str:
+        """Identifies the engine build (and model) in the cache key."""
+
+    @abstractmethod
+    def voices(self) -> list[str]:
+        """The voice names this engine accepts here."""
+
+    @abstractmethod
+    def synthesize(self, text: str, voice: str, speed: float | None = None) -> Audio:
+        """Speak `text` with `voice`; `speed` is a rate multiplier (1.0 = the engine's normal pace)."""
+
+
+_ENGINES: dict[str, type[TTSEngine]] = {}
+
+
+def register_engine(cls: type[TTSEngine]) -> type[TTSEngine]:
+    """Class decorator: make an engine available by its `name`."""
+    _ENGINES[cls.name] = cls
+    return cls
+
+
+def engines() -> dict[str, type[TTSEngine]]:
+    return dict(_ENGINES)
+
+
+def get_engine(name: str) -> TTSEngine:
+    if name not in _ENGINES:
+        raise SpeechError(f"unknown speech engine '{name}'; registered: {', '.join(sorted(_ENGINES))}")
+    return _cached_engine(name)
+
+
+@lru_cache(maxsize=None)
+def _cached_engine(name: str) -> TTSEngine:
+    return _ENGINES[name]()
+
+
+def parse_voice(spec: str | dict | Voice | None) -> Voice:
+    """`de`, `espeak-ng:de`, `{"engine": "mms-tts", "voice": "deu"}` or a `Voice` -> `Voice`."""
+    if spec is None or spec == "":
+        return Voice(DEFAULT_ENGINE, DEFAULT_VOICE)
+    if isinstance(spec, Voice):
+        engine, voice = spec.engine, spec.voice
+    elif isinstance(spec, dict):
+        engine, voice = str(spec.get("engine") or DEFAULT_ENGINE), str(spec.get("voice") or "")
+    elif isinstance(spec, str):
+        engine, _, voice = spec.rpartition(":")
+        engine = engine or DEFAULT_ENGINE
+    else:
+        raise SpeechError(f"voice {spec!r} must be a string like espeak-ng:en-us")
+    if engine not in _ENGINES:
+        raise SpeechError(f"unknown speech engine '{engine}' in voice {spec!r}; registered: {', '.join(sorted(_ENGINES))}")
+    voice = voice or _ENGINES[engine].default_voice
+    if not _VOICE.fullmatch(voice):
+        raise SpeechError(f"voice name {voice!r} is not allowed; use letters, digits and '-', '_', '+', '.' "
+                          "(e.g. en-us, de, en-us+f3)")
+    return Voice(engine, voice)
+
+
+def _espeak_binary() -> str | None:
+    return shutil.which("espeak-ng")
+
+
+@register_engine
+class EspeakNG(TTSEngine):
+    """eSpeak NG through its command line: offline, many languages, deterministic."""
+
+    name = "espeak-ng"
+    description = "eSpeak NG formant synthesis: offline, ~130 languages (en-us, de, fr-fr, es, ...)"
+    default_voice = DEFAULT_VOICE
+    words_per_minute = 160
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if _espeak_binary() is None:
+            return ("espeak-ng is not installed; run `make system-deps` (or `apt-get install espeak-ng`, "
+                    "`brew install espeak-ng`)")
+        return None
+
+    def version(self) -> str:
+        self.check()
+        out = subprocess.run([_espeak_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
+        m = re.search(r"(\d+\.\d+(?:\.\d+)?)", out)
+        return f"espeak-ng {m.group(1) if m else out.strip()[:40]}"
+
+    def voices(self) -> list[str]:
+        return sorted(_espeak_languages())
+
+    def synthesize(self, text: str, voice: str, speed: float | None = None) -> Audio:
+        self.check()
+        language = voice.split("+", 1)[0]
+        if language not in _espeak_languages():
+            close = [v for v in self.voices() if v.split("-")[0] == language.split("-")[0]][:6]
+            hint = f" (close: {', '.join(close)})" if close else ""
+            raise SpeechError(f"espeak-ng has no voice '{language}'{hint}; list them with `espeak-ng --voices`")
+        wpm = int(round(self.words_per_minute * (speed or 1.0)))
+        if not 80 <= wpm <= 450:
+            raise SpeechError(f"speech speed {speed} is out of range; use 0.5 to 2.8")
+        with tempfile.TemporaryDirectory(prefix="wb-espeak-") as tmp:
+            wav = Path(tmp) / "out.wav"
+            r = subprocess.run([_espeak_binary(), "-v", voice, "-s", str(wpm), "--stdin", "-w", str(wav)],
+                               input=text, capture_output=True, text=True, timeout=300)
+            if r.returncode != 0 or not wav.is_file():
+                why = (r.stderr or r.stdout).strip().splitlines()
+                raise SpeechError(f"espeak-ng failed for voice '{voice}' ({why[0] if why else f'exit {r.returncode}'}); "
+                                  "check the voice with `espeak-ng --voices`")
+            from workbench.media import load_audio
+
+            return load_audio(wav)
+
+
+@lru_cache(maxsize=1)
+def _espeak_languages() -> frozenset[str]:
+    """Language codes espeak-ng knows (the `--voices` table's Language column)."""
+    binary = _espeak_binary()
+    if binary is None:
+        return frozenset()
+    out = subprocess.run([binary, "--voices"], capture_output=True, text=True, timeout=30).stdout
+    langs = set()
+    for line in out.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 2:
+            langs.add(cols[1])
+    return frozenset(langs)
+
+
+MMS_ENV = "WORKBENCH_MMS_TTS"
+
+
+@register_engine
+class MMSTTS(TTSEngine):
+    """Meta MMS-TTS (VITS, one model per language) through transformers; needs local weights."""
+
+    name = "mms-tts"
+    description = "MMS-TTS neural voices (VITS via transformers), ISO 639-3 codes (eng, deu, fra); needs weights"
+    default_voice = "eng"
+    needs_weights = True
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import transformers  # noqa: F401
+            import torch  # noqa: F401
+        except ImportError:
+            return "mms-tts needs torch and transformers; `pip install torch transformers`"
+        return None
+
+    @staticmethod
+    def model_dir(voice: str) -> Path | None:
+        """Where the weights for `voice` are on this machine (local folder or hub cache), else None."""
+        root = os.environ.get(MMS_ENV)
+        if root:
+            for cand in (Path(root) / voice, Path(root) / f"mms-tts-{voice}"):
+                if (cand / "config.json").is_file() and (any(cand.glob("*.safetensors")) or any(cand.glob("*.bin"))):
+                    return cand
+        try:
+            from huggingface_hub import snapshot_download
+
+            path = Path(snapshot_download(f"facebook/mms-tts-{voice}", local_files_only=True))
+            return path if (path / "config.json").is_file() else None
+        except Exception:
+            return None
+
+    def _folder(self, voice: str) -> Path:
+        self.check()
+        folder = self.model_dir(voice)
+        if folder is None:
+            raise SpeechError(
+                f"mms-tts weights for '{voice}' are not on this machine; download facebook/mms-tts-{voice} "
+                f"(`huggingface-cli download facebook/mms-tts-{voice}`) or put the folder at ${MMS_ENV}/{voice}")
+        return folder
+
+    def version(self) -> str:
+        import transformers
+
+        return f"mms-tts transformers {transformers.__version__}"
+
+    def voice_version(self, voice: str) -> str:
+        cfg = self._folder(voice) / "config.json"
+        weights = sorted(cfg.parent.glob("*.safetensors")) or sorted(cfg.parent.glob("*.bin"))
+        h = hashlib.sha256(cfg.read_bytes())
+        for w in weights:
+            st = w.stat()
+            h.update(f"{w.name}:{st.st_size}".encode())
+        return f"{self.version()} {h.hexdigest()[:12]}"
+
+    def voices(self) -> list[str]:
+        found = set()
+        root = os.environ.get(MMS_ENV)
+        if root and Path(root).is_dir():
+            for p in Path(root).iterdir():
+                if (p / "config.json").is_file():
+                    found.add(p.name.removeprefix("mms-tts-"))
+        try:
+            from huggingface_hub import scan_cache_dir
+
+            for repo in scan_cache_dir().repos:
+                if repo.repo_id.startswith("facebook/mms-tts-"):
+                    found.add(repo.repo_id.removeprefix("facebook/mms-tts-"))
+        except Exception:
+            pass
+        return sorted(found)
+
+    def synthesize(self, text: str, voice: str, speed: float | None = None) -> Audio:
+        folder = self._folder(voice)
+        model, tokenizer = _load_vits(str(folder), self.voice_version(voice))  # reloads when the files change
+        import torch
+
+        inputs = tokenizer(text, return_tensors="pt")
+        if inputs["input_ids"].shape[-1] == 0:
+            raise SpeechError(f"mms-tts '{voice}': no speakable characters in {text[:40]!r} for this language")
+        model.speaking_rate = float(speed or 1.0)
+        with torch.no_grad(), torch.random.fork_rng():
+            torch.manual_seed(0)  # VITS samples noise: a fixed seed gives the same audio every time
+            wave = model(**inputs).waveform[0].float().cpu().numpy()
+        return Audio(np.clip(wave, -1, 1), int(model.config.sampling_rate))
+
+
+@lru_cache(maxsize=2)
+def _load_vits(folder: str, stamp: str):
+    from transformers import AutoTokenizer, VitsModel
+
+    try:
+        model = VitsModel.from_pretrained(folder, local_files_only=True).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as e:
+        raise SpeechError(f"{folder}: cannot load the mms-tts model ({type(e).__name__}); re-download it") from None
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------------------------------
+# the cache
+# --------------------------------------------------------------------------------------------------
+def default_cache_dir() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "workbench" / "speech"
+
+
+@dataclass
+class Speech:
+    """A synthesised utterance in the cache."""
+
+    path: Path
+    voice: Voice
+    text: str
+    key: str
+    cached: bool  # True when it was already there
+    engine_version: str
+
+    def load(self) -> Audio:
+        from workbench.media import load_audio
+
+        return load_audio(self.path)
+
+
+def check_text(text: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise SpeechError("speech text is empty; give the words to speak")
+    if "\x00" in text:
+        raise SpeechError("speech text contains a NUL character; remove it")
+    if len(text) > MAX_TEXT:
+        raise SpeechError(f"speech text is {len(text)} characters; split it into pieces of at most {MAX_TEXT}")
+    return text
+
+
+def speech_key(text: str, voice: Voice, engine_version: str, speed: float | None = None) -> str:
+    """The cache key: a hash of everything that determines the audio."""
+    payload = {"text": text, "engine": voice.engine, "voice": voice.voice, "engine_version": engine_version,
+               "speed": None if speed in (None, 1.0) else float(speed)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def synthesize(text: str, voice: str | dict | Voice | None = None, *, speed: float | None = None,
+               cache_dir: str | Path | None = None) -> Speech:
+    """Speak `text` with `voice` into the cache (or find it there) and return the wav's place."""
+    text = check_text(text)
+    v = parse_voice(voice)
+    engine = get_engine(v.engine)
+    engine.check()
+    version = engine.voice_version(v.voice) if hasattr(engine, "voice_version") else engine.version()
+    key = speech_key(text, v, version, speed)
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    path = root / f"{key}.wav"
+    if path.is_file() and path.stat().st_size > 44:
+        return Speech(path, v, text, key, True, version)
+    audio = engine.synthesize(text, v.voice, speed)
+    if audio.is_silent:
+        raise SpeechError(f"{v}: produced silence for {text[:40]!r}; check that the voice speaks this language")
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{key}.{uuid.uuid4().hex[:8]}.wav"
+    try:
+        audio.save_wav(tmp)
+        os.replace(tmp, path)  # atomic: a reader sees no wav or the whole wav
+    finally:
+        tmp.unlink(missing_ok=True)
+    meta = {"text": text, "voice": str(v), "engine_version": version, "speed": speed,
+            "seconds": round(audio.duration, 3), "sample_rate": audio.sample_rate}
+    side = root / f".{key}.{uuid.uuid4().hex[:8]}.json"
+    side.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+    os.replace(side, root / f"{key}.json")
+    return Speech(path, v, text, key, False, version)
+
+
+def describe_engines() -> list[dict[str, Any]]:
+    """Every registered engine: name, description, whether it runs here (and why not)."""
+    return [{"name": cls.name, "description": cls.description, "default_voice": cls.default_voice,
+             "needs_weights": cls.needs_weights, "available": cls.available(),
+             "unavailable_reason": cls.unavailable_reason()} for cls in _ENGINES.values()]
