@@ -250,7 +250,7 @@ class RunStore:
         except (OSError, ValueError):
             return True  # unreadable or vanished: a torn claim from a crash
         if info.get("host") == self._host and isinstance(info.get("pid"), int):
-            return not pid_alive(info["pid"]) or (info["pid"] == os.getpid())
+            return not pid_alive(info["pid"])
         return age > STALE_CLAIM_SECONDS
 
 
