@@ -22,11 +22,16 @@ def eval_(
     from workbench.media import MediaError
     from workbench.metrics import UnknownMetric, evaluate
 
+    from workbench.media import Clip
+
     names = [m for m in metrics.split(",") if m.strip()] if metrics else None
     try:
-        result = evaluate(video, image=image, audio=audio, reference=reference, metrics=names)
+        clip = Clip.open(video)
+        result = evaluate(clip, image=image, audio=audio, reference=reference, metrics=names)
     except (MediaError, UnknownMetric) as e:
         _fail(str(e))
+    if clip.truncation_warning():
+        typer.echo(f"warning: {clip.truncation_warning()}", err=True)
     payload = result.to_json(str(video))
     if as_json:
         typer.echo(json.dumps(payload, indent=2))
