@@ -43,3 +43,98 @@ def compose(
         w, h = result.size
         typer.echo(f"{result.path}: {result.num_frames} frames, {result.duration:.2f} s, {w}x{h} @ {result.fps:g} fps"
                    f"{'' if result.sample_rate else ', no audio'}")
+
+
+elements_app = typer.Typer(no_args_is_help=True, help="The Elements library: characters, products, styles.")
+app.add_typer(elements_app, name="elements")
+_LIBRARY = typer.Option(None, "--library", help="library folder (default: $WORKBENCH_ELEMENTS or ~/.workbench/elements)")
+
+
+def _library(library: Optional[Path]):
+    from workbench.workflow.elements import ElementLibrary
+
+    return ElementLibrary(library)
+
+
+@elements_app.command("add")
+def elements_add(
+    name: str = typer.Argument(..., help="letters, digits, '_' or '-'"),
+    kind: str = typer.Option("character", "--kind", help="character, product or style"),
+    image: List[Path] = typer.Option([], "--image", help="reference image (repeat for several)"),
+    voice: Optional[str] = typer.Option(None, "--voice", help="default voice, e.g. espeak-ng:en-us or mms-tts:deu"),
+    prompt: str = typer.Option("", "--prompt", help="prompt snippet added to a case's prompt"),
+    negative_prompt: str = typer.Option("", "--negative-prompt"),
+    notes: str = typer.Option("", "--notes"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an Element of that name"),
+    library: Optional[Path] = _LIBRARY,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Save a named Element (a character's face embedding is computed from its images)."""
+    from workbench.speech import SpeechError
+    from workbench.workflow.elements import ElementError
+
+    try:
+        el = _library(library).add(name, kind, image, voice=voice, prompt=prompt, negative_prompt=negative_prompt,
+                                   notes=notes, overwrite=overwrite)
+    except (ElementError, SpeechError) as e:
+        _fail(str(e))
+    typer.echo(json.dumps(el.to_dict(), indent=2) if as_json else f"saved {el.kind} '{el.name}' in {el.path}")
+
+
+@elements_app.command("list")
+def elements_list(library: Optional[Path] = _LIBRARY, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the Elements; a broken one is listed with its error (the others stay usable)."""
+    from workbench.workflow.elements import ElementError
+
+    try:
+        entries = _library(library).entries()
+    except ElementError as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps([e.element.to_dict() if e.element else {"name": e.name, "error": e.error}
+                               for e in entries], indent=2))
+        return
+    if not entries:
+        typer.echo(f"no elements in {_library(library).root}; add one with `workbench elements add NAME --image IMG`")
+    for e in entries:
+        if e.element is None:
+            typer.echo(f"{e.name:20s} BROKEN    {e.error}")
+        else:
+            el = e.element
+            voice = f"{el.voice['engine']}:{el.voice['voice']}" if el.voice else "-"
+            typer.echo(f"{el.name:20s} {el.kind:9s} {len(el.images)} image(s)  voice {voice}  {el.prompt[:40]}")
+
+
+@elements_app.command("show")
+def elements_show(name: str, library: Optional[Path] = _LIBRARY) -> None:
+    """Print one Element as JSON."""
+    from workbench.workflow.elements import ElementError
+
+    try:
+        typer.echo(json.dumps(_library(library).load(name).to_dict(), indent=2))
+    except ElementError as e:
+        _fail(str(e))
+
+
+@elements_app.command("rm")
+def elements_rm(name: str, library: Optional[Path] = _LIBRARY) -> None:
+    """Delete an Element (works on a broken one too)."""
+    from workbench.workflow.elements import ElementError
+
+    try:
+        _library(library).delete(name)
+    except ElementError as e:
+        _fail(str(e))
+    typer.echo(f"removed '{name}'")
+
+
+@elements_app.command("rename")
+def elements_rename(old: str, new: str, library: Optional[Path] = _LIBRARY) -> None:
+    """Rename an Element."""
+    from workbench.workflow.elements import ElementError
+
+    try:
+        el = _library(library).rename(old, new)
+    except ElementError as e:
+        _fail(str(e))
+    typer.echo(f"renamed '{old}' to '{el.name}'")
