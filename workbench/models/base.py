@@ -44,7 +44,9 @@ class Generator(ABC):
     name: ClassVar[str]
     task: ClassVar[str]  # "image-to-video" | "audio-to-video" | "text-to-video"
     description: ClassVar[str] = ""
-    requires: ClassVar[frozenset[str]] = frozenset({"image"})  # of {"image", "audio", "prompt"}
+    requires: ClassVar[frozenset[str]] = frozenset({"image"})  # of {"image", "audio", "prompt", "video"}
+    # request fields the model uses; None = it takes whatever the case has (model-free baselines)
+    accepts: ClassVar[frozenset[str] | None] = None
     defaults: ClassVar[dict[str, Any]] = {}
     weights: ClassVar[str | None] = None  # hub id / file the model needs; None = model-free
 
@@ -87,16 +89,25 @@ class Generator(ABC):
     @classmethod
     def describe(cls) -> dict[str, Any]:
         return {"name": cls.name, "task": cls.task, "description": cls.description,
-                "requires": sorted(cls.requires), "defaults": dict(cls.defaults),
+                "requires": sorted(cls.requires), "accepts": None if cls.accepts is None else sorted(cls.accepts),
+                "defaults": dict(cls.defaults),
                 "weights": cls.weights, "weights_available": cls.weights_available()}
 
+    @classmethod
+    def check_request(cls, request: Any, params: dict[str, Any] | None = None) -> None:
+        """Refuse, before anything loads, a request this model cannot honour (a missing required input; in
+        adapters also inputs it does not take, frame counts and sizes it cannot make): raises GenerationError
+        with one line naming the field and the fix. `request` is a GenerationRequest or anything with its
+        attributes (image, audio, prompt, negative_prompt, params); `params` defaults to request.params."""
+        if "image" in cls.requires and getattr(request, "image", None) is None:
+            raise GenerationError(f"model '{cls.name}' needs an image; add `image:` to the case")
+        if "audio" in cls.requires and getattr(request, "audio", None) is None:
+            raise GenerationError(f"model '{cls.name}' needs audio; add `audio:` to the case")
+        if "prompt" in cls.requires and not getattr(request, "prompt", ""):
+            raise GenerationError(f"model '{cls.name}' needs a prompt; add `prompt:` to the case")
+
     def check_inputs(self, request: GenerationRequest) -> None:
-        if "image" in self.requires and request.image is None:
-            raise GenerationError(f"model '{self.name}' needs an image; add `image:` to the case")
-        if "audio" in self.requires and request.audio is None:
-            raise GenerationError(f"model '{self.name}' needs audio; add `audio:` to the case")
-        if "prompt" in self.requires and not request.prompt:
-            raise GenerationError(f"model '{self.name}' needs a prompt; add `prompt:` to the case")
+        type(self).check_request(request, self.params)
 
     @abstractmethod
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> Clip:
@@ -113,7 +124,7 @@ def register(cls: type[Generator]) -> type[Generator]:
 
 
 def _load_builtin() -> None:
-    from workbench.models import baselines, diffusers_i2v  # noqa: F401  (registers on import)
+    from workbench.models import baselines, diffusers_pipeline  # noqa: F401  (registers on import)
 
 
 def registry() -> dict[str, type[Generator]]:

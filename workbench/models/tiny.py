@@ -1,22 +1,25 @@
-"""Tiny, random-weight, local checkpoints of the supported model families.
+"""Tiny, random-weight, local checkpoints of every diffusers family the workbench drives.
 
 They have the real pipeline classes, component classes and folder layout (model_index.json + one folder per
 component), so the loading code that a GPU box runs on hub weights runs unchanged on them, in seconds on a
-CPU, with no download. Their output is noise-like video: they test plumbing, never quality.
+CPU, with no download: text encoders are built from configs with tiny sizes and tokenizers from a small
+vocabulary written here (no hub). Their output is noise-like video: they test plumbing, never quality.
 
     >>> from workbench.models.tiny import build_tiny
-    >>> path = build_tiny("svd", "/tmp/tiny-svd")      # then params: {model_id: /tmp/tiny-svd}
+    >>> path = build_tiny("wan-t2v", "/tmp/tiny-wan")      # then params: {model_id: /tmp/tiny-wan}
 
-`BUILDERS` maps a family name (the generator's registry name) to its builder; a new family adds one entry.
-Command line: `python -m workbench.models.tiny svd OUT_DIR`.
+`BUILDERS` maps a tiny checkpoint name (a family spec's `tiny` field in `families.py`) to its builder;
+`build_all(DIR)` writes one folder per diffusers family (`workbench models build-tiny DIR`).
+Command line: `python -m workbench.models.tiny NAME OUT_DIR`.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 SEED = 0
+VOCAB = 256  # text-encoder vocabulary (the local tokenizers below use fewer ids than this)
 
 # The Euler scheduler settings SVD ships with (v-prediction, Karras sigmas from 0.002 to 700).
 SVD_SCHEDULER = {
@@ -26,23 +29,107 @@ SVD_SCHEDULER = {
     "steps_offset": 1,
 }
 
+_CHARS = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [chr(c) for c in range(ord("0"), ord("9") + 1)] + list(
+    ".,!?'-")
 
-def build_tiny_svd(path: str | Path) -> Path:
-    """Save a tiny random-weight StableVideoDiffusionPipeline to `path` and return the folder.
 
-    Latents are 1/8 of the image side like the real model (4-level VAE), the UNet has two levels of
-    32/64 channels, the CLIP image encoder two layers of width 32. Generating 4 frames at 64x64 with
-    2 steps takes about a second on a CPU. Deterministic: the same weights every time (torch.manual_seed).
-    """
+# --------------------------------------------------------------------------------------------------
+# shared tiny parts
+# --------------------------------------------------------------------------------------------------
+def _seed(offset: int) -> None:
     import torch
+
+    torch.manual_seed(SEED + offset)
+
+
+def t5_tokenizer() -> Any:
+    """A sentencepiece-style (unigram) T5 tokenizer over lowercase letters, digits and punctuation."""
+    from transformers import T5Tokenizer
+
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [("\u2581" + c, -2.5) for c in _CHARS] + [(c, -3.0) for c in _CHARS]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=512)
+
+
+def _byte_chars() -> list[str]:
+    """The 256 printable stand-ins byte-level BPE uses for the bytes 0..255 (GPT-2's table)."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    out, extra = {b: b for b in keep}, 0
+    for b in range(256):
+        if b not in out:
+            out[b] = 256 + extra
+            extra += 1
+    return [chr(out[b]) for b in range(256)]
+
+
+def clip_tokenizer() -> Any:
+    """A byte-level CLIP tokenizer with no merges (one token per byte; 514 ids)."""
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for suffix in ("", "</w>"):
+        for ch in _byte_chars():
+            vocab[ch + suffix] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def _bpe_vocab(specials: list[str]) -> dict[str, int]:
+    vocab = {tok: i for i, tok in enumerate(specials)}
+    for ch in _byte_chars():
+        vocab.setdefault(ch, len(vocab))
+    return vocab
+
+
+def t5_encoder(d_model: int = 32, umt5: bool = False) -> Any:
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    cfg = dict(vocab_size=VOCAB, d_model=d_model, d_kv=8, d_ff=37, num_layers=1, num_heads=2,
+               relative_attention_num_buckets=8, decoder_start_token_id=0)
+    return UMT5EncoderModel(UMT5Config(**cfg)) if umt5 else T5EncoderModel(T5Config(**cfg))
+
+
+def clip_text(hidden: int = 32, projection: bool = False, projection_dim: int = 32) -> Any:
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    cfg = CLIPTextConfig(vocab_size=1000, hidden_size=hidden, intermediate_size=37, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=77, projection_dim=projection_dim,
+                         bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_act="gelu")
+    return CLIPTextModelWithProjection(cfg) if projection else CLIPTextModel(cfg)
+
+
+def clip_vision(hidden: int = 8, projection: bool = False, image_size: int = 32) -> Any:
+    from transformers import CLIPVisionConfig, CLIPVisionModel, CLIPVisionModelWithProjection
+
+    cfg = CLIPVisionConfig(hidden_size=hidden, intermediate_size=16, projection_dim=hidden, num_hidden_layers=2,
+                           num_attention_heads=2, image_size=image_size, patch_size=8, num_channels=3)
+    return CLIPVisionModelWithProjection(cfg) if projection else CLIPVisionModel(cfg)
+
+
+def clip_image_processor(size: int = 32) -> Any:
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+
+
+def _save(pipe: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Stable Video Diffusion
+# --------------------------------------------------------------------------------------------------
+def build_tiny_svd(path: str | Path) -> Path:
+    """Tiny StableVideoDiffusionPipeline: 4-level VAE (latents 1/8 of the side like the real model), a
+    two-level 32/64-channel UNet, a two-layer CLIP image encoder. 4 frames at 64x64, 2 steps: ~1 s on a CPU."""
     from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline,
                            UNetSpatioTemporalConditionModel)
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    path = Path(path)
-    embed_dim = 32  # CLIP projection = UNet cross-attention width
-    time_dim = 8  # per added-time id (fps, motion bucket, noise aug): 3 x 8 = 24
-    torch.manual_seed(SEED)
+    embed_dim, time_dim = 32, 8  # CLIP projection = UNet cross-attention width; 3 added-time ids x 8
+    _seed(0)
     unet = UNetSpatioTemporalConditionModel(
         sample_size=8, in_channels=8, out_channels=4,
         down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
@@ -50,23 +137,248 @@ def build_tiny_svd(path: str | Path) -> Path:
         block_out_channels=(32, 64), layers_per_block=1, num_attention_heads=(2, 4),
         cross_attention_dim=embed_dim, addition_time_embed_dim=time_dim,
         projection_class_embeddings_input_dim=3 * time_dim, transformer_layers_per_block=1, num_frames=4)
-    torch.manual_seed(SEED + 1)
+    _seed(1)
     vae = AutoencoderKLTemporalDecoder(
         in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
         down_block_types=("DownEncoderBlock2D",) * 4, block_out_channels=(32, 32, 32, 32), sample_size=64)
-    torch.manual_seed(SEED + 2)
+    _seed(2)
     image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
         hidden_size=32, intermediate_size=37, projection_dim=embed_dim, num_hidden_layers=2,
         num_attention_heads=4, image_size=224, patch_size=32, num_channels=3))
-    feature_extractor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
-    scheduler = EulerDiscreteScheduler(**SVD_SCHEDULER)
-    pipe = StableVideoDiffusionPipeline(vae=vae, image_encoder=image_encoder, unet=unet, scheduler=scheduler,
-                                        feature_extractor=feature_extractor)
-    path.mkdir(parents=True, exist_ok=True)
-    pipe.save_pretrained(path)
-    return path
+    pipe = StableVideoDiffusionPipeline(vae=vae, image_encoder=image_encoder, unet=unet,
+                                        scheduler=EulerDiscreteScheduler(**SVD_SCHEDULER),
+                                        feature_extractor=clip_image_processor(224))
+    return _save(pipe, path)
 
 
+# --------------------------------------------------------------------------------------------------
+# Wan 2.1 / 2.2 and SkyReels-V2 (Wan architecture)
+# --------------------------------------------------------------------------------------------------
+def _wan_vae(wan22: bool = False) -> Any:
+    from diffusers import AutoencoderKLWan
+
+    _seed(1)
+    if wan22:  # the Wan 2.2 VAE: 48 latent channels, 2x2 patchify, 16x spatial compression
+        return AutoencoderKLWan(base_dim=3, z_dim=48, in_channels=12, out_channels=12, is_residual=True,
+                                patch_size=2, latents_mean=[0.0] * 48, latents_std=[1.0] * 48, dim_mult=[1, 1, 1, 1],
+                                num_res_blocks=1, scale_factor_spatial=16, scale_factor_temporal=4,
+                                temperal_downsample=[False, True, True])
+    return AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                            temperal_downsample=[False, True, True])
+
+
+def _wan_transformer(in_channels: int = 16, out_channels: int = 16, image_dim: int | None = None,
+                     offset: int = 0, cls_name: str = "WanTransformer3DModel", **extra: Any) -> Any:
+    import diffusers
+
+    _seed(10 + offset)
+    return getattr(diffusers, cls_name)(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=in_channels,
+        out_channels=out_channels, text_dim=32, freq_dim=32, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, image_dim=image_dim,
+        added_kv_proj_dim=24 if image_dim else None, **extra)
+
+
+def _wan_text() -> dict[str, Any]:
+    _seed(2)
+    return {"tokenizer": t5_tokenizer(), "text_encoder": t5_encoder(32, umt5=True)}
+
+
+def build_tiny_wan_t2v(path: str | Path) -> Path:
+    """Tiny WanPipeline (Wan 2.1 T2V): 2-layer transformer of width 24, Wan VAE at base width 3."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
+
+    pipe = WanPipeline(transformer=_wan_transformer(), vae=_wan_vae(), scheduler=FlowMatchEulerDiscreteScheduler(
+        shift=3.0), **_wan_text())
+    return _save(pipe, path)
+
+
+def build_tiny_wan_i2v(path: str | Path) -> Path:
+    """Tiny WanImageToVideoPipeline as Wan 2.1 I2V: a CLIP image encoder feeds the transformer's image
+    tokens; 36 input channels (noise 16 + mask 4 + encoded first frame 16)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline
+
+    _seed(3)
+    image_encoder = clip_vision(hidden=8)
+    pipe = WanImageToVideoPipeline(transformer=_wan_transformer(36, 16, image_dim=8), vae=_wan_vae(),
+                                   scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), image_encoder=image_encoder,
+                                   image_processor=clip_image_processor(32), **_wan_text())
+    return _save(pipe, path)
+
+
+def build_tiny_wan22_i2v(path: str | Path) -> Path:
+    """Tiny Wan 2.2 I2V-A14B: two experts (high-noise `transformer`, low-noise `transformer_2`) split at
+    boundary_ratio 0.9, no image encoder."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline
+
+    pipe = WanImageToVideoPipeline(transformer=_wan_transformer(36, 16), transformer_2=_wan_transformer(36, 16, offset=1),
+                                   vae=_wan_vae(), scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0),
+                                   boundary_ratio=0.9, **_wan_text())
+    return _save(pipe, path)
+
+
+def build_tiny_wan22_ti2v(path: str | Path) -> Path:
+    """Tiny Wan 2.2 TI2V-5B: the 48-channel Wan 2.2 VAE and per-token timesteps (expand_timesteps), the
+    first frame's latents kept clean; the same folder also runs as text-to-video through WanPipeline."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline
+
+    pipe = WanImageToVideoPipeline(transformer=_wan_transformer(48, 48), vae=_wan_vae(wan22=True),
+                                   scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0), expand_timesteps=True,
+                                   **_wan_text())
+    return _save(pipe, path)
+
+
+def build_tiny_skyreels_v2_i2v(path: str | Path) -> Path:
+    """Tiny SkyReelsV2ImageToVideoPipeline (Wan architecture, CLIP image tokens, UniPC scheduler)."""
+    from diffusers import SkyReelsV2ImageToVideoPipeline, UniPCMultistepScheduler
+    from transformers import CLIPProcessor
+
+    _seed(3)
+    image_encoder = clip_vision(hidden=8, projection=True)
+    processor = CLIPProcessor(image_processor=clip_image_processor(32), tokenizer=clip_tokenizer())
+    pipe = SkyReelsV2ImageToVideoPipeline(
+        transformer=_wan_transformer(36, 16, image_dim=8, cls_name="SkyReelsV2Transformer3DModel"), vae=_wan_vae(),
+        scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0),
+        image_encoder=image_encoder, image_processor=processor, **_wan_text())
+    return _save(pipe, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# CogVideoX
+# --------------------------------------------------------------------------------------------------
+def _cogvideox(path: str | Path, i2v: bool) -> Path:
+    import diffusers
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
+
+    _seed(0)
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=16, in_channels=8 if i2v else 4, out_channels=4, time_embed_dim=2,
+        text_embed_dim=32, num_layers=1, sample_width=8, sample_height=8, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=16, use_rotary_positional_embeddings=i2v,
+        use_learned_positional_embeddings=i2v)
+    _seed(1)
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4)
+    _seed(2)
+    cls = diffusers.CogVideoXImageToVideoPipeline if i2v else diffusers.CogVideoXPipeline
+    pipe = cls(tokenizer=t5_tokenizer(), text_encoder=t5_encoder(32), vae=vae, transformer=transformer,
+               scheduler=CogVideoXDDIMScheduler(timestep_spacing="trailing"))
+    return _save(pipe, path)
+
+
+def build_tiny_cogvideox(path: str | Path) -> Path:
+    """Tiny CogVideoXPipeline (text-to-video): one transformer layer, 4-level 8-channel 3D VAE."""
+    return _cogvideox(path, i2v=False)
+
+
+def build_tiny_cogvideox_i2v(path: str | Path) -> Path:
+    """Tiny CogVideoXImageToVideoPipeline: image latents concatenated (8 input channels), rotary and learned
+    positional embeddings like CogVideoX-5B-I2V."""
+    return _cogvideox(path, i2v=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# LTX-Video
+# --------------------------------------------------------------------------------------------------
+def build_tiny_ltx(path: str | Path) -> Path:
+    """Tiny LTX-Video checkpoint (saved as LTXPipeline; LTXImageToVideoPipeline and LTXConditionPipeline load
+    the same folder): one transformer layer, an 8-channel causal video VAE."""
+    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXPipeline, LTXVideoTransformer3DModel
+
+    _seed(0)
+    transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1,
+                                             num_attention_heads=4, attention_head_dim=8, cross_attention_dim=32,
+                                             num_layers=1, caption_channels=32)
+    _seed(1)
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1,
+        patch_size_t=1, encoder_causal=True, decoder_causal=False)
+    _seed(2)
+    pipe = LTXPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=t5_encoder(32),
+                       tokenizer=t5_tokenizer(), transformer=transformer)
+    return _save(pipe, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# text-to-image: SDXL, FLUX.1, SD3.5
+# --------------------------------------------------------------------------------------------------
+def build_tiny_sdxl(path: str | Path) -> Path:
+    """Tiny StableDiffusionXLPipeline: two CLIP text encoders (32 + 32 = 64-wide context), a two-level UNet."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    _seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1), projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64, norm_num_groups=8)
+    _seed(1)
+    vae = AutoencoderKL(block_out_channels=[8, 16], in_channels=3, out_channels=3,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                        latent_channels=4, norm_num_groups=8, sample_size=64)
+    _seed(2)
+    te, te2 = clip_text(32), clip_text(32, projection=True)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       timestep_spacing="leading", steps_offset=1)
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=te, text_encoder_2=te2, tokenizer=clip_tokenizer(),
+                                     tokenizer_2=clip_tokenizer(), unet=unet, scheduler=scheduler)
+    return _save(pipe, path)
+
+
+def _flat_vae(latent_channels: int) -> Any:
+    from diffusers import AutoencoderKL
+
+    _seed(1)
+    return AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(8, 8), layers_per_block=1,
+                         down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                         latent_channels=latent_channels, norm_num_groups=4, use_quant_conv=False,
+                         use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035)
+
+
+def build_tiny_flux(path: str | Path) -> Path:
+    """Tiny FluxPipeline (CLIP + T5 text, one double and one single stream block, guidance embedding on, so
+    one folder stands in for both FLUX.1 dev and schnell)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    _seed(0)
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1,
+                                         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                                         pooled_projection_dim=32, guidance_embeds=True, axes_dims_rope=(4, 4, 8))
+    _seed(2)
+    pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=_flat_vae(4), text_encoder=clip_text(32),
+                        tokenizer=clip_tokenizer(), text_encoder_2=t5_encoder(32), tokenizer_2=t5_tokenizer(),
+                        transformer=transformer)
+    return _save(pipe, path)
+
+
+def build_tiny_sd3(path: str | Path) -> Path:
+    """Tiny StableDiffusion3Pipeline (SD3.5 layout: two CLIP-with-projection encoders + T5, MMDiT)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    _seed(0)
+    transformer = SD3Transformer2DModel(sample_size=32, patch_size=1, in_channels=4, num_layers=1,
+                                        attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
+                                        joint_attention_dim=32, pooled_projection_dim=64, out_channels=4,
+                                        qk_norm="rms_norm")
+    _seed(2)
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=_flat_vae(4),
+        text_encoder=clip_text(32, projection=True), tokenizer=clip_tokenizer(),
+        text_encoder_2=clip_text(32, projection=True), tokenizer_2=clip_tokenizer(),
+        text_encoder_3=t5_encoder(32), tokenizer_3=t5_tokenizer())
+    return _save(pipe, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# metric backbones (not diffusers)
+# --------------------------------------------------------------------------------------------------
 def build_random_torchvision(arch: str, path: str | Path) -> Path:
     """Save a random-weight torchvision model's state dict (same keys and shapes as the released
     weights) to `path`: the stand-in for metric backbones (`alexnet` for LPIPS, `raft_small` for RAFT)."""
@@ -82,24 +394,57 @@ def build_random_torchvision(arch: str, path: str | Path) -> Path:
     return path
 
 
-BUILDERS: dict[str, Callable[[str | Path], Path]] = {
+# the diffusers families: one folder each from `build_all`
+DIFFUSERS_BUILDERS: dict[str, Callable[[str | Path], Path]] = {
     "svd": build_tiny_svd,
+    "wan-t2v": build_tiny_wan_t2v,
+    "wan-i2v": build_tiny_wan_i2v,
+    "wan22-i2v": build_tiny_wan22_i2v,
+    "wan22-ti2v": build_tiny_wan22_ti2v,
+    "skyreels-v2-i2v": build_tiny_skyreels_v2_i2v,
+    "cogvideox": build_tiny_cogvideox,
+    "cogvideox-i2v": build_tiny_cogvideox_i2v,
+    "ltx": build_tiny_ltx,
+    "sdxl": build_tiny_sdxl,
+    "flux": build_tiny_flux,
+    "sd3": build_tiny_sd3,
+}
+
+BUILDERS: dict[str, Callable[[str | Path], Path]] = {
+    **DIFFUSERS_BUILDERS,
     "alexnet": lambda path: build_random_torchvision("alexnet", path),
     "raft_small": lambda path: build_random_torchvision("raft_small", path),
 }
 
 
 def build_tiny(family: str, path: str | Path) -> Path:
-    """Build the tiny checkpoint of a registered family (a key of `BUILDERS`) into `path`."""
+    """Build the tiny checkpoint `family` (a key of `BUILDERS`) into `path`."""
     if family not in BUILDERS:
         raise KeyError(f"no tiny builder for '{family}'; known: {', '.join(sorted(BUILDERS))}")
     return BUILDERS[family](path)
 
 
+def build_all(root: str | Path, names: list[str] | None = None, skip_existing: bool = True) -> dict[str, Path]:
+    """Write one tiny checkpoint folder per diffusers family under `root` (`root/NAME`); folders that already
+    hold a model_index.json are kept when `skip_existing`."""
+    root = Path(root)
+    names = list(DIFFUSERS_BUILDERS) if not names else names
+    unknown = [n for n in names if n not in DIFFUSERS_BUILDERS]
+    if unknown:
+        raise KeyError(f"no tiny builder for {', '.join(unknown)}; known: {', '.join(DIFFUSERS_BUILDERS)}")
+    out = {}
+    for name in names:
+        folder = root / name
+        if not (skip_existing and (folder / "model_index.json").is_file()):
+            DIFFUSERS_BUILDERS[name](folder)
+        out[name] = folder
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print(f"usage: python -m workbench.models.tiny FAMILY OUT_DIR  (FAMILY: {', '.join(sorted(BUILDERS))})",
+        print(f"usage: python -m workbench.models.tiny NAME OUT_DIR  (NAME: {', '.join(sorted(BUILDERS))})",
               file=sys.stderr)
         return 2
     try:

@@ -1,0 +1,582 @@
+"""One generic adapter over diffusers pipelines, driven by the family table in `families.py`.
+
+Every `FamilySpec` becomes a registered `Generator` subclass (`svd`, `wan2.1-i2v-480p`, `flux-schnell`, ...).
+The common request (image, prompt, negative prompt, seed, num_frames, height, width, steps, guidance, fps)
+maps onto each pipeline's own argument names; family extras pass through. A request the family cannot
+honour is refused by `check_request` before anything loads.
+
+Every family shares one `options:` block (how to run, not what to make): dtype, device, offload
+(model / sequential / group), VAE tiling and slicing, decode_chunk_size, layerwise fp8 storage,
+compile_repeated_blocks, an attention backend, a diffusers cache (FirstBlockCache, FasterCache,
+PyramidAttentionBroadcast, TaylorSeer, MagCache) and allow_pickle. An option a family cannot use is an
+error, never silently ignored.
+
+Weights never download here: a hub id must already be in the local hub cache (`workbench weights fetch
+NAME` puts it there), else the job fails at once with that command in the message. Every load asks for
+safetensors; pickled (.bin) weights load only with `options: {allow_pickle: true}`.
+
+diffusers and torch are imported inside functions: importing this module (which the registry does to
+list models) stays cheap.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from workbench.media import Clip, fit_image
+from workbench.models.base import GenerationError, GenerationRequest, Generator, ProgressFn, register
+from workbench.models.families import FAMILIES, I2V, T2I, FamilySpec
+
+TINY_HINT = "`workbench models build-tiny DIR` writes tiny local ones for tests"
+PIPELINE_CACHE_SIZE = 2  # loaded pipelines kept in-process (LRU); a suite comparing two checkpoints loads each once
+
+_DTYPES = {"float16": "float16", "fp16": "float16", "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float32": "float32", "fp32": "float32", "float": "float32", "auto": "auto"}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_SAFE_WEIGHTS = (".safetensors", ".safetensors.index.json")
+_PICKLE_WEIGHTS = (".bin", ".bin.index.json", ".pt", ".pth", ".ckpt")
+
+# the options block, shared by every diffusers family (defaults are what runs when a key is left out)
+OPTION_DEFAULTS: dict[str, Any] = {
+    "dtype": "auto",  # auto (fp16 on a GPU, fp32 on the CPU) | bf16 | fp16 | fp32
+    "device": "auto",  # auto | cpu | cuda | cuda:N | mps
+    "offload": "none",  # none | model | sequential | group (CPU offload of weights between uses; needs a GPU)
+    "vae_tiling": False,
+    "vae_slicing": False,
+    "decode_chunk_size": None,  # frames decoded at once (SVD)
+    "layerwise_fp8": False,  # store denoiser weights in float8_e4m3fn, compute in dtype
+    "compile_repeated_blocks": False,  # torch.compile each repeated transformer block (regional compile)
+    "attention_backend": None,  # e.g. native, flash, sage, _native_cudnn, flex, xformers
+    "cache": None,  # {kind: first_block | faster | pab | taylorseer | magcache, ...that config's fields}
+    "allow_pickle": False,  # also accept pickled .bin weights (unsafe with untrusted repos)
+}
+OFFLOAD_MODES = ("none", "model", "sequential", "group")
+# diffusers.models.attention_dispatch.AttentionBackendName values in diffusers 0.42 (checked by a test)
+ATTENTION_BACKENDS = (
+    "flash", "flash_hub", "flash_varlen", "flash_varlen_hub", "flash_4_hub", "_flash_3", "_flash_varlen_3",
+    "_flash_3_hub", "_flash_3_varlen_hub", "aiter_fa2_hub", "flex", "native", "_native_cudnn", "_native_efficient",
+    "_native_flash", "_native_math", "_native_npu", "_native_xla", "sage", "sage_hub", "sage_blackwell_hub",
+    "sage_varlen", "_sage_qk_int8_pv_fp8_cuda", "_sage_qk_int8_pv_fp8_cuda_sm90", "_sage_qk_int8_pv_fp16_cuda",
+    "_sage_qk_int8_pv_fp16_triton", "xformers")
+# cache kind -> diffusers.hooks config class
+CACHE_KINDS = {"first_block": "FirstBlockCacheConfig", "faster": "FasterCacheConfig",
+               "pab": "PyramidAttentionBroadcastConfig", "taylorseer": "TaylorSeerCacheConfig",
+               "magcache": "MagCacheConfig"}
+
+_cache: OrderedDict[tuple, Any] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------------------------------
+# weights: local only
+# --------------------------------------------------------------------------------------------------
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE asks for no network."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def is_local_ref(model_id: str) -> bool:
+    """A folder path rather than a hub id ("owner/name"): it exists, or it cannot be a hub id."""
+    p = Path(model_id).expanduser()
+    return p.exists() or not _HUB_ID.match(model_id) or model_id.startswith((".", "~", "/"))
+
+
+def folder_problem(folder: Path, allow_pickle: bool = False) -> str | None:
+    """Why a diffusers pipeline folder cannot load offline (None when complete): every component named in
+    model_index.json needs its folder, and model components a weight file (safetensors unless
+    allow_pickle)."""
+    index = folder / "model_index.json"
+    if not index.is_file():
+        return "no model_index.json"
+    try:
+        components = json.loads(index.read_text())
+    except ValueError:
+        return "model_index.json is not valid JSON"
+    suffixes = _SAFE_WEIGHTS + (_PICKLE_WEIGHTS if allow_pickle else ())
+    for name, value in components.items():
+        if name.startswith("_") or not (isinstance(value, list) and len(value) == 2 and value[0] and value[1]):
+            continue
+        sub = folder / name
+        if not sub.is_dir() or not any(sub.iterdir()):
+            return f"component folder {name}/ is missing"
+        if (sub / "config.json").is_file() and not any(
+                f.name.endswith(suffixes) for f in sub.iterdir()):
+            if any(f.name.endswith(_PICKLE_WEIGHTS) for f in sub.iterdir()):
+                return f"{name}/ has only pickled weights; set options: {{allow_pickle: true}} if you trust the repo"
+            return f"{name}/ has no weight file"
+    return None
+
+
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The local hub-cache snapshot folder of `repo_id` (reads the cache only, never the network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - huggingface_hub ships with diffusers
+        return None
+    try:
+        hit = try_to_load_from_cache(repo_id, "model_index.json")
+    except Exception:  # an invalid repo id or an unreadable cache: not available
+        return None
+    return Path(hit).parent if isinstance(hit, str) else None
+
+
+def weights_present(model_id: str, allow_pickle: bool = False) -> bool:
+    """Whether the diffusers pipeline `model_id` (hub id or folder) loads here without a download."""
+    if is_local_ref(model_id):
+        return folder_problem(Path(model_id).expanduser(), allow_pickle) is None
+    snap = cached_snapshot(model_id)
+    return snap is not None and folder_problem(snap, allow_pickle) is None
+
+
+def missing_weights_error(family: str, model_id: str) -> GenerationError:
+    if is_local_ref(model_id):
+        return GenerationError(f"{family}: weights {model_id} not found locally; point model_id at a diffusers "
+                               f"pipeline folder ({TINY_HINT})")
+    return GenerationError(f"{family}: weights {model_id} not found locally; run `workbench weights fetch {family}` "
+                           f"on a machine with network (or set model_id to a local folder)")
+
+
+# --------------------------------------------------------------------------------------------------
+# options
+# --------------------------------------------------------------------------------------------------
+def resolve_device(device: str) -> str:
+    """"auto" -> cuda when a GPU is visible, else mps, else cpu; anything else is checked and returned."""
+    import torch
+
+    device = str(device).strip().lower()
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GenerationError(f"options.device {device!r} asked for but no CUDA GPU is visible; set device: auto or cpu")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """"auto" -> float16 on a GPU, float32 on the CPU (half precision on a CPU is slow and lossy)."""
+    key = _DTYPES[str(dtype).strip().lower()]
+    if key == "auto":
+        return "float32" if device == "cpu" else "float16"
+    return key
+
+
+def check_options(spec: FamilySpec, options: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate an `options:` block for `spec` (no torch import) and return it with every default filled."""
+    given = dict(options or {})
+    where = f"model '{spec.name}'"
+    unknown = sorted(set(given) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise GenerationError(f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(OPTION_DEFAULTS)}")
+    out = {**OPTION_DEFAULTS, **given}
+    if not isinstance(out["dtype"], str) or out["dtype"].strip().lower() not in _DTYPES:
+        raise GenerationError(f"{where}: options.dtype {out['dtype']!r} unknown; use auto, bf16, fp16 or fp32")
+    out["dtype"] = _DTYPES[out["dtype"].strip().lower()]
+    if not isinstance(out["device"], str) or not _DEVICE.match(out["device"].strip().lower()):
+        raise GenerationError(f"{where}: options.device {out['device']!r} unknown; use auto, cpu, cuda, cuda:N or mps")
+    out["device"] = out["device"].strip().lower()
+    if out["offload"] not in OFFLOAD_MODES:
+        raise GenerationError(f"{where}: options.offload {out['offload']!r} unknown; use one of {', '.join(OFFLOAD_MODES)}")
+    for key in ("vae_tiling", "vae_slicing", "layerwise_fp8", "compile_repeated_blocks", "allow_pickle"):
+        if not isinstance(out[key], bool):
+            raise GenerationError(f"{where}: options.{key} must be true or false, got {out[key]!r}")
+
+    def refuse(key: str, why: str) -> None:
+        raise GenerationError(f"{where}: options.{key} does not apply ({why}); remove it")
+
+    if (out["vae_tiling"] or out["vae_slicing"]) and not spec.vae_tiling:
+        refuse("vae_tiling" if out["vae_tiling"] else "vae_slicing", f"{spec.pipeline}'s VAE has no tiling/slicing")
+    chunk = out["decode_chunk_size"]
+    if chunk is not None:
+        if not spec.decode_chunk_size:
+            refuse("decode_chunk_size", f"{spec.pipeline} decodes all frames at once; use vae_slicing / vae_tiling")
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise GenerationError(f"{where}: options.decode_chunk_size must be an integer >= 1, got {chunk!r}")
+    if out["compile_repeated_blocks"] and not spec.repeated_blocks:
+        refuse("compile_repeated_blocks", f"the {spec.denoiser} declares no repeated blocks")
+    backend = out["attention_backend"]
+    if backend is not None and backend not in ATTENTION_BACKENDS:
+        raise GenerationError(f"{where}: options.attention_backend {backend!r} unknown; use one of "
+                              f"native, flash, sage, flex, xformers, _native_cudnn (diffusers attention_dispatch)")
+    cache = out["cache"]
+    if cache is not None:
+        if not spec.cache:
+            refuse("cache", f"the {spec.denoiser} of {spec.pipeline} supports no diffusers cache")
+        if isinstance(cache, str):
+            cache = {"kind": cache}
+        if not isinstance(cache, dict) or cache.get("kind") not in CACHE_KINDS:
+            raise GenerationError(f"{where}: options.cache needs kind: one of {', '.join(CACHE_KINDS)} "
+                                  f"(e.g. cache: {{kind: first_block, threshold: 0.05}})")
+        if cache["kind"] == "magcache" and not (cache.get("mag_ratios") or cache.get("calibrate")):
+            raise GenerationError(f"{where}: options.cache kind magcache needs mag_ratios (or calibrate: true for a "
+                                  f"calibration run)")
+        out["cache"] = dict(cache)
+    if out["offload"] != "none" and out["device"] in ("cpu", "mps"):
+        raise GenerationError(f"{where}: options.offload {out['offload']} moves weights to the CPU between uses and "
+                              f"needs a GPU; set device: cuda (or offload: none)")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------------
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0].rstrip(" .") if text else type(e).__name__
+
+
+def _cache_config(pipe: Any, spec: FamilySpec, cache: dict[str, Any]) -> Any:
+    import dataclasses
+
+    import diffusers.hooks as hooks
+
+    cls = getattr(hooks, CACHE_KINDS[cache["kind"]])
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: (tuple(v) if isinstance(v, list) and k.endswith("_range") else v)
+              for k, v in cache.items() if k != "kind"}
+    unknown = sorted(set(kwargs) - fields)
+    if unknown:
+        raise GenerationError(f"{spec.name}: options.cache {cache['kind']} has no field(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(f for f in fields if not f.startswith('_')))}")
+    if "current_timestep_callback" in fields:
+        kwargs["current_timestep_callback"] = lambda: pipe.current_timestep
+    if cache["kind"] == "pab":
+        kwargs.setdefault("spatial_attention_block_skip_range", 2)
+    return cls(**kwargs)
+
+
+def _apply_options(pipe: Any, spec: FamilySpec, opts: dict[str, Any], device: str, dtype: str) -> Any:
+    import torch
+
+    denoisers = [getattr(pipe, n, None) for n in (spec.denoiser, spec.denoiser + "_2")]
+    denoisers = [d for d in denoisers if d is not None]
+    if opts["attention_backend"]:
+        for d in denoisers:
+            d.set_attention_backend(opts["attention_backend"])
+    if opts["layerwise_fp8"]:
+        for d in denoisers:
+            d.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=getattr(torch, dtype))
+    if opts["cache"]:
+        for d in denoisers:
+            d.enable_cache(_cache_config(pipe, spec, opts["cache"]))
+    vae = getattr(pipe, "vae", None)
+    if opts["vae_tiling"]:
+        vae.enable_tiling()
+    if opts["vae_slicing"]:
+        vae.enable_slicing()
+    if opts["offload"] == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif opts["offload"] == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    elif opts["offload"] == "group":
+        pipe.enable_group_offload(onload_device=torch.device(device), offload_type="leaf_level")
+    else:
+        pipe.to(device)
+    if opts["compile_repeated_blocks"]:
+        for d in denoisers:
+            d.compile_repeated_blocks(fullgraph=True)
+    return pipe
+
+
+_LOAD_OPTIONS = ("offload", "vae_tiling", "vae_slicing", "layerwise_fp8", "compile_repeated_blocks",
+                 "attention_backend", "cache", "allow_pickle")
+
+
+class _quiet_loading:
+    """No diffusers / transformers loading progress bars (they fill logs and notebooks with noise)."""
+
+    def __enter__(self) -> None:
+        import diffusers.utils.logging as dlog
+        import transformers.utils.logging as tlog
+
+        self._was = (dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled())
+        dlog.disable_progress_bar()
+        tlog.disable_progress_bar()
+
+    def __exit__(self, *exc: Any) -> None:
+        import diffusers.utils.logging as dlog
+        import transformers.utils.logging as tlog
+
+        if self._was[0]:
+            dlog.enable_progress_bar()
+        if self._was[1]:
+            tlog.enable_progress_bar()
+
+
+def load_pipeline(spec: FamilySpec, model_id: str, options: dict[str, Any], variant: str = "") -> Any:
+    """Load (or reuse) the pipeline of `spec` from `model_id` with the resolved `options`; never downloads.
+
+    Cached in-process per (class, source, variant, options) so a suite with many jobs loads once; a local
+    folder's key includes its model_index.json mtime, so re-saving a checkpoint reloads it.
+    """
+    family = spec.name
+    allow_pickle = bool(options.get("allow_pickle"))
+    if is_local_ref(model_id):
+        folder = Path(model_id).expanduser()
+        if not folder.is_dir():
+            raise missing_weights_error(family, model_id)
+        if not (folder / "model_index.json").is_file():
+            raise GenerationError(f"{family}: {model_id} is not a diffusers pipeline folder (no model_index.json); "
+                                  f"point model_id at a folder saved with save_pretrained ({TINY_HINT})")
+        source, stamp = str(folder.resolve()), (folder / "model_index.json").stat().st_mtime_ns
+    else:
+        snap = cached_snapshot(model_id)
+        if snap is None or folder_problem(snap, allow_pickle) is not None:
+            raise missing_weights_error(family, model_id)
+        source, stamp = str(snap), 0
+    device = resolve_device(options["device"])
+    dtype = resolve_dtype(options["dtype"], device)
+    key = (spec.pipeline, source, stamp, variant, dtype, device,
+           json.dumps({k: options.get(k) for k in _LOAD_OPTIONS}, sort_keys=True, default=str))
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+        import diffusers
+        import torch
+
+        cls = getattr(diffusers, spec.pipeline, None)
+        if cls is None:
+            raise GenerationError(f"{family}: diffusers {diffusers.__version__} has no {spec.pipeline}; "
+                                  f"upgrade it (pip install -U diffusers)")
+        kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": None if allow_pickle else True}
+        # diffusers >= 0.36 renamed torch_dtype to dtype (the old name warns)
+        dtype_kw = "dtype" if hasattr(diffusers.utils.deprecation_utils, "_resolve_dtype") else "torch_dtype"
+        kwargs[dtype_kw] = getattr(torch, dtype)
+        if variant:
+            kwargs["variant"] = variant
+        try:
+            with _quiet_loading():
+                pipe = cls.from_pretrained(source, **kwargs)
+        except (OSError, ValueError, EnvironmentError) as e:
+            why = _first_line(e)
+            hint = ("the folder has pickled weights only: set options: {allow_pickle: true} if you trust it"
+                    if "safetensors" in why.lower() and not allow_pickle else
+                    "check model_id / variant, or the hub login for gated repos")
+            raise GenerationError(f"{family}: could not load {model_id}: {why}; {hint}") from None
+        pipe.set_progress_bar_config(disable=True)
+        pipe = _apply_options(pipe, spec, options, device, dtype)
+        while len(_cache) >= PIPELINE_CACHE_SIZE:
+            _cache.popitem(last=False)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        _cache[key] = pipe
+        return pipe
+
+
+def clear_pipeline_cache() -> None:
+    """Drop every cached pipeline (frees GPU memory between experiments in a notebook)."""
+    with _cache_lock:
+        _cache.clear()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def step_callback(progress: ProgressFn | None, total: int):
+    """A `callback_on_step_end` that reports (step + 1, total) and leaves the latents alone."""
+    def callback(pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+        if progress is not None:
+            progress(step + 1, int(getattr(pipe, "_num_timesteps", None) or total))
+        return {}
+    return callback
+
+
+def frames_to_uint8(frames: Any, family: str, dtype: str) -> np.ndarray:
+    """(T, H, W, 3) float frames in [0, 1] -> uint8; NaNs (fp16 overflow) are an error, not black video."""
+    arr = np.asarray(frames, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise GenerationError(f"{family}: the pipeline produced NaN/inf frames in {dtype}; "
+                              f"set options.dtype: fp32 (or bf16)")
+    return np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------------
+# the generator
+# --------------------------------------------------------------------------------------------------
+def _int_param(family: str, params: dict[str, Any], key: str, minimum: int = 1) -> int:
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < minimum:
+        raise GenerationError(f"{family}: {key} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class DiffusersGenerator(Generator):
+    """A diffusers family from the table (`spec`). Subclasses are made by `_make_generator`, one per spec.
+
+    I2V images are cover-fitted (resize + centre crop) to width x height. Noise comes from a CPU
+    torch.Generator seeded with the request seed: the same request gives the same frames on the same
+    hardware, and a seed gives the same starting noise on every device.
+    """
+
+    spec: ClassVar[FamilySpec]
+    accepts: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def resolve_options(cls, options: dict[str, Any] | None) -> dict[str, Any]:
+        return check_options(cls.spec, options)
+
+    @classmethod
+    def weights_available(cls) -> bool:
+        return weights_present(cls.defaults["model_id"])
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        s = cls.spec
+        return {**super().describe(), "accepts": sorted(cls.accepts), "hub_ids": list(s.hub_ids),
+                "pipeline": s.pipeline, "licence": s.licence, "gated": s.gated, "tiny": s.tiny,
+                "options": dict(OPTION_DEFAULTS),
+                "rules": {"frame_rule": s.frame_rule, "max_frames": s.max_frames, "size_multiple": s.size_multiple}}
+
+    @classmethod
+    def check_request(cls, request: Any, params: dict[str, Any] | None = None) -> None:
+        """Refuse, before anything loads, a request this family cannot honour: an input it does not take, a
+        missing required input, a frame count off its k*n+1 rule or above its limit, an unsupported size."""
+        s, name = cls.spec, cls.name
+        p = cls.resolve_params(getattr(request, "params", None) if params is None else params)
+        have = {"image": getattr(request, "image", None) is not None, "audio": getattr(request, "audio", None) is not None,
+                "prompt": bool(getattr(request, "prompt", "")),
+                "negative_prompt": bool(getattr(request, "negative_prompt", ""))}
+        fixes = {"image": f"remove `image:` from the case or pick an image-to-video model ({name} is {s.task})",
+                 "prompt": f"remove `prompt:` from the case ({name} is not text-conditioned)",
+                 "negative_prompt": "remove `negative_prompt:` from the case",
+                 "audio": "remove `audio:` from the case or pick a talking-head model (puppet, infinitetalk, ...)"}
+        for field_name in ("image", "audio", "prompt", "negative_prompt"):
+            if have[field_name] and field_name not in cls.accepts:
+                label = "audio input" if field_name == "audio" else field_name.replace("_", " ")
+                raise GenerationError(f"model '{name}' takes no {label}; {fixes[field_name]}")
+        for field_name in sorted(cls.requires):
+            if not have[field_name]:
+                raise GenerationError(f"model '{name}' needs {'an' if field_name == 'image' else 'a'} "
+                                      f"{field_name}; add `{field_name}:` to the case")
+        if "num_frames" in p:
+            n = _int_param(name, p, "num_frames")
+            if not s.frames_ok(n):
+                raise GenerationError(f"{name}: num_frames must be {s.frame_rule}k+1, got {n}; use {s.frame_hint(n)}")
+            if n > s.max_frames:
+                raise GenerationError(f"{name}: num_frames {n} is above the family's limit {s.max_frames}; "
+                                      f"lower num_frames")
+            _int_param(name, p, "fps")
+        if "width" in p:
+            w, h = _int_param(name, p, "width", s.size_multiple), _int_param(name, p, "height", s.size_multiple)
+            if w % s.size_multiple or h % s.size_multiple:
+                raise GenerationError(f"{name}: width and height must be multiples of {s.size_multiple}, got {w}x{h}; "
+                                      f"e.g. {s.width}x{s.height}")
+        _int_param(name, p, "num_inference_steps")
+        if "guidance_scale" in p and p["guidance_scale"] < 0:
+            raise GenerationError(f"{name}: guidance_scale must be >= 0, got {p['guidance_scale']}")
+        if "min_guidance_scale" in p:
+            if p["min_guidance_scale"] > p["max_guidance_scale"]:
+                raise GenerationError(f"{name}: min_guidance_scale {p['min_guidance_scale']} exceeds "
+                                      f"max_guidance_scale {p['max_guidance_scale']}; swap them")
+            _int_param(name, p, "motion_bucket_id", 0)
+            if not 0.0 <= p["noise_aug_strength"] <= 10.0:
+                raise GenerationError(f"{name}: noise_aug_strength must be in [0, 10], got {p['noise_aug_strength']}")
+
+    def check_inputs(self, request: GenerationRequest) -> None:
+        type(self).check_request(request, self.params)
+
+    def pipeline(self) -> Any:
+        """The loaded (cached) diffusers pipeline for these params and options."""
+        return load_pipeline(self.spec, str(self.params["model_id"]), self.options, str(self.params["variant"]))
+
+    def call_kwargs(self, pipe: Any, request: GenerationRequest, progress: ProgressFn | None) -> dict[str, Any]:
+        """The pipeline's own keyword arguments for this request (also used by the overhead benchmark)."""
+        import torch
+        from PIL import Image
+
+        s, p = self.spec, self.params
+        common: dict[str, Any] = {"prompt": request.prompt or None, "negative_prompt": request.negative_prompt or None,
+                                  "num_inference_steps": int(p["num_inference_steps"])}
+        for key in ("num_frames", "width", "height", "guidance_scale", "fps"):
+            if key in p:
+                common[key] = p[key]
+        if "image" in self.accepts and request.image is not None:
+            img = request.image if "width" not in p else fit_image(request.image, int(p["width"]), int(p["height"]))
+            common["image"] = Image.fromarray(img)
+        kwargs = {s.arg(k): v for k, v in common.items() if s.arg(k) and v is not None}
+        kwargs.update({k: p[k] for k in s.extras})
+        params = inspect.signature(type(pipe).__call__).parameters
+        denoiser = getattr(pipe, s.denoiser, None)
+        text_len = getattr(getattr(denoiser, "config", None), "max_text_seq_length", None)
+        if text_len and "max_sequence_length" in params:  # CogVideoX: text length is fixed by the transformer
+            kwargs["max_sequence_length"] = int(text_len)
+        if self.options.get("decode_chunk_size"):
+            kwargs["decode_chunk_size"] = int(self.options["decode_chunk_size"])
+        if "callback_on_step_end" in params:
+            kwargs["callback_on_step_end"] = step_callback(progress, int(p["num_inference_steps"]))
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            import diffusers
+
+            raise GenerationError(f"{s.name}: diffusers {diffusers.__version__} {s.pipeline} takes no "
+                                  f"{', '.join(unknown)}; upgrade diffusers or drop those parameters")
+        kwargs["generator"] = torch.Generator("cpu").manual_seed(int(request.seed))
+        kwargs["output_type"] = "np"
+        return kwargs
+
+    def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> Clip:
+        self.check_inputs(request)
+        pipe = self.pipeline()
+        kwargs = self.call_kwargs(pipe, request, progress)
+        out = pipe(**kwargs)
+        return self.to_clip(out)
+
+    def to_clip(self, out: Any) -> Clip:
+        """The pipeline output as a Clip: frames in [0, 1] -> uint8; a still is a 1-frame clip."""
+        dtype = self.options["dtype"]
+        if self.task == T2I:
+            frames = frames_to_uint8(np.asarray(out.images)[:1], self.name, dtype)
+            return Clip.from_frames(frames, 1.0)
+        video = out.frames[0]
+        frames = frames_to_uint8(video, self.name, dtype)
+        audio = None
+        if self.spec.audio_out and getattr(out, "audio", None) is not None:
+            audio = _audio_from(out.audio, getattr(self, "_audio_rate", 24000))
+        return Clip.from_frames(frames, float(self.params["fps"]), audio=audio)
+
+
+def _audio_from(audio: Any, rate: int) -> Any:
+    from workbench.media import Audio
+
+    arr = audio[0] if isinstance(audio, (list, tuple)) else audio
+    arr = np.asarray(arr.float().cpu() if hasattr(arr, "float") else arr, dtype=np.float32)
+    while arr.ndim > 2:
+        arr = arr[0]
+    return Audio(arr, rate)
+
+
+def _make_generator(spec: FamilySpec) -> type[DiffusersGenerator]:
+    defaults: dict[str, Any] = {"model_id": spec.model_id, "variant": ""}
+    if spec.task != T2I:
+        defaults.update(num_frames=spec.num_frames, fps=spec.fps)
+    if spec.arg("width") or spec.arg("height"):
+        defaults.update(width=spec.width, height=spec.height)
+    defaults["num_inference_steps"] = spec.steps
+    if spec.guidance is not None:
+        defaults["guidance_scale"] = float(spec.guidance)
+    defaults.update(spec.extras)
+    accepts = frozenset(f for f in spec.inputs if f == "audio" or spec.arg(f))
+    attrs = {"name": spec.name, "task": spec.task, "description": spec.description, "requires": spec.requires,
+             "accepts": accepts, "defaults": defaults, "weights": spec.model_id, "spec": spec,
+             "__doc__": f"{spec.description} (diffusers {spec.pipeline}; default weights {spec.model_id})."}
+    cls_name = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", spec.name)) + "Generator"
+    return register(type(cls_name, (DiffusersGenerator,), attrs))
+
+
+GENERATORS: dict[str, type[DiffusersGenerator]] = {spec.name: _make_generator(spec) for spec in FAMILIES}
