@@ -61,7 +61,7 @@ def test_character_without_a_face_is_refused(lib, repo_root):
     assert lib.names() == [] and not lib.root.exists()  # checked before anything is written
 
 
-@pytest.mark.parametrize("name", ["", "../evil", "a/b", ".hidden", "a b", "x\x00y", "x" * 65, "-dash", "é"])
+@pytest.mark.parametrize("name", ["", "../evil", "..", "a/b", ".hidden", "a b", "x\x00y", "x" * 65, "-dash", "é"])
 def test_unsafe_names_are_refused(lib, name, product):
     with pytest.raises(ElementError, match="element name"):
         validate_name(name)
@@ -178,7 +178,7 @@ def test_cli_elements(tmp_path, portrait, product):
     r = run(app, ["elements", "show", "cup", *libarg])
     assert r.exit_code == 2 and "corrupt element file" in r.output
     r = run(app, ["elements", "add", "../x", "--image", str(portrait), *libarg])
-    assert r.exit_code == 2 and "not allowed" in r.output
+    assert r.exit_code == 2 and "element name" in r.output
     assert run(app, ["elements", "rm", "cup", *libarg]).exit_code == 0
     assert run(app, ["elements", "rename", "eileen", "collins", *libarg]).exit_code == 0
     assert json.loads(run(app, ["elements", "list", "--json", *libarg]).stdout)[0]["name"] == "collins"

@@ -32,7 +32,7 @@ MAX_NAME = 64
 MAX_IMAGES = 16
 REFERENCE_SIDE = 1024  # reference images are stored as PNG with the longer side at most this
 EMBEDDING_BACKEND = "dlib-resnet128"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # as workbench.names: what names() lists
 PREFIX = "element:"  # how a suite refers to one: `image: element:anna`
 
 
@@ -41,17 +41,15 @@ class ElementError(ValueError):
 
 
 def validate_name(name: str) -> str:
-    """A safe Element name: letters, digits, '_' and '-', starting with a letter or digit, at most 64
-    characters. This keeps names usable as folder names: no path separators, no '..', no hidden
-    (dot) names, no NUL or control characters."""
-    if not isinstance(name, str) or not name:
-        raise ElementError("element name is empty; use letters, digits, '_' or '-' (e.g. anna)")
-    if len(name) > MAX_NAME:
-        raise ElementError(f"element name {name[:20]!r}... is {len(name)} characters; use at most {MAX_NAME}")
-    if not _NAME.fullmatch(name):
-        raise ElementError(f"element name {name!r} is not allowed; use letters, digits, '_' or '-', "
-                           "starting with a letter or digit (no '/', '.', spaces or hidden names)")
-    return name
+    """A safe Element name (`workbench.names.check_name`, the rule for every name that becomes a path):
+    1 to 64 letters, digits, '_', '-', '.', starting with a letter or digit; no '/', '..', hidden names
+    or NUL."""
+    from workbench.names import check_name
+
+    try:
+        return check_name(name, "element name")
+    except ValueError as e:
+        raise ElementError(str(e)) from None
 
 
 def default_root() -> Path:
