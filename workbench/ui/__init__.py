@@ -5,6 +5,7 @@ grid that plays in step), form pieces in forms.py, the worker thread in jobs.py 
 a clip reaches the browser (served by Jupyter's /files/ route or embedded) in media.py.
 """
 from workbench.ui.media import video_source
+from workbench.ui.paths import default_runs_root, samples_dir
 from workbench.ui.studio import Studio
 from workbench.ui.widgets import ClipGrid, clip_item
 
@@ -16,4 +17,4 @@ def show_clips(paths, titles=None, width: int = 320, label: str = ""):
     return ClipGrid(rows=[{"label": label, "clips": [clip_item(p, t) for p, t in zip(paths, titles)]}], width=width)
 
 
-__all__ = ["ClipGrid", "Studio", "clip_item", "show_clips", "video_source"]
+__all__ = ["ClipGrid", "Studio", "clip_item", "default_runs_root", "samples_dir", "show_clips", "video_source"]

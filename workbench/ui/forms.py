@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
+from workbench.ui.paths import samples_dir
 from workbench.ui.widgets import one_line
 
 # parameters that are sizes, rates, durations or step counts: a value <= 0 (or < 0) cannot work
@@ -26,13 +27,13 @@ POSITIVE = {"fps", "seconds", "width", "height", "size", "num_inference_steps", 
 NON_NEGATIVE = {"num_frames", "guidance_scale", "min_guidance_scale", "max_guidance_scale", "motion_bucket_id",
                 "noise_aug_strength", "blink_every", "max_open", "darkness", "noise_floor", "smooth_frames"}
 
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 AUDIO_EXT = {".wav", ".mp3", ".m4a", ".flac", ".ogg"}
 
 
-def sample_files(kind: str, data_dir: Path = REPO_DATA) -> list[Path]:
+def sample_files(kind: str, data_dir: Path | None = None) -> list[Path]:
     """The project's own sample images or audio (data/images, data/audio), when present."""
+    data_dir = data_dir or samples_dir()
     folder = data_dir / ("images" if kind == "image" else "audio")
     ext = IMAGE_EXT if kind == "image" else AUDIO_EXT
     return sorted(p for p in folder.glob("*") if p.suffix.lower() in ext) if folder.is_dir() else []

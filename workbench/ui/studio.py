@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +11,7 @@ from workbench.ui.compare import CompareTab
 from workbench.ui.evaluate import EvaluateTab
 from workbench.ui.generate import GenerateTab
 from workbench.ui.history import HistoryTab
-
-_REPO = Path(__file__).resolve().parents[2]
-
-
-def default_runs_root() -> Path:
-    """WORKBENCH_RUNS, else the repository's runs/ (editable install), else ./runs."""
-    env = os.environ.get("WORKBENCH_RUNS")
-    if env:
-        return Path(env).expanduser().resolve()
-    if (_REPO / "pyproject.toml").is_file() and (_REPO / "workbench").is_dir():
-        return _REPO / "runs"
-    return Path.cwd().resolve() / "runs"
+from workbench.ui.paths import default_runs_root
 
 
 class Studio(W.VBox):
