@@ -101,7 +101,7 @@ class CompareTab(W.VBox):
         self.grid.observe(self._favs_changed, names="favourites")
         self.report_btn.on_click(lambda _: self.write_report())
         filters = W.HBox([self.cases, self.models, self.seeds,
-                          W.VBox([self.only_favs, self.size, self.report_btn])], layout=W.Layout(gap="8px"))
+                          W.VBox([self.only_favs, self.size, self.report_btn])], layout=W.Layout(justify_content="flex-start"))
         super().__init__([self.picker, filters, self.message, self.summary, self.grid])
 
     # -- loading -----------------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ class EvaluateTab(W.VBox):
                               self.metrics])
         super().__init__([self.picker, self.clip, self.path, self.image, self.audio, self.reference, metrics_row,
                           W.HBox([self.run_btn, self.bar]), self.message,
-                          W.HBox([self.player, self.table], layout=W.Layout(gap="12px")), self.curves])
+                          W.HBox([self.player, self.table]), self.curves])
 
     def _load_run(self, run_dir: Path | None) -> None:
         from workbench.store import load_records

@@ -125,6 +125,7 @@ class GenerateTab(W.VBox):
 
         self.runner = None
         self.worker: Worker | None = None
+        self._busy = False
         self._throttle = Throttle(0.15)
         self._row: list[dict[str, Any]] = []  # records of the run on screen
         self._older: list[dict[str, Any]] = []  # rows of earlier runs
@@ -201,8 +202,7 @@ class GenerateTab(W.VBox):
         return None
 
     def _update_state(self) -> None:
-        busy = self.worker is not None and self.worker.running
-        self.run_btn.disabled = busy or not self.form.valid or self.model.value is None
+        self.run_btn.disabled = self._busy or not self.form.valid or self.model.value is None
 
     # -- the suite ---------------------------------------------------------------------------------------
     def problems(self) -> list[str]:
@@ -269,7 +269,7 @@ class GenerateTab(W.VBox):
     # -- running -----------------------------------------------------------------------------------------
     def run(self) -> bool:
         """Start the run in a worker thread; False (and the reason in the message line) when it cannot."""
-        if self.worker is not None and self.worker.running:
+        if self._busy:
             self.message.error("a run is already going; cancel it first")
             return False
         problems = self.problems()
@@ -294,6 +294,7 @@ class GenerateTab(W.VBox):
         self._row = []
         self._started = _dt.datetime.now()
         self.message.info(f"starting {len(self.runner.jobs)} job(s) into {self._label(self.runner.store.root)}")
+        self._busy = True
         self.run_btn.disabled = True
         self.cancel_btn.disabled = False
         runner = self.runner
@@ -312,6 +313,7 @@ class GenerateTab(W.VBox):
         return self.worker.join(timeout) if self.worker is not None else True
 
     def _done(self) -> None:
+        self._busy = False
         self.cancel_btn.disabled = True
         self.step_bar.value = 0
         self._update_state()

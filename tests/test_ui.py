@@ -1,0 +1,322 @@
+"""The Studio driven like a user would, without a browser: set widget values, click, wait, look."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.media import Clip
+from workbench.models.base import GenerationRequest, Generator, register
+from workbench.store import load_records
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@register
+class SlowGenerator(Generator):
+    """A generator that takes its time (for Cancel): `steps` steps of `step_s` seconds each."""
+
+    name = "test-slow"
+    task = "image-to-video"
+    description = "slow test generator"
+    defaults = {"steps": 30, "step_s": 0.04, "fps": 10}
+
+    def generate(self, request: GenerationRequest, progress=None) -> Clip:
+        n = self.params["steps"]
+        for i in range(n):
+            time.sleep(self.params["step_s"])
+            if progress:
+                progress(i + 1, n)
+        img = request.image[:32, :32]
+        frames = np.stack([np.roll(img, i + request.seed, axis=0) for i in range(6)])
+        return Clip.from_frames(frames, fps=self.params["fps"])
+
+
+def _studio(tmp_path):
+    from workbench.ui import Studio
+
+    return Studio(runs=tmp_path / "runs")
+
+
+def _pick(gen, model: str, task: str = "image-to-video", **params):
+    gen.task.value = task
+    gen.model.value = model
+    for k, v in params.items():
+        gen.form.fields[k].widget.value = v
+
+
+def _wait_until(cond, timeout=60.0):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("timed out")
+        time.sleep(0.02)
+
+
+def test_generate_runs_in_background_and_shows_clips_with_scores(tmp_path):
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "kenburns", seconds=0.6, width=64, height=64)
+    gen.outputs.value = 2
+    gen.metrics.value = ["temporal_flicker", "identity"]
+    t0 = time.monotonic()
+    gen.run_btn.click()
+    assert time.monotonic() - t0 < 2.0, "Run must not block the kernel"
+    assert gen.run_btn.disabled and not gen.cancel_btn.disabled
+    assert gen.wait(120)
+    recs = load_records(tmp_path / "runs" / "studio")
+    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]
+    assert {r["seed"] for r in recs} == {0, 1}
+    clips = gen.results.rows[0]["clips"]
+    assert len(clips) == 2
+    for c in clips:
+        assert c["data"] or c["src"], "each clip can be played (served or embedded)"
+        assert c["data"][:12].find(b"ftyp") >= 0 or c["src"]
+        assert "temporal_flicker" in c["caption"] and "identity_similarity" in c["caption"]
+    assert "2 clip(s) done" in gen.message.text
+    assert not gen.run_btn.disabled and gen.cancel_btn.disabled
+    assert gen.jobs_bar.value == 2
+    # the run is the same one the CLI would run: the suite file it wrote loads and lists the same jobs
+    from workbench.experiment import Runner
+    from workbench.suite import load_suite
+
+    suite_file = next((tmp_path / "runs" / "studio" / "studio").glob("suite-*.yaml"))
+    assert {j.id for j in Runner(load_suite(suite_file)).jobs} == {r["job_id"] for r in recs}
+    # Compare and History follow the finished run
+    assert studio.compare.run_dir == (tmp_path / "runs" / "studio").resolve()
+    assert len(studio.compare.grid.rows) == 2  # one row per (case, seed)
+    assert len(studio.history.records) == 2
+    # Run again: nothing new to do, the clips are shown from the store
+    gen.run_btn.click()
+    assert gen.wait(60)
+    assert len(load_records(tmp_path / "runs" / "studio")) == 2
+    assert len(gen.results.rows[0]["clips"]) == 2
+
+
+def test_cancel_stops_with_at_most_the_job_in_flight_lost(tmp_path):
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "test-slow", steps=25, step_s=0.04)
+    gen.outputs.value = 6
+    gen.metrics.value = ["temporal_flicker"]
+    gen.run_btn.click()
+    run_dir = tmp_path / "runs" / "studio"
+    _wait_until(lambda: len(load_records(run_dir)) >= 1)
+    _wait_until(lambda: gen.step_bar.value > 0)  # the next job is in flight
+    done_before = len(load_records(run_dir))
+    gen.cancel_btn.click()
+    assert gen.wait(30)
+    recs = load_records(run_dir)
+    assert done_before <= len(recs) <= done_before + 1 < 6
+    assert all(r["status"] == "ok" for r in recs)
+    assert gen.message.text.startswith("cancelled")
+    assert not gen.run_btn.disabled
+    assert len(gen.results.rows[0]["clips"]) == len(recs)
+    # Run again resumes: only the missing jobs run
+    gen.run_btn.click()
+    assert gen.wait(60)
+    assert len(load_records(run_dir)) == 6
+
+
+def test_bad_inputs_show_one_line_errors_in_the_widget(tmp_path):
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    run_dir = tmp_path / "runs" / "studio"
+    _pick(gen, "kenburns", seconds=0.4, width=48, height=48)
+    # a path that does not exist: refused in place, and Run says why in one line
+    gen.image.path_box.value = str(tmp_path / "nope.png")
+    assert "file not found" in gen.image.note.value
+    gen.run_btn.click()
+    assert gen.message.text.startswith("error: image") and "not found" in gen.message.text
+    assert "\n" not in gen.message.text and not run_dir.joinpath("results.jsonl").exists()
+    # a file that is not an image
+    (tmp_path / "notes.png").write_text("hello")
+    gen.image.path_box.value = str(tmp_path / "notes.png")
+    assert "cannot be read" in gen.image.note.value
+    gen.image.path_box.value = ""
+    # a bad parameter: refused beside the field; Run is disabled and says which parameter
+    gen.form.fields["fps"].widget.value = -5
+    assert gen.form.errors["fps"] == "must be > 0" and "must be &gt; 0" in gen.form.fields["fps"].note.value
+    assert gen.run_btn.disabled
+    gen.run()
+    assert "parameter fps" in gen.message.text
+    gen.form.fields["fps"].widget.value = 25
+    assert not gen.run_btn.disabled
+    # a string parameter the model refuses at run time: the job fails with its one-line error
+    gen.form.fields["zoom"].widget.value = 9.0
+    gen.run_btn.click()
+    assert gen.wait(60)
+    (rec,) = load_records(run_dir)
+    assert rec["status"] == "error" and "zoom" in rec["error"]
+    card = gen.results.rows[0]["clips"][0]
+    assert card["status"] == "error" and "zoom" in card["error"]
+    assert gen.message.text.startswith("error: 0 clip(s) done, 1 failed")
+    # a model that needs audio, without audio
+    _pick(gen, "puppet", task="audio-to-video")
+    gen.audio.choice.value = gen.audio.NONE
+    gen.run_btn.click()
+    assert "puppet needs audio" in gen.message.text
+
+
+def test_history_load_settings_refills_generate(tmp_path):
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "kenburns", seconds=0.4, width=48, height=64, zoom=1.3)
+    gen.seed.value = 7
+    gen.prompt.value = "a slow push"
+    gen.metrics.value = ["temporal_flicker"]
+    gen.run_btn.click()
+    assert gen.wait(60)
+    # scramble the form, then load the settings back from History
+    _pick(gen, "static", width=80)
+    gen.seed.value = 0
+    gen.prompt.value = ""
+    hist = studio.history
+    assert len(hist.records) == 1 and "kenburns" in hist.jobs.options[0][0]
+    assert "zoom" in hist.details.value and "a slow push" in hist.details.value
+    studio.tabs.selected_index = 3
+    hist.load_btn.click()
+    assert studio.tabs.selected_index == 0
+    assert gen.model.value == "kenburns" and gen.seed.value == 7 and gen.prompt.value == "a slow push"
+    assert gen.form.fields["zoom"].widget.value == pytest.approx(1.3)
+    assert gen.form.fields["height"].widget.value == 64
+    assert gen.image.path == (REPO / "data/images/portrait.png").resolve()
+    # the same settings give the same job: nothing new runs
+    gen.run_btn.click()
+    assert gen.wait(60)
+    assert len(load_records(tmp_path / "runs" / "studio")) == 1
+
+
+def test_compare_grid_summary_favourites_and_selection_report(tmp_path):
+    from workbench.experiment import Runner
+    from workbench.suite import Suite
+    from workbench.ui.compare import CompareTab
+
+    small = {"seconds": 0.4, "width": 48, "height": 48}
+    suite = Suite(name="cmp", cases=[{"id": "p", "image": str(REPO / "data/images/portrait.png")},
+                                     {"id": "l", "image": str(REPO / "data/images/landscape.png")}],
+                  models=[{"name": "static", "params": small}, {"name": "kenburns", "params": small}],
+                  seeds=[0, 1], metrics=["temporal_flicker", "warp_error"], output=str(tmp_path / "runs" / "cmp"))
+    Runner(suite).run_all()
+    tab = CompareTab(tmp_path / "runs")
+    assert "runs/cmp" in tab.picker.combo.options
+    tab.picker.combo.value = "runs/cmp"
+    assert len(tab.records) == 8
+    assert len(tab.grid.rows) == 4 and all(len(r["clips"]) == 2 for r in tab.grid.rows)
+    # best per score marked: static never moves, so it has the best flicker in every row
+    for row in tab.grid.rows:
+        static = next(c for c in row["clips"] if c["title"] == "static")
+        assert "best" in static["caption"] and "\u2605" in static["caption"]
+    assert "bootstrap 95% CI" in tab.summary.value and "kenburns" in tab.summary.value
+    # narrow the selection
+    tab.models.value = ("kenburns",)
+    assert all(len(r["clips"]) == 1 for r in tab.grid.rows)
+    # favourites persist in the run folder and can filter the grid
+    key = tab.grid.rows[0]["clips"][0]["key"]
+    tab.grid.favourites = [key]
+    assert (tmp_path / "runs" / "cmp" / "favourites.json").read_text().count(key) == 1
+    tab.only_favs.value = True
+    assert [c["key"] for r in tab.grid.rows for c in r["clips"]] == [key]
+    # report of the selection: its own folder, clips pointing back into the run
+    folder = tab.selection_folder(tab.selected())
+    sel = load_records(folder)
+    assert len(sel) == 1 and (folder / sel[0]["video"]).resolve().is_file()
+    tab.report_btn.click()
+    tab._report_worker.join(120)
+    assert "report written" in tab.message.value, tab.message.value
+    assert tab.report_path.is_file()
+
+
+def test_evaluate_tab_scores_in_background_with_reasons_for_nulls(tmp_path):
+    from workbench.models import get_generator
+    from workbench.media import load_image
+    from workbench.ui.evaluate import EvaluateTab
+
+    img = load_image(REPO / "data/images/landscape.png", max_side=96)
+    clip = get_generator("kenburns")(seconds=0.6, width=64, height=64).generate(GenerationRequest(image=img, seed=0))
+    path = clip.save(tmp_path / "scene.mp4")
+    tab = EvaluateTab(tmp_path / "runs")
+    tab.path.value = str(path)
+    tab.image.value = str(REPO / "data/images/landscape.png")
+    tab.metrics.value = ["temporal_flicker", "warp_error", "identity"]
+    assert tab.run()
+    assert tab.wait(120)
+    res = tab.result
+    assert res.scores["temporal_flicker"] is not None
+    assert res.scores["identity_similarity"] is None  # a landscape has no face
+    assert "why null" in tab.table.value and "identity" in tab.table.value
+    assert res.errors["identity_similarity"].split(": ", 1)[-1] in tab.table.value.replace("&#x27;", "'")
+    assert "null (reasons in the table)" in tab.message.text
+    if getattr(res, "series", None):
+        assert tab.curves.value[:4] == b"\x89PNG" and tab.curves.layout.display is None
+    # a clip that is not there: one-line error
+    tab.path.value = str(tmp_path / "gone.mp4")
+    assert not tab.run()
+    assert tab.message.text.startswith("error:") and "not found" in tab.message.text
+
+
+def test_video_source_serves_under_the_server_root_and_embeds_elsewhere(tmp_path):
+    from workbench.ui.media import ServerInfo, video_source
+
+    root = tmp_path / "root"
+    (root / "runs" / "a b").mkdir(parents=True)
+    inside = root / "runs" / "a b" / "clip.mp4"
+    inside.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"0" * 100)
+    outside = tmp_path / "elsewhere.mp4"
+    outside.write_bytes(inside.read_bytes())
+    (root / ".hidden").mkdir()
+    hidden = root / ".hidden" / "c.mp4"
+    hidden.write_bytes(inside.read_bytes())
+    server = ServerInfo(root.resolve(), "/user/x/")
+    src = video_source(inside, server=server)
+    assert src.mode == "url" and src.url.startswith("/user/x/files/runs/a%20b/clip.mp4?v=")
+    assert video_source(outside, server=server).mode == "embed"
+    assert video_source(outside, server=server).data == outside.read_bytes()
+    assert video_source(hidden, server=server).mode == "embed"  # Jupyter does not serve hidden folders
+    big = video_source(outside, server=None, embed_max_mb=0.00001)
+    assert big.mode == "error" and "too large to embed" in big.error
+    assert video_source(tmp_path / "missing.mp4", server=server).mode == "error"
+
+
+def test_param_form_widgets_follow_default_types():
+    import ipywidgets as W
+
+    from workbench.models import get_generator
+    from workbench.ui.forms import ParamForm
+
+    form = ParamForm()
+    form.set_model(get_generator("kenburns"))
+    assert isinstance(form.fields["fps"].widget, W.IntText)
+    assert isinstance(form.fields["zoom"].widget, W.FloatText)
+    assert isinstance(form.fields["direction"].widget, W.Text)
+    assert "default 1.15" in form.fields["zoom"].hint.value
+    assert form.overrides() == {} and form.valid
+    form.fields["width"].widget.value = 0
+    assert not form.valid and "must be > 0" in form.errors["width"]
+    form.fields["width"].widget.value = 100
+    assert form.valid and form.overrides() == {"width": 100}
+
+
+def test_widget_updates_from_a_worker_thread_reach_the_model():
+    """Progress is set from the runner's thread: the trait values must land (no exception, last wins)."""
+    import ipywidgets as W
+
+    bar = W.IntProgress(min=0, max=1000)
+    errors = []
+
+    def work():
+        try:
+            for i in range(1001):
+                bar.value = i
+        except Exception as e:  # pragma: no cover - the failure we test for
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and bar.value == 1000
