@@ -138,3 +138,48 @@ def elements_rename(old: str, new: str, library: Optional[Path] = _LIBRARY) -> N
     except ElementError as e:
         _fail(str(e))
     typer.echo(f"renamed '{old}' to '{el.name}'")
+
+
+@app.command()
+def plan(
+    brief: str = typer.Argument(..., help='what you want, in plain words: "a product shot of this bottle, slow turn, 4 seconds"'),
+    image: Optional[Path] = typer.Option(None, "--image", help="the image to animate"),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="speech to drive a talking head"),
+    lm: Optional[Path] = typer.Option(None, "--lm", help="local language model folder to refine the plan (default: rules only)"),
+    as_json: bool = typer.Option(False, "--json", help="print the plan as one JSON object"),
+    run_it: bool = typer.Option(False, "--run", help="carry the plan out after showing it"),
+    out: Path = typer.Option(Path("runs/plan"), "--out", help="run folder for --run"),
+    seeds: str = typer.Option("0", "--seeds", help="comma-separated seeds for --run"),
+) -> None:
+    """Turn a brief into a plan (task, model, prompt, parameters) by offline rules; --run carries it out."""
+    from workbench.media import MediaError
+    from workbench.speech import SpeechError
+    from workbench.workflow.agent import PlanError, TransformersPlannerLM, plan_brief, run_plan
+
+    try:
+        planner = TransformersPlannerLM(lm) if lm else None
+        p = plan_brief(brief, image=image, audio=audio, lm=planner)
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except (PlanError, MediaError) as e:
+        _fail(str(e))
+    except ValueError:
+        _fail(f"--seeds {seeds!r} must be comma-separated integers, e.g. 0,1,2")
+    if as_json:
+        typer.echo(json.dumps(p.to_dict(), indent=2))
+    else:
+        typer.echo(f"task:   {p.task}\nmodel:  {p.model}\nprompt: {p.prompt}\nparams: {json.dumps(p.params)}")
+        if p.speech:
+            typer.echo(f"speech: {p.speech['text']!r} ({p.speech['voice']})")
+        for why in p.reasons:
+            typer.echo(f"  - {why}")
+    if not run_it:
+        return
+    try:
+        records = run_plan(p, out, seeds=seed_list)
+    except (PlanError, SpeechError, MediaError) as e:
+        _fail(str(e))
+    failed = [r for r in records if r.get("status") != "ok"]
+    for r in records:
+        typer.echo(f"{r.get('status')}: {r.get('video') or r.get('error')}", err=as_json)
+    if failed:
+        raise typer.Exit(1)
