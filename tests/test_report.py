@@ -1,0 +1,193 @@
+"""The local report: numbers for reading, nulls with reasons, the not-computed banner, ranking with Holm,
+figures, a cases x models grid of relative video links; built from a real run of the runner."""
+from __future__ import annotations
+
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from workbench.cli import app
+from workbench.experiment import Runner
+from workbench.media import Audio
+from workbench.report import (build_context, fetch_command, fmt_number, holm, paired_bootstrap_p,
+                              write_report)
+from workbench.store import load_records
+from workbench.suite import load_suite
+
+METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "flow_magnitude", "identity_similarity", "lse_d"]
+
+
+class Page(HTMLParser):
+    """Elements of interest from the report: every tag with its attributes, text outside script/style."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self._skip = 0
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag in ("script", "style"):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text.append(data)
+
+    def find(self, tag: str, cls: str | None = None) -> list[dict]:
+        return [a for t, a in self.tags if t == tag and (cls is None or cls in (a.get("class") or "").split())]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A real run: two drifting generators, three cases (one broken), two seeds, metrics that give tiny
+    numbers (warp_error), nulls with reasons (identity: no face) and a score no job can compute (lse_d
+    needs SyncNet weights)."""
+    d = tmp_path_factory.mktemp("report")
+    y, x = np.mgrid[0:40, 0:40]
+    Image.fromarray(np.stack([x * 6, y * 6, 0 * x + 90], -1).astype(np.uint8)).save(d / "a.png")
+    Image.fromarray(np.stack([y * 6, x * 6, (x * y) % 255], -1).astype(np.uint8)).save(d / "b.png")
+    (d / "broken.png").write_bytes(b"not a png")
+    t = np.arange(16000) / 16000
+    Audio((0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32),
+          16000).save_wav(d / "speech.wav")
+    spec = {"name": "report-test", "output": "run",
+            "cases": [{"id": "a", "image": "a.png", "prompt": "a drifting gradient"},
+                      {"id": "b", "image": "b.png", "audio": "speech.wav"},
+                      {"id": "bad", "image": "broken.png"}],
+            "models": [{"name": "test-drift", "label": "drift"},
+                       {"name": "test-drift", "label": "drift-long", "params": {"num_frames": 10}}],
+            "seeds": [0, 1], "metrics": METRICS}
+    (d / "suite.yaml").write_text(yaml.safe_dump(spec))
+    runner = Runner(load_suite(d / "suite.yaml"))
+    runner.run_all()
+    write_report(runner.store.root)
+    return runner.store.root
+
+
+def test_numbers_read_plainly():
+    assert fmt_number(2.46e-05) == "0.0000246" and "e" not in fmt_number(1.234e-07)
+    assert fmt_number(2.46e-05, scale=1e6) == "24.6"
+    assert fmt_number(0.123456) == "0.123" and fmt_number(12.3456) == "12.3" and fmt_number(123456.7) == "123,457"
+    assert fmt_number(-3.0, integer=True) == "-3" and fmt_number(0.5, signed=True) == "+0.500"
+    assert fmt_number(0.0) == "0" and fmt_number(1e-12) == "0" and fmt_number(float("inf")) == "\u221e"
+
+
+def test_holm_adjustment_and_bootstrap_p():
+    # Holm (1979): sort, multiply the k-th smallest by (m - k + 1), keep the running maximum, cap at 1
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, None, 0.01]) == pytest.approx([0.5, None, 0.02])
+    assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # 2 x 0.8 capped at 1; monotone
+    rng = np.random.default_rng(1)
+    recs = []
+    for case in range(6):
+        for seed in range(3):
+            base = rng.normal()
+            recs.append({"model": "a", "case": case, "seed": seed, "scores": {"m": base + 1.0}})
+            recs.append({"model": "b", "case": case, "seed": seed, "scores": {"m": base + rng.normal(0, 0.1)}})
+            recs.append({"model": "c", "case": case, "seed": seed, "scores": {"m": base + rng.normal(0, 1.0)}})
+    assert paired_bootstrap_p(recs, "a", "b", "m") < 0.001  # a constant +1 shift is found
+    assert paired_bootstrap_p(recs, "b", "c", "m") > 0.05  # pure noise is not
+    assert paired_bootstrap_p(recs[:3], "a", "b", "m") is None  # one pair: no test
+
+
+def test_fetch_command_is_quoted_from_the_reason():
+    assert fetch_command(["lipsync: needs SyncNet weights; run `workbench weights fetch syncnet_v2`"]) == \
+        "workbench weights fetch syncnet_v2"
+    assert fetch_command(["syncnet_v2 only: set WORKBENCH_SYNCNET_WEIGHTS"]) == "workbench weights check"
+    assert fetch_command(["identity: no face found in the reference image"]) is None
+
+
+def test_report_content_from_a_real_run(run_dir):
+    records = load_records(run_dir)
+    ok = [r for r in records if r["status"] == "ok"]
+    assert len(records) == 12 and len(ok) == 8
+    html = (run_dir / "report.html").read_text()
+    page = Page(html)
+    text = " ".join(page.text)
+
+    # numbers: fixed notation everywhere; warp_error (all values < 0.01) shown in stated units of 10^-k
+    assert not re.search(r"\d(\.\d+)?e[-+]?\d", text), re.search(r".{40}\d(\.\d+)?e[-+]?\d.{20}", text)
+    warp = max(r["scores"]["warp_error"] for r in ok)
+    assert 0 < warp < 0.01
+    assert re.search(r"warp_error \u2193\s*\u00d710[\u207b\u2070-\u2079\u00b9\u00b2\u00b3]+", text)
+
+    # every n/a carries its reason; the identity reason (no face) is shown inline as well
+    nulls = page.find("span", "null")
+    assert nulls and all(a.get("title") for a in nulls)
+    ident_why = next(r["score_errors"]["identity_similarity"] for r in ok if r["scores"].get("identity_similarity") is None)
+    assert ident_why in {a["title"] for a in nulls}
+
+    # lse_d was asked for and no job has it: the banner names it with the reason
+    ctx = build_context(records, run_dir)
+    missing = {n: m for m in ctx["missing"] for n in m["names"]}
+    assert "lse_d" in missing and "identity_similarity" in missing
+    assert all(r["scores"].get("lse_d") is None for r in ok)
+    banner = html[html.index('id="not-computed"'):html.index("</div>", html.index('id="not-computed"'))]
+    assert "lse_d" in banner and any(w[:30] in banner for w in missing["lse_d"]["reasons"])
+
+    # the best model per score in the summary is the one with the best mean, computed here independently
+    for row in ctx["summary_rows"]:
+        for info, cell in zip(ctx["metrics"], row["cells"]):
+            if info.name == "temporal_flicker":
+                mine = [r["scores"]["temporal_flicker"] for r in ok if r["model"] == row["model"]]
+                others = [np.mean([r["scores"]["temporal_flicker"] for r in ok if r["model"] == m])
+                          for m in ctx["models"] if m != row["model"]]
+                assert cell["best"] == (np.mean(mine) > max(others))
+    assert html.count('class="best"') >= 3
+
+    # the ranking compares every model with the best over matched pairs, Holm-adjusted over all rows
+    rows = [row for block in ctx["ranking"] for row in block["rows"] if not row["is_best"]]
+    assert rows and all(row["pairs"] == 4 for row in rows)
+    raw = [row["p"] for row in rows]
+    assert [row["p_holm"] for row in rows] == pytest.approx(holm(raw))
+    assert all(row["p_holm"] >= row["p"] for row in rows)
+    assert "p (Holm)" in text
+
+    # figures: bars with CIs, radar, per-frame curves for the cases whose clips have series
+    pngs = [a["src"] for a in page.find("img") if a.get("src", "").startswith("data:image/png;base64,")]
+    assert len(pngs) >= 3
+    assert any(r.get("series") for r in ok) and "per-frame values on a" in text
+
+    # the grid: one row per case, one column per model, failed jobs show their error in place
+    assert [a["id"] for a in page.find("tr", "caserow")] == ["case-a", "case-b", "case-bad"]
+    assert [a for a in page.find("th", "model")].__len__() == 2
+    failed_error = next(r["error"] for r in records if r["status"] != "ok")
+    assert failed_error in text
+
+    # videos: muted, looped, linked relative to the report and present in the run folder
+    videos = page.find("video")
+    assert len(videos) == len(ok)
+    for v in videos:
+        assert not Path(v["src"]).is_absolute() and (run_dir / v["src"]).is_file()
+        assert "muted" in v and "loop" in v and "playsinline" in v
+
+
+def test_report_folder_can_be_zipped_and_moved(run_dir, tmp_path):
+    moved = tmp_path / "shared-copy"
+    shutil.copytree(run_dir, moved)
+    page = Page((moved / "report.html").read_text())
+    srcs = [a["src"] for a in page.find("video")]
+    assert srcs and all((moved / s).is_file() for s in srcs)
+
+
+def test_cli_report_and_its_error(run_dir, tmp_path):
+    r = CliRunner().invoke(app, ["report", str(run_dir)])
+    assert r.exit_code == 0 and r.output.strip().endswith("report.html")
+    r = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
+    assert r.exit_code != 0
+    line = r.output.strip().splitlines()[-1]
+    assert "results.jsonl" in line and "workbench run" in line

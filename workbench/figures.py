@@ -1,0 +1,173 @@
+"""Matplotlib figures for the comparison report, returned as embeddable `data:image/png;base64,...` URIs.
+
+- `metric_bars`: per-metric bars of each model's mean with its 95% bootstrap CI (best bar outlined).
+- `radar`: models over the metrics that have a direction, each axis scaled so the best model sits on
+  the rim and the worst at the centre (min-max across models).
+- `frame_curves`: per-frame score series of every clip of one case (one panel per score, one colour
+  per model, one line style per seed), the worst frame of each clip marked.
+
+Model colours come from `model_colors`, so the HTML can show the same swatches.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import math
+from typing import Any
+
+PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
+           "#CCB974", "#64B5CD"]
+LINESTYLES = ["-", "--", ":", "-."]
+
+
+def model_colors(models: list[str]) -> dict[str, str]:
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _uri(fig) -> str:
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _plain_axis(ax) -> None:
+    """Never offset or scientific tick labels (no `1e-5` at the axis corner)."""
+    from matplotlib.ticker import ScalarFormatter
+
+    fmt = ScalarFormatter(useOffset=False)
+    fmt.set_scientific(False)
+    ax.yaxis.set_major_formatter(fmt)
+
+
+def metric_bars(models: list[str], metrics: list[dict[str, Any]], colors: dict[str, str]) -> str | None:
+    """`metrics`: [{"name", "label" (with unit), "scale", "higher": bool|None, "best": model|None,
+    "stats": {model: {"mean","lo","hi"}}}]. Values are multiplied by `scale` (the unit in the label)."""
+    shown = [m for m in metrics if any((m["stats"].get(x) or {}).get("mean") is not None for x in models)]
+    if not models or not shown:
+        return None
+    plt = _plt()
+    cols = min(4, len(shown))
+    rows = math.ceil(len(shown) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.5 * rows), squeeze=False)
+    for ax, m in zip(axes.flat, shown):
+        means, lo_err, hi_err, edge = [], [], [], []
+        for x in models:
+            s = m["stats"].get(x) or {}
+            mean = s.get("mean")
+            mean = float("nan") if mean is None else mean * m["scale"]
+            means.append(mean)
+            lo = s.get("lo")
+            hi = s.get("hi")
+            lo_err.append(max(0.0, mean - lo * m["scale"]) if lo is not None and mean == mean else 0.0)
+            hi_err.append(max(0.0, hi * m["scale"] - mean) if hi is not None and mean == mean else 0.0)
+            edge.append("black" if m.get("best") == x else "none")
+        ax.bar(range(len(models)), means, yerr=[lo_err, hi_err], capsize=3, color=[colors[x] for x in models],
+               edgecolor=edge, linewidth=1.6)
+        ax.set_xticks(range(len(models)), models, rotation=25, ha="right", fontsize=8)
+        arrow = {True: " \u2191", False: " \u2193"}.get(m.get("higher"), "")
+        ax.set_title(m["label"] + arrow, fontsize=9)
+        ax.tick_params(axis="y", labelsize=8)
+        _plain_axis(ax)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.axis("off")
+    fig.suptitle("mean per model with 95% bootstrap CI (\u2191 higher is better, \u2193 lower; best outlined)",
+                 fontsize=9)
+    fig.tight_layout()
+    return _uri(fig)
+
+
+def radar(models: list[str], metrics: list[dict[str, Any]], colors: dict[str, str]) -> str | None:
+    """Spider chart over metrics with a direction; needs 3+ such metrics with a mean for 2+ models."""
+    axes_m = []
+    for m in metrics:
+        if m.get("higher") is None:
+            continue
+        vals = {x: (m["stats"].get(x) or {}).get("mean") for x in models}
+        vals = {x: v for x, v in vals.items() if v is not None}
+        if len(vals) >= 2:
+            axes_m.append((m, vals))
+    if len(axes_m) < 3 or len(models) < 2:
+        return None
+    import numpy as np
+
+    plt = _plt()
+    angles = np.linspace(0, 2 * np.pi, len(axes_m), endpoint=False).tolist()
+    fig = plt.figure(figsize=(4.6, 4.2))
+    ax = fig.add_subplot(111, polar=True)
+    for x in models:
+        r = []
+        for m, vals in axes_m:
+            v = vals.get(x)
+            if v is None:
+                r.append(np.nan)
+                continue
+            lo, hi = min(vals.values()), max(vals.values())
+            t = 0.5 if hi == lo else (v - lo) / (hi - lo)
+            r.append(t if m["higher"] else 1.0 - t)
+        ax.plot(angles + angles[:1], r + r[:1], color=colors[x], linewidth=1.8, label=x)
+        ax.fill(angles + angles[:1], [0 if v != v else v for v in r + r[:1]], color=colors[x], alpha=0.08)
+    ax.set_xticks(angles, [m["name"] for m, _ in axes_m], fontsize=8)
+    ax.set_yticks([0, 0.5, 1], ["worst", "", "best"], fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.12), fontsize=8, frameon=False)
+    ax.set_title("models over metrics (each axis: worst model at the centre, best at the rim)", fontsize=9, pad=18)
+    return _uri(fig)
+
+
+def frame_curves(case: str, clips: list[dict[str, Any]], colors: dict[str, str], labels: dict[str, str],
+                 scales: dict[str, float], order: list[str] | None = None) -> str | None:
+    """`clips`: [{"model", "seed", "series": {score: [v or None per frame]}, "worst": {score: index},
+    "fps": float|None}]. One panel per score that has a series in any clip."""
+    names: list[str] = []
+    for c in clips:
+        for n, vals in (c.get("series") or {}).items():
+            if n not in names and any(v is not None for v in vals or []):
+                names.append(n)
+    if not names:
+        return None
+    if order:
+        names.sort(key=lambda n: (order.index(n) if n in order else len(order), n))
+    plt = _plt()
+    seeds = sorted({c["seed"] for c in clips}, key=str)
+    fig, axes = plt.subplots(len(names), 1, figsize=(7.2, 1.7 * len(names) + 0.4), squeeze=False, sharex=True)
+    for ax, n in zip(axes[:, 0], names):
+        scale = scales.get(n, 1.0)
+        for c in clips:
+            vals = (c.get("series") or {}).get(n)
+            if not vals:
+                continue
+            fps = c.get("fps") or None
+            xs = [i / fps if fps else i for i in range(len(vals))]
+            ys = [float("nan") if v is None else v * scale for v in vals]
+            style = LINESTYLES[seeds.index(c["seed"]) % len(LINESTYLES)]
+            ax.plot(xs, ys, style, color=colors.get(c["model"], "#444"), linewidth=1.2, marker=".", markersize=2.5)
+            w = (c.get("worst") or {}).get(n)
+            if isinstance(w, int) and 0 <= w < len(vals) and vals[w] is not None:
+                ax.plot([xs[w]], [vals[w] * scale], "x", color=colors.get(c["model"], "#444"), markersize=7,
+                        markeredgewidth=2)
+        ax.set_ylabel(labels.get(n, n), fontsize=8, rotation=0, ha="right", va="center")
+        ax.tick_params(labelsize=7)
+        _plain_axis(ax)
+        ax.grid(alpha=0.3)
+    timed = any(c.get("fps") for c in clips)
+    axes[-1, 0].set_xlabel("seconds" if timed else "frame", fontsize=8)
+    handles = [plt.Line2D([], [], color=colors[m], linewidth=2, label=m) for m in dict.fromkeys(c["model"] for c in clips)]
+    handles += [plt.Line2D([], [], color="#444", linestyle=LINESTYLES[i % len(LINESTYLES)], label=f"seed {s}")
+                for i, s in enumerate(seeds)]
+    handles.append(plt.Line2D([], [], color="#444", marker="x", linestyle="none", label="worst frame"))
+    axes[0, 0].legend(handles=handles, fontsize=7, ncol=min(6, len(handles)), loc="lower left",
+                      bbox_to_anchor=(0, 1.02), frameon=False)
+    fig.tight_layout()
+    return _uri(fig)
