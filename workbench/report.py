@@ -570,7 +570,13 @@ def write_report(run_dir: str | Path) -> Path:
     if not records:
         raise ReportError(f"{store.results}: holds no records; run the suite first (`workbench run SUITE.yaml`)")
     out = run_dir / "report.html"
+    page = render(records, run_dir)
+    try:
+        if out.read_text(encoding="utf-8") == page:
+            return out  # same records, same page (figures and CIs are deterministic): nothing to write
+    except OSError:
+        pass
     tmp = out.with_suffix(".html.part")
-    tmp.write_text(render(records, run_dir), encoding="utf-8")
+    tmp.write_text(page, encoding="utf-8")
     tmp.replace(out)
     return out
