@@ -206,3 +206,20 @@ def test_mode_resolution(inputs, monkeypatch, tmp_path):
     assert resolve_mode(load_suite(inputs / "suite.yaml"), "offline") == "offline"  # the switch wins
     with pytest.raises(ValueError, match="--wandb online"):
         resolve_mode(off, "sometimes")
+
+
+def test_cli_switch_puts_the_run_in_the_out_folder_or_turns_it_off(inputs):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    path = suite_file(inputs, seeds=(0,))  # the suite has no mode: the switch decides
+    r = CliRunner().invoke(app, ["run", str(path), "--out", str(inputs / "elsewhere"), "--wandb", "offline",
+                                 "--no-report"])
+    assert r.exit_code == 1, r.output  # the broken case fails its jobs (exit 1), the run goes on
+    assert not (inputs / "run").exists()  # --out wins for clips, records and the W&B run alike
+    runs = offline_runs(inputs / "elsewhere")
+    assert len(runs) == 1 and len(read_offline_run(runs[0])["tables"]["comparison"]["data"]) == 6
+    r = CliRunner().invoke(app, ["run", str(path), "--out", str(inputs / "quiet"), "--wandb", "disabled",
+                                 "--no-report"])
+    assert (inputs / "quiet" / "results.jsonl").exists() and not (inputs / "quiet" / "wandb").exists()
