@@ -49,6 +49,14 @@ def raft_small_path(tmp_path_factory) -> Path:
     return build_tiny("raft_small", tmp_path_factory.mktemp("raft") / "raft_small_random.pth")
 
 
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """One tiny random-weight checkpoint folder per diffusers family (workbench.models.tiny), built once."""
+    from workbench.models.tiny import build_all
+
+    return build_all(tmp_path_factory.mktemp("tiny-models"))
+
+
 @register
 class CountingGenerator(Generator):
     """A real (tiny) generator for runner tests: a gradient that drifts with the seed; counts its calls."""
