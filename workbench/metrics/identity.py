@@ -250,6 +250,8 @@ class IdentityPreservation(Metric):
         self.stride = max(1, int(round(inputs.video.fps / self.sample_fps)))
         self.sims: list[float] = []
         self.sampled = 0
+        self._by_frame: dict[int, float] = {}  # sampled frame index -> similarity (faceless frames absent)
+        self._last_index = -1
 
     def _wanted(self, index: int) -> bool:
         if self.targets:
@@ -257,18 +259,23 @@ class IdentityPreservation(Metric):
         return index % self.stride == 0 and self.sampled < self.max_samples  # frame count unknown
 
     def update(self, step: FrameStep) -> None:
+        self._last_index = step.index
         if not self._wanted(step.index):
             return
         self.sampled += 1
         face = step.face  # in the (possibly downscaled) analysis frame, like step.frame
         if face is None:
             return
-        self.sims.append(float(np.dot(self.ref, self.embedder.embed(step.frame, face))))
+        sim = float(np.dot(self.ref, self.embedder.embed(step.frame, face)))
+        self.sims.append(sim)
+        self._by_frame[step.index] = sim
 
     def finish(self) -> dict[str, float | None]:
         if self.sampled == 0:
             raise MetricUnavailable("the video has no frames to compare with the reference image")
         sims = np.asarray(self.sims, dtype=np.float64)
+        per_frame = [self._by_frame.get(i) for i in range(self._last_index + 1)]
+        self.series = {"identity_similarity": per_frame, "identity_min": list(per_frame)}
         return {
             "identity_similarity": float(sims.mean()) if sims.size else None,
             "identity_min": float(sims.min()) if sims.size else None,

@@ -83,9 +83,14 @@ class EvalResult:
     errors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # time spent per metric group
     frames: int = 0
+    # per-frame values of a score, indexed by video frame (None where not sampled): JSON-ready lists
+    series: dict[str, list[float | None]] = field(default_factory=dict)
+    # index of the worst frame of each score that has a series (by the score's direction)
+    worst_frame: dict[str, int] = field(default_factory=dict)
 
     def to_json(self, video: str | None = None) -> dict:
-        out = {"scores": self.scores, "backends": self.backends, "errors": self.errors}
+        out = {"scores": self.scores, "backends": self.backends, "errors": self.errors,
+               "worst_frame": self.worst_frame}
         return {"video": video, **out} if video is not None else out
 
 
@@ -185,14 +190,52 @@ def evaluate(
             continue
         result.seconds[m.name] = result.seconds.get(m.name, 0.0) + time.perf_counter() - t0
         backend = m.backend()
+        own = getattr(m, "score_backends", None) or {}  # a score served by another backend (or none)
         for s in names:
             v = values.get(s)
             result.scores[s] = None if v is None or not np.isfinite(v) else float(v)
-            result.backends[s] = backend
+            result.backends[s] = own.get(s, backend)
             if result.scores[s] is None:
                 why = getattr(m, "reasons", {}).get(s, "not computable for this clip")
-                result.errors.setdefault(s, f"{m.name}: {why}")
+                result.errors.setdefault(s, f"{s}: {why}")
+        _collect_series(result, m, names, n)
     return result
+
+
+def clean_series(values: Iterable, n_frames: int) -> list[float | None]:
+    """A per-frame series as a JSON-ready list of exactly `n_frames` floats or None (non-finite -> None)."""
+    out: list[float | None] = []
+    for v in list(values)[:n_frames]:
+        out.append(None if v is None or not np.isfinite(v) else float(v))
+    return out + [None] * (n_frames - len(out))
+
+
+def worst_index(values: list[float | None], higher_is_better: bool | None) -> int | None:
+    """Index of the worst value (lowest when higher is better, highest when lower is better, farthest
+    from the median when neither); None when the series holds no value."""
+    idx = [i for i, v in enumerate(values) if v is not None]
+    if not idx:
+        return None
+    vals = np.asarray([values[i] for i in idx], dtype=np.float64)
+    if higher_is_better is True:
+        k = int(np.argmin(vals))
+    elif higher_is_better is False:
+        k = int(np.argmax(vals))
+    else:
+        k = int(np.argmax(np.abs(vals - np.median(vals))))
+    return idx[k]
+
+
+def _collect_series(result: EvalResult, metric: Metric, names: list[str], n_frames: int) -> None:
+    specs = {s.name: s for s in metric.scores}
+    for name, values in (getattr(metric, "series", None) or {}).items():
+        if name not in names or name not in specs:
+            continue
+        series = clean_series(values, n_frames)
+        result.series[name] = series
+        worst = worst_index(series, specs[name].higher_is_better)
+        if worst is not None:
+            result.worst_frame[name] = worst
 
 
 def _fail(result: EvalResult, names: list[str], group: str, metric: Metric, message: str) -> None:
@@ -200,7 +243,8 @@ def _fail(result: EvalResult, names: list[str], group: str, metric: Metric, mess
         backend = metric.backend()
     except Exception:
         backend = "unavailable"
+    own = getattr(metric, "score_backends", None) or {}
     for s in names:
         result.scores[s] = None
-        result.backends[s] = backend
+        result.backends[s] = own.get(s, backend)
         result.errors[s] = f"{group}: {message}"

@@ -57,7 +57,7 @@ class TemporalFlicker(Metric):
 
     def start(self, inputs: EvalInputs) -> None:
         super().start(inputs)
-        self._sum, self._n = 0.0, 0
+        self._pairs: list[float] = []  # mean abs difference of each consecutive pair (one float per frame)
 
     def update(self, step: FrameStep) -> None:
         prev = step.prev_frame
@@ -65,12 +65,24 @@ class TemporalFlicker(Metric):
             return
         import cv2
 
-        self._sum += float(cv2.absdiff(prev, step.frame).mean())
-        self._n += 1
+        self._pairs.append(float(cv2.absdiff(prev, step.frame).mean()))
 
     def finish(self) -> dict[str, float | None]:
-        _need_pairs(self.name, self._n)
-        return {"temporal_flicker": (255.0 - self._sum / self._n) / 255.0}
+        _need_pairs(self.name, len(self._pairs))
+        self.series = {"temporal_flicker": [1.0 - v / 255.0 for v in frame_series(self._pairs)]}
+        return {"temporal_flicker": (255.0 - float(np.mean(self._pairs))) / 255.0}
+
+
+def frame_series(pairs: list[float]) -> list[float]:
+    """Per-frame values from per-pair values (pair i joins frames i and i+1): each frame gets the mean
+    of the pairs it belongs to, so a one-frame glitch at frame k peaks at k itself (both of its pairs
+    are bad) rather than at a neighbour."""
+    p = np.asarray(pairs, dtype=np.float64)
+    if p.size == 0:
+        return []
+    left = np.concatenate([[np.nan], p])  # pair ending at frame i
+    right = np.concatenate([p, [np.nan]])  # pair starting at frame i
+    return [float(v) for v in np.nanmean(np.stack([left, right]), axis=0)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -257,7 +269,7 @@ class WarpError(Metric):
                                     "raft_small/raft_large .pth, or use flow='dis'")
         if self._weights is not None and self._raft is None:
             self._raft = RaftFlow(self._weights, self.raft_iters)
-        self._sum, self._n = 0.0, 0
+        self._pairs: list[float] = []
 
     def update(self, step: FrameStep) -> None:
         prev = step.prev_frame
@@ -267,12 +279,12 @@ class WarpError(Metric):
             fw, bw = self._raft.pair(prev, step.frame)
         else:
             fw, bw = step.flow_fw, step.flow_bw
-        self._sum += warp_error_pair(prev, step.frame, fw, bw, self.pixel_stride)
-        self._n += 1
+        self._pairs.append(warp_error_pair(prev, step.frame, fw, bw, self.pixel_stride))
 
     def finish(self) -> dict[str, float | None]:
-        _need_pairs(self.name, self._n)
-        return {"warp_error": self._sum / self._n}
+        _need_pairs(self.name, len(self._pairs))
+        self.series = {"warp_error": frame_series(self._pairs)}
+        return {"warp_error": float(np.mean(self._pairs))}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -320,6 +332,7 @@ class MotionSmoothness(Metric):
         super().start(inputs)
         self._buf: list[tuple[np.ndarray, np.ndarray]] = []  # (frame, gray) of the last two frames
         self._sum, self._n = 0.0, 0
+        self._per_frame: dict[int, float] = {}  # odd frame index -> its smoothness
 
     def update(self, step: FrameStep) -> None:
         import cv2
@@ -330,8 +343,10 @@ class MotionSmoothness(Metric):
             est = interpolate_midframe(a, step.frame, flow, self.pixel_stride)
             s = self.pixel_stride
             real = np.ascontiguousarray(mid[::s, ::s]) if s > 1 else mid
-            self._sum += float(np.mean(cv2.mean(cv2.absdiff(np.rint(est).astype(np.uint8), real))[:3]))
+            err = float(np.mean(cv2.mean(cv2.absdiff(np.rint(est).astype(np.uint8), real))[:3]))
+            self._sum += err
             self._n += 1
+            self._per_frame[step.index - 1] = 1.0 - err / 255.0
         self._buf.append((step.frame, step.gray))
         if len(self._buf) > 2:
             self._buf.pop(0)
@@ -340,6 +355,8 @@ class MotionSmoothness(Metric):
         if self._n < 1:
             raise MetricUnavailable("motion_smoothness needs at least 3 frames (one odd frame between two even "
                                     "ones); pass a longer clip")
+        n = max(self._per_frame) + 2
+        self.series = {"motion_smoothness": [self._per_frame.get(i) for i in range(n)]}
         return {"motion_smoothness": (255.0 - self._sum / self._n) / 255.0}
 
 
@@ -396,7 +413,7 @@ class DynamicDegree(Metric):
     def start(self, inputs: EvalInputs) -> None:
         super().start(inputs)
         self._top: list[float] = []
-        self._mean_sum = 0.0
+        self._means: list[float] = []
         self._min_side = 0
         self._fps = inputs.video.fps
 
@@ -408,14 +425,18 @@ class DynamicDegree(Metric):
 
         mag = cv2.magnitude(flow[..., 0], flow[..., 1])
         self._top.append(top_mean(mag[::2, ::2]))  # 1/4 of the pixels: same top-5% mean within noise, 4x faster
-        self._mean_sum += float(mag.mean())
+        self._means.append(float(mag.mean()))
         self._min_side = min(flow.shape[:2])
         self._fps = step.fps or self._fps
 
     def finish(self) -> dict[str, float | None]:
-        _need_pairs(self.name, len(self._top))
+        if not self._top:  # each score names itself: a one-frame clip has no frame pair for either
+            self.reasons = {s: f"{s} needs at least 2 frames (one frame pair for optical flow), the clip has 1; "
+                               "pass a longer clip" for s in ("dynamic_degree", "flow_magnitude")}
+            return {"dynamic_degree": None, "flow_magnitude": None}
         moves, *_ = vbench_dynamic(self._top, self._fps, self._min_side)
-        return {"dynamic_degree": 1.0 if moves else 0.0, "flow_magnitude": self._mean_sum / len(self._top)}
+        self.series = {"flow_magnitude": [None, *self._means]}  # flow into frame i from frame i-1
+        return {"dynamic_degree": 1.0 if moves else 0.0, "flow_magnitude": float(np.mean(self._means))}
 
 
 from workbench.metrics.consistency import CONSISTENCY_METRICS  # noqa: E402  (learned, DINO/CLIP/LPIPS)
