@@ -314,6 +314,21 @@ def _variant_label(v: tuple) -> str:
     return f"seed {seed}" + (f" \u00b7 output {out}" if out else "")
 
 
+def _not_run(records: list[dict[str, Any]], case: str, model: str) -> str:
+    """Why a model has no job on a case: the inputs its generator needs that the case lacks."""
+    generic = f"the suite ran no job of {model} on {case}"
+    name = next((r.get("model_name") for r in records if str(r.get("model")) == model), None)
+    inputs = next((r.get("inputs") or {} for r in records if str(r.get("case")) == case), None)
+    try:
+        from workbench.models.base import get_generator
+
+        needs = sorted(get_generator(name).requires) if name else []
+    except Exception:
+        return generic
+    lacks = [k for k in needs if inputs is not None and not inputs.get(k)]
+    return f"{model} needs {' and '.join(lacks)}; case {case} has none" if lacks else generic
+
+
 def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any]:
     """Everything the template shows, computed from the records (and the series files they name)."""
     from workbench import figures
@@ -492,12 +507,18 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
                              "text": info.fmt(val) if val is not None else "n/a",
                              "best": m in best_in_row[v].get(n, ()),
                              "why": null_reason(r, n) if val is None else "",
-                             "backend": (r.get("backends") or {}).get(n, ""), "worst": ""}
+                             "backend": (r.get("backends") or {}).get(n, ""), "worst": "", "note": 0}
                     worst = (r.get("worst_frame") or {}).get(n)
                     fps = (r.get("clip") or {}).get("fps")
                     if isinstance(worst, int):
                         entry["worst"] = f"worst frame {worst}" + (f" ({worst / fps:.2f} s)" if fps else "")
                     scores.append(entry)
+                notes: list[str] = []  # each distinct null reason once per panel, as a numbered note
+                for entry in scores:
+                    if entry["null"]:
+                        if entry["why"] not in notes:
+                            notes.append(entry["why"])
+                        entry["note"] = notes.index(entry["why"]) + 1
                 series, err = series_of(r)
                 if err:
                     series_errors.append(err)
@@ -512,13 +533,14 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
                     "clip": (f"{clip.get('width')}\u00d7{clip.get('height')}, {clip.get('frames')} frames, "
                              f"{fmt_number(clip.get('fps'))} fps" + (", audio" if clip.get("audio") else "")
                              if clip else ""),
-                    "scores": scores, "warnings": r.get("warnings") or [],
+                    "scores": scores, "notes": notes, "warnings": r.get("warnings") or [],
+                    "audio": bool(clip.get("audio")),
                     "timing": fmt_number((r.get("timings") or {}).get("total")),
                     "params": json.dumps(r.get("params") or {}, sort_keys=True, default=str),
                     "job_id": r.get("job_id"),
                 })
             cells.append({"model": m, "color": colors[m], "panels": panels,
-                          "empty": not by_cell.get((case, m))})
+                          "empty": not by_cell.get((case, m)), "why_empty": _not_run(records, case, m)})
         first = recs[0] if recs else {}
         labels = {n: i.label for n, i in infos.items()}
         grid.append({
