@@ -129,3 +129,99 @@ def test_best_of_n_over_a_real_baseline_run(tmp_path, repo_root):
     curve = gain_curve(records, obj)
     assert curve[-1].mean_gain == pytest.approx(max(values.values()) - np.mean(list(values.values())))
     assert curve[-1].mean_gain > 0
+
+
+# --------------------------------------------------------------------------------------------------
+# the creative suite end to end: Element + speech in two languages + auto + best-of-N + composed reel
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture
+def creative_env(tmp_path, monkeypatch, repo_root):
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (speech from text); run `make system-deps`")
+    monkeypatch.setenv("WORKBENCH_ELEMENTS", str(tmp_path / "elements"))
+    monkeypatch.setenv("WORKBENCH_SPEECH_CACHE", str(tmp_path / "speech"))
+    from workbench.workflow.elements import ElementLibrary
+
+    ElementLibrary().add("eileen", "character", [repo_root / "data/images/portrait.png"], voice="en-us",
+                         prompt="an astronaut")
+    return tmp_path
+
+
+def test_creative_suite_end_to_end(creative_env, repo_root):
+    from workbench.experiment import Runner
+    from workbench.media import Clip
+    from workbench.suite import load_suite
+
+    suite = load_suite(repo_root / "evals/suites/creative.yaml")
+    runner = Runner(suite, creative_env / "run")
+    records = runner.run_all()
+    assert len(records) == 6 and all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+    assert {r["model"] for r in records} == {"auto"} and {r["model_name"] for r in records} == {"puppet"}
+    assert "talking-head" in " ".join(records[0]["workflow"]["route"]["reasons"])
+    # the Element: its portrait is the image (and the identity reference), its prompt joins the case's
+    element_dir = creative_env / "elements" / "eileen"
+    assert all(r["inputs"]["image"]["path"].startswith(str(element_dir)) for r in records)
+    assert all(r["workflow"]["element"]["name"] == "eileen" for r in records)
+    assert records[0]["prompt"] == "an astronaut" and records[0]["scores"]["identity_similarity"] > 0.9
+    # speech from text in two languages: different audio, each hashed into the job identity
+    voices = {r["case"]: r["workflow"]["speech"]["voice"] for r in records}
+    assert voices == {"eileen-en": "espeak-ng:en-us", "eileen-de": "espeak-ng:de"}
+    audio_hash = {r["case"]: r["inputs"]["audio"]["sha256"] for r in records}
+    assert audio_hash["eileen-en"] != audio_hash["eileen-de"]
+    # best-of-3 per request, ranked by the objective stored in each record
+    data = load_rankings(runner.store.root)
+    assert len(data["rankings"]) == 2 and data["keep"] == 1 and data["n"] == 3
+    for rk in data["rankings"]:
+        mine = [r for r in records if r["case"] == rk["case"]]
+        assert len(rk["ranked"]) == 3 and rk["kept"] == [max(mine, key=lambda r: r["objective"])["job_id"]]
+    assert [p["n"] for p in data["gain_curve"]] == [1, 2, 3] and data["gain_curve"][2]["mean_gain"] >= 0
+    # the composed reel: title + the best take of each language, crossfaded, sound in step
+    log = json.loads((runner.store.root / "compose.json").read_text())
+    assert log["error"] is None and log["jobs"] == [rk["kept"][0] for rk in data["rankings"]]
+    reel = Clip.open(runner.store.root / "reel.mp4")
+    takes = [Clip.open(runner.store.root / [r for r in records if r["job_id"] == j][0]["video"]) for j in log["jobs"]]
+    expected = 25 + sum(t.num_frames for t in takes) - 2 * 5
+    assert reel.num_frames == expected and reel.size == (160, 160) and reel.audio is not None
+    # a second run does no new jobs (the speech comes from the cache, ids are stable)
+    again = Runner(load_suite(repo_root / "evals/suites/creative.yaml"), creative_env / "run")
+    assert again.pending() == [] and [j.id for j in again.jobs] == [j.id for j in runner.jobs]
+
+
+def test_creative_suite_validation(creative_env, tmp_path, repo_root):
+    import yaml
+
+    from workbench.experiment import expand_jobs
+    from workbench.suite import SuiteError, load_suite
+
+    base = yaml.safe_load((repo_root / "evals/suites/creative.yaml").read_text())
+    base.pop("output")
+
+    def load(**changes):
+        data = {**base, **changes}
+        path = tmp_path / "s.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return load_suite(path)
+
+    with pytest.raises(SuiteError, match=r"cases.0.image: element 'nobody' not found"):
+        load(cases=[{"id": "a", "image": "element:nobody", "text": "hi"}])
+    with pytest.raises(SuiteError, match="either `audio:` or `text:`"):
+        load(cases=[{"id": "a", "image": "element:eileen", "text": "hi", "audio": "x.wav"}])
+    with pytest.raises(SuiteError, match="`voice:` needs `text:`"):
+        load(cases=[{"id": "a", "image": "element:eileen", "voice": "de"}])
+    with pytest.raises(SuiteError, match="cases.0.voice: unknown speech engine"):
+        load(cases=[{"id": "a", "image": "element:eileen", "text": "hi", "voice": "nope:de"}])
+    with pytest.raises(SuiteError, match="objective: uses lse_c, which `metrics:` does not compute"):
+        load(objective={"lse_c": 1})
+    with pytest.raises(SuiteError, match="rank by an objective"):
+        load(objective=None)
+    with pytest.raises(SuiteError, match="num_outputs 2 disagrees with best_of.n 3"):
+        load(models=[{"name": "puppet", "num_outputs": 2}])
+    with pytest.raises(SuiteError, match="compose.out"):
+        load(compose={"out": "../reel.mp4"})
+    # the spoken text is part of the job identity (through the wav's bytes); the same text is not
+    one = [j.id for j in expand_jobs(load())]
+    same = [j.id for j in expand_jobs(load())]
+    changed = [j.id for j in expand_jobs(load(cases=[{**base["cases"][0], "text": "Goodbye!"}, base["cases"][1]]))]
+    assert one == same and changed[:3] != one[:3] and changed[3:] == one[3:]

@@ -112,6 +112,7 @@ class Job:
     task: str = ""
     upstream: "Job | None" = None  # the text-to-image job whose image this job animates (image_from)
     setup_error: str | None = None  # known before running (a bad input file)
+    workflow: dict[str, Any] = field(default_factory=dict)  # resolved Element, speech, auto route
 
     @property
     def gen_seed(self) -> int:
@@ -149,24 +150,38 @@ def expand_jobs(suite: Suite, skipped: list[str] | None = None) -> list[Job]:
     case without audio) are left out and described in `skipped`. The suite must be valid
     (`load_suite` checks it): unknown models and parameters are errors there, not here.
     """
+    from workbench.workflow.steps import resolve_auto, resolve_case
+
     jobs = []
     for case in suite.cases:
+        extra: dict[str, Any] = {}
+        case_error = None
+        if case.text is not None or (case.image or "").startswith("element:"):
+            case, extra, case_error = resolve_case(suite, case)  # Element image, speech from text
         fitting = []
         for model in suite.models:
+            model, routed, auto_error = resolve_auto(case, model, suite)  # `auto` -> the router's pick
+            if auto_error:
+                if skipped is not None:
+                    skipped.append(auto_error)
+                continue
             why = inapplicable(case, model)
             if why:
                 if skipped is not None:
                     skipped.append(why)
             else:
-                fitting.append(model)
+                fitting.append((model, routed))
         for seed in suite.seeds:
-            outputs = max(m.num_outputs for m in fitting) if fitting else 0
+            outputs = max(m.num_outputs for m, _ in fitting) if fitting else 0
             for output in range(outputs):
                 by_label: dict[str, Job] = {}
-                for model in fitting:
+                for model, routed in fitting:
                     if output >= model.num_outputs:
                         continue
                     job = _make_job(suite, case, model, int(seed), output, by_label)
+                    job.workflow = {**extra, **({"route": routed} if routed else {})}
+                    if case_error:
+                        job.setup_error = case_error
                     by_label[model.display] = job
                     jobs.append(job)
     return jobs
@@ -308,6 +323,14 @@ class Runner:
             groups.setdefault((j.case.id, j.seed, j.output), len(groups))
         self.jobs = [j for j in all_jobs if groups[(j.case.id, j.seed, j.output)] % shard[1] == shard[0]]
         self.by_id = {j.id: j for j in self.jobs}
+        self.outputs: dict[str, Path] = {}  # files written after the jobs (bestofn.json, composed mp4)
+        objective = suite.effective_objective()
+        if objective is not None:
+            from workbench.workflow.bestofn import Objective
+
+            self.objective = Objective.parse(objective)
+        else:
+            self.objective = None
 
     # control -------------------------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -393,6 +416,10 @@ class Runner:
                 done.append(record)
                 self._emit("on_job_end", job, record)
                 yield record
+            if not self._cancel.is_set():
+                from workbench.workflow.steps import after_run
+
+                self.outputs = after_run(self)  # best-of-N rankings, the composed mp4 (suite blocks)
         finally:
             self._emit("on_run_end", done, self._cancel.is_set())
 
@@ -453,6 +480,8 @@ class Runner:
                 record["video"] = str(path.relative_to(self.store.root))
                 self._score(job, request, path, record, prev, only, timings, warnings)
                 record["status"] = "ok"
+                if self.objective is not None:
+                    record["objective"] = self.objective(record)
         except Cancelled:
             raise
         except KeyboardInterrupt:
@@ -559,6 +588,7 @@ class Runner:
                 kind: {"path": str(p), "sha256": None if input_problem(kind, p) else file_hash(p)}
                 for kind, p in (("image", job.image), ("audio", job.audio), ("reference", job.reference)) if p
             },
+            **({"workflow": job.workflow} if job.workflow else {}),
             "status": "running",
             "error": None,
             "video": None,

@@ -30,11 +30,23 @@ class CaseSpec(_Strict):
     prompt: str = ""
     negative_prompt: str = ""
     reference: str | None = Field(None, description="ground-truth video for reference metrics (psnr, ssim, lpips)")
+    text: str | None = Field(None, description="words to speak instead of an audio file (synthesised, cached)")
+    voice: str | None = Field(None, description="voice for `text`: ENGINE:VOICE or an espeak-ng voice (en-us, de)")
 
     @field_validator("id")
     @classmethod
     def _safe_id(cls, v: str) -> str:
         return check_name(v, "case id")
+
+    @model_validator(mode="after")
+    def _speech(self) -> "CaseSpec":
+        if self.text is not None and self.audio is not None:
+            raise ValueError(f"case {self.id}: give either `audio:` or `text:` (speech made from it), not both")
+        if self.text is not None and not self.text.strip():
+            raise ValueError(f"case {self.id}: `text:` is empty; give the words to speak")
+        if self.voice is not None and self.text is None:
+            raise ValueError(f"case {self.id}: `voice:` needs `text:` to speak")
+        return self
 
 
 class ModelSpec(_Strict):
@@ -68,6 +80,31 @@ class TrackingSpec(_Strict):
     html_report: bool = True
 
 
+class BestOfSpec(_Strict):
+    n: int = Field(ge=2, le=64, description="samples per request (outputs per case x model x seed)")
+    keep: int = Field(1, ge=1, description="how many of the best to keep in the ranking")
+    objective: dict[str, Any] | None = Field(None, description="overrides the suite's `objective:`")
+
+
+class ComposeSpec(_Strict):
+    out: str = Field("composed.mp4", description="file name of the composed mp4 in the run folder")
+    clips: Literal["best", "all"] = Field("best", description="best: the top clip of each request by the objective")
+    crossfade: float = Field(0.0, ge=0)
+    title: str | None = None
+    title_seconds: float = Field(2.0, gt=0)
+    captions: bool = Field(False, description="caption each clip with its case id")
+    fps: float | None = Field(None, gt=0, le=240)
+    size: tuple[int, int] | None = None
+
+    @field_validator("out")
+    @classmethod
+    def _safe_out(cls, v: str) -> str:
+        check_name(v, "compose.out")
+        if not v.endswith(".mp4"):
+            raise ValueError(f"compose.out {v!r} must end in .mp4")
+        return v
+
+
 class Suite(_Strict):
     name: str
     description: str = ""
@@ -78,6 +115,9 @@ class Suite(_Strict):
     output: str | None = Field(None, description="run folder; default runs/<name> next to the current directory")
     max_image_side: int = 1024
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    objective: dict[str, Any] | None = Field(None, description="weighted scores with directions (workflow.bestofn)")
+    best_of: BestOfSpec | None = None
+    compose: ComposeSpec | None = None
     base_dir: Path = Field(default=Path("."), exclude=True, description="set by load_suite: the suite file's folder")
 
     @field_validator("name")
@@ -111,7 +151,24 @@ class Suite(_Strict):
             if m.image_from is not None and m.image_from not in earlier:
                 raise ValueError(f"model {m.display}: image_from '{m.image_from}' must name a model listed before it")
             earlier.add(m.display)
+        if self.best_of is not None:
+            for m in self.models:
+                if m.num_outputs == 1:
+                    m.num_outputs = self.best_of.n
+                elif m.num_outputs != self.best_of.n:
+                    raise ValueError(f"model {m.display}: num_outputs {m.num_outputs} disagrees with best_of.n "
+                                     f"{self.best_of.n}; drop one of them")
+            if self.best_of.keep > self.best_of.n:
+                raise ValueError(f"best_of.keep {self.best_of.keep} is more than best_of.n {self.best_of.n}")
+        if (self.best_of is not None or (self.compose is not None and self.compose.clips == "best")) \
+                and self.effective_objective() is None:
+            raise ValueError("best_of and compose (clips: best) rank by an objective; add `objective:` "
+                             "(e.g. {identity_similarity: 1, warp_error: 2})")
         return self
+
+    def effective_objective(self) -> dict[str, Any] | None:
+        """The objective that ranks samples: best_of's own, else the suite's."""
+        return (self.best_of.objective if self.best_of is not None and self.best_of.objective else None) or self.objective
 
     def resolve(self, path: str | None) -> Path | None:
         """A suite-relative path as an absolute one (None stays None)."""
@@ -180,8 +237,13 @@ def check_suite(suite: Suite) -> list[str]:
     from workbench.models.base import GenerationError, UnknownModel, get_generator
 
     problems: list[str] = []
+    problems += _workflow_problems(suite)
     for i, m in enumerate(suite.models):
         where = f"models.{i}"
+        if m.name == "auto":  # picked per case by the router (workbench.workflow.agent)
+            if m.image_from is not None or m.options:
+                problems.append(f"{where}: an `auto` model takes no image_from or options; name a model instead")
+            continue
         try:
             cls = get_generator(m.name)
         except UnknownModel as e:
@@ -216,6 +278,49 @@ def check_suite(suite: Suite) -> list[str]:
         resolve(suite.metrics)
     except UnknownMetric as e:
         problems.append(f"metrics: {e}")
+    return problems
+
+
+def _workflow_problems(suite: Suite) -> list[str]:
+    """Elements that do not load, voices that do not parse, an objective that is not well defined or
+    asks for scores the suite does not compute (workbench.workflow)."""
+    problems: list[str] = []
+    for i, case in enumerate(suite.cases):
+        if case.image and case.image.startswith("element:"):
+            from workbench.workflow.elements import ElementError, resolve_reference
+
+            try:
+                resolve_reference(case.image)
+            except ElementError as e:
+                problems.append(f"cases.{i}.image: {e}")
+        if case.voice is not None:
+            from workbench.speech import SpeechError, parse_voice
+
+            try:
+                parse_voice(case.voice)
+            except SpeechError as e:
+                problems.append(f"cases.{i}.voice: {e}")
+    for key, spec in (("objective", suite.objective),
+                      ("best_of.objective", suite.best_of.objective if suite.best_of else None)):
+        if spec is None:
+            continue
+        from workbench.workflow.bestofn import Objective, ObjectiveError
+
+        try:
+            obj = Objective.parse(spec)
+        except ObjectiveError as e:
+            problems.append(f"{key}: {e}")
+            continue
+        if suite.metrics is not None:
+            from workbench.metrics import UnknownMetric, resolve
+
+            try:
+                _, wanted = resolve(suite.metrics)
+            except UnknownMetric:
+                continue  # reported under metrics
+            absent = [m for m in obj.metrics if m not in wanted]
+            if absent:
+                problems.append(f"{key}: uses {', '.join(absent)}, which `metrics:` does not compute; add it there")
     return problems
 
 

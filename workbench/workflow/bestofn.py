@@ -132,10 +132,19 @@ class Objective:
 # --------------------------------------------------------------------------------------------------
 # ranking
 # --------------------------------------------------------------------------------------------------
-def request_key(record: Mapping[str, Any]) -> str:
-    """Everything that names a request except the seed: case, model (label) and parameters."""
-    return json.dumps({"case": record.get("case"), "model": record.get("model"),
-                       "params": record.get("params") or {}}, sort_keys=True, default=str)
+def request_key(record: Mapping[str, Any], by_seed: bool = False) -> str:
+    """What names a request: case, model (label) and parameters, plus the seed when the samples are
+    the outputs of one seed (`by_seed`)."""
+    key = {"case": record.get("case"), "model": record.get("model"), "params": record.get("params") or {}}
+    if by_seed:
+        key["seed"] = record.get("seed")
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+def samples_are_outputs(records: Iterable[Mapping[str, Any]]) -> bool:
+    """True when the records hold several outputs per seed (a suite's `best_of` / `num_outputs`): then
+    the outputs of one (case, model, seed) are the samples; otherwise the seeds are."""
+    return any(int(r.get("output") or 0) > 0 for r in records)
 
 
 @dataclass
@@ -145,7 +154,8 @@ class Ranking:
     case: str
     model: str
     params: dict[str, Any]
-    ranked: list[dict[str, Any]] = field(default_factory=list)  # {job_id, seed, objective, rank, video}
+    seed: int | None = None  # set when the samples are the outputs of one seed
+    ranked: list[dict[str, Any]] = field(default_factory=list)  # {job_id, seed, output, objective, rank, video}
     kept: list[str] = field(default_factory=list)  # job ids of the top k
     unscored: list[dict[str, Any]] = field(default_factory=list)  # failed or missing a score
 
@@ -158,30 +168,36 @@ class Ranking:
 
 
 def rank(records: Iterable[Mapping[str, Any]], objective: Objective | Mapping[str, Any],
-         keep: int = 1) -> list[Ranking]:
-    """Group records by request, order each group by the objective (best first, ties by seed), keep
-    the top `keep`. Requests keep first-seen order."""
+         keep: int = 1, by_seed: bool | None = None) -> list[Ranking]:
+    """Group records by request, order each group by the objective (best first, ties by seed and
+    output), keep the top `keep`. Requests keep first-seen order. `by_seed` None: decided by
+    `samples_are_outputs`."""
     objective = Objective.parse(objective)
     if keep < 1:
         raise ObjectiveError(f"keep must be at least 1, got {keep}")
+    records = list(records)
+    if by_seed is None:
+        by_seed = samples_are_outputs(records)
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
-        groups.setdefault(request_key(r), []).append(r)
+        groups.setdefault(request_key(r, by_seed), []).append(r)
     out = []
     for members in groups.values():
         head = members[0]
-        rk = Ranking(str(head.get("case")), str(head.get("model")), dict(head.get("params") or {}))
+        rk = Ranking(str(head.get("case")), str(head.get("model")), dict(head.get("params") or {}),
+                     head.get("seed") if by_seed else None)
         scored = []
         for r in members:
             value = objective(r)
-            row = {"job_id": r.get("job_id"), "seed": r.get("seed"), "objective": value, "video": r.get("video")}
+            row = {"job_id": r.get("job_id"), "seed": r.get("seed"), "output": int(r.get("output") or 0),
+                   "objective": value, "video": r.get("video")}
             if value is None:
                 why = r.get("error") or "missing score(s): " + ", ".join(
                     m for m in objective.metrics if (r.get("scores") or {}).get(m) is None)
                 rk.unscored.append({**row, "why": why})
             else:
                 scored.append(row)
-        scored.sort(key=lambda row: (-row["objective"], row["seed"] if row["seed"] is not None else 0))
+        scored.sort(key=lambda row: (-row["objective"], row["seed"] if row["seed"] is not None else 0, row["output"]))
         for i, row in enumerate(scored):
             row["rank"] = i + 1
         rk.ranked = scored

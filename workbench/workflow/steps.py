@@ -1,0 +1,144 @@
+"""The creative workflow inside a suite: the steps the Runner calls before and after its jobs.
+
+Before (while expanding jobs):
+- `resolve_case`: a case's `image: element:NAME` becomes the Element's reference portrait (identity
+  metrics then compare against it: the metric API takes a reference *image*, so the Element's stored
+  image is passed, the one its stored embedding was computed from), its prompt snippet is appended to
+  the case prompt, and `text:` + `voice:` become a cached speech wav (voice: the case's, else the
+  Element's default voice, else en-us). The wav's bytes enter the job id like any audio file.
+- `resolve_auto`: a model entry named `auto` becomes the router's first usable model for the case,
+  with the reasons kept for the record.
+
+After (when every job has run): `after_run` ranks best-of-N samples by the suite's objective into
+`bestofn.json` and, with a `compose:` block, joins the chosen clips into one mp4 in the run folder
+(`compose.json` says what went in, or why it failed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.experiment import Runner
+    from workbench.suite import CaseSpec, ModelSpec, Suite
+
+AUTO = "auto"
+
+
+def resolve_case(suite: "Suite", case: "CaseSpec") -> tuple["CaseSpec", dict[str, Any], str | None]:
+    """(the case with concrete inputs, what was resolved for the record, an error or None).
+
+    On an error the returned case still says which inputs it will have (so model fit is judged the
+    same way) and the error becomes the jobs' setup error: one bad Element fails its own jobs only."""
+    from workbench.speech import SpeechError, synthesize
+    from workbench.workflow.elements import ElementError, is_reference, resolve_reference
+
+    update: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+    error = None
+    element = None
+    if is_reference(case.image):
+        try:
+            element = resolve_reference(case.image)
+            update["image"] = str(element.reference_image.resolve())
+            info["element"] = {"name": element.name, "kind": element.kind, "image_sha256": element.image_sha256[0],
+                               "embedding_backend": element.embedding_backend}
+            if element.prompt:
+                update["prompt"] = f"{case.prompt}, {element.prompt}" if case.prompt else element.prompt
+            if element.negative_prompt and not case.negative_prompt:
+                update["negative_prompt"] = element.negative_prompt
+        except ElementError as e:
+            error = f"case {case.id}: {e}"
+            update["image"] = f"{case.image}.png"  # a placeholder: the job fails with `error`
+    if case.text is not None:
+        voice = case.voice or (element.voice if element is not None and element.voice else None)
+        try:
+            speech = synthesize(case.text, voice)
+            update["audio"] = str(speech.path.resolve())
+            info["speech"] = {"text": case.text, "voice": str(speech.voice), "key": speech.key,
+                              "engine_version": speech.engine_version}
+        except SpeechError as e:
+            error = error or f"case {case.id}: {e}"
+            update["audio"] = f"speech-{case.id}.wav"  # a placeholder: the job fails with `error`
+    return (case.model_copy(update=update) if update else case), info, error
+
+
+def resolve_auto(case: "CaseSpec", model: "ModelSpec", suite: "Suite") -> tuple["ModelSpec", dict[str, Any] | None, str | None]:
+    """An `auto` entry -> (the routed ModelSpec labelled `auto` or its label, the route, error)."""
+    from workbench.workflow.agent import Inputs, route
+
+    if model.name != AUTO:
+        return model, None, None
+    image = suite.resolve(case.image)
+    audio = suite.resolve(case.audio)
+    try:
+        inputs = Inputs.from_paths(image if image and image.is_file() else None,
+                                   audio if audio and audio.is_file() else None, case.prompt)
+    except Exception:  # an unreadable image: route on what is known; the job reports the file
+        inputs = Inputs(str(image) if image else None, str(audio) if audio else None, case.prompt)
+    routes = [r for r in route(inputs) if not r.model.startswith("test-")]
+    usable = [r for r in routes if r.usable]
+    if not usable:
+        why = "; ".join(f"{r.model}: {r.reasons[0]}" for r in routes[:3] if r.reasons)
+        return model, None, f"auto: no model here fits case {case.id} ({why})"
+    chosen = usable[0]
+    from workbench.models import get_generator
+
+    known = get_generator(chosen.model).defaults
+    params = {k: v for k, v in model.params.items() if k in known}
+    spec = model.model_copy(update={"name": chosen.model, "label": model.label or AUTO, "params": params})
+    dropped = sorted(set(model.params) - set(params))
+    note = {"model": chosen.model, "reasons": chosen.reasons, "alternatives": [r.model for r in usable[1:4]],
+            "dropped_params": dropped}
+    return spec, note, None
+
+
+def _atomic_json(path: Path, payload: Any) -> Path:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(payload, indent=1, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def after_run(runner: "Runner") -> dict[str, Path]:
+    """Best-of-N rankings and the composed output of a finished suite run. Returns the files written."""
+    from workbench.workflow.bestofn import Objective, rank, write_rankings
+
+    suite = runner.suite
+    objective = suite.effective_objective()
+    if objective is None and suite.compose is None:
+        return {}
+    latest = runner.store.latest()
+    records = [latest[j.id] for j in runner.jobs if j.id in latest]
+    out: dict[str, Path] = {}
+    if objective is not None and records:
+        keep = suite.best_of.keep if suite.best_of else 1
+        n = suite.best_of.n if suite.best_of else None
+        out["bestofn"] = write_rankings(runner.store.root, records, objective, keep=keep, n=n)
+    if suite.compose is not None:
+        spec = suite.compose
+        path = runner.store.root / spec.out
+        info: dict[str, Any] = {"out": spec.out, "clips": spec.clips}
+        try:
+            if spec.clips == "best":
+                by_id = {r["job_id"]: r for r in records}
+                chosen = [by_id[rk.kept[0]] for rk in rank(records, Objective.parse(objective)) if rk.kept]
+            else:
+                chosen = [r for r in records if r.get("status") == "ok" and r.get("video")]
+            if not chosen:
+                raise ValueError("no finished clip to compose")
+            from workbench.workflow.compose import Segment, TitleCard, compose
+
+            segments = [Segment(runner.store.root / r["video"],
+                                caption=r["case"] if spec.captions else None) for r in chosen]
+            result = compose(segments, path, fps=spec.fps, size=tuple(spec.size) if spec.size else None,
+                             crossfade=spec.crossfade, title=TitleCard(spec.title, spec.title_seconds) if spec.title else None)
+            info.update(result.to_dict(), jobs=[r["job_id"] for r in chosen], error=None)
+            out["compose"] = path
+        except Exception as e:  # the jobs are done and saved; a failed composition is reported, not raised
+            info.update(error=f"{type(e).__name__}: {e}".splitlines()[0])
+        out["compose_log"] = _atomic_json(runner.store.root / "compose.json", info)
+    return out
