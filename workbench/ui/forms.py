@@ -54,19 +54,19 @@ class MediaInput(W.VBox):
         for p in sample_files(kind):
             self._choices[f"sample: {p.name}"] = p
         self.choice = W.Dropdown(options=list(self._choices), description=kind,
-                                 layout=W.Layout(width="300px"), style={"description_width": "60px"})
+                                 layout=W.Layout(width="300px"), style={"description_width": "72px"})
         accept = "image/*" if kind == "image" else "audio/*,.wav,.mp3,.m4a,.flac,.ogg"
         self.upload = W.FileUpload(accept=accept, multiple=False, description="upload",
                                    layout=W.Layout(width="100px"))
         self.path_box = W.Text(placeholder=f"or a path to an {kind} file" if kind == "image" else "or a path to an audio file",
-                               layout=W.Layout(width="408px", margin="0 0 0 64px"))
-        self.note = W.HTML(layout=W.Layout(margin="0 0 0 64px"))
+                               layout=W.Layout(width="408px", margin="0 0 0 76px"))
+        self.note = W.HTML(layout=W.Layout(margin="0 0 0 76px"))
         if kind == "image":
             self.preview: W.Widget = W.Image(format="png", layout=W.Layout(max_width="160px", max_height="160px",
-                                                                       margin="0 0 0 64px", display="none"))
+                                                                       margin="0 0 0 76px", display="none"))
         else:
             self.preview = W.Audio(format="wav", autoplay=False, loop=False, controls=True,
-                                   layout=W.Layout(width="300px", margin="0 0 0 64px", display="none"))
+                                   layout=W.Layout(width="300px", margin="0 0 0 76px", display="none"))
         super().__init__([W.HBox([self.choice, self.upload]), self.path_box, self.note, self.preview])
         self.choice.observe(lambda _: self._refresh(), names="value")
         self.path_box.observe(lambda _: self._refresh(), names="value")
@@ -190,7 +190,12 @@ class _Field:
 
 
 class ParamForm(W.VBox):
-    """The parameter form of one model; `overrides()` gives the values that differ from the defaults."""
+    """The parameter form of one model; `overrides()` gives the values that differ from the defaults.
+
+    Each field is checked on its own, then the whole set by the model's `check_request` (frame rules,
+    size multiples, limits), whose one-line message shows under the form."""
+
+    WHOLE = "(form)"
 
     def __init__(self, on_change: Callable[[], None] | None = None) -> None:
         super().__init__([])
@@ -198,6 +203,7 @@ class ParamForm(W.VBox):
         self.fields: dict[str, _Field] = {}
         self.errors: dict[str, str] = {}
         self._on_change = on_change
+        self.whole_note = W.HTML()
 
     def set_model(self, cls: type | None, values: dict[str, Any] | None = None) -> None:
         """Rebuild the form for a Generator class, optionally filled with saved values."""
@@ -215,13 +221,14 @@ class ParamForm(W.VBox):
             f.widget.observe(lambda _, n=name: self._check(n), names="value")
         head = W.HTML(f"<b>parameters of {html.escape(desc['name'])}</b>"
                       + ("" if self.fields else " <i>(none)</i>"))
-        self.children = [head, *(f.box for f in self.fields.values())]
+        self.children = [head, *(f.box for f in self.fields.values()), self.whole_note]
         for name, v in (values or {}).items():
             if name in self.fields:
                 f = self.fields[name]
                 f.widget.value = json.dumps(v) if f.json else v
         for name in self.fields:
             self._check(name, notify=False)
+        self._check_whole()
 
     def _check(self, name: str, notify: bool = True) -> None:
         f = self.fields[name]
@@ -238,8 +245,28 @@ class ParamForm(W.VBox):
         else:
             self.errors.pop(name, None)
             f.note.value = ""
+        if notify:
+            self._check_whole()
         if notify and self._on_change:
             self._on_change()
+
+    def _check_whole(self) -> None:
+        """The model's own check of the parameter set (inputs assumed present), once every field is valid."""
+        self.errors.pop(self.WHOLE, None)
+        self.whole_note.value = ""
+        check = getattr(self.model, "check_request", None)
+        if check is None or self.errors:
+            return
+        from types import SimpleNamespace
+
+        have = set(getattr(self.model, "requires", ()) or ())
+        req = SimpleNamespace(image=object() if "image" in have else None, audio=object() if "audio" in have else None,
+                              prompt="p" if "prompt" in have else "", negative_prompt="", params=self.overrides())
+        try:
+            check(req)
+        except Exception as e:
+            self.errors[self.WHOLE] = one_line(e)
+            self.whole_note.value = f'<span style="color:#b00020">\u2716 {html.escape(self.errors[self.WHOLE])}</span>'
 
     def _problem(self, name: str, v: Any) -> str | None:
         spec = self.fields[name].spec

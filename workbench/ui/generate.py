@@ -20,7 +20,7 @@ import yaml
 
 from workbench.ui.forms import MediaInput, ParamForm
 from workbench.ui.jobs import Throttle, Worker
-from workbench.ui.widgets import ClipGrid, Message, best_values, clip_item, directions, scores_caption
+from workbench.ui.widgets import ClipGrid, Message, best_values, clip_item, directions, one_line, scores_caption
 
 TASK_LABELS = {
     "image-to-video": "image \u2192 video",
@@ -58,9 +58,15 @@ def metric_names() -> list[str]:
 
 
 def _takes(d: dict[str, Any], kind: str) -> bool:
-    """Whether a model uses an input kind: it needs it, or lists it among its optional inputs."""
-    optional = d.get("accepts") or d.get("takes") or d.get("inputs") or []
-    return kind in (d.get("requires") or []) or kind in optional or (kind == "audio" and d.get("task") == "audio-to-video")
+    """Whether a model uses an input kind (image, audio, prompt, negative_prompt): it needs it, or lists it
+    in `accepts`. Models without an `accepts` list (the baselines) take a prompt (ignored, recorded) and
+    audio when they are audio-driven."""
+    if kind in (d.get("requires") or []):
+        return True
+    accepts = d.get("accepts")
+    if accepts is not None:
+        return kind in accepts
+    return kind == "prompt" or (kind == "audio" and d.get("task") == "audio-to-video")
 
 
 def safe_id(text: str, fallback: str = "case") -> str:
@@ -77,7 +83,7 @@ class GenerateTab(W.VBox):
         self.catalogue = model_catalogue()
         tasks = list(dict.fromkeys([t for t in TASK_LABELS if any(d["task"] == t for d in self.catalogue.values())]
                                    + [d["task"] for d in self.catalogue.values()]))
-        lab = {"description_width": "60px"}
+        lab = {"description_width": "72px"}
         self.task = W.Dropdown(options=[(self._task_label(t), t) for t in tasks], description="task",
                                layout=W.Layout(width="400px"), style=lab)
         self.model = W.Dropdown(description="model", layout=W.Layout(width="400px"), style=lab)
@@ -86,23 +92,23 @@ class GenerateTab(W.VBox):
         self.image = MediaInput("image", uploads, on_change=self._update_state)
         self.audio = MediaInput("audio", uploads, on_change=self._update_state)
         self.prompt = W.Textarea(placeholder="what should happen in the clip", description="prompt",
-                                 layout=W.Layout(width="472px", height="52px"), style=lab)
+                                 layout=W.Layout(width="484px", height="52px"), style=lab)
         self.negative = W.Textarea(placeholder="what to avoid", description="negative",
-                                   layout=W.Layout(width="472px", height="36px"), style=lab)
+                                   layout=W.Layout(width="484px", height="40px"), style=lab)
         self.seed = W.IntText(value=0, description="seed", layout=W.Layout(width="160px"), style=lab)
         self.outputs = W.BoundedIntText(value=1, min=1, max=64, description="outputs", layout=W.Layout(width="150px"),
                                         style=lab, tooltip="clips per model: seeds seed, seed+1, ...")
         self.metrics = W.TagsInput(value=list(DEFAULT_METRICS), allowed_tags=metric_names(), allow_duplicates=False,
                                    layout=W.Layout(width="408px"))
-        self.run_dir_box = W.Text(value=self._label(run_dir), description="run folder",
-                                  layout=W.Layout(width="472px"), style=lab)
+        self.run_dir_box = W.Text(value=self._label(run_dir), description="run into",
+                                  layout=W.Layout(width="484px"), style=lab)
         self.form = ParamForm(on_change=self._update_state)
         self.run_btn = W.Button(description="Run", button_style="primary", icon="play", layout=W.Layout(width="110px"))
         self.cancel_btn = W.Button(description="Cancel", icon="stop", disabled=True, layout=W.Layout(width="110px"))
-        self.jobs_bar = W.IntProgress(value=0, min=0, max=1, description="jobs", layout=W.Layout(width="300px"),
-                                      style={"description_width": "40px"})
-        self.step_bar = W.FloatProgress(value=0, min=0, max=1, description="step", layout=W.Layout(width="300px"),
-                                        style={"description_width": "40px"})
+        self.jobs_bar = W.IntProgress(value=0, min=0, max=1, description="jobs", layout=W.Layout(width="320px"),
+                                      style={"description_width": "64px"})
+        self.step_bar = W.FloatProgress(value=0, min=0, max=1, description="step", layout=W.Layout(width="320px"),
+                                        style={"description_width": "64px"})
         self.progress = W.HTML()
         self.message = Message()
         self.results = ClipGrid(width=256, empty="finished clips appear here, each with its scores")
@@ -115,7 +121,7 @@ class GenerateTab(W.VBox):
 
         inputs = W.VBox([self.task, self.model, self.model_info, self.image, self.audio, self.prompt, self.negative,
                          W.HBox([self.seed, self.outputs]),
-                         W.HBox([W.HTML("<div style='width:60px;text-align:right;padding-right:4px'>metrics</div>"),
+                         W.HBox([W.HTML("<div style='width:72px;text-align:right;padding-right:8px'>metrics</div>"),
                                  self.metrics]),
                          self.run_dir_box], layout=W.Layout(width="500px"))
         form_box = W.VBox([self.form], layout=W.Layout(margin="0 0 0 16px", flex="1 1 auto"))
@@ -165,8 +171,9 @@ class GenerateTab(W.VBox):
         opts.sort(key=lambda o: (not self.catalogue[o[1]].get("weights_available", True), o[1]))
         current = self.model.value
         self.model.options = opts
-        if current in [v for _, v in opts]:
-            self.model.value = current
+        values = [v for _, v in opts]
+        if values:
+            self.model.value = current if current in values else values[0]
         self._model_changed()
 
     def _model_changed(self) -> None:
@@ -185,21 +192,11 @@ class GenerateTab(W.VBox):
         self.model_info.value = (f"<div style='color:#444;font-size:12px'>{html.escape(d.get('description', ''))}<br>"
                                  f"needs: <b>{html.escape(needs)}</b> &middot; {wtxt}</div>")
         self.form.set_model(d["cls"])
-        takes_negative = self._negative_target(d) is not None
-        self.negative.disabled = not takes_negative
-        self.negative.placeholder = "what to avoid" if takes_negative else "this model takes no negative prompt"
+        for box, kind, hint in ((self.prompt, "prompt", "what should happen in the clip"),
+                                (self.negative, "negative_prompt", "what to avoid")):
+            box.disabled = not _takes(d, kind)
+            box.placeholder = hint if not box.disabled else f"{d['name']} takes no {kind.replace('_', ' ')}"
         self._update_state()
-
-    @staticmethod
-    def _negative_target(d: dict[str, Any]) -> str | None:
-        """Where a negative prompt goes: the case (when suites carry it) or the model's own parameter."""
-        from workbench.suite import CaseSpec
-
-        if "negative_prompt" in d.get("defaults", {}):
-            return "params"
-        if "negative_prompt" in CaseSpec.model_fields and _takes(d, "negative_prompt"):
-            return "case"
-        return None
 
     def _update_state(self) -> None:
         self.run_btn.disabled = self._busy or not self.form.valid or self.model.value is None
@@ -222,7 +219,17 @@ class GenerateTab(W.VBox):
         if "prompt" in needs and not self.prompt.value.strip():
             out.append(f"{d['name']} needs a prompt")
         for name, err in self.form.errors.items():
-            out.append(f"parameter {name}: {err}")
+            out.append(f"parameter {name}: {err}" if name != ParamForm.WHOLE else err)
+        if not out:  # the model's own check of this request, before anything loads
+            from types import SimpleNamespace
+
+            case = self.suite_dict()["cases"][0]
+            req = SimpleNamespace(image=case.get("image"), audio=case.get("audio"), prompt=case.get("prompt", ""),
+                                  negative_prompt=case.get("negative_prompt", ""), params=self.form.overrides())
+            try:
+                d["cls"].check_request(req)
+            except Exception as e:
+                out.append(one_line(e))
         return out
 
     def suite_dict(self) -> dict[str, Any]:
@@ -233,17 +240,15 @@ class GenerateTab(W.VBox):
         params = self.form.overrides()
         stems = [p.stem.split("-", 1)[-1] if p.parent.name == "uploads" else p.stem for p in (image, audio) if p]
         case_id = safe_id("-".join(stems) or safe_id(self.prompt.value[:30], "prompt"))
-        case: dict[str, Any] = {"id": case_id, "prompt": self.prompt.value.strip()}
+        case: dict[str, Any] = {"id": case_id}
         if image:
             case["image"] = str(image)
         if audio:
             case["audio"] = str(audio)
-        neg = self.negative.value.strip()
-        target = self._negative_target(d)
-        if neg and target == "params":
-            params["negative_prompt"] = neg
-        elif neg and target == "case":
-            case["negative_prompt"] = neg
+        if _takes(d, "prompt") and self.prompt.value.strip():
+            case["prompt"] = self.prompt.value.strip()
+        if _takes(d, "negative_prompt") and self.negative.value.strip():
+            case["negative_prompt"] = self.negative.value.strip()
         model: dict[str, Any] = {"name": d["name"]}
         if params:
             model["params"] = params
@@ -405,7 +410,7 @@ class GenerateTab(W.VBox):
         self.image.set_path((inputs.get("image") or {}).get("path"))
         self.audio.set_path((inputs.get("audio") or {}).get("path"))
         self.prompt.value = record.get("prompt") or ""
-        self.negative.value = (record.get("params") or {}).get("negative_prompt", "") or record.get("negative_prompt", "") or ""
+        self.negative.value = record.get("negative_prompt") or ""
         self.seed.value = int(record.get("seed") or 0)
         self.outputs.value = 1
         if run_dir is not None:

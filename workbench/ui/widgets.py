@@ -50,7 +50,7 @@ function render({ model, el }) {
     btn.title = "play / pause every clip of this row together";
     const back = document.createElement("button");
     back.className = "wb-restart";
-    back.textContent = "\u23EE";
+    back.textContent = "\u21BA start";
     back.title = "back to the first frame";
     const playing = () => vids.some(v => !v.paused);
     const label = () => { btn.textContent = playing() ? "\u23F8 pause row" : "\u25B6 play row"; };

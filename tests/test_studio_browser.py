@@ -1,0 +1,138 @@
+"""The Studio in a real browser: JupyterLab + headless Chromium (Playwright), as a researcher uses it.
+
+Starts JupyterLab on a free localhost port with a token (as root with --allow-root) over a temporary
+server root holding the quickstart notebook and a runs/ folder, opens the notebook, runs every cell,
+clicks Run in the Studio, and checks that the new clip appears and that its <video> really loads
+(readyState > 0, served through Jupyter's /files/ route) with no 404 in the server log. The screenshot
+is saved as a test artifact (WORKBENCH_ARTIFACTS, default runs/test-artifacts/studio_browser.png).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("WORKBENCH_ARTIFACTS", REPO / "runs" / "test-artifacts"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def lab(tmp_path):
+    """A JupyterLab server over a temporary root; yields (url, root, log path)."""
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(REPO / "notebooks" / "01_quickstart.ipynb", root / "notebooks")
+    port, token = _free_port(), secrets.token_hex(16)
+    log = tmp_path / "server.log"
+    # a fresh user: start the notebook's kernel without asking, no news prompt
+    settings = tmp_path / "settings" / "@jupyterlab"
+    for ext, name, value in (("notebook-extension", "tracker", {"autoStartDefaultKernel": True}),
+                             ("apputils-extension", "notification", {"fetchNews": "false"})):
+        (settings / ext).mkdir(parents=True, exist_ok=True)
+        (settings / ext / f"{name}.jupyterlab-settings").write_text(json.dumps(value))
+    env = {**os.environ, "WORKBENCH_RUNS": str(root / "runs"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+           "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+           "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+           "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        t0 = time.monotonic()
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() - t0 > 90:
+                    pytest.fail(f"JupyterLab did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield f"{base}/lab/tree/notebooks/01_quickstart.ipynb?token={token}", root, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_studio_runs_and_plays_in_jupyterlab(browser, lab):
+    url, root, log = lab
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1300})
+    page = ctx.new_page()
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    shot = ARTIFACTS / "studio_browser.png"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+        page.wait_for_function("() => document.querySelector('.jp-Dialog') || "
+                               "[...document.querySelectorAll('.jp-StatusBar-TextItem')].some(e => /Idle/.test(e.textContent))",
+                               timeout=90_000)
+        dialog = page.locator(".jp-Dialog button", has_text="Select")
+        if dialog.count():  # older JupyterLab asks for the kernel once
+            dialog.first.click()
+        # Run > Run All Cells, as a user would
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+        # the Studio renders, with its Run button
+        run_btn = page.locator(".jp-OutputArea button.jupyter-button", has_text=re.compile(r"^\s*Run\s*$")).first
+        run_btn.wait_for(timeout=120_000)
+        # wait for the notebook's own run to end (its last cell prints the report path)
+        page.locator(".jp-OutputArea-output", has_text="report:").wait_for(timeout=240_000)
+        run_btn.scroll_into_view_if_needed()
+        run_btn.click()
+        row = page.locator(".wb-row", has=page.locator(".wb-row-title", has_text=re.compile(r"^run \d"))).first
+        video = row.locator("video").first
+        video.wait_for(timeout=240_000)
+        page.wait_for_function("v => v.readyState > 0 && v.duration > 0", arg=video.element_handle(), timeout=60_000)
+        src = video.get_attribute("src")
+        assert src.startswith("/files/runs/studio/clips/") and src.endswith(tuple("0123456789")), src
+        assert "temporal_flicker" in row.inner_text()
+        # every other clip on the page (the quickstart's Compare grid) loads too
+        page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea video')]"
+                               ".filter(v => v.offsetParent).every(v => v.readyState > 0)", timeout=60_000)
+        # one play/pause per row: every clip of the row plays, then pauses
+        grid_row = page.locator(".jp-OutputArea .wb-row", has_text="seed 0").filter(
+            has=page.locator("video:nth-of-type(1)")).last
+        vids = grid_row.locator("video")
+        if vids.count() >= 2:
+            grid_row.locator("button.wb-play").click()
+            page.wait_for_function("r => [...r.querySelectorAll('video')].every(v => !v.paused && v.currentTime > 0)",
+                                   arg=grid_row.element_handle(), timeout=30_000)
+            grid_row.locator("button.wb-play").click()
+            page.wait_for_function("r => [...r.querySelectorAll('video')].every(v => v.paused)",
+                                   arg=grid_row.element_handle(), timeout=10_000)
+        row.scroll_into_view_if_needed()
+        page.locator(".jp-OutputArea").first.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+    finally:
+        page.screenshot(path=str(shot))
+        ctx.close()
+    server_log = log.read_text(errors="replace")
+    not_found = [line for line in server_log.splitlines() if re.search(r"\b404 (GET|HEAD)\b", line)]
+    assert not not_found, not_found[:5]
+    assert not [e for e in console_errors if "wb-" in e or "anywidget" in e.lower()], console_errors
+    assert shot.is_file() and shot.stat().st_size > 10_000
