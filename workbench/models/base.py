@@ -124,7 +124,7 @@ def register(cls: type[Generator]) -> type[Generator]:
 
 
 def _load_builtin() -> None:
-    from workbench.models import baselines, diffusers_pipeline  # noqa: F401  (registers on import)
+    from workbench.models import baselines, diffusers_pipeline, external  # noqa: F401  (registers on import)
 
 
 def registry() -> dict[str, type[Generator]]:

@@ -1,0 +1,256 @@
+"""External talking-head models run from recipes, against stand-in scripts that mimic each repo's convention
+(arguments, an input JSON / YAML, a `prompt@@image@@audio` list file) and where it writes its clip."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.media import Audio
+from workbench.models import GenerationError, GenerationRequest, get_generator, registry
+from workbench.models import external
+
+SHIPPED = sorted(p.stem for p in external.RECIPES_DIR.glob("*.yaml"))
+
+# where each stand-in writes its clip, as the real repo does: (how, flag or position)
+OUTPUT_CONVENTION = {
+    "infinitetalk": ("stem", "--save_file"),       # --save_file STEM -> STEM.mp4
+    "sadtalker": ("dir", "--result_dir"),           # a timestamped file in the folder
+    "sonic": ("position", 2),                       # demo.py IMAGE AUDIO OUTPUT
+    "omniavatar": ("hp", "--hp"),                   # --hp seed=..,output_dir=DIR
+    "hallo3": ("dir", "--output-dir"),
+    "fantasytalking": ("dir", "--output_dir"),
+    "echomimicv3": ("dir", "--save_path"),
+    "wan2.2-s2v": ("file", "--save_file"),
+    "latentsync": ("file", "--video_out_path"),
+    "musetalk": ("dir", "--result_dir"),
+}
+
+STANDIN = '''
+import glob, json, os, sys
+from pathlib import Path
+import numpy as np
+import yaml
+from workbench.media import write_video
+
+HOW, WHERE = {how!r}, {where!r}
+argv = sys.argv[1:]
+if os.environ.get("STANDIN_FAIL"):
+    print("loading weights...", file=sys.stderr)
+    print("RuntimeError: CUDA out of memory (stand-in)", file=sys.stderr)
+    sys.exit(3)
+if os.environ.get("STANDIN_SLEEP"):
+    import time; time.sleep(float(os.environ["STANDIN_SLEEP"]))
+seen = []
+def walk(x):
+    if isinstance(x, dict):
+        for v in x.values(): walk(v)
+    elif isinstance(x, list):
+        for v in x: walk(v)
+    elif isinstance(x, str):
+        seen.extend(x.split("@@"))
+for a in argv:
+    seen.append(a)
+    p = Path(a)
+    if p.is_file() and p.suffix in (".json", ".yaml", ".txt"):
+        text = p.read_text()
+        walk(json.loads(text) if p.suffix == ".json" else yaml.safe_load(text) if p.suffix == ".yaml"
+             else text.splitlines())
+for d in glob.glob(os.path.join(os.path.dirname(argv[argv.index("--test_data_path") + 1]), "data", "*.json")) \\
+        if "--test_data_path" in argv else []:
+    walk(json.loads(Path(d).read_text()))
+files = [s for s in seen if os.path.isfile(s)]
+kinds = sorted({{Path(f).suffix for f in files}})
+if HOW == "stem":
+    out = argv[argv.index(WHERE) + 1] + ".mp4"
+elif HOW == "file":
+    out = argv[argv.index(WHERE) + 1]
+elif HOW == "position":
+    out = [a for a in argv if not a.startswith("-")][WHERE]
+elif HOW == "hp":
+    hp = dict(kv.split("=", 1) for kv in argv[argv.index(WHERE) + 1].split(","))
+    out = os.path.join(hp["output_dir"], "sample_0", "result.mp4")
+else:
+    out = os.path.join(argv[argv.index(WHERE) + 1], "2026_01_01", "result.mp4")
+frames = np.random.RandomState(0).randint(0, 255, (12, 30, 40, 3)).astype(np.uint8)
+write_video(out, frames, 12.5)
+Path("seen.json").write_text(json.dumps({{"files": files, "kinds": kinds, "text": seen, "cwd": os.getcwd()}}))
+'''
+
+
+def script_path(recipe: external.Recipe) -> tuple[str, bool]:
+    """The script a recipe runs (relative to the repo) and whether it is a module (-m)."""
+    cmd = recipe.command
+    if "-m" in cmd:
+        return cmd[cmd.index("-m") + 1].replace(".", "/") + ".py", True
+    return next(c for c in cmd if c.endswith(".py")), False
+
+
+def standin_repo(root: Path, name: str) -> Path:
+    recipe = external.load_recipe(external.find_recipe(name))
+    rel, module = script_path(recipe)
+    repo = root / name
+    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+    how, where = OUTPUT_CONVENTION[name]
+    (repo / rel).write_text(STANDIN.format(how=how, where=where))
+    if module:
+        (repo / Path(rel).parent / "__init__.py").write_text("")
+    return repo
+
+
+@pytest.fixture(autouse=True)
+def work_in_tmp(tmp_path, monkeypatch) -> None:
+    """Work folders (kept after a failed run) go under the test's tmp folder, not /tmp."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
+@pytest.fixture()
+def torchrun(tmp_path, monkeypatch) -> None:
+    """OmniAvatar runs under torchrun: a shim that drops its launcher flags and runs the script."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shim = bindir / "torchrun"
+    shim.write_text(f"#!/bin/sh\nwhile [ \"${{1#--}}\" != \"$1\" ]; do shift; done\nexec {sys.executable} \"$@\"\n")
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.fixture(scope="module")
+def inputs() -> dict:
+    y, x = np.mgrid[0:48, 0:48]
+    image = np.stack([x * 5, y * 5, (x + y) * 2], -1).astype(np.uint8)
+    t = np.arange(16000) / 16000.0
+    return {"image": image, "audio": Audio((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)}
+
+
+def test_every_recipe_is_registered_with_install_notes():
+    assert set(SHIPPED) == set(OUTPUT_CONVENTION) and len(SHIPPED) == 10
+    reg = registry()
+    for name in SHIPPED:
+        info = reg[name].describe()
+        assert info["task"] in ("audio-to-video", "video-to-video")
+        assert info["install"] and info["licence"] and info["repo"].startswith("https://github.com/")
+        assert set(info["requires"]) == {"image", "audio"} and info["weights_available"] is False
+    assert "puppet" in reg  # the floor stays registered beside them
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_recipe_runs_and_output_is_normalised(name, tmp_path, inputs, torchrun):
+    repo = standin_repo(tmp_path, name)
+    cls = get_generator(name)
+    gen = cls(repo_dir=str(repo), python=sys.executable, fps=25, width=64, height=64, timeout=120)
+    prompt = "a woman speaks calmly" if "prompt" in cls.accepts else ""
+    calls = []
+    clip = gen.generate(GenerationRequest(image=inputs["image"], audio=inputs["audio"], prompt=prompt, seed=7),
+                        progress=lambda i, n: calls.append((i, n)))
+    assert clip.fps == 25 and clip.size == (64, 64) and clip.num_frames == 24  # 12 frames at 12.5 fps -> 25 fps
+    assert clip.audio is not None and clip.audio.sample_rate == 16000
+    assert abs(clip.audio.duration - clip.duration) < 1e-3  # the driving audio, cut to the clip
+    assert np.allclose(clip.audio.samples[:1000], inputs["audio"].samples[:1000])
+    assert calls == [(0, 1), (1, 1)]
+    seen = json.loads((repo / "seen.json").read_text())
+    assert Path(seen["cwd"]) == repo  # runs inside the repo folder
+    expected = {".mp4", ".wav"} if cls.recipe.video_from_image else {".png", ".wav"}
+    assert expected <= set(seen["kinds"]), seen
+    if prompt:
+        assert prompt in seen["text"]
+
+
+def test_failure_carries_the_stderr_tail(tmp_path, inputs, monkeypatch):
+    repo = standin_repo(tmp_path, "sadtalker")
+    monkeypatch.setenv("STANDIN_FAIL", "1")
+    gen = get_generator("sadtalker")(repo_dir=str(repo), python=sys.executable)
+    with pytest.raises(GenerationError) as e:
+        gen.generate(GenerationRequest(image=inputs["image"], audio=inputs["audio"]))
+    msg = str(e.value)
+    assert msg.startswith("sadtalker: exited with 3: loading weights... | RuntimeError: CUDA out of memory (stand-in)")
+    assert "\n" not in msg and "inference.py" in msg
+
+
+def test_timeout_stops_the_run(tmp_path, inputs, monkeypatch):
+    repo = standin_repo(tmp_path, "sonic")
+    monkeypatch.setenv("STANDIN_SLEEP", "30")
+    gen = get_generator("sonic")(repo_dir=str(repo), python=sys.executable, timeout=1.5)
+    with pytest.raises(GenerationError, match=r"^sonic: stopped after the 1.5 s timeout; raise params.timeout"):
+        gen.generate(GenerationRequest(image=inputs["image"], audio=inputs["audio"]))
+
+
+def test_missing_repo_names_the_env_var_and_install(inputs, tmp_path, monkeypatch):
+    monkeypatch.delenv("INFINITETALK_DIR", raising=False)
+    with pytest.raises(GenerationError, match=r"^infinitetalk: repo folder not set; clone https://github.com/MeiGen-AI/"
+                                              r"InfiniteTalk and set params.repo_dir or INFINITETALK_DIR \(install: git"):
+        get_generator("infinitetalk")().generate(GenerationRequest(image=inputs["image"], audio=inputs["audio"]))
+    monkeypatch.setenv("INFINITETALK_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(GenerationError, match=r"repo folder .*nowhere not found; set params.repo_dir or INFINITETALK_DIR"):
+        get_generator("infinitetalk")().generate(GenerationRequest(image=inputs["image"], audio=inputs["audio"]))
+
+
+def test_no_output_and_bad_python_are_one_line(tmp_path, inputs):
+    repo = tmp_path / "empty"
+    (repo).mkdir()
+    (repo / "demo.py").write_text("print('done')\n")
+    with pytest.raises(GenerationError, match=r"^sonic: the command succeeded but wrote no clip matching .*sonic.mp4"):
+        get_generator("sonic")(repo_dir=str(repo), python=sys.executable).generate(
+            GenerationRequest(image=inputs["image"], audio=inputs["audio"]))
+    with pytest.raises(GenerationError, match=r"cannot run '/no/such/python'; set params.python"):
+        get_generator("sonic")(repo_dir=str(repo), python="/no/such/python").generate(
+            GenerationRequest(image=inputs["image"], audio=inputs["audio"]))
+
+
+def test_requests_it_cannot_honour(inputs):
+    with pytest.raises(GenerationError, match=r"^model 'sadtalker' takes no prompt; remove `prompt:`"):
+        get_generator("sadtalker").check_request(GenerationRequest(image=inputs["image"], audio=inputs["audio"],
+                                                                   prompt="smile"))
+    with pytest.raises(GenerationError, match=r"^model 'infinitetalk' needs audio; add `audio:` to the case"):
+        get_generator("infinitetalk").check_request(GenerationRequest(image=inputs["image"]))
+
+
+USER_RECIPE = textwrap.dedent("""\
+    name: my-talker
+    description: a user's own model
+    repo: https://github.com/example/my-talker
+    licence: MIT
+    install: git clone it
+    command: ["{python}", run.py, --face, "{image}", --speech, "{audio}", --out, "{out}/clip.mp4", --fps, "{fps}"]
+    output: "{out}/clip.mp4"
+    fps: 10
+    timeout: 60
+""")
+
+
+def test_user_recipes_by_folder_and_by_file(tmp_path, inputs, monkeypatch):
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "my-talker.yaml").write_text(USER_RECIPE)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "run.py").write_text(
+        "import sys, numpy as np\nfrom workbench.media import write_video\na = sys.argv\n"
+        "write_video(a[a.index('--out') + 1], np.full((5, 32, 32, 3), 99, np.uint8), float(a[a.index('--fps') + 1]))\n")
+    monkeypatch.setenv("WORKBENCH_RECIPES", str(folder))
+    found = external.register_recipes()
+    assert "my-talker" in found and "my-talker" in registry()
+    clip = get_generator("my-talker")(repo_dir=str(repo), python=sys.executable).generate(
+        GenerationRequest(image=inputs["image"], audio=inputs["audio"]))
+    assert clip.num_frames == 5 and clip.fps == 10 and clip.audio is not None
+    by_file = get_generator("external")(recipe=str(folder / "my-talker.yaml"), repo_dir=str(repo),
+                                         python=sys.executable, fps=20)
+    clip = by_file.generate(GenerationRequest(image=inputs["image"], audio=inputs["audio"]))
+    assert clip.fps == 20 and clip.num_frames == 5  # the command got {fps}=20: nothing to resample
+
+
+def test_bad_recipe_names_the_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(USER_RECIPE.replace("timeout: 60", "timeout: 60\nretries: 3"))
+    with pytest.raises(GenerationError, match=r"recipe .*bad.yaml: retries: Extra inputs are not permitted"):
+        external.load_recipe(bad)
+    with pytest.raises(GenerationError, match=r"no recipe named 'nope'"):
+        external.find_recipe("nope")
