@@ -225,7 +225,7 @@ def test_cli_run_twice_then_report(workdir):
     assert "4 of 4 jobs already finished" in r2.output and "0 jobs done" in r2.output
     html = (workdir / "run" / "report.html").read_text()
     assert html.count("<video") == 4 and "temporal_flicker" in html
-    assert "Paired comparison" not in html  # one model: nothing to pair
+    assert "Ranking needs two models" in html  # one model: nothing to pair
     r3 = cli.invoke(app, ["report", str(workdir / "run")])
     assert r3.exit_code == 0 and r3.output.strip().endswith("report.html")
 
@@ -279,7 +279,7 @@ def test_report_pairs_models_and_flags_mixed_backends(workdir):
     suite = load_suite(write_suite(workdir, models=models))
     Runner(suite).run_all()
     html = write_report(workdir / "run").read_text()
-    assert "Paired comparison against slow" in html and "wins" in html
+    assert "Ranking and paired differences" in html and "wins" in html and "slow" in html
     recs = lines(workdir / "run")
     assert mixed_backends(recs) == {}
     recs[0]["backends"]["temporal_flicker"] = "other-backend"

@@ -524,7 +524,7 @@ class Runner:
         record["backends"] = {**{s: v for s, v in base.get("backends", {}).items() if s in keep}, **result.backends}
         record["score_errors"] = {**{s: v for s, v in (base.get("score_errors") or {}).items() if s in keep},
                                   **result.errors}
-        record["metrics_requested"] = sorted(set(self.wanted) | set(base.get("metrics_requested") or []))
+        record["metrics_requested"] = self.wanted + [s for s in base.get("metrics_requested") or [] if s not in self.wanted]
         record["metric_versions"] = {**{s: v for s, v in (base.get("metric_versions") or {}).items() if s in keep},
                                      **{s: self.versions[s] for s in names if s in self.versions}}
         record["metric_seconds"] = {**(base.get("metric_seconds") or {}),
