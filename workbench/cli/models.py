@@ -1,4 +1,4 @@
-"""`workbench models`: the model registry."""
+"""`workbench models`: the model registry (`--json`), and `build-tiny DIR` (tiny local checkpoints)."""
 from __future__ import annotations
 
 import json
@@ -7,11 +7,17 @@ from typing import Optional
 
 import typer
 
-from workbench.cli.app import app, fail as _fail
+from workbench.cli.app import app, fail
 
-@app.command()
-def models(as_json: bool = typer.Option(False, "--json")) -> None:
-    """List registered models with task, defaults and whether their weights are here."""
+models_app = typer.Typer(add_completion=False, help="Registered models; build tiny local checkpoints.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="one JSON list")) -> None:
+    """List registered models with task, defaults, hub ids, licence and whether their weights are here."""
+    if ctx.invoked_subcommand is not None:
+        return
     from workbench.models import registry
 
     rows = [cls.describe() for cls in registry().values()]
@@ -19,6 +25,28 @@ def models(as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
     for r in rows:
-        weights = "model-free" if r["weights"] is None else (
-            f"{r['weights']} ({'available' if r['weights_available'] else 'not downloaded'})")
-        typer.echo(f"{r['name']:12s} {r['task']:16s} {weights}\n    {r['description']}")
+        if r["weights"] is None:
+            weights = "model-free"
+        else:
+            weights = f"{r['weights']} ({'here' if r['weights_available'] else 'not here'})"
+        typer.echo(f"{r['name']:20s} {r['task']:15s} {weights}")
+        note = f"  [{r['licence']}]" if r.get("licence") else ""
+        typer.echo(f"    {r['description']}{note}")
+
+
+@models_app.command("build-tiny")
+def build_tiny(out: Path = typer.Argument(..., help="folder to write one checkpoint folder per family into"),
+               only: Optional[list[str]] = typer.Option(None, "--only", help="just these tiny names (repeatable)"),
+               force: bool = typer.Option(False, "--force", help="rebuild folders that already exist")) -> None:
+    """Write tiny random-weight checkpoints of every diffusers family (OUT/NAME, loadable by
+    diffusers.DiffusionPipeline.from_pretrained); point a suite's `params: {model_id: OUT/NAME}` at one."""
+    from workbench.models.families import FAMILIES
+    from workbench.models.tiny import build_all
+
+    try:
+        built = build_all(out, list(only) if only else None, skip_existing=not force)
+    except KeyError as e:
+        fail(str(e.args[0]))
+    for name, folder in built.items():
+        users = ", ".join(s.name for s in FAMILIES if s.tiny == name)
+        typer.echo(f"{folder}  ({users})")

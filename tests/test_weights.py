@@ -1,0 +1,109 @@
+"""Weights: `workbench models --json` (fast, no torch), `workbench weights check / fetch`, `models build-tiny`.
+Nothing here touches the network: caches are laid out by the tests."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from workbench.cli import app
+from workbench.models.families import FAMILIES
+from workbench import weights
+
+runner = CliRunner()
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def fake_hub_cache(root: Path, repo: str, checkpoint: Path) -> Path:
+    commit = "1" * 40
+    repo_dir = root / f"models--{repo.replace('/', '--')}"
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    shutil.copytree(checkpoint, repo_dir / "snapshots" / commit)
+    return root
+
+
+def test_models_json_lists_everything_fast_without_torch():
+    script = ("import sys, time, json, io, contextlib\n"
+              "t = time.perf_counter()\n"
+              "from typer.testing import CliRunner\n"
+              "from workbench.cli import app\n"
+              "out = CliRunner().invoke(app, ['models', '--json'])\n"
+              "rows = json.loads(out.output)\n"
+              "print(json.dumps({'n': len(rows), 'torch': 'torch' in sys.modules, 'diffusers': 'diffusers' in sys.modules,"
+              " 's': time.perf_counter() - t, 'rows': rows}))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not res["torch"] and not res["diffusers"]
+    assert res["s"] < 10.0  # imports only (typically ~1 s); the check never loads a model
+    rows = {r["name"]: r for r in res["rows"]}
+    for spec in FAMILIES:
+        r = rows[spec.name]
+        assert r["hub_ids"][0] == spec.model_id and r["licence"] and r["weights_available"] is False
+        assert r["task"] == spec.task and r["defaults"]["model_id"] == spec.model_id
+    assert rows["infinitetalk"]["install"].startswith("git clone") and rows["static"]["weights"] is None
+
+
+def test_check_reads_the_hub_cache(tiny_models, tmp_path):
+    cache = fake_hub_cache(tmp_path / "hub", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", tiny_models["wan-t2v"])
+    env = {"HF_HUB_CACHE": str(cache), "TORCH_HOME": str(tmp_path / "torch")}
+    out = run_cli("weights", "check", "wan2.1-t2v-1.3b", "sdxl", "--json", env=env)
+    assert out.returncode == 1  # sdxl is missing
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert rows["wan2.1-t2v-1.3b"]["present"] and rows["wan2.1-t2v-1.3b"]["path"].startswith(str(cache))
+    assert not rows["sdxl"]["present"]
+    ok = run_cli("weights", "check", "wan2.1-t2v-1.3b", env=env)
+    assert ok.returncode == 0 and ok.stdout.startswith("ok ")
+    text = run_cli("weights", "check", "sdxl", env=env)
+    assert "workbench weights fetch sdxl" in text.stdout and "1 of 1 missing" in text.stderr
+
+
+def test_check_finds_url_weights_in_the_torch_cache_and_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("WORKBENCH_LPIPS_BACKBONE", raising=False)
+    assert not weights.status(["lpips-alex"])[0]["present"]
+    ckpt = tmp_path / "torch" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"0")
+    assert weights.status(["lpips-alex"])[0]["path"] == str(ckpt)
+    monkeypatch.setenv("WORKBENCH_SYNCNET_WEIGHTS", str(ckpt))
+    assert weights.status(["syncnet"])[0]["present"]
+
+
+def test_fetch_never_waits_offline_and_names_the_fix(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    res = runner.invoke(app, ["weights", "fetch", "wan2.1-t2v-1.3b"])
+    assert time.perf_counter() - t0 < 1.0 and res.exit_code == 1
+    assert "HF_HUB_OFFLINE=1 forbids downloads; run `HF_HUB_OFFLINE=0 workbench weights fetch wan2.1-t2v-1.3b`" in res.output
+    res = runner.invoke(app, ["weights", "fetch", "sadtalker"])
+    assert res.exit_code == 1 and "runs from its own repository: git clone https://github.com/OpenTalker/SadTalker" in res.output
+    res = runner.invoke(app, ["weights", "fetch", "nope"])
+    assert res.exit_code == 1 and "no weights named 'nope'; known: svd," in res.output
+    res = runner.invoke(app, ["weights", "check", "nope"])
+    assert res.exit_code == 2
+
+
+def test_build_tiny_cli_writes_loadable_folders_once(tmp_path):
+    res = runner.invoke(app, ["models", "build-tiny", str(tmp_path), "--only", "wan-t2v"])
+    assert res.exit_code == 0, res.output
+    assert "wan2.1-t2v-1.3b" in res.output
+    index = tmp_path / "wan-t2v" / "model_index.json"
+    assert json.loads(index.read_text())["_class_name"] == "WanPipeline"
+    stamp = index.stat().st_mtime_ns
+    assert runner.invoke(app, ["models", "build-tiny", str(tmp_path), "--only", "wan-t2v"]).exit_code == 0
+    assert index.stat().st_mtime_ns == stamp  # existing folders are kept
+    bad = runner.invoke(app, ["models", "build-tiny", str(tmp_path), "--only", "nope"])
+    assert bad.exit_code == 2 and "no tiny builder for nope" in bad.output

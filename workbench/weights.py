@@ -1,0 +1,191 @@
+"""Weights a user can actually get: what each model and metric backend needs, whether it is here, and the
+one command that downloads it (`workbench weights fetch NAME`).
+
+Nothing else in the workbench downloads: generators and metrics read the local hub / torch caches (or a
+folder the user names) and fail at once with the fetch command when weights are absent. `check` reads
+caches only and imports neither torch nor diffusers.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# pickled formats left out of hub downloads unless asked for (safetensors first)
+PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.msgpack", "*.h5", "*.ot"]
+
+
+class WeightsError(RuntimeError):
+    """A fetch or check cannot go on; one line naming the weights and the fix."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    """One thing to download: a hub repo, a file at a URL, or a model's own repository (external)."""
+
+    name: str
+    kind: str  # hub | url | repo
+    source: str  # hub id, URL, or git URL
+    used_by: str
+    note: str = ""  # licence / gating
+    env: str | None = None  # environment variable naming a local copy
+    filename: str = ""  # url kind: the file name as the metric looks for it
+    torch_cache: bool = False  # url kind: lands in the torch hub checkpoints folder (where torchvision looks)
+    member: str = ""  # url kind: the file to extract from a zip
+
+
+def torch_hub_checkpoints() -> Path:
+    """torch.hub.get_dir()/checkpoints without importing torch ($TORCH_HOME, else $XDG_CACHE_HOME/torch)."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
+    return Path(home).expanduser() / "hub" / "checkpoints"
+
+
+def workbench_cache() -> Path:
+    """Where URL weights that no library cache claims are kept ($WORKBENCH_CACHE, else ~/.cache/workbench)."""
+    return Path(os.environ.get("WORKBENCH_CACHE", "~/.cache/workbench")).expanduser() / "weights"
+
+
+METRIC_WEIGHTS: tuple[Weights, ...] = (
+    Weights("dino", "hub", "facebook/dino-vitb16", "subject_consistency, i2v_subject", "Apache-2.0", "WORKBENCH_DINO"),
+    Weights("clip", "hub", "openai/clip-vit-base-patch32", "background_consistency", "MIT", "WORKBENCH_CLIP"),
+    Weights("lpips-alex", "url", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "lpips, lpips_temporal",
+            "BSD (torchvision)", "WORKBENCH_LPIPS_BACKBONE", "alexnet-owt-7be5be79.pth", torch_cache=True),
+    Weights("raft", "url", "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth", "warp_error (raft)",
+            "BSD (torchvision)", "WORKBENCH_RAFT_WEIGHTS", "raft_large_C_T_SKHT_V2-ff5fadd5.pth", torch_cache=True),
+    Weights("syncnet", "url", "http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+            "sync_offset, sync_confidence, lse_d, lse_c", "research use (VGG)", "WORKBENCH_SYNCNET_WEIGHTS",
+            "syncnet_v2.model"),
+    Weights("i3d", "url", "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1", "fvd",
+            "Apache-2.0 (StyleGAN-V export of Kinetics I3D)", "WORKBENCH_I3D", "i3d_torchscript.pt"),
+    Weights("arcface", "url", "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip",
+            "identity scores (arcface-onnx)", "non-commercial research (insightface buffalo_l)", "WORKBENCH_ARCFACE",
+            "w600k_r50.onnx", member="w600k_r50.onnx"),
+)
+
+
+def model_weights() -> list[Weights]:
+    """One entry per registered model that needs weights (diffusers families and external repos)."""
+    from workbench.models import registry
+
+    out = []
+    for cls in registry().values():
+        spec = getattr(cls, "spec", None)
+        recipe = getattr(cls, "recipe", None)
+        if spec is not None:
+            out.append(Weights(cls.name, "hub", spec.model_id, f"model {cls.name} ({spec.task})", spec.licence))
+        elif recipe is not None:
+            out.append(Weights(cls.name, "repo", recipe.repo, f"model {cls.name} ({recipe.task})", recipe.licence,
+                               recipe.env_var))
+    return out
+
+
+def catalogue() -> dict[str, Weights]:
+    """Every fetchable name: models first, then metric backends."""
+    return {w.name: w for w in [*model_weights(), *METRIC_WEIGHTS]}
+
+
+def local_path(w: Weights) -> Path | None:
+    """Where the weights are on this machine (None when absent); reads caches and env vars only."""
+    if w.env and os.environ.get(w.env):
+        p = Path(os.environ[w.env]).expanduser()
+        return p if p.exists() else None
+    if w.kind == "hub":
+        from workbench.models.diffusers_pipeline import cached_snapshot, folder_problem
+
+        if w.name in METRIC_NAMES:  # a transformers model: config + safetensors in the snapshot
+            try:
+                from huggingface_hub import try_to_load_from_cache
+                hit = try_to_load_from_cache(w.source, "config.json")
+            except Exception:
+                return None
+            if not isinstance(hit, str):
+                return None
+            snap = Path(hit).parent
+            return snap if any(snap.glob("*.safetensors")) or any(snap.glob("*.bin")) else None
+        snap = cached_snapshot(w.source)
+        return snap if snap is not None and folder_problem(snap) is None else None
+    if w.kind == "url":
+        p = (torch_hub_checkpoints() if w.torch_cache else workbench_cache()) / w.filename
+        return p if p.is_file() else None
+    return None
+
+
+METRIC_NAMES = {w.name for w in METRIC_WEIGHTS}
+
+
+def status(names: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per asked-for name (all when None): name, kind, source, used_by, note, present, path, env."""
+    cat = catalogue()
+    rows = []
+    for name in names or list(cat):
+        if name not in cat:
+            raise WeightsError(f"no weights named '{name}'; known: {', '.join(cat)}")
+        w = cat[name]
+        path = local_path(w)
+        rows.append({"name": w.name, "kind": w.kind, "source": w.source, "used_by": w.used_by, "note": w.note,
+                     "present": path is not None, "path": str(path) if path else None, "env": w.env})
+    return rows
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def fetch(name: str, dest: str | Path | None = None, allow_pickle: bool = False) -> Path:
+    """Download `name` into the hub cache / torch cache / workbench cache (or into `dest/NAME`); returns the path.
+
+    A model's own repository (external recipes) is not downloaded: the error carries its install note.
+    """
+    cat = catalogue()
+    if name not in cat:
+        raise WeightsError(f"no weights named '{name}'; known: {', '.join(cat)}")
+    w = cat[name]
+    if w.kind == "repo":
+        from workbench.models import get_generator
+
+        install = " ".join(getattr(get_generator(name), "recipe").install.split())
+        raise WeightsError(f"{name} runs from its own repository: {install}; then set {w.env}")
+    if _offline():
+        raise WeightsError(f"{name}: HF_HUB_OFFLINE=1 forbids downloads; run `HF_HUB_OFFLINE=0 workbench weights "
+                           f"fetch {name}` on a machine with network")
+    if w.kind == "hub":
+        from huggingface_hub import snapshot_download
+
+        ignore = None if allow_pickle else PICKLE_PATTERNS
+        kwargs: dict[str, Any] = {"ignore_patterns": ignore}
+        if dest is not None:
+            kwargs["local_dir"] = str(Path(dest).expanduser() / name)
+        try:
+            return Path(snapshot_download(w.source, **kwargs))
+        except Exception as e:  # gated repo, no network, unknown id
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            hint = " (gated: accept the licence on the hub and `huggingface-cli login`)" if "gated" in w.note else ""
+            raise WeightsError(f"{name}: download of {w.source} failed: {first}{hint}") from None
+    folder = Path(dest).expanduser() if dest is not None else (
+        torch_hub_checkpoints() if w.torch_cache else workbench_cache())
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / w.filename
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        part = Path(tmp) / "download"
+        try:
+            with urllib.request.urlopen(w.source, timeout=60) as r, open(part, "wb") as f:
+                shutil.copyfileobj(r, f)
+        except Exception as e:
+            raise WeightsError(f"{name}: download of {w.source} failed: {e}; retry, or fetch it by hand and set "
+                               f"{w.env}") from None
+        if w.member:
+            with zipfile.ZipFile(part) as z:
+                member = next((m for m in z.namelist() if m.endswith(w.member)), None)
+                if member is None:
+                    raise WeightsError(f"{name}: {w.member} not in {w.source}; fetch it by hand and set {w.env}")
+                with z.open(member) as src, open(Path(tmp) / "member", "wb") as out:
+                    shutil.copyfileobj(src, out)
+                part = Path(tmp) / "member"
+        os.replace(part, target)
+    return target
