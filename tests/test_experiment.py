@@ -265,11 +265,14 @@ def test_repository_suites_parse_and_name_known_models(repo_root):
     assert run_suites
     for path in run_suites:
         suite = load_suite(path)
-        assert {m.name for m in suite.models} <= set(registry()), path.name
+        assert {m.name for m in suite.models} <= set(registry()) | {"auto"}, path.name  # auto: the router picks
         resolve(suite.metrics)  # every metric name is known
         for case in suite.cases:
             for p in (case.image, case.audio):
-                assert p is None or suite.resolve(p).exists(), f"{path.name}: {p}"
+                if p and p.startswith("element:"):  # an Element of the suite's library
+                    assert suite.element_library().exists(p.split(":", 1)[1]), f"{path.name}: {p}"
+                else:
+                    assert p is None or suite.resolve(p).exists(), f"{path.name}: {p}"
 
 
 def test_report_pairs_models_and_flags_mixed_backends(workdir):

@@ -113,6 +113,8 @@ class Suite(_Strict):
     seeds: list[Annotated[int, Field(ge=0, lt=2**32)]] = Field(default_factory=lambda: [0])
     metrics: list[str] | None = Field(None, description="score or metric-group names; omit for every applicable one")
     output: str | None = Field(None, description="run folder; default runs/<name> next to the current directory")
+    elements: str | None = Field(None, description="an Element library folder searched for `element:NAME` "
+                                                   "before the user's own (suite-relative)")
     max_image_side: int = 1024
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     objective: dict[str, Any] | None = Field(None, description="weighted scores with directions (workflow.bestofn)")
@@ -176,6 +178,14 @@ class Suite(_Strict):
             return None
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    def element_library(self):
+        """The suite's own Element library (its `elements:` folder), else None (the user's default)."""
+        if self.elements is None:
+            return None
+        from workbench.workflow.elements import ElementLibrary
+
+        return ElementLibrary(self.resolve(self.elements))
 
     def output_dir(self, override: str | Path | None = None) -> Path:
         if override is not None:
@@ -290,7 +300,7 @@ def _workflow_problems(suite: Suite) -> list[str]:
             from workbench.workflow.elements import ElementError, resolve_reference
 
             try:
-                resolve_reference(case.image)
+                resolve_reference(case.image, suite.element_library())
             except ElementError as e:
                 problems.append(f"cases.{i}.image: {e}")
         if case.voice is not None:

@@ -42,7 +42,7 @@ def resolve_case(suite: "Suite", case: "CaseSpec") -> tuple["CaseSpec", dict[str
     element = None
     if is_reference(case.image):
         try:
-            element = resolve_reference(case.image)
+            element = resolve_reference(case.image, suite.element_library())
             update["image"] = str(element.reference_image.resolve())
             info["element"] = {"name": element.name, "kind": element.kind, "image_sha256": element.image_sha256[0],
                                "embedding_backend": element.embedding_backend}
