@@ -38,7 +38,13 @@ import numpy as np
 
 from workbench.media import Audio, Clip, MediaError, load_audio, load_image
 
-PERTURBATIONS = ("shuffle_frames", "drop_frames", "freeze", "noise", "audio_delay", "swap_audio")
+PERTURBATIONS = ("shuffle_frames", "drop_frames", "freeze", "noise", "audio_delay", "swap_audio",
+                 "duplicate_frame", "drop_stretch", "flash", "swap_frames", "brightness_flicker", "morph_face",
+                 "freeze_mouth")
+# perturbations that put a fault at one known frame (`at`, seconds): the suite's `locate: {metric: tol}`
+# checks that the metric's per-frame series has its worst frame there
+LOCALISED = ("duplicate_frame", "drop_stretch", "flash", "swap_frames")
+WORST = " (worst frame)"  # suffix of a metric name in a row that checks where the worst frame is
 DEFAULT_SAME_TOL = 0.02
 
 
@@ -51,17 +57,37 @@ class CalibrationSuiteError(ValueError):
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class Expectation:
-    direction: str  # up | down | same | delta
+    direction: str  # up | down | same | delta | below | above | worst_frame
     delta: float | None = None
     tol: float | None = None
     min_change: float = 0.0
+    null_ok: bool = False  # up/down: a perturbed score that becomes null (with its reason) also passes
+    bound: float | None = None  # below / above: the perturbed value itself must cross this bound
 
     def describe(self) -> str:
+        if self.direction == "worst_frame":
+            return f"worst frame at the fault (±{self.tol:g})"
+        if self.direction in ("below", "above"):
+            return f"perturbed {self.direction} {self.bound:g}"
+        if self.null_ok:
+            return self.direction + (f" (>{self.min_change:g})" if self.min_change else "") + " or null"
         if self.direction == "delta":
             return f"delta {self.delta:+g} ± {self.tol:g}"
         if self.direction == "same":
             return f"same (±{self.tol:g})"
         return self.direction + (f" (>{self.min_change:g})" if self.min_change else "")
+
+    def check_value(self, original: float | None, perturbed: float | None) -> bool | None:
+        """Pass/fail on the two values (None: not checkable), for every direction but worst_frame."""
+        if self.direction == "below":
+            return None if perturbed is None else perturbed < float(self.bound)
+        if self.direction == "above":
+            return None if perturbed is None else perturbed > float(self.bound)
+        if self.null_ok and original is not None and perturbed is None:
+            return True
+        if original is None or perturbed is None:
+            return None
+        return bool(self.check(perturbed - original))
 
     def check(self, delta: float) -> bool:
         if self.direction == "up":
@@ -108,11 +134,15 @@ def _parse_expect(src: Path, pert: str, metric: str, raw: Any) -> Expectation:
     if isinstance(raw, dict):
         d = raw.get("direction")
         if d in ("up", "down", "same"):
-            return Expectation(d, tol=float(raw.get("tol", DEFAULT_SAME_TOL)), min_change=float(raw.get("min_change", 0.0)))
+            return Expectation(d, tol=float(raw.get("tol", DEFAULT_SAME_TOL)), min_change=float(raw.get("min_change", 0.0)),
+                               null_ok=bool(raw.get("null_ok", False)))
+        for bound in ("below", "above"):
+            if bound in raw:
+                return Expectation(bound, bound=float(raw[bound]))
         if "delta" in raw:
             return Expectation("delta", delta=float(raw["delta"]), tol=float(raw.get("tol", 1.0)))
-    raise CalibrationSuiteError(f"{where}: expect {raw!r} is not up, down, same, {{direction: up, min_change: x}} "
-                                "or {delta: D, tol: T}")
+    raise CalibrationSuiteError(f"{where}: expect {raw!r} is not up, down, same, {{direction: up, min_change: x, "
+                                "null_ok: true}, {delta: D, tol: T}, {below: x} or {above: x}")
 
 
 def load_suite(path: str | Path) -> CalibrationSuite:
@@ -137,13 +167,32 @@ def load_suite(path: str | Path) -> CalibrationSuite:
                                         f"got {p.get('kind') if isinstance(p, dict) else p!r}")
         name = str(p.get("name") or p["kind"])
         params = {k: v for k, v in p.items() if k not in ("name", "kind", "expect")}
-        if p["kind"] == "swap_audio":
+        if "clips" in params and not (isinstance(params["clips"], list) and all(isinstance(c, str) for c in params["clips"])):
+            raise CalibrationSuiteError(f"{path}: perturbation '{name}': 'clips' must be a list of clip file names")
+        if p["kind"] in ("swap_audio", "morph_face"):
             if not params.get("source"):
-                raise CalibrationSuiteError(f"{path}: perturbation '{name}' (swap_audio) needs 'source': an audio/video file")
+                what = "an audio/video file" if p["kind"] == "swap_audio" else "a portrait of another person"
+                raise CalibrationSuiteError(f"{path}: perturbation '{name}' ({p['kind']}) needs 'source': {what}")
             params["source"] = (path.parent / str(params["source"])).resolve()
+        if p["kind"] in LOCALISED and "at" not in p:
+            raise CalibrationSuiteError(f"{path}: perturbation '{name}' ({p['kind']}) needs 'at': the fault's time in seconds")
         expect = {str(m): _parse_expect(path, name, str(m), e) for m, e in (p.get("expect") or {}).items()}
+        locate = p.get("locate") or {}
+        if not isinstance(locate, dict) or not all(isinstance(v, (int, float)) for v in locate.values()):
+            raise CalibrationSuiteError(f"{path}: perturbation '{name}': 'locate' must map metric names to a frame "
+                                        "tolerance, e.g. {temporal_flicker: 0}")
+        if locate and p["kind"] not in LOCALISED:
+            raise CalibrationSuiteError(f"{path}: perturbation '{name}': 'locate' needs a fault at one frame "
+                                        f"({', '.join(LOCALISED)})")
+        params.pop("locate", None)
+        for m, tol in locate.items():
+            expect[f"{m}{WORST}"] = Expectation("worst_frame", tol=float(tol))
         perts.append(Perturbation(name, p["kind"], params, expect))
     metrics = [str(m) for m in data["metrics"]]
+    for p in perts:  # a located metric is scored even when the suite's list forgets it
+        for m in p.expect:
+            if m.endswith(WORST) and m.removesuffix(WORST) not in metrics:
+                metrics.append(m.removesuffix(WORST))
     return CalibrationSuite(path, str(data.get("name") or path.stem), clips, metrics, perts,
                             data.get("max_seconds"), data.get("max_side", 512), int(data.get("seed", 0)))
 
@@ -194,7 +243,119 @@ def perturb(clip: Clip, p: Perturbation, seed: int = 0) -> Clip:
         src = Path(p.params["source"])
         other = load_audio(src, sample_rate=audio.sample_rate if audio is not None else None)
         return Clip.from_frames(frames, fps, _fit_audio(other, len(frames) / fps))
+    if k in LOCALISED:
+        at = fault_frame(p, fps)
+        if not 1 <= at < len(frames) - 2:
+            raise MediaError(f"{p.kind} at {p.params['at']} s (frame {at}) is outside the clip's {len(frames)} frames; "
+                             "pick a time inside it")
+        out = frames.copy()
+        if k == "duplicate_frame":  # frame `at` repeats the previous one (a stutter), length kept
+            out[at] = out[at - 1]
+            return Clip.from_frames(out, fps, audio)
+        if k == "flash":  # one frame much brighter (a generation glitch)
+            gain = float(p.params.get("gain", 1.6))
+            out[at] = np.clip(out[at].astype(np.float32) * gain + 20, 0, 255).astype(np.uint8)
+            return Clip.from_frames(out, fps, audio)
+        if k == "swap_frames":  # frames `at` and `at + 1` in the wrong order
+            out[[at, at + 1]] = out[[at + 1, at]]
+            return Clip.from_frames(out, fps, audio)
+        n = max(1, int(round(float(p.params.get("seconds", 0.4)) * fps)))  # drop_stretch: frames at..at+n-1 vanish
+        kept = np.concatenate([frames[:at], frames[at + n:]])
+        if audio is not None:  # the sound of the lost frames goes too: the rest stays in sync
+            a, b = int(round(at / fps * audio.sample_rate)), int(round((at + n) / fps * audio.sample_rate))
+            audio = Audio(np.concatenate([audio.samples[:a], audio.samples[b:]]), audio.sample_rate)
+        return Clip.from_frames(kept, fps, audio)
+    if k == "brightness_flicker":  # every frame's brightness swings +-amplitude (2%) with a short period
+        amp, period = float(p.params.get("amplitude", 0.02)), float(p.params.get("period_frames", 4))
+        gains = 1.0 + amp * np.sin(2 * np.pi * np.arange(len(frames)) / period + np.pi / 4)
+        out = np.clip(frames.astype(np.float32) * gains[:, None, None, None], 0, 255).round().astype(np.uint8)
+        return Clip.from_frames(out, fps, audio)
+    if k == "morph_face":
+        return Clip.from_frames(morph_towards(frames, load_image(Path(p.params["source"]))), fps, audio)
+    if k == "freeze_mouth":
+        return Clip.from_frames(freeze_mouth(frames, float(p.params.get("start", 0.0)), fps), fps, audio)
     raise ValueError(f"unknown perturbation kind {k!r}; known: {', '.join(PERTURBATIONS)}")
+
+
+def fault_frame(p: Perturbation, fps: float) -> int:
+    """The frame where a localised fault sits (`at` seconds)."""
+    return int(round(float(p.params["at"]) * fps))
+
+
+def _face_points(image: np.ndarray) -> np.ndarray:
+    from workbench.faces import detect_faces
+    from workbench.metrics.identity import five_points
+
+    faces = detect_faces(image)
+    if not faces:
+        raise MediaError(f"no face found in a {image.shape[1]}x{image.shape[0]} image; morph_face and freeze_mouth "
+                         "need a visible, roughly frontal face")
+    return five_points(faces[0])
+
+
+def morph_towards(frames: np.ndarray, portrait: np.ndarray) -> np.ndarray:
+    """The clip's face turns into the portrait's person: the portrait is aligned onto the first frame's
+    face (5-point similarity: eyes, nose, mouth corners) and cross-dissolved in, 0% at the first frame
+    to 100% at the last; the background outside the face stays the clip's (feathered face mask)."""
+    import cv2
+
+    from workbench.metrics.identity import similarity_transform
+
+    h, w = frames.shape[1:3]
+    src = np.ascontiguousarray(portrait[..., :3].astype(np.uint8))
+    dst_pts = _face_points(frames[0])
+    m = similarity_transform(_face_points(src), dst_pts)
+    warped = cv2.warpAffine(src, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    eye_dist = float(np.linalg.norm(dst_pts[0] - dst_pts[1]))
+    centre = dst_pts.mean(axis=0)
+    mask = np.zeros((h, w), np.float32)
+    cv2.ellipse(mask, (int(centre[0]), int(centre[1] - 0.2 * eye_dist)), (int(1.5 * eye_dist), int(2.1 * eye_dist)),
+                0, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, 0.25 * eye_dist))[..., None]
+    out = np.empty_like(frames)
+    n = len(frames)
+    for i, f in enumerate(frames):
+        a = mask * (i / max(1, n - 1))
+        out[i] = np.clip(f.astype(np.float32) * (1 - a) + warped * a, 0, 255).astype(np.uint8)
+    return out
+
+
+def freeze_mouth(frames: np.ndarray, start_seconds: float, fps: float) -> np.ndarray:
+    """From `start_seconds` on, every frame shows the mouth of the frame at that time (pasted at the
+    frame's own mouth position with a feathered mask) while the audio goes on: a mouth that stops."""
+    import cv2
+
+    from workbench.faces import FaceTracker
+
+    start = min(len(frames) - 1, max(0, int(round(start_seconds * fps))))
+    tracker = FaceTracker()
+    faces = [tracker.track(f, i) for i, f in enumerate(frames)]
+    ref_face = faces[start]
+    if ref_face is None:
+        raise MediaError(f"no face at {start_seconds:g} s to take the mouth from; freeze_mouth needs a visible face")
+    ref = frames[start].astype(np.float32)
+    lm = ref_face.landmarks.astype(np.float64)
+    eye = float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0)))
+    c0 = lm[48:68].mean(axis=0)
+    hw, hh = int(0.85 * eye), int(0.7 * eye)  # half width / height of the pasted region around the mouth
+    patch_mask = np.zeros((2 * hh, 2 * hw), np.float32)
+    cv2.ellipse(patch_mask, (hw, hh), (int(hw * 0.85), int(hh * 0.8)), 0, 0, 360, 1.0, -1)
+    patch_mask = cv2.GaussianBlur(patch_mask, (0, 0), max(1.0, 0.12 * eye))[..., None]
+    x0, y0 = int(round(c0[0])) - hw, int(round(c0[1])) - hh
+    h, w = frames.shape[1:3]
+    if x0 < 0 or y0 < 0 or x0 + 2 * hw > w or y0 + 2 * hh > h:
+        raise MediaError("the mouth region touches the frame edge; freeze_mouth needs the whole mouth in view")
+    patch = ref[y0:y0 + 2 * hh, x0:x0 + 2 * hw]
+    out = frames.copy()
+    for i in range(start, len(frames)):
+        face = faces[i]
+        c = c0 if face is None else face.landmarks[48:68].astype(np.float64).mean(axis=0)
+        x, y = int(round(c[0])) - hw, int(round(c[1])) - hh
+        if x < 0 or y < 0 or x + 2 * hw > w or y + 2 * hh > h:
+            continue
+        region = out[i, y:y + 2 * hh, x:x + 2 * hw].astype(np.float32)
+        out[i, y:y + 2 * hh, x:x + 2 * hw] = np.clip(region * (1 - patch_mask) + patch * patch_mask, 0, 255).astype(np.uint8)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -299,20 +460,38 @@ def run_calibration(suite_path: Path, out_dir: Path | None = None,
         say(f"{label}: original")
         base = evaluate(clip, image=image, metrics=metrics, skip_inapplicable=False) if metrics else None
         for p in suite.perturbations:
+            only = p.params.get("clips")
+            if only and label not in only and spec.path.stem not in only:
+                continue  # this fault needs what the clip lacks (a face, a soundtrack)
             say(f"{label}: {p.name}")
             try:
                 pert = perturb(clip, p, suite.seed)
             except (MediaError, ValueError) as e:
                 msg = f"{label}: perturbation '{p.name}' skipped: {e}"
                 result.errors.append(msg)
-                for m in suite.metrics:
+                for m in [*suite.metrics, *(m for m in p.expect if m.endswith(WORST))]:
                     if m in p.expect:
                         result.rows.append(CalibrationRow(label, p.name, m, None, None, None,
                                                           p.expect[m].describe(), None, str(e)))
                 continue
             after = evaluate(pert, image=image, metrics=metrics, skip_inapplicable=False) if metrics else None
-            for m in suite.metrics:
+            located = [m for m in p.expect if m.endswith(WORST)]
+            for m in [*suite.metrics, *located]:
                 exp = p.expect.get(m)
+                if m.endswith(WORST):
+                    base_m = m.removesuffix(WORST)
+                    if base_m in unknown:
+                        result.rows.append(CalibrationRow(label, p.name, m, None, None, None, exp.describe(), None,
+                                                          unknown[base_m]))
+                        continue
+                    worst = after.worst_frame.get(base_m)
+                    at = fault_frame(p, clip.fps)
+                    passed = None if worst is None else abs(worst - at) <= float(exp.tol)
+                    note = (f"worst frame {worst}, fault at frame {at}" if worst is not None
+                            else after.errors.get(base_m, "no per-frame series"))
+                    result.rows.append(CalibrationRow(label, p.name, m, None if worst is None else float(worst),
+                                                      float(at), None, exp.describe(), passed, note))
+                    continue
                 if m in unknown:
                     if exp:
                         result.rows.append(CalibrationRow(label, p.name, m, None, None, None, exp.describe(),
@@ -321,7 +500,12 @@ def run_calibration(suite_path: Path, out_dir: Path | None = None,
                 o, a = base.scores.get(m), after.scores.get(m)
                 delta = None if o is None or a is None else a - o
                 note = base.errors.get(m) or after.errors.get(m) or ""
-                passed = None if exp is None or delta is None else bool(exp.check(delta))
+                if exp is None:
+                    passed = None
+                else:
+                    passed = exp.check_value(o, a)
+                    if passed and a is None:
+                        note = after.errors.get(m, "")
                 result.rows.append(CalibrationRow(label, p.name, m, o, a, delta, exp.describe() if exp else "",
                                                   passed, note))
     out_dir.mkdir(parents=True, exist_ok=True)

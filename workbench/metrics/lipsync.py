@@ -26,8 +26,8 @@ A score is only given when the inputs can support one; otherwise it is null with
 fewer than `MIN_FPS` frames per second or `MIN_FACE_SECONDS` of visible face, a mouth that does not
 move, less than `MIN_VOICED_SECONDS` of voiced audio overlapping the video. `sync_offset` is null
 ("no clear audio-visual sync peak") when the curve's peak is at the edge of the searched range or
-does not rise above the median by `SYNC_THRESHOLD`: the one threshold that separates a clip's own
-audio from another clip's audio on the dev set.
+rises less than `PEAK_MIN_GAIN` above the median (a flat curve). `sync_confidence` >= `SYNC_THRESHOLD`
+is the one threshold that separates a clip's own audio from another clip's audio on the dev set.
 
 Offsets follow SyncNet's sign: positive = audio leads video; delaying the audio by k frames moves the
 offset by -k. Frames without a face are masked.
@@ -51,7 +51,8 @@ MIN_FPS = 10.0  # syllables come at 4-6 Hz: below ~10 fps the mouth's motion is 
 MIN_VOICED_SECONDS = 1.5  # voiced audio that must overlap frames with a face
 STATIC_MOUTH = 0.02  # spread (5th-95th percentile) of the lip opening / eye distance below which the mouth is still
 VOICE_LEVEL = 0.2  # a frame is voiced when its log energy is above floor + 0.2 * (loud - floor)
-SYNC_THRESHOLD = 0.33  # own vs foreign audio on the dev set (bench_lipsync.py); also the clear-peak rule
+SYNC_THRESHOLD = 0.33  # sync_confidence above it: the clip's own audio, below: foreign (dev set, bench_lipsync.py)
+PEAK_MIN_GAIN = 0.25  # a curve whose peak rises less than this above its median is flat: no offset
 BAND_EDGES_HZ = (80, 300, 800, 1600, 3200, 7600)  # speech bands whose log energies drive the regression
 HIGHPASS_SECONDS = 0.45
 AUDIO_CONTEXT = 0  # audio frames either side of the lagged one fed to the regression (0 measured best)
@@ -231,7 +232,7 @@ def offset_and_confidence(curve: np.ndarray, context: int = AUDIO_CONTEXT) -> tu
     return -(best - max_offset), float(np.max(curve) - np.median(curve))
 
 
-def clear_peak(curve: np.ndarray, confidence: float, threshold: float = SYNC_THRESHOLD) -> str | None:
+def clear_peak(curve: np.ndarray, confidence: float, threshold: float = PEAK_MIN_GAIN) -> str | None:
     """Why the curve's best lag is not a trustworthy offset (None when it is): a peak on the edge of
     the searched range (the true one may lie beyond it) or one that does not rise above the curve's
     median by `threshold` (a flat curve: no lag lines the mouth up with the audio)."""
@@ -264,7 +265,7 @@ def local_sync_series(idx: np.ndarray, pred: np.ndarray, target: np.ndarray, n_f
 # the metric
 # --------------------------------------------------------------------------------------------------
 def score_sync(mouth: np.ndarray, samples_16k: np.ndarray, fps: float,
-               max_offset_seconds: float = MAX_OFFSET_SECONDS, threshold: float = SYNC_THRESHOLD) -> dict:
+               max_offset_seconds: float = MAX_OFFSET_SECONDS, threshold: float = PEAK_MIN_GAIN) -> dict:
     """The offline lip-sync scores of one clip from its per-frame mouth signals (T, k) (NaN rows: no
     face) and its audio (16 kHz mono). Returns {"offset", "confidence", "reasons", "series", "curve",
     "lags"}; offset and confidence are None, with a one-line reason per score, when the inputs

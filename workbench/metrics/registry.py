@@ -233,7 +233,9 @@ def _collect_series(result: EvalResult, metric: Metric, names: list[str], n_fram
             continue
         series = clean_series(values, n_frames)
         result.series[name] = series
-        worst = worst_index(series, specs[name].higher_is_better)
+        worst = (getattr(metric, "worst", None) or {}).get(name)  # a metric's own rule, e.g. motion anomalies
+        if worst is None or not 0 <= worst < n_frames or series[worst] is None:
+            worst = worst_index(series, specs[name].higher_is_better)
         if worst is not None:
             result.worst_frame[name] = worst
 

@@ -363,6 +363,18 @@ class MotionSmoothness(Metric):
 # --------------------------------------------------------------------------------------------------
 # dynamic_degree + flow_magnitude
 # --------------------------------------------------------------------------------------------------
+def motion_anomaly(means: list[float], half: int = 3, floor: float = 0.05) -> int:
+    """Index of the frame pair whose motion departs most from its neighbours': the largest
+    |log((m_i + floor) / (median of m over +-half pairs + floor))|. A duplicated frame (no motion
+    between two moving ones) or a jump (dropped frames) stands out; smooth speed changes do not."""
+    m = np.asarray(means, dtype=np.float64)
+    if m.size == 0:
+        return 0
+    pad = np.pad(m, half, mode="edge")
+    local = np.median(np.lib.stride_tricks.sliding_window_view(pad, 2 * half + 1), axis=1)
+    return int(np.argmax(np.abs(np.log((m + floor) / (local + floor)))))
+
+
 def top_mean(mag: np.ndarray, frac: float = 0.05) -> float:
     """Mean of the largest `frac` share of values (VBench: top 5% of flow magnitudes)."""
     flat = mag.reshape(-1)
@@ -436,6 +448,7 @@ class DynamicDegree(Metric):
             return {"dynamic_degree": None, "flow_magnitude": None}
         moves, *_ = vbench_dynamic(self._top, self._fps, self._min_side)
         self.series = {"flow_magnitude": [None, *self._means]}  # flow into frame i from frame i-1
+        self.worst = {"flow_magnitude": 1 + motion_anomaly(self._means)}
         return {"dynamic_degree": 1.0 if moves else 0.0, "flow_magnitude": float(np.mean(self._means))}
 
 
