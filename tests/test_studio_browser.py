@@ -79,7 +79,7 @@ def lab(tmp_path):
 
 def test_studio_runs_and_plays_in_jupyterlab(browser, lab):
     url, root, log = lab
-    ctx = browser.new_context(viewport={"width": 1500, "height": 1300})
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1400})
     page = ctx.new_page()
     console_errors: list[str] = []
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
@@ -125,9 +125,21 @@ def test_studio_runs_and_plays_in_jupyterlab(browser, lab):
             grid_row.locator("button.wb-play").click()
             page.wait_for_function("r => [...r.querySelectorAll('video')].every(v => v.paused)",
                                    arg=grid_row.element_handle(), timeout=10_000)
-        row.scroll_into_view_if_needed()
-        page.locator(".jp-OutputArea").first.scroll_into_view_if_needed()
+        # the Studio from its header down: the form, the progress and the new clip
+        studio = page.locator(".jp-OutputArea-output", has_text="workbench studio").first
+        studio.evaluate("e => e.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / "studio_generate.png"))
+        # the other tabs follow the finished run
+        for tab, expect in (("Compare", ".wb-row video"), ("History", "select option"), ("Evaluate", "select")):
+            studio.locator(".lm-TabBar-tab", has_text=tab).first.click()
+            studio.locator(f".widget-tab-contents > :not(.lm-mod-hidden) {expect}").first.wait_for(
+                state="attached", timeout=30_000)
+            page.wait_for_timeout(700)
+            page.screenshot(path=str(ARTIFACTS / f"studio_{tab.lower()}.png"))
+        studio.locator(".lm-TabBar-tab", has_text="Generate").first.click()
+        row.evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(300)
     finally:
         page.screenshot(path=str(shot))
         ctx.close()

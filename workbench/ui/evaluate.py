@@ -116,6 +116,8 @@ class EvaluateTab(W.VBox):
             if r.get("status") == "ok" and r.get("video"):
                 self._records[f"{r.get('case')} / {r.get('model')} / seed {r.get('seed')}"] = r
         self.clip.options = list(self._records)
+        if self._records:
+            self.clip.value = next(iter(self._records))
 
     def _clip_picked(self) -> None:
         r = self._records.get(self.clip.value)

@@ -54,19 +54,19 @@ class MediaInput(W.VBox):
         for p in sample_files(kind):
             self._choices[f"sample: {p.name}"] = p
         self.choice = W.Dropdown(options=list(self._choices), description=kind,
-                                 layout=W.Layout(width="300px"), style={"description_width": "72px"})
+                                 layout=W.Layout(width="300px"), style={"description_width": "80px"})
         accept = "image/*" if kind == "image" else "audio/*,.wav,.mp3,.m4a,.flac,.ogg"
         self.upload = W.FileUpload(accept=accept, multiple=False, description="upload",
                                    layout=W.Layout(width="100px"))
         self.path_box = W.Text(placeholder=f"or a path to an {kind} file" if kind == "image" else "or a path to an audio file",
-                               layout=W.Layout(width="408px", margin="0 0 0 76px"))
-        self.note = W.HTML(layout=W.Layout(margin="0 0 0 76px"))
+                               layout=W.Layout(width="404px", margin="0 0 0 84px"))
+        self.note = W.HTML(layout=W.Layout(margin="0 0 0 84px"))
         if kind == "image":
             self.preview: W.Widget = W.Image(format="png", layout=W.Layout(max_width="160px", max_height="160px",
-                                                                       margin="0 0 0 76px", display="none"))
+                                                                       margin="0 0 0 84px", display="none"))
         else:
             self.preview = W.Audio(format="wav", autoplay=False, loop=False, controls=True,
-                                   layout=W.Layout(width="300px", margin="0 0 0 76px", display="none"))
+                                   layout=W.Layout(width="300px", margin="0 0 0 84px", display="none"))
         super().__init__([W.HBox([self.choice, self.upload]), self.path_box, self.note, self.preview])
         self.choice.observe(lambda _: self._refresh(), names="value")
         self.path_box.observe(lambda _: self._refresh(), names="value")
@@ -161,11 +161,11 @@ class _Field:
         self.spec = spec or {}
         self.json = False
         choices = self.spec.get("choices")
-        lw = W.Layout(width="170px")
+        lw = W.Layout(width="120px")
         if choices:
             self.widget: W.ValueWidget = W.Dropdown(options=list(choices), value=default if default in choices else choices[0], layout=lw)
         elif isinstance(default, bool):
-            self.widget = W.Checkbox(value=default, indent=False, layout=W.Layout(width="170px"))
+            self.widget = W.Checkbox(value=default, indent=False, layout=W.Layout(width="120px"))
         elif isinstance(default, int):
             self.widget = W.IntText(value=default, layout=lw)
         elif isinstance(default, float):
@@ -176,10 +176,12 @@ class _Field:
             self.json = True
             self.widget = W.Text(value=json.dumps(default), layout=lw)
         shown = json.dumps(default) if self.json else repr(default) if isinstance(default, str) else str(default)
-        self.hint = W.HTML(f'<span style="color:#777">default {html.escape(shown)}</span>',
-                           layout=W.Layout(width="150px"))
+        short = shown if len(shown) <= 12 else shown[:10] + "\u2026"
+        self.hint = W.HTML(f'<span style="color:#777;white-space:nowrap" title="{html.escape(shown)}">'
+                           f'default {html.escape(short)}</span>', layout=W.Layout(width="118px", min_width="118px"))
         self.note = W.HTML()
-        self.label = W.HTML(f'<code>{html.escape(name)}</code>', layout=W.Layout(width="150px"))
+        self.label = W.HTML(f'<code style="white-space:nowrap" title="{html.escape(name)}">{html.escape(name)}</code>',
+                            layout=W.Layout(width="150px", min_width="150px", overflow="hidden"))
         self.box = W.HBox([self.label, self.widget, self.hint, self.note])
 
     def value(self) -> Any:

@@ -69,6 +69,13 @@ def _takes(d: dict[str, Any], kind: str) -> bool:
     return kind == "prompt" or (kind == "audio" and d.get("task") == "audio-to-video")
 
 
+def _labelled(text: str, widget: W.Widget) -> W.HBox:
+    """A widget with a label in the same column as the `description`s of its neighbours."""
+    label = W.HTML(f"<div style='text-align:right;padding-right:8px;line-height:28px'>{html.escape(text)}</div>",
+                   layout=W.Layout(width="84px", min_width="84px"))
+    return W.HBox([label, widget])
+
+
 def safe_id(text: str, fallback: str = "case") -> str:
     s = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-._")[:60]
     return s or fallback
@@ -83,25 +90,23 @@ class GenerateTab(W.VBox):
         self.catalogue = model_catalogue()
         tasks = list(dict.fromkeys([t for t in TASK_LABELS if any(d["task"] == t for d in self.catalogue.values())]
                                    + [d["task"] for d in self.catalogue.values()]))
-        lab = {"description_width": "72px"}
+        lab = {"description_width": "80px"}
         self.task = W.Dropdown(options=[(self._task_label(t), t) for t in tasks], description="task",
-                               layout=W.Layout(width="400px"), style=lab)
-        self.model = W.Dropdown(description="model", layout=W.Layout(width="400px"), style=lab)
-        self.model_info = W.HTML(layout=W.Layout(margin="0 0 0 64px"))
+                               layout=W.Layout(width="490px"), style=lab)
+        self.model = W.Dropdown(description="model", layout=W.Layout(width="490px"), style=lab)
+        self.model_info = W.HTML(layout=W.Layout(margin="0 0 0 84px"))
         uploads = self.runs_root / "uploads"
         self.image = MediaInput("image", uploads, on_change=self._update_state)
         self.audio = MediaInput("audio", uploads, on_change=self._update_state)
-        self.prompt = W.Textarea(placeholder="what should happen in the clip", description="prompt",
-                                 layout=W.Layout(width="484px", height="52px"), style=lab)
-        self.negative = W.Textarea(placeholder="what to avoid", description="negative",
-                                   layout=W.Layout(width="484px", height="40px"), style=lab)
+        self.prompt = W.Textarea(placeholder="what should happen in the clip", layout=W.Layout(width="404px", height="52px"))
+        self.negative = W.Textarea(placeholder="what to avoid", layout=W.Layout(width="404px", height="40px"))
         self.seed = W.IntText(value=0, description="seed", layout=W.Layout(width="160px"), style=lab)
         self.outputs = W.BoundedIntText(value=1, min=1, max=64, description="outputs", layout=W.Layout(width="150px"),
                                         style=lab, tooltip="clips per model: seeds seed, seed+1, ...")
         self.metrics = W.TagsInput(value=list(DEFAULT_METRICS), allowed_tags=metric_names(), allow_duplicates=False,
                                    layout=W.Layout(width="408px"))
         self.run_dir_box = W.Text(value=self._label(run_dir), description="run into",
-                                  layout=W.Layout(width="484px"), style=lab)
+                                  layout=W.Layout(width="490px"), style=lab)
         self.form = ParamForm(on_change=self._update_state)
         self.run_btn = W.Button(description="Run", button_style="primary", icon="play", layout=W.Layout(width="110px"))
         self.cancel_btn = W.Button(description="Cancel", icon="stop", disabled=True, layout=W.Layout(width="110px"))
@@ -119,11 +124,10 @@ class GenerateTab(W.VBox):
         self.task.observe(lambda _: self._fill_models(), names="value")
         self.model.observe(lambda _: self._model_changed(), names="value")
 
-        inputs = W.VBox([self.task, self.model, self.model_info, self.image, self.audio, self.prompt, self.negative,
-                         W.HBox([self.seed, self.outputs]),
-                         W.HBox([W.HTML("<div style='width:72px;text-align:right;padding-right:8px'>metrics</div>"),
-                                 self.metrics]),
-                         self.run_dir_box], layout=W.Layout(width="500px"))
+        inputs = W.VBox([self.task, self.model, self.model_info, self.image, self.audio,
+                         _labelled("prompt", self.prompt), _labelled("negative", self.negative),
+                         W.HBox([self.seed, self.outputs]), _labelled("metrics", self.metrics),
+                         self.run_dir_box], layout=W.Layout(width="510px", min_width="510px"))
         form_box = W.VBox([self.form], layout=W.Layout(margin="0 0 0 16px", flex="1 1 auto"))
         controls = W.HBox([self.run_btn, self.cancel_btn, W.VBox([self.jobs_bar, self.step_bar]), self.progress],
                           layout=W.Layout(align_items="center", margin="8px 0 0 0"))
@@ -192,6 +196,8 @@ class GenerateTab(W.VBox):
         self.model_info.value = (f"<div style='color:#444;font-size:12px'>{html.escape(d.get('description', ''))}<br>"
                                  f"needs: <b>{html.escape(needs)}</b> &middot; {wtxt}</div>")
         self.form.set_model(d["cls"])
+        for inp in (self.image, self.audio):  # show only the inputs this model takes
+            inp.layout.display = None if _takes(d, inp.kind) else "none"
         for box, kind, hint in ((self.prompt, "prompt", "what should happen in the clip"),
                                 (self.negative, "negative_prompt", "what to avoid")):
             box.disabled = not _takes(d, kind)
@@ -292,7 +298,7 @@ class GenerateTab(W.VBox):
             self.message.error(e)
             return False
         self.cli_hint.value = (f"<span style='color:#777;font-size:11px'>same run from a shell: "
-                               f"<code>workbench run {html.escape(str(path))}</code></span>")
+                               f"<code>workbench run {html.escape(self._label(path))}</code></span>")
         if self._row:
             self._older.insert(0, {"label": self._row_label(), "records": list(self._row)})
             self._older = self._older[:4]
@@ -321,6 +327,7 @@ class GenerateTab(W.VBox):
         self._busy = False
         self.cancel_btn.disabled = True
         self.step_bar.value = 0
+        self.step_bar.description = "step"
         self._update_state()
         if self.on_finished is not None and self.runner is not None:
             try:

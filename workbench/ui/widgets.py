@@ -272,9 +272,9 @@ def fmt(v: Any) -> str:
     if isinstance(v, (int, float)):
         if isinstance(v, float) and not math.isfinite(v):
             return "null"
-        if v == 0 or 0.001 <= abs(v) < 10000:
+        if isinstance(v, int) or v == 0 or 0.001 <= abs(v) < 10000:
             return f"{v:.3f}" if isinstance(v, float) else str(v)
-        return f"{v:.3g}"
+        return f"{v:.2e}"
     return str(v)
 
 
@@ -330,9 +330,11 @@ def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: d
 
 def html_table(header: list[str], rows: list[list[str]], title: str = "") -> str:
     """A plain HTML table (cells are already-escaped HTML)."""
-    style = ("border-collapse:collapse;font-size:12px;margin:4px 0;", "padding:2px 8px;border-bottom:1px solid #ddd;")
-    th = "".join(f'<th style="{style[1]}text-align:left">{h}</th>' for h in header)
-    body = "".join("<tr>" + "".join(f'<td style="{style[1]}">{c}</td>' for c in r) + "</tr>" for r in rows)
+    style = ("border-collapse:collapse;font-size:12px;margin:4px 0;line-height:1.4;",
+             "padding:3px 8px;border-bottom:1px solid #ddd;vertical-align:top;")
+    th = "".join(f'<th style="{style[1]}text-align:left;white-space:nowrap">{h}</th>' for h in header)
+    body = "".join("<tr>" + "".join(f'<td style="{style[1]}{"white-space:nowrap;" if i == 0 else ""}">{c}</td>'
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
     cap = f"<div style='font-weight:600;margin-top:6px'>{html.escape(title)}</div>" if title else ""
     return f'{cap}<table style="{style[0]}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
