@@ -332,12 +332,15 @@ def test_accelerate_launch_two_cpu_processes_do_each_job_once(workdir):
     cases = [{"id": f"c{k}", "image": "a.png"} for k in range(3)]
     p = suite_file(workdir, cases=cases, seeds=[0, 1],
                    models=[{"name": "static", "params": {"width": 32, "height": 32, "seconds": 0.3, "fps": 10}}])
-    env = {**os.environ, "WANDB_MODE": "disabled", "ACCELERATE_USE_CPU": "1"}
-    r = subprocess.run([PY, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    # --multi_gpu picks accelerate's torchrun launcher; with no GPU the ranks talk over gloo on the CPU
+    # (accelerate's --cpu launcher runs one process unless MPI is installed)
+    r = subprocess.run([PY, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "workbench", "run", str(p),
                         "--wandb", "disabled"], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     recs = lines(workdir / "run")
     assert Counter(x["job_id"] for x in recs) == Counter({j.id: 1 for j in expand_jobs(load_suite(p))})
     assert len({x["pid"] for x in recs}) == 2  # both ranks worked
+    assert r.stdout.count("report: ") == 1  # written once, by the main process
     assert (workdir / "run" / "report.html").exists()  # written once, by the main process

@@ -277,9 +277,10 @@ def distributed_shard() -> tuple[int, int] | None:
     """(process index, process count) under `accelerate launch` (or torchrun); None for one process."""
     if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
         return None
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())  # CPU ranks (tests, CPU boxes) use gloo
     return state.process_index, state.num_processes
 
 
