@@ -510,12 +510,15 @@ class DiffusersGenerator(Generator):
             img = request.image if "width" not in p else fit_image(request.image, int(p["width"]), int(p["height"]))
             common["image"] = Image.fromarray(img)
         kwargs = {s.arg(k): v for k, v in common.items() if s.arg(k) and v is not None}
-        kwargs.update({k: p[k] for k in s.extras})
+        kwargs.update({k: p[k] for k in s.extras if p[k] is not None})  # None: the pipeline's own default
         params = inspect.signature(type(pipe).__call__).parameters
         denoiser = getattr(pipe, s.denoiser, None)
         text_len = getattr(getattr(denoiser, "config", None), "max_text_seq_length", None)
         if text_len and "max_sequence_length" in params:  # CogVideoX: text length is fixed by the transformer
             kwargs["max_sequence_length"] = int(text_len)
+        if getattr(getattr(denoiser, "config", None), "image_condition_type", None) == "latent_concat" and \
+                s.arg("num_frames") in kwargs:  # HunyuanVideo-I2V drops the 4 frames of the image latent
+            kwargs[s.arg("num_frames")] += 4
         if self.options.get("decode_chunk_size"):
             kwargs["decode_chunk_size"] = int(self.options["decode_chunk_size"])
         if "callback_on_step_end" in params:

@@ -148,10 +148,11 @@ FAMILIES: tuple[FamilySpec, ...] = (
         size_multiple=32, inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"max_sequence_length": 512}),
     FamilySpec(
         "hunyuanvideo-i2v", "HunyuanVideoImageToVideoPipeline", I2V, ("hunyuanvideo-community/HunyuanVideo-I2V",),
-        "HunyuanVideo-I2V: image tokens through a LLaVA text encoder, 720P, 24 fps",
+        "HunyuanVideo-I2V: image tokens through a LLaVA text encoder, 720P, 24 fps (129 frames made, the 4 of the "
+        "image latent dropped)",
         "Tencent Hunyuan Community licence (excludes the EU, UK, South Korea); not gated", "hunyuanvideo-i2v",
-        num_frames=129, fps=24, width=1280, height=720, steps=50, guidance=1.0, frame_rule=4, max_frames=129,
-        inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"true_cfg_scale": 1.0, "image_embed_interleave": 4},
+        num_frames=125, fps=24, width=1280, height=720, steps=50, guidance=1.0, frame_rule=4, max_frames=125,
+        inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"true_cfg_scale": 1.0, "image_embed_interleave": 4, "prompt_template": None},
         repeated_blocks=True),
     FamilySpec(
         "hunyuanvideo1.5-i2v", "HunyuanVideo15ImageToVideoPipeline", I2V,

@@ -244,6 +244,132 @@ def build_tiny_skyreels_v2_i2v(path: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------
+# HunyuanVideo-I2V (LLaVA text encoder sees the image; CLIP text encoder for the pooled embedding)
+# --------------------------------------------------------------------------------------------------
+LLAMA_SPECIALS = ["<unk>", "<s>", "</s>", "<pad>", "<image>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+IMAGE_TOKEN = 4  # id of <image> in llama_tokenizer()
+
+# A prompt template for the tiny checkpoint: its CLIP vision tower gives 49 image tokens (224 px, 32 px patches),
+# where HunyuanVideo-I2V's default template expects 576 (LLaVA-Llama-3 at 336 px). Pass it as the family
+# parameter `prompt_template` when running the tiny folder.
+HUNYUAN_I2V_TINY_TEMPLATE = {"template": "{}", "crop_start": 0, "image_emb_len": 49,
+                             "image_emb_start": 5, "image_emb_end": 54}
+
+
+def llama_tokenizer() -> Any:
+    """A Llama-3-style tokenizer (metaspace BPE, no merges, byte fallback) with LLaVA's <image> token."""
+    from transformers import LlamaTokenizer
+
+    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)] + _CHARS + [":", "\n"]
+    vocab = {t: i for i, t in enumerate(LLAMA_SPECIALS)}
+    for tok in ["\u2581"] + letters + ["\u2581" + c for c in letters] + [f"<0x{b:02X}>" for b in range(256)]:
+        vocab.setdefault(tok, len(vocab))
+    return LlamaTokenizer(vocab=vocab, merges=[], additional_special_tokens=LLAMA_SPECIALS[4:], model_max_length=4096,
+                          pad_token="<pad>")
+
+
+def build_tiny_hunyuanvideo_i2v(path: str | Path) -> Path:
+    """Tiny HunyuanVideoImageToVideoPipeline: a 2-layer LLaVA (Llama text + CLIP vision) encoder, a CLIP text
+    encoder, one double and one single stream block, a 4-level 8-channel 3D VAE. Run it with
+    `prompt_template: HUNYUAN_I2V_TINY_TEMPLATE` (49 image tokens instead of 576)."""
+    from diffusers import (AutoencoderKLHunyuanVideo, FlowMatchEulerDiscreteScheduler, HunyuanVideoImageToVideoPipeline,
+                           HunyuanVideoTransformer3DModel)
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    _seed(0)
+    transformer = HunyuanVideoTransformer3DModel(
+        in_channels=2 * 4 + 1, out_channels=4, num_attention_heads=2, attention_head_dim=10, num_layers=1,
+        num_single_layers=1, num_refiner_layers=1, patch_size=1, patch_size_t=1, guidance_embeds=False,
+        text_embed_dim=16, pooled_projection_dim=8, rope_axes_dim=(2, 4, 4), image_condition_type="latent_concat")
+    _seed(1)
+    vae = AutoencoderKLHunyuanVideo(
+        in_channels=3, out_channels=3, latent_channels=4, down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+        up_block_types=("HunyuanVideoUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
+        norm_num_groups=4, spatial_compression_ratio=8, temporal_compression_ratio=4)
+    _seed(2)
+    text = LlamaConfig(vocab_size=512, hidden_size=16, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                       bos_token_id=1, eos_token_id=2, pad_token_id=3, hidden_act="gelu")
+    vision = CLIPVisionConfig(hidden_size=8, intermediate_size=37, projection_dim=32, num_attention_heads=4,
+                              num_hidden_layers=2, image_size=224, patch_size=32)
+    text_encoder = LlavaForConditionalGeneration(LlavaConfig(vision_config=vision, text_config=text, pad_token_id=3,
+                                                             image_token_index=IMAGE_TOKEN))
+    _seed(3)
+    pipe = HunyuanVideoImageToVideoPipeline(
+        text_encoder=text_encoder, tokenizer=llama_tokenizer(), transformer=transformer, vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0), text_encoder_2=clip_text(8),
+        tokenizer_2=clip_tokenizer(), image_processor=clip_image_processor(224))
+    return _save(pipe, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# HunyuanVideo 1.5 (Qwen2.5-VL text model + ByT5 glyph encoder; SigLIP image encoder for I2V)
+# --------------------------------------------------------------------------------------------------
+CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def qwen_tokenizer() -> Any:
+    """A byte-level Qwen2 tokenizer (no merges) with a ChatML chat template."""
+    from transformers import Qwen2Tokenizer
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Qwen2Tokenizer(vocab=_bpe_vocab(specials), merges=[], model_max_length=4096,
+                         additional_special_tokens=specials[1:])
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def _hunyuan15(path: str | Path, i2v: bool) -> Path:
+    import diffusers
+    from diffusers import AutoencoderKLHunyuanVideo15, FlowMatchEulerDiscreteScheduler, HunyuanVideo15Transformer3DModel
+    from diffusers.guiders import ClassifierFreeGuidance
+    from transformers import ByT5Tokenizer, Qwen2_5_VLTextConfig, Qwen2_5_VLTextModel
+
+    _seed(0)
+    transformer = HunyuanVideo15Transformer3DModel(
+        in_channels=9, out_channels=4, num_attention_heads=2, attention_head_dim=8, num_layers=1, num_refiner_layers=1,
+        mlp_ratio=2.0, patch_size=1, patch_size_t=1, text_embed_dim=16, text_embed_2_dim=32, image_embed_dim=12,
+        rope_axes_dim=(2, 2, 4), target_size=32, task_type="i2v" if i2v else "t2v")
+    _seed(1)
+    vae = AutoencoderKLHunyuanVideo15(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 16),
+                                      layers_per_block=1, spatial_compression_ratio=4, temporal_compression_ratio=2,
+                                      downsample_match_channel=False, upsample_match_channel=False)
+    _seed(2)
+    text_encoder = Qwen2_5_VLTextModel(Qwen2_5_VLTextConfig(
+        vocab_size=VOCAB + 8, hidden_size=16, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, bos_token_id=0, eos_token_id=2, pad_token_id=0,
+        rope_scaling={"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+        rope_theta=1000000.0))
+    text_encoder_2 = t5_encoder(32)
+    parts: dict[str, Any] = dict(
+        transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0), text_encoder=text_encoder,
+        tokenizer=qwen_tokenizer(), text_encoder_2=text_encoder_2, tokenizer_2=ByT5Tokenizer(),
+        guider=ClassifierFreeGuidance(guidance_scale=6.0))
+    if i2v:
+        from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
+
+        _seed(3)
+        parts["image_encoder"] = SiglipVisionModel(SiglipVisionConfig(
+            hidden_size=12, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+            patch_size=8))
+        parts["feature_extractor"] = SiglipImageProcessor(size={"height": 32, "width": 32})
+        pipe = diffusers.HunyuanVideo15ImageToVideoPipeline(**parts)
+    else:
+        pipe = diffusers.HunyuanVideo15Pipeline(**parts)
+    return _save(pipe, path)
+
+
+def build_tiny_hunyuanvideo15_t2v(path: str | Path) -> Path:
+    """Tiny HunyuanVideo15Pipeline: a 2-layer Qwen2.5-VL text model, a 1-layer ByT5-sized T5, one DiT block."""
+    return _hunyuan15(path, i2v=False)
+
+
+def build_tiny_hunyuanvideo15_i2v(path: str | Path) -> Path:
+    """Tiny HunyuanVideo15ImageToVideoPipeline: as the T2V one plus a 1-layer SigLIP image encoder."""
+    return _hunyuan15(path, i2v=True)
+
+
+# --------------------------------------------------------------------------------------------------
 # CogVideoX
 # --------------------------------------------------------------------------------------------------
 def _cogvideox(path: str | Path, i2v: bool) -> Path:
@@ -402,6 +528,9 @@ DIFFUSERS_BUILDERS: dict[str, Callable[[str | Path], Path]] = {
     "wan22-i2v": build_tiny_wan22_i2v,
     "wan22-ti2v": build_tiny_wan22_ti2v,
     "skyreels-v2-i2v": build_tiny_skyreels_v2_i2v,
+    "hunyuanvideo-i2v": build_tiny_hunyuanvideo_i2v,
+    "hunyuanvideo15-t2v": build_tiny_hunyuanvideo15_t2v,
+    "hunyuanvideo15-i2v": build_tiny_hunyuanvideo15_i2v,
     "cogvideox": build_tiny_cogvideox,
     "cogvideox-i2v": build_tiny_cogvideox_i2v,
     "ltx": build_tiny_ltx,
