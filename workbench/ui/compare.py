@@ -21,7 +21,7 @@ import ipywidgets as W
 from workbench.ui.jobs import Worker
 from workbench.ui.media import jupyter_server, served_url
 from workbench.ui.widgets import (ClipGrid, Message, RunPicker, arrow, best_values, clip_item, directions, fmt,
-                                  html_table, scores_caption)
+                                  html_table, score_order, scores_caption)
 
 MAX_ROWS = 12
 
@@ -49,7 +49,7 @@ def summary_html(records: list[dict[str, Any]], dirs: dict[str, bool | None]) ->
     ok = [r for r in records if r.get("status") == "ok"]
     if not ok:
         return "<i>no finished jobs selected</i>"
-    names = list(dict.fromkeys(k for r in ok for k, v in (r.get("scores") or {}).items() if v is not None))
+    names = score_order(dict.fromkeys(k for r in ok for k, v in (r.get("scores") or {}).items() if v is not None))
     rows = summarize(ok, names)
     by = {(s.model, s.metric): s for s in rows}
     models = list(dict.fromkeys(s.model for s in rows))
@@ -72,7 +72,7 @@ def summary_html(records: list[dict[str, Any]], dirs: dict[str, bool | None]) ->
             cells.append(f"{val}{ci} <span style='color:#999'>n={s.n}</span>")
         body.append(cells)
     head = ["model"] + [f"{html.escape(n)} {arrow(dirs.get(n))}" for n in names]
-    return html_table(head, body, "model summary: mean [bootstrap 95% CI] over the selected cases and seeds")
+    return html_table(head, body, "model summary: mean [bootstrap 95% CI] over the selected cases and seeds", nowrap=True)
 
 
 class CompareTab(W.VBox):

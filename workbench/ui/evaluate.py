@@ -14,7 +14,7 @@ from typing import Any
 import ipywidgets as W
 
 from workbench.ui.jobs import Throttle, Worker
-from workbench.ui.widgets import ClipGrid, Message, RunPicker, arrow, clip_item, directions, fmt, html_table
+from workbench.ui.widgets import ClipGrid, Message, RunPicker, arrow, clip_item, directions, fmt, html_table, score_order
 
 DEFAULT_METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "dynamic_degree", "identity", "lipsync"]
 
@@ -37,12 +37,17 @@ def curves_png(series: dict[str, list], worst: dict[str, int], fps: float | None
         xs = [j for j, v in enumerate(values) if v is not None]
         ys = [values[j] for j in xs]
         ax.plot(xs, ys, lw=1.2, color="#1f6fb2")
+        title = name
         if name in worst and worst[name] is not None and 0 <= worst[name] < len(values) and values[worst[name]] is not None:
             w = worst[name]
             ax.plot([w], [values[w]], "o", color="#b00020", ms=5)
-            ax.annotate(f"worst: frame {w}", (w, values[w]), fontsize=7, color="#b00020",
-                        xytext=(4, 4), textcoords="offset points")
-        ax.set_title(name, fontsize=9)
+            title += f"   (worst: frame {w})"
+        lo, hi = min(ys), max(ys)
+        if hi - lo < 1e-3 * max(1e-9, abs(hi)):  # a flat curve: show it flat, not as noise around an offset
+            pad = max(1e-3 * abs(hi), 1e-6)
+            ax.set_ylim(lo - pad, hi + pad)
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain") if abs(hi) >= 1e-3 else None
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("frame", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -54,10 +59,11 @@ def curves_png(series: dict[str, list], worst: dict[str, int], fps: float | None
 
 def score_table_html(result: Any, dirs: dict[str, bool | None]) -> str:
     rows = []
-    for name, v in result.scores.items():
-        backend = html.escape(str(result.backends.get(name, "")))
+    for name in score_order(result.scores):
+        v = result.scores[name]
+        backend = f"<span style='white-space:nowrap'>{html.escape(str(result.backends.get(name, '')))}</span>"
         why = html.escape(result.errors.get(name, "")) if v is None else ""
-        val = "<span style='color:#999'>null</span>" if v is None else f"<b>{fmt(v)}</b>"
+        val = "<span style='color:#999'>null</span>" if v is None else f"<b style='white-space:nowrap'>{fmt(v)}</b>"
         rows.append([f"<code>{html.escape(name)}</code>", f"{arrow(dirs.get(name))}", val, backend,
                      f"<span style='color:#b00020'>{why}</span>"])
     for name, why in result.errors.items():  # errors for scores that never got a value slot
@@ -166,7 +172,7 @@ class EvaluateTab(W.VBox):
         self.run_btn.disabled = True
         self.table.value = ""
         self.curves.layout.display = "none"
-        self.player.rows = [{"label": video.name, "clips": [clip_item(video, video.name)]}]
+        self.player.rows = [{"label": "", "clips": [clip_item(video, video.name)]}]
         self.message.info(f"scoring {video.name}...")
 
         def progress(i: int, n: int) -> None:

@@ -53,7 +53,7 @@ function render({ model, el }) {
     back.textContent = "\u21BA start";
     back.title = "back to the first frame";
     const playing = () => vids.some(v => !v.paused);
-    const label = () => { btn.textContent = playing() ? "\u23F8 pause row" : "\u25B6 play row"; };
+    const label = () => { btn.textContent = playing() ? "pause row" : "\u25B6 play row"; };
     btn.onclick = () => {
       if (!vids.length) return;
       if (playing()) { vids.forEach(v => v.pause()); }
@@ -171,7 +171,7 @@ _CSS = """
 .wb-row { margin: 4px 0 10px 0; border-top: 1px solid var(--jp-border-color2, #ddd); padding-top: 4px; }
 .wb-row-head { display: flex; gap: 6px; align-items: center; margin-bottom: 4px; }
 .wb-row-title { font-weight: 600; margin-left: 4px; }
-.wb-row-head button { font-size: 12px; padding: 1px 8px; cursor: pointer; border-radius: 3px;
+.wb-row-head button { white-space: nowrap; font-size: 12px; padding: 1px 8px; cursor: pointer; border-radius: 3px;
   border: 1px solid var(--jp-border-color1, #bbb); background: var(--jp-layout-color2, #f3f3f3);
   color: var(--jp-ui-font-color1, #222); }
 .wb-cells { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
@@ -305,10 +305,23 @@ def best_values(records: Iterable[dict[str, Any]], dirs: dict[str, bool | None])
     return best
 
 
+def score_order(names: Iterable[str]) -> list[str]:
+    """Score names in the metric registry's order (unknown names last, as given)."""
+    try:
+        from workbench.metrics import score_specs
+
+        known = {n: i for i, n in enumerate(score_specs())}
+    except Exception:
+        known = {}
+    names = list(names)
+    return sorted(names, key=lambda n: (known.get(n, len(known)), names.index(n)))
+
+
 def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: dict[str, float] | None = None,
                    with_backend: bool = False) -> str:
     """A small HTML table of a record's scores; the best of its row marked, null scores with their reason."""
     scores = record.get("scores") or {}
+    scores = {k: scores[k] for k in score_order(scores)}
     if not scores:
         return ""
     errors = record.get("score_errors") or {}
@@ -328,15 +341,19 @@ def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: d
     return "<table>" + "".join(rows) + "</table>"
 
 
-def html_table(header: list[str], rows: list[list[str]], title: str = "") -> str:
-    """A plain HTML table (cells are already-escaped HTML)."""
+def html_table(header: list[str], rows: list[list[str]], title: str = "", nowrap: bool = False) -> str:
+    """A plain HTML table (cells are already-escaped HTML) in a box that scrolls sideways when wide;
+    `nowrap` keeps every cell on one line."""
     style = ("border-collapse:collapse;font-size:12px;margin:4px 0;line-height:1.4;",
              "padding:3px 8px;border-bottom:1px solid #ddd;vertical-align:top;")
     th = "".join(f'<th style="{style[1]}text-align:left;white-space:nowrap">{h}</th>' for h in header)
     body = "".join("<tr>" + "".join(f'<td style="{style[1]}{"white-space:nowrap;" if i == 0 else ""}">{c}</td>'
                                     for i, c in enumerate(r)) + "</tr>" for r in rows)
+    if nowrap:
+        body = body.replace('vertical-align:top;"', 'vertical-align:top;white-space:nowrap;"')
     cap = f"<div style='font-weight:600;margin-top:6px'>{html.escape(title)}</div>" if title else ""
-    return f'{cap}<table style="{style[0]}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+    return (f'{cap}<div style="overflow-x:auto;max-width:100%"><table style="{style[0]}"><thead><tr>{th}</tr>'
+            f'</thead><tbody>{body}</tbody></table></div>')
 
 
 def run_folders(runs_root: Path) -> list[Path]:
