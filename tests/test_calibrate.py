@@ -211,11 +211,83 @@ def test_clip_without_audio_skips_audio_perturbation(tmp_path, toy_registry):
 
 
 def test_repository_suite_parses(repo_root):
+    from workbench.calibrate import PERTURBATIONS, WORST
+
     s = load_suite(repo_root / "evals" / "suites" / "metric-calibration.yaml")
-    assert {p.kind for p in s.perturbations} == set(
-        ["shuffle_frames", "drop_frames", "freeze", "noise", "audio_delay", "swap_audio"])
+    assert {p.kind for p in s.perturbations} == set(PERTURBATIONS)  # every fault kind is exercised
     assert s.clips[0].path.name == "00086.mp4" and s.clips[0].image == "first_frame"
     assert s.perturbations[4].expect["sync_offset"].delta == -5
+    by = {p.name: p for p in s.perturbations}
+    assert by["one_frame_flash"].expect["temporal_flicker" + WORST].tol == 0
+    assert by["face_morphs_into_another_person"].expect["identity_min"].bound == 0.92
+    assert by["mouth_frozen_audio_goes_on"].expect["sync_confidence"].null_ok
+
+
+def test_new_faults_do_what_they_say():
+    frames = (np.arange(20, dtype=np.uint8)[:, None, None, None] * 10 + 20) * np.ones((1, 4, 4, 3), np.uint8)
+    audio = Audio(np.linspace(-1, 1, 8000, dtype=np.float32), 4000)  # 2 s at 10 fps
+    clip = Clip.from_frames(frames, 10, audio)
+    first = lambda c: list(c.frames[:, 0, 0, 0].astype(int))  # noqa: E731
+    dup = perturb(clip, Perturbation("d", "duplicate_frame", {"at": 0.5}, {}))
+    assert first(dup)[4:7] == [60, 60, 80]
+    fl = perturb(clip, Perturbation("f", "flash", {"at": 0.5, "gain": 1.5}, {}))
+    assert first(fl)[5] == 125 and first(fl)[4] == 60 and first(fl)[6] == 80
+    sw = perturb(clip, Perturbation("s", "swap_frames", {"at": 0.5}, {}))
+    assert first(sw)[4:8] == [60, 80, 70, 90]
+    dr = perturb(clip, Perturbation("r", "drop_stretch", {"at": 0.5, "seconds": 0.3}, {}))
+    assert first(dr)[4:6] == [60, 100] and len(dr.frames) == 17 and dr.audio.duration == pytest.approx(1.7)
+    fk = perturb(clip, Perturbation("k", "brightness_flicker", {"amplitude": 0.02, "period_frames": 4}, {}))
+    ratio = fk.frames[:, 0, 0, 0] / frames[:, 0, 0, 0].astype(float)
+    assert 0.97 < ratio.min() < 0.995 and 1.005 < ratio.max() < 1.03
+    with pytest.raises(Exception, match="outside the clip"):
+        perturb(clip, Perturbation("f", "flash", {"at": 5.0}, {}))
+
+
+def test_new_expectation_rules(tmp_path):
+    assert Expectation("below", bound=0.92).check_value(0.95, 0.8) is True
+    assert Expectation("below", bound=0.92).check_value(0.95, 0.93) is False
+    assert Expectation("down", null_ok=True).check_value(0.6, None) is True
+    assert Expectation("down").check_value(0.6, None) is None
+    p = tmp_path / "s.yaml"
+    p.write_text("clips: [a.mp4]\nmetrics: [x]\nperturbations: [{kind: noise, locate: {x: 1}}]\n")
+    with pytest.raises(CalibrationSuiteError, match="'locate' needs a fault at one frame"):
+        load_suite(p)
+    p.write_text("clips: [a.mp4]\nmetrics: [x]\nperturbations: [{kind: flash}]\n")
+    with pytest.raises(CalibrationSuiteError, match="needs 'at'"):
+        load_suite(p)
+    p.write_text("clips: [a.mp4]\nmetrics: [x]\nperturbations: [{kind: morph_face}]\n")
+    with pytest.raises(CalibrationSuiteError, match="needs 'source'"):
+        load_suite(p)
+
+
+def test_every_subtle_fault_is_caught_on_a_real_clip(tmp_path, media_dir):
+    """The generated-video faults of the repository suite, on 3 s of a real talking clip: each caught by
+    the metric named for it (value moved the right way, or the worst frame found at the fault)."""
+    from workbench.calibrate import WORST
+
+    clip = media_dir / "talking" / "00086.mp4"
+    faces = media_dir / "faces"
+    suite = tmp_path / "faults.yaml"
+    suite.write_text(f"""
+max_seconds: 3
+clips: [{{path: {clip}, image: first_frame}}]
+metrics: [temporal_flicker]
+perturbations:
+  - {{name: dup, kind: duplicate_frame, at: 1.6, locate: {{flow_magnitude: 1}}}}
+  - {{name: drop, kind: drop_stretch, at: 1.6, seconds: 0.4, locate: {{flow_magnitude: 1}}, expect: {{warp_error: up}}}}
+  - {{name: flash, kind: flash, at: 1.2, locate: {{temporal_flicker: 0, warp_error: 0}}, expect: {{temporal_flicker: down}}}}
+  - {{name: swap, kind: swap_frames, at: 1.6, expect: {{motion_smoothness: down}}}}
+  - {{name: flicker, kind: brightness_flicker, amplitude: 0.02, expect: {{temporal_flicker: down}}}}
+  - {{name: morph, kind: morph_face, source: {faces / "sadtalker_people_0.png"}, expect: {{identity_min: {{below: 0.92}}}}}}
+  - {{name: mouth, kind: freeze_mouth, start: 0, expect: {{sync_confidence: {{direction: down, null_ok: true}}}}}}
+""")
+    res = run_calibration(suite, tmp_path / "out")
+    checked = [r for r in res.rows if r.expected]
+    print("\n".join(f"{r.perturbation:6s} {r.metric:30s} {r.original} -> {r.perturbed} {r.passed} {r.note}" for r in checked))
+    assert not res.errors, res.errors
+    assert len(checked) == 10 and all(r.passed for r in checked), [r for r in checked if not r.passed]
+    assert {r.metric for r in checked if r.metric.endswith(WORST)} == {
+        "flow_magnitude" + WORST, "warp_error" + WORST, "temporal_flicker" + WORST}
 
 
 def test_real_clip_through_real_metrics(tmp_path, media_dir):

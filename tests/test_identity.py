@@ -272,3 +272,21 @@ def test_arcface_backend_end_to_end(media_dir, tiny_arcface):
     assert r.backends["identity_similarity"] == "arcface-onnx:w600k_tiny"
     assert np.isfinite(r.scores["identity_similarity"]) and -1.0 <= r.scores["identity_similarity"] <= 1.0
     assert r.scores["face_detect_rate"] == 1.0
+
+
+def test_face_morph_drifts_below_threshold_at_the_end(media_dir):
+    """A face that turns into another person (calibration's morph_face): identity_min falls below the
+    same-person threshold, and the per-frame series points at the end of the clip, not its start."""
+    from workbench.calibrate import morph_towards
+    from workbench.media import load_image
+    from workbench.metrics import evaluate
+
+    clip = Clip.open(media_dir / "talking" / "00086.mp4", load_audio_track=False)
+    frames = clip.to_array(max_frames=50)
+    morphed = Clip.from_frames(morph_towards(frames, load_image(media_dir / "faces" / "sadtalker_people_0.png")), clip.fps)
+    r = evaluate(morphed, image=frames[0], metrics=["identity"], metric_options={"identity": {"sample_fps": 5}})
+    series = r.series["identity_similarity"]
+    assert len(series) == 50 and series[0] is not None and series[1] is None  # sampled frames only
+    sampled = [v for v in series if v is not None]
+    assert sampled[0] > DLIB_SAME_PERSON_COSINE > r.scores["identity_min"]
+    assert r.worst_frame["identity_min"] >= 40 and series[r.worst_frame["identity_min"]] == r.scores["identity_min"]

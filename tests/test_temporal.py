@@ -329,3 +329,47 @@ def test_registry_lists_every_temporal_score():
     for cls in METRICS:
         for s in cls.scores:
             assert s.description and s.source and s.range
+
+
+# --------------------------------------------------------------------------------------------------
+# per-frame series and the worst frame
+# --------------------------------------------------------------------------------------------------
+def _panning(n: int = 16) -> np.ndarray:
+    """A texture panning 1 px per frame: smooth motion, flow-friendly."""
+    big = texture(96, 160, seed=3)
+    return np.stack([big[:, i:i + 128] for i in range(n)])
+
+
+def test_series_point_at_a_one_frame_flash():
+    import json
+
+    frames = _panning(16)
+    flash = 7
+    frames[flash] = np.clip(frames[flash].astype(int) * 3 // 2 + 30, 0, 255).astype(np.uint8)
+    r = scores(frames, FLOW_METRICS)
+    for name in ("temporal_flicker", "warp_error", "flow_magnitude", "motion_smoothness"):
+        assert len(r.series[name]) == r.frames == 16, name
+    assert r.worst_frame["temporal_flicker"] == flash
+    assert r.worst_frame["warp_error"] == flash
+    assert r.series["flow_magnitude"][0] is None  # no flow into the first frame
+    smooth = r.series["motion_smoothness"]
+    assert all(v is None for v in smooth[0::2]) and smooth[1] is not None  # odd frames only
+    assert r.worst_frame["motion_smoothness"] in (flash - 1, flash, flash + 1)
+    json.dumps({"series": r.series, **r.to_json("clip.mp4")})  # JSON-ready as the runner stores it
+    assert set(r.to_json("clip.mp4")) == {"video", "scores", "backends", "errors", "worst_frame"}
+    # the per-frame flicker series averages the two pairs each frame belongs to: its mean tracks the score
+    assert np.mean(r.series["temporal_flicker"]) == pytest.approx(r.scores["temporal_flicker"], abs=0.01)
+
+
+def test_duplicated_frame_is_a_motion_anomaly():
+    frames = _panning(16)
+    frames[9] = frames[8]
+    r = scores(frames, ["flow_magnitude"])
+    assert r.worst_frame["flow_magnitude"] in (9, 10)
+    assert r.series["flow_magnitude"][9] == pytest.approx(0.0, abs=0.05)
+
+
+def test_one_frame_clip_names_each_score():
+    r = scores(np.stack([texture()]), ["dynamic_degree", "flow_magnitude"])
+    assert r.errors["flow_magnitude"].startswith("flow_magnitude") and "dynamic_degree" not in r.errors["flow_magnitude"]
+    assert r.errors["dynamic_degree"].startswith("dynamic_degree")

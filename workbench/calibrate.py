@@ -189,9 +189,9 @@ def load_suite(path: str | Path) -> CalibrationSuite:
             expect[f"{m}{WORST}"] = Expectation("worst_frame", tol=float(tol))
         perts.append(Perturbation(name, p["kind"], params, expect))
     metrics = [str(m) for m in data["metrics"]]
-    for p in perts:  # a located metric is scored even when the suite's list forgets it
+    for p in perts:  # a metric with an expectation is scored even when the suite's list forgets it
         for m in p.expect:
-            if m.endswith(WORST) and m.removesuffix(WORST) not in metrics:
+            if m.removesuffix(WORST) not in metrics:
                 metrics.append(m.removesuffix(WORST))
     return CalibrationSuite(path, str(data.get("name") or path.stem), clips, metrics, perts,
                             data.get("max_seconds"), data.get("max_side", 512), int(data.get("seed", 0)))
