@@ -72,6 +72,11 @@ def test_family_generates_deterministically(name, tiny_models, image):
         if "width" in gen.params:
             assert a.size == (gen.params["width"], gen.params["height"])
     assert a.frames.dtype == np.uint8 and a.frames.std() > 1.0  # real pipeline output, not a constant
+    if cls.spec.audio_out:  # LTX-2 makes a soundtrack: the clip keeps it
+        assert a.audio is not None and a.audio.sample_rate == 16000 and len(a.audio.samples) > 0
+        assert np.abs(a.audio.samples).max() > 0
+    else:
+        assert a.audio is None
     shared = [s.name for s in BUILT if s.tiny == cls.spec.tiny]
     if name != shared[0]:
         return  # seeds are checked once per tiny checkpoint (the same pipeline call)

@@ -538,10 +538,12 @@ class DiffusersGenerator(Generator):
         pipe = self.pipeline()
         kwargs = self.call_kwargs(pipe, request, progress)
         out = pipe(**kwargs)
-        return self.to_clip(out)
+        vocoder = getattr(getattr(pipe, "vocoder", None), "config", None)
+        return self.to_clip(out, audio_rate=getattr(vocoder, "output_sampling_rate", None))
 
-    def to_clip(self, out: Any) -> Clip:
-        """The pipeline output as a Clip: frames in [0, 1] -> uint8; a still is a 1-frame clip."""
+    def to_clip(self, out: Any, audio_rate: int | None = None) -> Clip:
+        """The pipeline output as a Clip: frames in [0, 1] -> uint8; a still is a 1-frame clip; a family that
+        makes a soundtrack (LTX-2) keeps it (`audio_rate` Hz)."""
         dtype = self.options["dtype"]
         if self.task == T2I:
             frames = frames_to_uint8(np.asarray(out.images)[:1], self.name, dtype)
@@ -550,7 +552,7 @@ class DiffusersGenerator(Generator):
         frames = frames_to_uint8(video, self.name, dtype)
         audio = None
         if self.spec.audio_out and getattr(out, "audio", None) is not None:
-            audio = _audio_from(out.audio, getattr(self, "_audio_rate", 24000))
+            audio = _audio_from(out.audio, int(audio_rate or 24000))
         return Clip.from_frames(frames, float(self.params["fps"]), audio=audio)
 
 

@@ -122,6 +122,13 @@ FAMILIES: tuple[FamilySpec, ...] = (
         extras={"decode_timestep": 0.05, "decode_noise_scale": 0.025, "guidance_rescale": 0.0,
                 "image_cond_noise_scale": 0.15}),
     FamilySpec(
+        "ltx2-i2v", "LTX2ImageToVideoPipeline", I2V, ("Lightricks/LTX-2",),
+        "LTX-2 image-to-video: video and a synchronised soundtrack from one model (the clip keeps its audio)",
+        "LTX-2 Community licence (open weights; commercial use under its revenue terms); not gated", "ltx2",
+        num_frames=121, fps=24, width=768, height=512, steps=40, guidance=4.0, frame_rule=8, max_frames=257,
+        size_multiple=32, inputs=_VIDEO_IN, requires=frozenset({"image"}), args={"fps": "frame_rate"},
+        audio_out=True),
+    FamilySpec(
         "wan2.1-i2v-480p", "WanImageToVideoPipeline", I2V, ("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",),
         "Wan 2.1 I2V 14B at 480P: CLIP image tokens + first-frame latents, 16 fps, frames 4k+1",
         "Apache-2.0; not gated", "wan-i2v",

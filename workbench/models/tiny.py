@@ -432,6 +432,78 @@ def build_tiny_ltx(path: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------
+# LTX-2 (video + soundtrack; Gemma 3 text encoder)
+# --------------------------------------------------------------------------------------------------
+GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_image>", "<end_of_image>",
+                  "<image_soft_token>"]
+
+
+def gemma_tokenizer() -> Any:
+    """A Gemma-style tokenizer (metaspace BPE, no merges, byte fallback) with Gemma 3's image tokens."""
+    from transformers import GemmaTokenizer
+
+    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)] + _CHARS + [":", "\n"]
+    vocab = {t: i for i, t in enumerate(GEMMA_SPECIALS)}
+    for tok in ["\u2581"] + letters + ["\u2581" + c for c in letters] + [f"<0x{b:02X}>" for b in range(256)]:
+        vocab.setdefault(tok, len(vocab))
+    return GemmaTokenizer(vocab=vocab, merges=[], additional_special_tokens=GEMMA_SPECIALS[5:], model_max_length=4096)
+
+
+def build_tiny_ltx2(path: str | Path) -> Path:
+    """Tiny LTX2ImageToVideoPipeline: a 2-layer Gemma 3 (with a 1-layer SigLIP tower), text connectors, a
+    2-layer audio-video transformer, the LTX-2 video VAE, audio VAE and vocoder at 16 kHz."""
+    from diffusers import (AutoencoderKLLTX2Audio, AutoencoderKLLTX2Video, FlowMatchEulerDiscreteScheduler,
+                           LTX2ImageToVideoPipeline, LTX2VideoTransformer3DModel)
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
+
+    hidden, layers = 32, 2  # the text connectors run at 4 heads x 8 = 32 wide, the Gemma hidden size
+    _seed(2)
+    text_encoder = Gemma3ForConditionalGeneration(Gemma3Config(
+        text_config=Gemma3TextConfig(vocab_size=512, hidden_size=hidden, intermediate_size=32,
+                                     num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1,
+                                     head_dim=8, sliding_window=64, pad_token_id=0, eos_token_id=1, bos_token_id=2),
+        vision_config=SiglipVisionConfig(hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                         num_attention_heads=2, image_size=32, patch_size=8),
+        mm_tokens_per_image=4, boi_token_index=5, eoi_token_index=6, image_token_index=7))
+    _seed(0)
+    transformer = LTX2VideoTransformer3DModel(
+        in_channels=4, out_channels=4, patch_size=1, patch_size_t=1, num_attention_heads=2, attention_head_dim=8,
+        cross_attention_dim=16, audio_in_channels=4, audio_out_channels=4, audio_num_attention_heads=2,
+        audio_attention_head_dim=4, audio_cross_attention_dim=8, num_layers=2, qk_norm="rms_norm_across_heads",
+        caption_channels=hidden, rope_double_precision=False, rope_type="split")
+    _seed(1)
+    connectors = LTX2TextConnectors(
+        caption_channels=hidden, text_proj_in_factor=layers + 1, video_connector_num_attention_heads=4,
+        video_connector_attention_head_dim=8, video_connector_num_layers=1,
+        video_connector_num_learnable_registers=None, audio_connector_num_attention_heads=4,
+        audio_connector_attention_head_dim=8, audio_connector_num_layers=1,
+        audio_connector_num_learnable_registers=None, connector_rope_base_seq_len=32, rope_theta=10000.0,
+        rope_double_precision=False, causal_temporal_positioning=False, rope_type="split")
+    _seed(3)
+    vae = AutoencoderKLLTX2Video(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8,), decoder_block_out_channels=(8,),
+        layers_per_block=(1,), decoder_layers_per_block=(1, 1), spatio_temporal_scaling=(True,),
+        decoder_spatio_temporal_scaling=(True,), decoder_inject_noise=(False, False), downsample_type=("spatial",),
+        upsample_residual=(False,), upsample_factor=(1,), timestep_conditioning=False, patch_size=1, patch_size_t=1,
+        encoder_causal=True, decoder_causal=False)
+    _seed(4)
+    audio_vae = AutoencoderKLLTX2Audio(
+        base_channels=4, output_channels=2, ch_mult=(1,), num_res_blocks=1, attn_resolutions=None, in_channels=2,
+        resolution=32, latent_channels=2, norm_type="pixel", causality_axis="height", dropout=0.0,
+        mid_block_add_attention=False, sample_rate=16000, mel_hop_length=160, is_causal=True, mel_bins=8)
+    _seed(5)
+    vocoder = LTX2Vocoder(in_channels=2 * 8, hidden_channels=32, out_channels=2, upsample_kernel_sizes=[4, 4],
+                          upsample_factors=[2, 2], resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]],
+                          leaky_relu_negative_slope=0.1, output_sampling_rate=16000)
+    pipe = LTX2ImageToVideoPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, audio_vae=audio_vae,
+                                    text_encoder=text_encoder, tokenizer=gemma_tokenizer(), connectors=connectors,
+                                    transformer=transformer, vocoder=vocoder)
+    return _save(pipe, path)
+
+
+# --------------------------------------------------------------------------------------------------
 # text-to-image: SDXL, FLUX.1, SD3.5
 # --------------------------------------------------------------------------------------------------
 def build_tiny_sdxl(path: str | Path) -> Path:
@@ -534,6 +606,7 @@ DIFFUSERS_BUILDERS: dict[str, Callable[[str | Path], Path]] = {
     "cogvideox": build_tiny_cogvideox,
     "cogvideox-i2v": build_tiny_cogvideox_i2v,
     "ltx": build_tiny_ltx,
+    "ltx2": build_tiny_ltx2,
     "sdxl": build_tiny_sdxl,
     "flux": build_tiny_flux,
     "sd3": build_tiny_sd3,
