@@ -1,6 +1,7 @@
 """The Studio driven like a user would, without a browser: set widget values, click, wait, look."""
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from pathlib import Path
@@ -320,3 +321,37 @@ def test_widget_updates_from_a_worker_thread_reach_the_model():
     for t in threads:
         t.join()
     assert not errors and bar.value == 1000
+
+
+def test_uploads_become_inputs_with_preview_and_player(tmp_path):
+    import io
+
+    from PIL import Image
+
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "puppet", task="audio-to-video", size=96)
+    buf = io.BytesIO()
+    Image.open(REPO / "data/images/portrait.png").save(buf, format="PNG")
+    png = buf.getvalue()
+    gen.image.upload.value = ({"name": "me.png", "type": "image/png", "size": len(png), "content": memoryview(png),
+                               "last_modified": dt.datetime(2026, 1, 1)},)
+    assert gen.image.choice.value == "upload: me.png"
+    assert gen.image.path.parent == (tmp_path / "runs" / "uploads") and gen.image.path.read_bytes() == png
+    assert gen.image.preview.value[:4] == b"\x89PNG" and gen.image.preview.layout.display is None
+    wav = (REPO / "data/audio/hello.wav").read_bytes()
+    gen.audio.upload.value = ({"name": "hi.wav", "type": "audio/wav", "size": len(wav), "content": memoryview(wav),
+                               "last_modified": dt.datetime(2026, 1, 1)},)
+    assert gen.audio.choice.value == "upload: hi.wav" and gen.audio.preview.value == wav
+    assert "2.8 s" in gen.audio.note.value
+    gen.metrics.value = ["lipsync"]
+    gen.run_btn.click()
+    assert gen.wait(120)
+    (rec,) = load_records(tmp_path / "runs" / "studio")
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["case"] == "me-hi" and rec["inputs"]["audio"]["path"].endswith("-hi.wav")
+    assert rec["scores"]["sync_confidence"] is not None
+    # a video-to-video model takes a source clip in place of the image: no preview, its length shown
+    clip = tmp_path / "runs" / "studio" / rec["video"]
+    gen.image.path_box.value = str(clip)
+    assert gen.image.error is None and "frames" in gen.image.note.value

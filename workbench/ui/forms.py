@@ -29,6 +29,7 @@ NON_NEGATIVE = {"num_frames", "guidance_scale", "min_guidance_scale", "max_guida
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 AUDIO_EXT = {".wav", ".mp3", ".m4a", ".flac", ".ogg"}
+VIDEO_EXT = {".mp4", ".mov", ".mkv", ".webm", ".avi"}  # the source clip of video-to-video models (dubbing)
 
 
 def sample_files(kind: str, data_dir: Path | None = None) -> list[Path]:
@@ -37,6 +38,10 @@ def sample_files(kind: str, data_dir: Path | None = None) -> list[Path]:
     folder = data_dir / ("images" if kind == "image" else "audio")
     ext = IMAGE_EXT if kind == "image" else AUDIO_EXT
     return sorted(p for p in folder.glob("*") if p.suffix.lower() in ext) if folder.is_dir() else []
+
+
+class _NoPreview(Exception):
+    """The file is fine but has no preview (a video given as the source of a video-to-video model)."""
 
 
 class MediaInput(W.VBox):
@@ -55,7 +60,7 @@ class MediaInput(W.VBox):
             self._choices[f"sample: {p.name}"] = p
         self.choice = W.Dropdown(options=list(self._choices), description=kind,
                                  layout=W.Layout(width="300px"), style={"description_width": "80px"})
-        accept = "image/*" if kind == "image" else "audio/*,.wav,.mp3,.m4a,.flac,.ogg"
+        accept = "image/*,video/*" if kind == "image" else "audio/*,.wav,.mp3,.m4a,.flac,.ogg"
         self.upload = W.FileUpload(accept=accept, multiple=False, description="upload",
                                    layout=W.Layout(width="100px"))
         self.path_box = W.Text(placeholder=f"or a path to an {kind} file" if kind == "image" else "or a path to an audio file",
@@ -128,6 +133,8 @@ class MediaInput(W.VBox):
                 try:
                     self._show(p)
                     self.preview.layout.display = None
+                except _NoPreview:
+                    pass
                 except Exception as e:
                     self.error = f"{self.kind} {p.name}: cannot be read ({one_line(e)})"
         if self.error:
@@ -136,6 +143,13 @@ class MediaInput(W.VBox):
             self._on_change()
 
     def _show(self, p: Path) -> None:
+        if self.kind == "image" and p.suffix.lower() in VIDEO_EXT:  # a source clip (video-to-video models)
+            from workbench.media import Clip
+
+            clip = Clip.open(p)
+            self.note.value = (f'<span style="color:#555">video: {clip.num_frames} frames, {clip.size[0]}x{clip.size[1]}, '
+                               f'{clip.duration:.1f} s</span>')
+            raise _NoPreview()
         if self.kind == "image":
             from PIL import Image
 

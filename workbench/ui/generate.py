@@ -198,6 +198,7 @@ class GenerateTab(W.VBox):
         self.form.set_model(d["cls"])
         for inp in (self.image, self.audio):  # show only the inputs this model takes
             inp.layout.display = None if _takes(d, inp.kind) else "none"
+        self.image.choice.description = "video" if d["task"] == "video-to-video" else "image"
         for box, kind, hint in ((self.prompt, "prompt", "what should happen in the clip"),
                                 (self.negative, "negative_prompt", "what to avoid")):
             box.disabled = not _takes(d, kind)
