@@ -355,3 +355,44 @@ def test_uploads_become_inputs_with_preview_and_player(tmp_path):
     clip = tmp_path / "runs" / "studio" / rec["video"]
     gen.image.path_box.value = str(clip)
     assert gen.image.error is None and "frames" in gen.image.note.value
+
+
+def test_evaluate_tab_shows_a_run_clips_stored_scores_and_curves(tmp_path):
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "kenburns", seconds=0.6, width=64, height=64)
+    gen.metrics.value = ["temporal_flicker", "warp_error"]
+    gen.run_btn.click()
+    assert gen.wait(60)
+    ev = studio.evaluate
+    (rec,) = load_records(tmp_path / "runs" / "studio")
+    assert ev.clip.value and ev._records[ev.clip.value]["job_id"] == rec["job_id"]
+    assert "temporal_flicker" in ev.table.value and "pixel-mae" in ev.table.value
+    if rec.get("series"):
+        assert ev.curves.value[:4] == b"\x89PNG" and ev.curves.layout.display is None
+    assert ev.player.rows[0]["clips"][0]["data"] or ev.player.rows[0]["clips"][0]["src"]
+
+
+def test_wandb_checkbox_mirrors_the_run_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "static", seconds=0.3, width=48, height=48)
+    gen.metrics.value = ["temporal_flicker"]
+    gen.wandb.value = True
+    gen.run_btn.click()
+    assert gen.wait(120)
+    run = tmp_path / "runs" / "studio"
+    assert [r["status"] for r in load_records(run)] == ["ok"]
+    assert list(run.glob("wandb/offline-run-*")), "an offline W&B run was written in the run folder"
+
+
+def test_a_suite_the_runner_refuses_shows_its_one_line_reason(tmp_path):
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "static", seconds=0.3, width=48, height=48)
+    gen.seed.value = -3
+    gen.run_btn.click()
+    assert gen.message.text.startswith("error:") and "seed" in gen.message.text, gen.message.text
+    assert "\n" not in gen.message.text and not gen.run_btn.disabled
+    assert not (tmp_path / "runs" / "studio" / "results.jsonl").exists()

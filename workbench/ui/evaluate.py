@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,29 @@ class EvaluateTab(W.VBox):
         self.image.value = (inputs.get("image") or {}).get("path", "") or ""
         self.audio.value = (inputs.get("audio") or {}).get("path", "") or ""
         self.reference.value = (inputs.get("reference") or {}).get("path", "") or ""
+        self.show_record(r)
+
+    def show_record(self, r: dict[str, Any]) -> None:
+        """The scores a run stored for this clip (and its per-frame series), before any re-scoring."""
+        from types import SimpleNamespace
+
+        video = (self._run_dir / r["video"]).resolve() if self._run_dir else None
+        if video is not None:
+            self.player.rows = [{"label": "", "clips": [clip_item(video, video.name)]}]
+        stored = SimpleNamespace(scores=r.get("scores") or {}, backends=r.get("backends") or {},
+                                 errors=r.get("score_errors") or {})
+        self.table.value = score_table_html(stored, directions())
+        series: dict[str, list] = {}
+        if r.get("series") and self._run_dir is not None:
+            try:
+                series = json.loads((self._run_dir / r["series"]).read_text())
+            except (OSError, ValueError):
+                series = {}
+        png = curves_png(series, r.get("worst_frame") or {}) if series else None
+        self.curves.layout.display = None if png else "none"
+        if png:
+            self.curves.value = png
+        self.message.info("scores stored with this job; Evaluate scores it again with the metrics above")
 
     def select(self, run_dir: Path, label: str | None = None) -> None:
         self.picker.set(run_dir)

@@ -103,6 +103,8 @@ class GenerateTab(W.VBox):
         self.seed = W.IntText(value=0, description="seed", layout=W.Layout(width="160px"), style=lab)
         self.outputs = W.BoundedIntText(value=1, min=1, max=64, description="outputs", layout=W.Layout(width="150px"),
                                         style=lab, tooltip="clips per model: seeds seed, seed+1, ...")
+        self.wandb = W.Checkbox(value=False, description="log to W&B", indent=False, layout=W.Layout(width="130px"),
+                                tooltip="mirror the run to Weights & Biases (online when logged in, else offline in RUN/wandb)")
         self.metrics = W.TagsInput(value=list(DEFAULT_METRICS), allowed_tags=metric_names(), allow_duplicates=False,
                                    layout=W.Layout(width="408px"))
         self.run_dir_box = W.Text(value=self._label(run_dir), description="run into",
@@ -126,7 +128,7 @@ class GenerateTab(W.VBox):
 
         inputs = W.VBox([self.task, self.model, self.model_info, self.image, self.audio,
                          _labelled("prompt", self.prompt), _labelled("negative", self.negative),
-                         W.HBox([self.seed, self.outputs]), _labelled("metrics", self.metrics),
+                         W.HBox([self.seed, self.outputs, self.wandb]), _labelled("metrics", self.metrics),
                          self.run_dir_box], layout=W.Layout(width="510px", min_width="510px"))
         form_box = W.VBox([self.form], layout=W.Layout(margin="0 0 0 16px", flex="1 1 auto"))
         controls = W.HBox([self.run_btn, self.cancel_btn, W.VBox([self.jobs_bar, self.step_bar]), self.progress],
@@ -265,7 +267,7 @@ class GenerateTab(W.VBox):
         return {"name": safe_id(self.run_dir.name, "studio"), "description": "made in the Studio",
                 "cases": [case], "models": [model], "seeds": seeds,
                 "metrics": list(self.metrics.value) or None, "output": str(self.run_dir),
-                "tracking": {"wandb": False, "html_report": False}}
+                "tracking": {"wandb": bool(self.wandb.value), "html_report": False}}
 
     def write_suite(self) -> Path:
         run_dir = self.run_dir
@@ -295,6 +297,12 @@ class GenerateTab(W.VBox):
             path = self.write_suite()
             suite = load_suite(path)
             self.runner = Runner(suite, callbacks=[self])
+            if suite.tracking.wandb:
+                from workbench.tracking import tracker_for
+
+                tracker = tracker_for(suite, self.runner.store.root)  # the CLI's W&B path
+                if tracker is not None:
+                    self.runner.callbacks.append(tracker)
         except Exception as e:
             self.message.error(e)
             return False
