@@ -10,6 +10,12 @@
     512x512 25 fps clip with a real face (a talking clip upscaled), frames/s and time per metric group.
 (c) the VBench-style alternative: decode every frame into a list first, then score: time and peak memory.
 Each measurement runs in a fresh subprocess so peaks do not leak between them.
+
+(b) runs side by side with the code path before the speed work (`--baseline REF`, default the commit
+below): `git archive REF workbench` is unpacked into a temp folder and the same child runs with it
+first on PYTHONPATH; the two are run alternately `--repeats` times and the best and median of each are
+compared. On a machine shared with other work, absolute frames/s swing with the load; the ratio of
+alternating runs is the robust figure.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ SIZE = 512
 FPS = 25
 OFFLINE = ["temporal_flicker", "warp_error", "motion_smoothness", "dynamic_degree", "identity", "lipsync"]
 STREAM_METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "dynamic_degree"]
+BASELINE = "c659e7e"  # the metrics as they were before the flow prefetch and the mouth-ridge lip-sync (39.9 frames/s)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,9 +139,31 @@ def child(mode: str, video: str, metrics: list[str], image: str | None) -> dict:
             "per_metric_s": res.seconds, "scores": res.scores, "errors": res.errors}
 
 
-def measure(mode: str, video: Path, metrics: list[str], image: Path | None = None) -> dict:
+def baseline_tree(ref: str, dest: Path) -> Path | None:
+    """Unpack `ref`'s workbench package into dest (None, with a note, when git cannot)."""
+    import io
+    import tarfile
+
+    try:
+        blob = subprocess.run(["git", "archive", ref, "workbench"], cwd=REPO, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"note: baseline {ref} not available ({type(e).__name__}); comparing nothing")
+        return None
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def measure(mode: str, video: Path, metrics: list[str], image: Path | None = None, code: Path | None = None) -> dict:
+    """One child run; `code` (a folder holding an older `workbench` package) is put first on PYTHONPATH."""
+    import os
+
     cmd = [sys.executable, __file__, "--child", mode, str(video), ",".join(metrics), str(image or "")]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str(code) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
     if out.returncode != 0:
         raise SystemExit(f"benchmark child failed ({mode} {video.name}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -145,6 +174,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short clips (about a minute in all)")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--baseline", default=BASELINE, help=f"git ref of the code to compare with (default {BASELINE}; '' for none)")
+    ap.add_argument("--repeats", type=int, default=None, help="alternating runs of (b) per code path (3, quick: 2)")
+    ap.add_argument("--only", choices=["a", "b", "c"], help="run one part only")
     args = ap.parse_args()
     if args.child:
         mode, video, metrics, image = args.child
@@ -152,6 +184,7 @@ def main() -> None:
         return
 
     long_s, short_s, face_s = (20, 5, 4) if args.quick else (60, 10, 10)
+    args.repeats = args.repeats or (2 if args.quick else 3)
     tmp = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     print(f"# metric benchmarks ({'quick' if args.quick else 'full'}), clips in {tmp}")
     t0 = time.perf_counter()
@@ -160,41 +193,57 @@ def main() -> None:
     face, ref = make_face_clip(tmp / f"face_{face_s}s.mp4", face_s)
     print(f"made clips in {time.perf_counter() - t0:.1f} s")
 
-    print(f"\n## (a) streaming memory: {SIZE}x{SIZE} {FPS} fps, metrics {', '.join(STREAM_METRICS)}")
-    a_short = measure("stream", short, STREAM_METRICS)
-    a_long = measure("stream", long, STREAM_METRICS)
-    for name, r in ((f"{short_s} s", a_short), (f"{long_s} s", a_long)):
-        print(f"{name:>6}: {r['frames']:5d} frames {r['seconds']:6.1f} s  tracemalloc peak {r['tracemalloc_peak_mb']:7.1f} MB"
-              f"  RSS growth {r['rss_growth_mb']:7.1f} MB")
-    tm_ratio = a_long["tracemalloc_peak_mb"] / max(a_short["tracemalloc_peak_mb"], 1e-9)
-    rss_ratio = max(a_long["rss_growth_mb"], 1.0) / max(a_short["rss_growth_mb"], 1.0)
-    print(f"ratio {long_s} s / {short_s} s: tracemalloc {tm_ratio:.2f}, RSS growth {rss_ratio:.2f} "
-          f"(target <= 1.2: {'OK' if tm_ratio <= 1.2 and rss_ratio <= 1.2 else 'ABOVE'})")
+    if args.only in (None, "a", "c"):
+        print(f"\n## (a) streaming memory: {SIZE}x{SIZE} {FPS} fps, metrics {', '.join(STREAM_METRICS)}")
+        a_short = measure("stream", short, STREAM_METRICS)
+        a_long = measure("stream", long, STREAM_METRICS)
+        for name, r in ((f"{short_s} s", a_short), (f"{long_s} s", a_long)):
+            print(f"{name:>6}: {r['frames']:5d} frames {r['seconds']:6.1f} s  tracemalloc peak {r['tracemalloc_peak_mb']:7.1f} MB"
+                  f"  RSS growth {r['rss_growth_mb']:7.1f} MB")
+        tm_ratio = a_long["tracemalloc_peak_mb"] / max(a_short["tracemalloc_peak_mb"], 1e-9)
+        rss_ratio = max(a_long["rss_growth_mb"], 1.0) / max(a_short["rss_growth_mb"], 1.0)
+        print(f"ratio {long_s} s / {short_s} s: tracemalloc {tm_ratio:.2f}, RSS growth {rss_ratio:.2f} "
+              f"(target <= 1.2: {'OK' if tm_ratio <= 1.2 and rss_ratio <= 1.2 else 'ABOVE'})")
 
-    print(f"\n## (b) offline-suite throughput: {SIZE}x{SIZE} {FPS} fps talking face, {face_s} s")
-    b = measure("stream", face, OFFLINE, ref)
-    print(f"{b['frames']} frames in {b['seconds']:.1f} s = {b['fps']:.1f} frames/s "
-          f"({b['fps'] / FPS:.2f}x real time)")
-    total = sum(b["per_metric_s"].values())
-    for k, v in sorted(b["per_metric_s"].items(), key=lambda kv: -kv[1]):
-        print(f"  {k:20s} {v:7.2f} s  {100 * v / total:5.1f}%")
-    print(f"  (decode + shared work outside metric updates: {b['seconds'] - total:.2f} s)")
-    print("  (the clip is 00086.mp4 ping-ponged to length, its audio reversed on the way back: lip-sync values"
-          " here measure cost, not sync)")
-    print("  (flow is computed once per frame pair and shared: its cost lands on the first metric asking for it;"
-          " the same holds for face tracking)")
-    print("  scores:", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in b["scores"].items()})
-    if b["errors"]:
-        print("  errors:", b["errors"])
+    if args.only in (None, "b"):
+        print(f"\n## (b) offline-suite throughput: {SIZE}x{SIZE} {FPS} fps talking face, {face_s} s")
+        old_code = baseline_tree(args.baseline, tmp / "baseline") if args.baseline else None
+        runs_new, runs_old = [], []
+        for _ in range(args.repeats):  # alternate, so load from other work hits both alike
+            runs_new.append(measure("stream", face, OFFLINE, ref))
+            if old_code is not None:
+                runs_old.append(measure("stream", face, OFFLINE, ref, code=old_code))
+        b = max(runs_new, key=lambda r: r["fps"])
+        print(f"{b['frames']} frames in {b['seconds']:.1f} s = {b['fps']:.1f} frames/s "
+              f"({b['fps'] / FPS:.2f}x real time), best of {len(runs_new)}; "
+              f"median {np.median([r['fps'] for r in runs_new]):.1f} frames/s")
+        if runs_old:
+            o = max(runs_old, key=lambda r: r["fps"])
+            med_new, med_old = np.median([r["fps"] for r in runs_new]), np.median([r["fps"] for r in runs_old])
+            print(f"baseline {args.baseline} (same clip, alternating runs): best {o['fps']:.1f} frames/s, median {med_old:.1f}")
+            print(f"speed-up now / baseline: best {b['fps'] / o['fps']:.2f}x, median {med_new / med_old:.2f}x; "
+                  f"idle-machine estimate {39.9 * b['fps'] / o['fps']:.1f} frames/s (baseline measured 39.9 idle)")
+        total = sum(b["per_metric_s"].values())
+        for k, v in sorted(b["per_metric_s"].items(), key=lambda kv: -kv[1]):
+            print(f"  {k:20s} {v:7.2f} s  {100 * v / total:5.1f}%")
+        print(f"  (decode + shared work outside metric updates: {b['seconds'] - total:.2f} s)")
+        print("  (the clip is 00086.mp4 ping-ponged to length, its audio reversed on the way back: lip-sync values"
+              " here measure cost, not sync)")
+        print("  (flow is computed once per frame pair and shared: its cost lands on the first metric asking for it;"
+              " the same holds for face tracking)")
+        print("  scores:", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in b["scores"].items()})
+        if b["errors"]:
+            print("  errors:", b["errors"])
 
-    print(f"\n## (c) streaming vs VBench-style load-all-frames-first ({long_s} s synthetic clip, {', '.join(STREAM_METRICS)})")
-    c = measure("load_all", long, STREAM_METRICS)
-    s = a_long
-    print(f"streaming : {s['seconds']:6.1f} s  tracemalloc peak {s['tracemalloc_peak_mb']:7.1f} MB  RSS growth {s['rss_growth_mb']:7.1f} MB")
-    print(f"load-all  : {c['seconds']:6.1f} s  tracemalloc peak {c['tracemalloc_peak_mb']:7.1f} MB  RSS growth {c['rss_growth_mb']:7.1f} MB")
-    print(f"load-all / streaming: time {c['seconds'] / s['seconds']:.2f}x, peak memory "
-          f"{c['tracemalloc_peak_mb'] / max(s['tracemalloc_peak_mb'], 1e-9):.1f}x (tracemalloc), "
-          f"{max(c['rss_growth_mb'], 1) / max(s['rss_growth_mb'], 1):.1f}x (RSS growth)")
+    if args.only in (None, "c"):
+        print(f"\n## (c) streaming vs VBench-style load-all-frames-first ({long_s} s synthetic clip, {', '.join(STREAM_METRICS)})")
+        c = measure("load_all", long, STREAM_METRICS)
+        s = a_long
+        print(f"streaming : {s['seconds']:6.1f} s  tracemalloc peak {s['tracemalloc_peak_mb']:7.1f} MB  RSS growth {s['rss_growth_mb']:7.1f} MB")
+        print(f"load-all  : {c['seconds']:6.1f} s  tracemalloc peak {c['tracemalloc_peak_mb']:7.1f} MB  RSS growth {c['rss_growth_mb']:7.1f} MB")
+        print(f"load-all / streaming: time {c['seconds'] / s['seconds']:.2f}x, peak memory "
+              f"{c['tracemalloc_peak_mb'] / max(s['tracemalloc_peak_mb'], 1e-9):.1f}x (tracemalloc), "
+              f"{max(c['rss_growth_mb'], 1) / max(s['rss_growth_mb'], 1):.1f}x (RSS growth)")
 
 
 if __name__ == "__main__":

@@ -149,8 +149,24 @@ def i3d_path(tmp_path_factory):
     return _TinyI3D.save(tmp_path_factory.mktemp("i3d") / "tiny_i3d.pt")
 
 
+def test_i3d_loads_only_when_known_pinned_or_trusted(i3d_path, monkeypatch):
+    monkeypatch.delenv(Q.I3D_TRUST_ENV, raising=False)
+    monkeypatch.delenv(Q.I3D_SHA256_ENV, raising=False)
+    sha = Q.file_sha256(i3d_path)
+    with pytest.raises(Q.MetricUnavailable, match=f"{Q.I3D_SHA256_ENV}={sha}"):
+        Q.i3d_trust(i3d_path)
+    frames = np.stack([texture(96, 96, 0)] * 30)
+    r = evaluate(clip(frames), reference=clip(frames), metrics=["fvd"], metric_options={"fvd": {"i3d": str(i3d_path)}})
+    assert r.scores["fvd"] is None and "runs code from the file" in r.errors["fvd"] and "\n" not in r.errors["fvd"]
+    assert Q.i3d_trust(i3d_path, trust=True) == f"opt-in {sha[:12]}"
+    monkeypatch.setenv(Q.I3D_SHA256_ENV, sha.upper())
+    assert Q.i3d_trust(i3d_path) == f"sha256 pinned {sha[:12]}"
+    monkeypatch.setattr(Q, "KNOWN_I3D_SHA256", {sha: "test"})
+    assert Q.i3d_trust(i3d_path).startswith("sha256 known")
+
+
 def test_i3d_loader_and_features(i3d_path):
-    model = Q.load_i3d(i3d_path)
+    model = Q.load_i3d(i3d_path, trust=True)
     win = [np.zeros((16, 224, 224, 3), np.uint8), np.full((16, 224, 224, 3), 200, np.uint8)]
     f = Q.i3d_features(model, win)
     assert f.shape == (2, 6 * 7) and np.isfinite(f).all() and not np.allclose(f[0], f[1])
@@ -160,12 +176,12 @@ def test_fvd_through_evaluate(i3d_path, tmp_path):
     rng = np.random.default_rng(0)
     base = texture(96, 96, 0).astype(np.float32)
     frames = np.stack([np.clip(base + 3 * t, 0, 255) for t in range(40)]).astype(np.uint8)
-    opts = {"fvd": {"i3d": str(i3d_path), "stride": 8}}
+    opts = {"fvd": {"i3d": str(i3d_path), "stride": 8, "trust_i3d": True}}
     same = evaluate(clip(frames), reference=clip(frames), metrics=["fvd"], metric_options=opts)
     assert same.errors == {} and same.scores["fvd"] == pytest.approx(0.0, abs=1e-4)
     noisy = np.clip(frames + rng.normal(0, 40, frames.shape), 0, 255).astype(np.uint8)
     worse = evaluate(clip(noisy), reference=clip(frames), metrics=["fvd"], metric_options=opts)
-    assert worse.scores["fvd"] > 1e-3 and worse.backends["fvd"] == "i3d-torchscript"
+    assert worse.scores["fvd"] > 1e-3 and worse.backends["fvd"].startswith("i3d-torchscript (opt-in ")
     short = evaluate(clip(frames[:20]), reference=clip(frames), metrics=["fvd"], metric_options=opts)
     assert short.scores["fvd"] is None and "at least 24" in short.errors["fvd"]
     missing = evaluate(clip(frames), reference=clip(frames), metrics=["fvd"],

@@ -98,6 +98,14 @@ class FrameStep:
         return self._cache[key]
 
     @property
+    def flow_skip(self) -> np.ndarray | None:
+        """Flow from the frame two back to this one (motion_smoothness interpolates the frame between)."""
+        before = None if self._prev is None else self._prev._prev
+        if before is None:
+            return None
+        return self._flow("flow_skip", before.gray, self.gray)
+
+    @property
     def flow_fw(self) -> np.ndarray | None:
         """Flow from the previous frame to this one, (H, W, 2) float32 in pixels: prev(x) -> cur(x + f)."""
         if self._prev is None:
@@ -122,6 +130,10 @@ class Metric(ABC):
     version: ClassVar[str] = "1"  # bump when the algorithm changes: stored scores are then recomputed
     scores: ClassVar[tuple[ScoreSpec, ...]]
     requires: ClassVar[frozenset[str]] = frozenset()  # subset of {"image", "audio", "reference"}
+    # shared flows the metric reads ("pair": FrameStep.flow_fw / flow_bw, "skip": flow_skip). The
+    # evaluator feeds these metrics on a second thread (OpenCV releases the GIL) while the main thread
+    # feeds the others (face tracking, embeddings); they must only read the step's frames and flows.
+    uses_flow: ClassVar[frozenset[str]] = frozenset()
     reasons: dict[str, str]  # why a score came out None (set in finish), optional
     series: dict[str, list[float | None]]  # per-frame values of a score (set in finish), optional
 

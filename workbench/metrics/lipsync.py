@@ -39,6 +39,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import binary_dilation, uniform_filter1d
 
 from workbench.faces import LEFT_EYE, RIGHT_EYE, mouth_opening
 from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
@@ -126,8 +127,6 @@ def mouth_patch_brightness(gray: np.ndarray, landmarks: np.ndarray) -> float:
 
 
 def _highpass(x: np.ndarray, size: int) -> np.ndarray:
-    from scipy.ndimage import uniform_filter1d
-
     if size < 3:
         return x
     return x - uniform_filter1d(x, size, axis=0, mode="nearest")
@@ -185,7 +184,7 @@ def lags_for(fps: float, max_offset_seconds: float = MAX_OFFSET_SECONDS) -> np.n
 
 def sync_curve(mouth: np.ndarray, audio_feats: np.ndarray, fps: float, max_offset: int | None = None,
                context: int = AUDIO_CONTEXT, alpha: float = RIDGE_ALPHA, folds: int = CV_FOLDS,
-               rows: np.ndarray | None = None, return_pred: int | None = None):
+               rows: np.ndarray | None = None, return_pred: int | str | None = None):
     """Cross-validated audio->mouth correlation for each audio lag k in -max_offset..max_offset
     (default: `MAX_OFFSET_SECONDS` at this fps).
 
@@ -193,7 +192,8 @@ def sync_curve(mouth: np.ndarray, audio_feats: np.ndarray, fps: float, max_offse
     Lag k predicts mouth[t] from audio frames t+k-context .. t+k+context (zero past the ends). `rows`
     (bool, T) restricts the fit to some frames (voiced ones). With k mouth signals the curve holds the
     best of their k correlations. Index j of the result is lag j - max_offset; the SyncNet offset is
-    -(lag). With `return_pred=lag`, also returns (rows used, held-out prediction, target) at that lag.
+    -(lag). With `return_pred=lag` (or "best": the lag of the curve's maximum), also returns (rows used,
+    held-out prediction, target) at that lag.
     """
     M, A, ok = _prepare(mouth, audio_feats, fps)
     T = len(M)
@@ -213,7 +213,7 @@ def sync_curve(mouth: np.ndarray, audio_feats: np.ndarray, fps: float, max_offse
         X = padded[idx[:, None] + reach + lag + taps[None, :]].reshape(len(idx), -1)
         pred = _cv_predict(X, y, alpha, folds)
         curve[j] = float(np.max(_column_corr(pred, y)))
-        if return_pred is not None and lag == return_pred:
+        if return_pred == lag or (return_pred == "best" and curve[j] >= curve[: j + 1].max()):
             extra = (idx, pred, y)
     return (curve, extra) if return_pred is not None else curve
 
@@ -298,14 +298,10 @@ def score_sync(mouth: np.ndarray, samples_16k: np.ndarray, fps: float,
         return null(f"only {usable.sum() / fps:.1f} s of voiced audio ({len(samples_16k) / SAMPLE_RATE:.1f} s of audio "
                     f"in all) overlaps {T / fps:.1f} s of video with a face; lip-sync needs {MIN_VOICED_SECONDS:g} s")
     # frames near speech: the voiced ones widened by half the searched lag, so every lag sees the same rows
-    from scipy.ndimage import binary_dilation
-
     lags = lags_for(fps, max_offset_seconds)
     near = binary_dilation(voiced, iterations=max(1, len(lags) // 4)) & faced
-    curve = sync_curve(M, feats, fps, int(lags[-1]), rows=near)
+    curve, extra = sync_curve(M, feats, fps, int(lags[-1]), rows=near, return_pred="best")
     offset, conf = offset_and_confidence(curve)
-    best_lag = int(lags[int(np.argmax(curve))])
-    _, extra = sync_curve(M, feats, fps, int(lags[-1]), rows=near, return_pred=best_lag)
     out.update(confidence=conf, curve=curve, lags=lags)
     if extra is not None:
         out["series"] = local_sync_series(*extra, n_frames=T, fps=fps)

@@ -20,6 +20,12 @@ from workbench.metrics.consistency import LpipsBackend
 
 PSNR_CAP = 100.0  # dB reported for identical frames (MSE = 0)
 I3D_ENV = "WORKBENCH_I3D"
+I3D_TRUST_ENV = "WORKBENCH_TRUST_I3D"  # "1": load any I3D TorchScript file (it runs code from the file)
+I3D_SHA256_ENV = "WORKBENCH_I3D_SHA256"  # the checksum of the copy you checked: files matching it load
+# sha256 of I3D TorchScript files whose published checksum the project has verified (-> description).
+# Empty: StyleGAN-V's i3d_torchscript.pt is distributed without a published checksum, so a file loads
+# only when the user pins its checksum ($WORKBENCH_I3D_SHA256) or opts in ($WORKBENCH_TRUST_I3D=1).
+KNOWN_I3D_SHA256: dict[str, str] = {}
 FVD_FRAMES, FVD_SIZE = 16, 224
 
 
@@ -191,9 +197,49 @@ def find_i3d(path: str | Path | None = None) -> Path | None:
     return None
 
 
-def load_i3d(path: str | Path) -> Any:
-    """Load the I3D feature extractor as TorchScript (e.g. StyleGAN-V's i3d_torchscript.pt)."""
+_SHA: dict[tuple[str, float, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, streamed (cached per path, mtime and size)."""
+    import hashlib
+
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime, st.st_size)
+    if key not in _SHA:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _SHA[key] = h.hexdigest()
+    return _SHA[key]
+
+
+def i3d_trust(path: Path, trust: bool = False) -> str:
+    """Why this TorchScript file may be loaded, for the record: "sha256 known|pinned|opt-in <first 12 hex>".
+
+    `torch.jit.load` runs code from the file, so only a file whose checksum is known (KNOWN_I3D_SHA256),
+    pinned by the user ($WORKBENCH_I3D_SHA256) or explicitly trusted (option trust_i3d, or
+    $WORKBENCH_TRUST_I3D=1) is loaded; otherwise MetricUnavailable says how to allow it."""
+    sha = file_sha256(path)
+    pinned = {c.strip().lower() for c in os.environ.get(I3D_SHA256_ENV, "").split(",") if c.strip()}
+    if sha in KNOWN_I3D_SHA256:
+        return f"sha256 known {sha[:12]}"
+    if sha in pinned:
+        return f"sha256 pinned {sha[:12]}"
+    if trust or os.environ.get(I3D_TRUST_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return f"opt-in {sha[:12]}"
+    raise MetricUnavailable(f"I3D model {path} is TorchScript (loading runs code from the file) and its sha256 {sha} "
+                            f"matches no known checksum; after checking the file set {I3D_SHA256_ENV}={sha} "
+                            f"(or {I3D_TRUST_ENV}=1)")
+
+
+def load_i3d(path: str | Path, trust: bool = False) -> Any:
+    """Load the I3D feature extractor as TorchScript (e.g. StyleGAN-V's i3d_torchscript.pt), only when
+    `i3d_trust` allows it (TorchScript runs code from the file)."""
     import torch
+
+    i3d_trust(Path(path), trust)
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     key = (str(Path(path).resolve()), dev)
@@ -237,16 +283,20 @@ class Fvd(_ReferenceStream):
     statistics drift from the reference's. It is NOT comparable to dataset-level FVD in papers.
     Needs at least 16 + stride frames (two windows) in both clips."""
 
+    version = "2"  # 2: the I3D file loads only when its checksum is known/pinned or trusted (backend says which)
     name = "fvd"
     scores = (ScoreSpec("fvd", False, "[0, inf)",
                         "Fréchet distance of I3D features over sliding 16-frame 224x224 windows of the clip vs the "
                         "reference (per-clip window FVD, not comparable to dataset-level FVD)",
                         "Unterthiner et al. 2018 FVD; I3D TorchScript as in StyleGAN-V (Skorokhodov et al. 2022)"),)
 
-    def __init__(self, i3d: str | Path | None = None, stride: int = 8, batch: int = 4):
+    def __init__(self, i3d: str | Path | None = None, stride: int = 8, batch: int = 4, trust_i3d: bool = False):
+        """trust_i3d: load an I3D file whose checksum is neither known nor pinned (it runs code from the file)."""
         if stride < 1:
             raise ValueError(f"fvd: stride must be >= 1, got {stride}")
         self.i3d_path, self.stride, self.batch = i3d, int(stride), int(batch)
+        self.trust_i3d = bool(trust_i3d)
+        self._trust = ""
 
     @classmethod
     def backends_available(cls) -> dict[str, bool]:
@@ -256,14 +306,15 @@ class Fvd(_ReferenceStream):
             return {"i3d-torchscript": False}
 
     def backend(self) -> str:
-        return "i3d-torchscript"
+        return f"i3d-torchscript ({self._trust})" if self._trust else "i3d-torchscript"
 
     def start(self, inputs: EvalInputs) -> None:
         path = find_i3d(self.i3d_path)
         if path is None:
             raise MetricUnavailable(f"fvd needs an I3D TorchScript model; set {I3D_ENV}=path/to/i3d_torchscript.pt "
                                     "(StyleGAN-V's FVD detector) or pass option i3d")
-        self._model = load_i3d(path)
+        self._trust = i3d_trust(path, self.trust_i3d)
+        self._model = load_i3d(path, self.trust_i3d)
         super().start(inputs)
         self._win_v: deque[np.ndarray] = deque(maxlen=FVD_FRAMES)
         self._win_r: deque[np.ndarray] = deque(maxlen=FVD_FRAMES)

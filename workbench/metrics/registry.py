@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -24,6 +26,9 @@ METRIC_MODULES = (
     "workbench.metrics.lipsync",
     "workbench.metrics.quality",
 )
+
+
+AHEAD = 2  # frames the main thread may run ahead of the flow-metrics worker
 
 
 class UnknownMetric(KeyError):
@@ -115,6 +120,7 @@ def evaluate(
     skip_inapplicable: bool | None = None,
     metric_options: dict[str, dict] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    parallel: bool = True,
 ) -> EvalResult:
     """Score one clip with the selected metrics in a single streaming pass.
 
@@ -156,28 +162,19 @@ def evaluate(
         live.append(m)
 
     total = video.num_frames
-    prev: FrameStep | None = None
-    n = 0
     from workbench.faces import FaceTracker
 
     tracker = FaceTracker()
     width = video.size[0]
-    for i, frame in enumerate(video.iter_frames(max_side=ANALYSIS_MAX_SIDE)):
-        step = FrameStep(i, frame, prev, video.fps, tracker=tracker, scale=frame.shape[1] / float(width or frame.shape[1]))
-        for m in list(live):
-            t0 = time.perf_counter()
-            try:
-                m.update(step)
-            except (MetricUnavailable, MediaError) as e:
-                _fail(result, [s for s in m.score_names() if s in wanted], m.name, m, str(e))
-                live.remove(m)
-            result.seconds[m.name] = result.seconds.get(m.name, 0.0) + time.perf_counter() - t0
-        if prev is not None:
-            prev.release_prev()
-        prev = step
-        n += 1
-        if progress:
-            progress(n, total)
+    # metrics that read the shared optical flow go last, so the flow (started on a worker thread as
+    # soon as a frame is decoded) overlaps the face tracking and embedding of the others
+    side = [m for m in live if _flow_kinds([m])] if parallel else []
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flow-metrics") if side else None
+    try:
+        n = _stream(video, live, side, result, wanted, tracker, width, worker, progress, total)
+    finally:
+        if worker is not None:
+            worker.shutdown(wait=True)
     result.frames = n
 
     for m in live:
@@ -238,6 +235,81 @@ def _collect_series(result: EvalResult, metric: Metric, names: list[str], n_fram
             worst = worst_index(series, specs[name].higher_is_better)
         if worst is not None:
             result.worst_frame[name] = worst
+
+
+def _flow_kinds(metrics: list[Metric]) -> frozenset[str]:
+    """The shared flows these metrics read (a RAFT-backed warp_error computes its own)."""
+    out: set[str] = set()
+    for m in metrics:
+        if getattr(m, "_raft", None) is None:
+            out |= set(getattr(m, "uses_flow", ()) or ())
+    return frozenset(out)
+
+
+def _stream(video: Clip, live: list[Metric], side: list[Metric], result: EvalResult, wanted: list[str], tracker,
+            width: int, worker: ThreadPoolExecutor | None, progress: Callable[[int, int], None] | None,
+            total: int) -> int:
+    """Decode the clip once and feed every live metric frame by frame; returns the frame count.
+
+    The metrics in `side` (those reading the shared optical flow) are fed on `worker`, one job per
+    frame in order, while this thread feeds the rest: OpenCV's flow and remapping release the GIL,
+    dlib's face work does not, so the two overlap on two cores. At most `AHEAD` frames wait for the
+    worker (memory stays flat); frame links are released by the worker once a frame is done.
+    Values are the same as fed in one thread (`evaluate(..., parallel=False)`)."""
+    side_now = list(side)  # mutated by the worker only
+    main = [m for m in live if m not in side]
+    pending: deque = deque()
+
+    def feed(metrics: list[Metric], step: FrameStep) -> list[tuple[Metric, Exception | None, float]]:
+        out = []
+        for m in list(metrics):
+            t0 = time.perf_counter()
+            err: Exception | None = None
+            try:
+                m.update(step)
+            except (MetricUnavailable, MediaError) as e:
+                err = e
+                metrics.remove(m)
+            out.append((m, err, time.perf_counter() - t0))
+        return out
+
+    def side_job(step: FrameStep, prev: FrameStep | None):
+        out = feed(side_now, step)
+        if prev is not None:
+            prev.release_prev()
+        return out
+
+    def account(done: list[tuple[Metric, Exception | None, float]]) -> None:
+        for m, err, dt in done:
+            result.seconds[m.name] = result.seconds.get(m.name, 0.0) + dt
+            if err is not None:
+                _fail(result, [s for s in m.score_names() if s in wanted], m.name, m, str(err))
+                if m in live:
+                    live.remove(m)
+
+    def drain(keep: int) -> None:
+        while len(pending) > keep:
+            account(pending.popleft().result())
+
+    prev: FrameStep | None = None
+    n = 0
+    for i, frame in enumerate(video.iter_frames(max_side=ANALYSIS_MAX_SIDE)):
+        step = FrameStep(i, frame, prev, video.fps, tracker=tracker, scale=frame.shape[1] / float(width or frame.shape[1]))
+        if worker is not None:
+            pending.append(worker.submit(side_job, step, prev))
+        account(feed(main, step))
+        if worker is None:
+            if prev is not None:
+                prev.release_prev()
+        else:
+            drain(AHEAD)
+        prev = step
+        n += 1
+        if progress:
+            progress(n, total)
+    drain(0)
+    live[:] = [m for m in live if m in main or m in side_now]
+    return n
 
 
 def _fail(result: EvalResult, names: list[str], group: str, metric: Metric, message: str) -> None:

@@ -224,6 +224,7 @@ class WarpError(Metric):
     expectation; 1 = every pixel).
     In "auto" the torch hub cache is searched only when CUDA is present (RAFT on CPU is slow)."""
 
+    uses_flow = frozenset({"pair"})
     name = "warp_error"
     scores = (ScoreSpec("warp_error", False, "[0, 1]",
                         "mean squared RGB error ([0,1] scale) between each frame and the next one warped back "
@@ -312,6 +313,7 @@ class MotionSmoothness(Metric):
     real one; score = 1 - mean |interpolated - real| / 255. VBench uses the learned AMT-S
     interpolator instead, so absolute values differ from VBench's; rankings are what to compare."""
 
+    uses_flow = frozenset({"skip"})
     name = "motion_smoothness"
     scores = (ScoreSpec("motion_smoothness", True, "[0, 1]",
                         "1 - mean abs error / 255 of odd frames re-created by flow interpolation of their "
@@ -339,7 +341,7 @@ class MotionSmoothness(Metric):
 
         if step.index % 2 == 0 and len(self._buf) == 2:
             (a, a_gray), (mid, _) = self._buf
-            flow = dis_flow(a_gray, step.gray)
+            flow = step.flow_skip  # == dis_flow(a_gray, step.gray): frame i-2 -> i, shared and prefetched
             est = interpolate_midframe(a, step.frame, flow, self.pixel_stride)
             s = self.pixel_stride
             real = np.ascontiguousarray(mid[::s, ::s]) if s > 1 else mid
@@ -404,6 +406,7 @@ class DynamicDegree(Metric):
     """VBench dynamic degree (does the clip move?) plus the plain mean flow magnitude, so a static
     clip cannot win on consistency metrics unnoticed."""
 
+    uses_flow = frozenset({"pair"})
     name = "dynamic_degree"
     scores = (
         ScoreSpec("dynamic_degree", True, "{0, 1}",
