@@ -74,7 +74,7 @@ def test_01_quickstart(env, tmp_path):
     nb = _execute("01_quickstart", env, tmp_path)
     run = tmp_path / "runs" / "quickstart"
     recs = _ok_records(run)
-    assert {(r["case"], r["model"]) for r in recs} == {(c, m) for c in ("portrait", "landscape") for m in ("static", "kenburns")}
+    assert {(r["case"], r["model"]) for r in recs} == {(c, m) for c in ("portrait", "landscape") for m in ("static", "kenburns")}, _text(nb)
     assert (run / "report.html").is_file()
     widgets = [o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(widgets) >= 2, "the Studio and the Compare tab are displayed as widgets"
