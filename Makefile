@@ -30,6 +30,7 @@ samples: system-deps setup
 	$(BIN)/python data/make_samples.py
 
 demo: setup
+	$(BIN)/workbench models build-tiny runs/tiny --only wan-i2v   # tiny random-weight Wan I2V (kept when present)
 	$(BIN)/workbench run evals/suites/smoke.yaml
 	@echo "open runs/smoke/report.html"
 

@@ -311,3 +311,15 @@ def test_registry_lists_every_family_with_defaults():
     svd = reg["svd"].defaults
     assert (svd["num_frames"], svd["fps"], svd["num_inference_steps"], svd["width"], svd["height"]) == (25, 7, 25, 1024, 576)
     assert (svd["min_guidance_scale"], svd["max_guidance_scale"], svd["motion_bucket_id"]) == (1.0, 3.0, 127)
+
+
+def test_generate_leaves_inputs_it_does_not_take_unused(tiny_models, image):
+    """A suite's case serves many models: check_request (strict) refuses the extra inputs up front, while
+    generate itself leaves them unused, so the same clip comes out."""
+    audio = Audio(np.ones(1600, np.float32) * 0.1, 16000)
+    full = GenerationRequest(image=image, audio=audio, prompt="a cat", negative_prompt="blur", seed=2)
+    gen = make("svd", tiny_models)
+    with pytest.raises(GenerationError, match="takes no audio input"):
+        type(gen).check_request(full)
+    type(gen).check_request(full, strict=False)
+    assert np.array_equal(gen.generate(full).frames, gen.generate(GenerationRequest(image=image, seed=2)).frames)

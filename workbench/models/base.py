@@ -94,11 +94,12 @@ class Generator(ABC):
                 "weights": cls.weights, "weights_available": cls.weights_available()}
 
     @classmethod
-    def check_request(cls, request: Any, params: dict[str, Any] | None = None) -> None:
+    def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
         """Refuse, before anything loads, a request this model cannot honour (a missing required input; in
         adapters also inputs it does not take, frame counts and sizes it cannot make): raises GenerationError
         with one line naming the field and the fix. `request` is a GenerationRequest or anything with its
-        attributes (image, audio, prompt, negative_prompt, params); `params` defaults to request.params."""
+        attributes (image, audio, prompt, negative_prompt, params); `params` defaults to request.params.
+        `strict=False` (what `generate` uses) lets inputs the model does not take pass unused."""
         if "image" in cls.requires and getattr(request, "image", None) is None:
             raise GenerationError(f"model '{cls.name}' needs an image; add `image:` to the case")
         if "audio" in cls.requires and getattr(request, "audio", None) is None:

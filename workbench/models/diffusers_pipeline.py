@@ -444,9 +444,10 @@ class DiffusersGenerator(Generator):
                 "rules": {"frame_rule": s.frame_rule, "max_frames": s.max_frames, "size_multiple": s.size_multiple}}
 
     @classmethod
-    def check_request(cls, request: Any, params: dict[str, Any] | None = None) -> None:
-        """Refuse, before anything loads, a request this family cannot honour: an input it does not take, a
-        missing required input, a frame count off its k*n+1 rule or above its limit, an unsupported size."""
+    def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
+        """Refuse, before anything loads, a request this family cannot honour: an input it does not take
+        (unless `strict` is False: then such inputs are left unused), a missing required input, a frame
+        count off its k*n+1 rule or above its limit, an unsupported size."""
         s, name = cls.spec, cls.name
         p = cls.resolve_params(getattr(request, "params", None) if params is None else params)
         have = {"image": getattr(request, "image", None) is not None, "audio": getattr(request, "audio", None) is not None,
@@ -457,7 +458,7 @@ class DiffusersGenerator(Generator):
                  "negative_prompt": "remove `negative_prompt:` from the case",
                  "audio": "remove `audio:` from the case or pick a talking-head model (puppet, infinitetalk, ...)"}
         for field_name in ("image", "audio", "prompt", "negative_prompt"):
-            if have[field_name] and field_name not in cls.accepts:
+            if strict and have[field_name] and field_name not in cls.accepts:
                 label = "audio input" if field_name == "audio" else field_name.replace("_", " ")
                 raise GenerationError(f"model '{name}' takes no {label}; {fixes[field_name]}")
         for field_name in sorted(cls.requires):
@@ -489,7 +490,9 @@ class DiffusersGenerator(Generator):
                 raise GenerationError(f"{name}: noise_aug_strength must be in [0, 10], got {p['noise_aug_strength']}")
 
     def check_inputs(self, request: GenerationRequest) -> None:
-        type(self).check_request(request, self.params)
+        """At generation time inputs the family does not take are left unused (a suite's case serves many
+        models); `check_request` is the strict pre-flight that refuses them."""
+        type(self).check_request(request, self.params, strict=False)
 
     def pipeline(self) -> Any:
         """The loaded (cached) diffusers pipeline for these params and options."""

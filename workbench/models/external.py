@@ -166,9 +166,12 @@ class ExternalGenerator(Generator):
         return self.recipe, self.recipe_path
 
     @classmethod
-    def check_request(cls, request: Any, params: dict[str, Any] | None = None) -> None:
+    def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
+        """Required inputs present; with `strict`, no prompt / audio the model does not take."""
         super().check_request(request, params)
         accepts = cls.accepts or frozenset()
+        if not strict:
+            return
         if getattr(request, "prompt", "") and "prompt" not in accepts:
             raise GenerationError(f"model '{cls.name}' takes no prompt; remove `prompt:` from the case")
         audio = getattr(request, "audio", None)
@@ -224,6 +227,9 @@ class ExternalGenerator(Generator):
             values["video"] = str(write_video(work / "video.mp4", (frame for _ in range(n)), recipe.fps,
                                               request.audio))
         return values
+
+    def check_inputs(self, request: GenerationRequest) -> None:
+        type(self).check_request(request, self.params, strict=False)
 
     # run ------------------------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> Clip:
