@@ -280,6 +280,13 @@ def test_video_source_serves_under_the_server_root_and_embeds_elsewhere(tmp_path
     big = video_source(outside, server=None, embed_max_mb=0.00001)
     assert big.mode == "error" and "too large to embed" in big.error
     assert video_source(tmp_path / "missing.mp4", server=server).mode == "error"
+    # stills from text-to-image models are shown as images, not players
+    from workbench.ui import clip_item
+
+    still = root / "runs" / "still.png"
+    still.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 50)
+    item = clip_item(still, "sdxl", server=server)
+    assert item["mime"] == "image/png" and item["src"].startswith("/user/x/files/runs/still.png")
 
 
 def test_param_form_widgets_follow_default_types():

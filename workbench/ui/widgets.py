@@ -133,6 +133,12 @@ function render({ model, el }) {
           err.className = "wb-error";
           err.textContent = clip.error;
           cell.appendChild(err);
+        } else if (src && (clip.mime || "").startsWith("image/")) {
+          const img = document.createElement("img");  // text-to-image models make stills
+          img.src = src;
+          img.width = width;
+          img.className = "wb-video";
+          cell.appendChild(img);
         } else if (src) {
           const v = document.createElement("video");
           v.src = src;
