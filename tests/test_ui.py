@@ -61,7 +61,7 @@ def test_generate_runs_in_background_and_shows_clips_with_scores(tmp_path):
     studio = _studio(tmp_path)
     gen = studio.generate
     _pick(gen, "kenburns", seconds=0.6, width=64, height=64)
-    gen.outputs.value = 2
+    gen.seeds.value = "0, 1"
     gen.metrics.value = ["temporal_flicker", "identity"]
     t0 = time.monotonic()
     gen.run_btn.click()
@@ -95,6 +95,25 @@ def test_generate_runs_in_background_and_shows_clips_with_scores(tmp_path):
     assert gen.wait(60)
     assert len(load_records(tmp_path / "runs" / "studio")) == 2
     assert len(gen.results.rows[0]["clips"]) == 2
+
+
+def test_outputs_give_several_clips_per_seed(tmp_path):
+    from workbench.ui.generate import parse_seeds
+
+    assert parse_seeds("0-2, 5") == [0, 1, 2, 5] and parse_seeds(" 3 ") == [3]
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "kenburns", seconds=0.3, width=48, height=48)
+    gen.metrics.value = ["temporal_flicker"]
+    gen.outputs.value = 2
+    gen.run_btn.click()
+    assert gen.wait(60)
+    recs = load_records(tmp_path / "runs" / "studio")
+    assert len(recs) == 2 and {r["seed"] for r in recs} == {0}
+    assert len({r["video"] for r in recs}) == 2  # two different clips
+    titles = [c["title"] for c in gen.results.rows[0]["clips"]]
+    assert len(titles) == 2 and len(set(titles)) == 2
+    assert len(studio.compare.grid.rows) == 2  # one row per (case, seed, output)
 
 
 def test_cancel_stops_with_at_most_the_job_in_flight_lost(tmp_path):
@@ -166,14 +185,14 @@ def test_history_load_settings_refills_generate(tmp_path):
     studio = _studio(tmp_path)
     gen = studio.generate
     _pick(gen, "kenburns", seconds=0.4, width=48, height=64, zoom=1.3)
-    gen.seed.value = 7
+    gen.seeds.value = "7"
     gen.prompt.value = "a slow push"
     gen.metrics.value = ["temporal_flicker"]
     gen.run_btn.click()
     assert gen.wait(60)
     # scramble the form, then load the settings back from History
     _pick(gen, "static", width=80)
-    gen.seed.value = 0
+    gen.seeds.value = "0"
     gen.prompt.value = ""
     hist = studio.history
     assert len(hist.records) == 1 and "kenburns" in hist.jobs.options[0][0]
@@ -181,7 +200,7 @@ def test_history_load_settings_refills_generate(tmp_path):
     studio.tabs.selected_index = 3
     hist.load_btn.click()
     assert studio.tabs.selected_index == 0
-    assert gen.model.value == "kenburns" and gen.seed.value == 7 and gen.prompt.value == "a slow push"
+    assert gen.model.value == "kenburns" and gen.seeds.value == "7" and gen.prompt.value == "a slow push"
     assert gen.form.fields["zoom"].widget.value == pytest.approx(1.3)
     assert gen.form.fields["height"].widget.value == 64
     assert gen.image.path == (REPO / "data/images/portrait.png").resolve()
@@ -398,7 +417,10 @@ def test_a_suite_the_runner_refuses_shows_its_one_line_reason(tmp_path):
     studio = _studio(tmp_path)
     gen = studio.generate
     _pick(gen, "static", seconds=0.3, width=48, height=48)
-    gen.seed.value = -3
+    gen.seeds.value = "1, x"
+    gen.run_btn.click()
+    assert gen.message.text == "error: seeds: 'x' is not a seed; write 0, or 0, 1, 2, or 0-3"
+    gen.seeds.value = "-3"
     gen.run_btn.click()
     assert gen.message.text.startswith("error:") and "seed" in gen.message.text, gen.message.text
     assert "\n" not in gen.message.text and not gen.run_btn.disabled

@@ -149,9 +149,9 @@ class CompareTab(W.VBox):
         order = list(self.models.options)
         groups: dict[tuple, list[dict]] = {}
         for r in recs:
-            groups.setdefault((str(r.get("case")), int(r.get("seed", 0))), []).append(r)
+            groups.setdefault((str(r.get("case")), int(r.get("seed", 0)), int(r.get("output") or 0)), []).append(r)
         rows = []
-        for (case, seed), rs in list(groups.items())[:MAX_ROWS]:
+        for (case, seed, output), rs in list(groups.items())[:MAX_ROWS]:
             rs.sort(key=lambda r: order.index(str(r.get("model"))) if str(r.get("model")) in order else 0)
             best = best_values([r for r in rs if r.get("status") == "ok"], dirs) if len(rs) > 1 else {}
             clips = []
@@ -163,7 +163,8 @@ class CompareTab(W.VBox):
                 else:
                     clips.append(clip_item(self.run_dir / r["video"], title, caption=scores_caption(r, dirs, best),
                                            key=r.get("job_id", "")))
-            rows.append({"label": f"{case} \u00b7 seed {seed}", "clips": clips})
+            rows.append({"label": f"{case} \u00b7 seed {seed}" + (f" \u00b7 output {output}" if output else ""),
+                         "clips": clips})
         self.grid.rows = rows
         self.grid.empty = "nothing selected" if self.records else "this run has no jobs yet"
         self.summary.value = summary_html(recs, dirs)

@@ -69,6 +69,28 @@ def _takes(d: dict[str, Any], kind: str) -> bool:
     return kind == "prompt" or (kind == "audio" and d.get("task") == "audio-to-video")
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'0', '0, 1, 2' or '0-3' (inclusive) as a list of seeds; ValueError with one line otherwise."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.replace(";", ",").split(",")):
+        if not part:
+            continue
+        m = re.fullmatch(r"(-?\d+)\s*-\s*(-?\d+)", part)
+        try:
+            if m:
+                a, b = int(m.group(1)), int(m.group(2))
+                if b < a or b - a > 1000:
+                    raise ValueError
+                seeds.extend(range(a, b + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ValueError(f"seeds: {part!r} is not a seed; write 0, or 0, 1, 2, or 0-3") from None
+    if not seeds:
+        raise ValueError("seeds: give at least one seed, e.g. 0")
+    return list(dict.fromkeys(seeds))
+
+
 def _labelled(text: str, widget: W.Widget) -> W.HBox:
     """A widget with a label in the same column as the `description`s of its neighbours."""
     label = W.HTML(f"<div style='text-align:right;padding-right:8px;line-height:28px'>{html.escape(text)}</div>",
@@ -100,9 +122,11 @@ class GenerateTab(W.VBox):
         self.audio = MediaInput("audio", uploads, on_change=self._update_state)
         self.prompt = W.Textarea(placeholder="what should happen in the clip", layout=W.Layout(width="404px", height="52px"))
         self.negative = W.Textarea(placeholder="what to avoid", layout=W.Layout(width="404px", height="40px"))
-        self.seed = W.IntText(value=0, description="seed", layout=W.Layout(width="160px"), style=lab)
+        self.seeds = W.Text(value="0", description="seeds", placeholder="0  or  0, 1, 2  or  0-3",
+                            layout=W.Layout(width="200px"), style=lab)
         self.outputs = W.BoundedIntText(value=1, min=1, max=64, description="outputs", layout=W.Layout(width="150px"),
-                                        style=lab, tooltip="clips per model: seeds seed, seed+1, ...")
+                                        style={"description_width": "56px"},
+                                        tooltip="clips per seed (each with a seed derived from it)")
         self.wandb = W.Checkbox(value=False, description="log to W&B", indent=False, layout=W.Layout(width="130px"),
                                 tooltip="mirror the run to Weights & Biases (online when logged in, else offline in RUN/wandb)")
         self.metrics = W.TagsInput(value=list(DEFAULT_METRICS), allowed_tags=metric_names(), allow_duplicates=False,
@@ -128,7 +152,7 @@ class GenerateTab(W.VBox):
 
         inputs = W.VBox([self.task, self.model, self.model_info, self.image, self.audio,
                          _labelled("prompt", self.prompt), _labelled("negative", self.negative),
-                         W.HBox([self.seed, self.outputs, self.wandb]), _labelled("metrics", self.metrics),
+                         W.HBox([self.seeds, self.outputs, self.wandb]), _labelled("metrics", self.metrics),
                          self.run_dir_box], layout=W.Layout(width="510px", min_width="510px"))
         form_box = W.VBox([self.form], layout=W.Layout(margin="0 0 0 16px", flex="1 1 auto"))
         controls = W.HBox([self.run_btn, self.cancel_btn, W.VBox([self.jobs_bar, self.step_bar]), self.progress],
@@ -229,6 +253,10 @@ class GenerateTab(W.VBox):
             out.append(f"{d['name']} needs a prompt")
         for name, err in self.form.errors.items():
             out.append(f"parameter {name}: {err}" if name != ParamForm.WHOLE else err)
+        try:
+            parse_seeds(self.seeds.value)
+        except ValueError as e:
+            out.append(str(e))
         if not out:  # the model's own check of this request, before anything loads
             from types import SimpleNamespace
 
@@ -263,7 +291,15 @@ class GenerateTab(W.VBox):
             model["params"] = params
             digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:6]
             model["label"] = f"{d['name']}-{digest}"  # one label per setting: comparisons never merge them
-        seeds = [int(self.seed.value) + i for i in range(int(self.outputs.value))]
+        seeds = parse_seeds(self.seeds.value)
+        outputs = int(self.outputs.value)
+        if outputs > 1:
+            from workbench.suite import ModelSpec
+
+            if "num_outputs" in ModelSpec.model_fields:
+                model["num_outputs"] = outputs  # N clips per seed, seeds derived from the job's (the CLI's meaning)
+            else:
+                seeds = [s + i for s in seeds for i in range(outputs)]
         return {"name": safe_id(self.run_dir.name, "studio"), "description": "made in the Studio",
                 "cases": [case], "models": [model], "seeds": seeds,
                 "metrics": list(self.metrics.value) or None, "output": str(self.run_dir),
@@ -400,7 +436,7 @@ class GenerateTab(W.VBox):
 
     @staticmethod
     def _item(r: dict[str, Any], root: Path, dirs: dict, row: list[dict]) -> dict[str, Any]:
-        title = f"{r.get('model')} \u00b7 seed {r.get('seed')}"
+        title = f"{r.get('model')} \u00b7 seed {r.get('seed')}" + (f" \u00b7 #{r['output']}" if r.get("output") else "")
         if r.get("status") != "ok":
             return clip_item(None, title, error=str(r.get("error") or "failed"), status="error", key=r.get("job_id", ""))
         best = best_values([x for x in row if x.get("status") == "ok"], dirs) if len(row) > 1 else None
@@ -427,7 +463,7 @@ class GenerateTab(W.VBox):
         self.audio.set_path((inputs.get("audio") or {}).get("path"))
         self.prompt.value = record.get("prompt") or ""
         self.negative.value = record.get("negative_prompt") or ""
-        self.seed.value = int(record.get("seed") or 0)
+        self.seeds.value = str(int(record.get("seed") or 0))
         self.outputs.value = 1
         if run_dir is not None:
             self.run_dir_box.value = self._label(run_dir)
