@@ -254,3 +254,42 @@ def test_bad_recipe_names_the_file_and_key(tmp_path):
         external.load_recipe(bad)
     with pytest.raises(GenerationError, match=r"no recipe named 'nope'"):
         external.find_recipe("nope")
+
+
+def test_suite_mixing_baselines_diffusers_t2i_chain_and_external(tiny_models, tmp_path, repo_root):
+    """The issue's end-to-end suite: baselines, two tiny diffusers families, text-to-image -> image-to-video,
+    and a stand-in talking-head model, through the real runner."""
+    import yaml
+    from PIL import Image
+
+    from workbench.experiment import Runner
+    from workbench.suite import load_suite
+
+    face = Image.open(repo_root / "data" / "images" / "portrait.png").convert("RGB")
+    face.resize((128, 128)).save(tmp_path / "face.png")
+    Audio.load(repo_root / "data" / "audio" / "hello.wav").trim(1.0).save_wav(tmp_path / "speech.wav")
+    repo = standin_repo(tmp_path / "repos", "sadtalker")
+    small = {"num_frames": 5, "width": 32, "height": 32, "num_inference_steps": 1}
+    spec = {
+        "name": "mixed", "output": "run", "seeds": [0], "metrics": ["temporal_flicker"],
+        "cases": [{"id": "face", "image": "face.png", "audio": "speech.wav", "prompt": "a person talks"}],
+        "models": [
+            "static", "puppet",
+            {"name": "sdxl", "label": "still", "params": {"model_id": str(tiny_models["sdxl"]), "width": 32,
+                                                          "height": 32, "num_inference_steps": 1}},
+            {"name": "wan2.1-i2v-480p", "label": "wan-from-still", "image_from": "still",
+             "params": {"model_id": str(tiny_models["wan-i2v"]), **small}},
+            {"name": "ltx-video-i2v", "label": "ltx",
+             "params": {"model_id": str(tiny_models["ltx"]), **small, "num_frames": 9}},
+            {"name": "sadtalker", "params": {"repo_dir": str(repo), "python": sys.executable, "fps": 25,
+                                             "width": 32, "height": 32}},
+        ]}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    records = Runner(load_suite(tmp_path / "suite.yaml")).run_all()
+    assert len(records) == 6, [r.get("error") for r in records]
+    for rec in records:
+        assert rec["status"] == "ok", (rec["model"], rec.get("error"))
+    by_model = {r["model_name"]: r for r in records}  # "model" is the label
+    assert by_model["sdxl"]["image_out"].endswith(".png")  # the still the chained I2V model animates
+    assert by_model["sadtalker"]["clip"]["fps"] == 25 and by_model["sadtalker"]["clip"]["audio"] is True
+    assert by_model["wan2.1-i2v-480p"]["clip"]["frames"] == 5 and by_model["ltx-video-i2v"]["clip"]["frames"] == 9
