@@ -276,14 +276,17 @@ class GenerateTab(W.VBox):
         audio = self.audio.path if _takes(d, "audio") else None
         params = self.form.overrides()
         stems = [p.stem.split("-", 1)[-1] if p.parent.name == "uploads" else p.stem for p in (image, audio) if p]
-        case_id = safe_id("-".join(stems) or safe_id(self.prompt.value[:30], "prompt"))
+        prompt = self.prompt.value.strip() if _takes(d, "prompt") else ""
+        case_id = safe_id("-".join(stems) or safe_id(prompt[:30], "prompt"))
+        if stems and prompt:  # the same image with another prompt is another case (its own row in Compare)
+            case_id += "-p" + hashlib.sha256(prompt.encode()).hexdigest()[:4]
         case: dict[str, Any] = {"id": case_id}
         if image:
             case["image"] = str(image)
         if audio:
             case["audio"] = str(audio)
-        if _takes(d, "prompt") and self.prompt.value.strip():
-            case["prompt"] = self.prompt.value.strip()
+        if prompt:
+            case["prompt"] = prompt
         if _takes(d, "negative_prompt") and self.negative.value.strip():
             case["negative_prompt"] = self.negative.value.strip()
         model: dict[str, Any] = {"name": d["name"]}
