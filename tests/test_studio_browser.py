@@ -125,6 +125,13 @@ def test_studio_runs_and_plays_in_jupyterlab(browser, lab):
             grid_row.locator("button.wb-play").click()
             page.wait_for_function("r => [...r.querySelectorAll('video')].every(v => v.paused)",
                                    arg=grid_row.element_handle(), timeout=10_000)
+        # a star marks a favourite: the browser's click reaches Python, which keeps it in the run folder
+        grid_row.locator(".wb-star").first.click()
+        favs = root / "runs" / "quickstart" / "favourites.json"
+        t0 = time.monotonic()
+        while not (favs.is_file() and len(json.loads(favs.read_text())) == 1):
+            assert time.monotonic() - t0 < 30, "favourite not saved"
+            time.sleep(0.2)
         # the Studio from its header down: the form, the progress and the new clip
         studio = page.locator(".jp-OutputArea-output", has_text="workbench studio").first
         studio.evaluate("e => e.scrollIntoView({block: 'start'})")
