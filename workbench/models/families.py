@@ -181,6 +181,11 @@ FAMILIES: tuple[FamilySpec, ...] = (
         num_frames=81, fps=16, width=832, height=480, steps=50, guidance=5.0, frame_rule=4, max_frames=81,
         extras={"max_sequence_length": 512}),
     FamilySpec(
+        "wan2.2-ti2v-5b-t2v", "WanPipeline", T2V, ("Wan-AI/Wan2.2-TI2V-5B-Diffusers",),
+        "Wan 2.2 TI2V 5B as text-to-video: 720P at 24 fps on one consumer GPU", "Apache-2.0; not gated",
+        "wan22-ti2v", num_frames=121, fps=24, width=1280, height=704, steps=50, guidance=5.0, frame_rule=4,
+        max_frames=121, size_multiple=32, extras={"max_sequence_length": 512}),
+    FamilySpec(
         "cogvideox-5b", "CogVideoXPipeline", T2V, ("THUDM/CogVideoX-5b", "zai-org/CogVideoX-5b"),
         "CogVideoX-5B text-to-video: 6 s at 8 fps, 720x480", "CogVideoX licence; not gated", "cogvideox",
         num_frames=49, fps=8, width=720, height=480, steps=50, guidance=6.0, frame_rule=8, max_frames=49,
