@@ -55,7 +55,8 @@ def metrics_(as_json: bool = typer.Option(False, "--json"),
             rows.append({"name": s.name, "group": cls.name,
                          "direction": {True: "higher", False: "lower", None: "neither"}[s.higher_is_better],
                          "range": s.range, "requires": sorted(cls.requires), "backends": backends,
-                         "description": s.description, "source": s.source})
+                         "description": s.description, "source": s.source, "version": cls.version,
+                         "calibration": _calibration(cls, s.name)})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -69,6 +70,16 @@ def metrics_(as_json: bool = typer.Option(False, "--json"),
     for r in rows:
         avail = ", ".join(f"{k}{'' if v else ' (missing)'}" for k, v in r["backends"].items())
         typer.echo(f"{r['name']:24s} {r['direction']:8s} {r['range']:12s} {avail}")
+        if r["calibration"]:
+            c = r["calibration"]
+            typer.echo(f"{'':24s} {c['backend']}: threshold {c['threshold']:g}, own-vs-foreign ROC AUC "
+                       f"{c['auc_own_vs_foreign']:g} ({c['dev_set']})")
+
+
+def _calibration(cls, score: str) -> dict | None:
+    """A metric's measured threshold for this score (e.g. lip-sync own vs foreign audio), if it has one."""
+    c = getattr(cls, "calibration", None)
+    return dict(c) if c and c.get("score") == score else None
 
 
 @app.command()

@@ -28,7 +28,7 @@ METRIC_MODULES = (
 )
 
 
-AHEAD = 2  # frames the main thread may run ahead of the flow-metrics worker
+AHEAD = 1  # frames the main thread may run ahead of the flow-metrics worker
 
 
 class UnknownMetric(KeyError):
@@ -92,6 +92,8 @@ class EvalResult:
     series: dict[str, list[float | None]] = field(default_factory=dict)
     # index of the worst frame of each score that has a series (by the score's direction)
     worst_frame: dict[str, int] = field(default_factory=dict)
+    # CPU seconds spent feeding metrics per thread ("main", and "flow" for the flow metrics' worker)
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def to_json(self, video: str | None = None) -> dict:
         out = {"scores": self.scores, "backends": self.backends, "errors": self.errors,
@@ -274,10 +276,11 @@ def _stream(video: Clip, live: list[Metric], side: list[Metric], result: EvalRes
         return out
 
     def side_job(step: FrameStep, prev: FrameStep | None):
+        c0 = time.thread_time()
         out = feed(side_now, step)
         if prev is not None:
             prev.release_prev()
-        return out
+        return out, time.thread_time() - c0
 
     def account(done: list[tuple[Metric, Exception | None, float]]) -> None:
         for m, err, dt in done:
@@ -289,7 +292,11 @@ def _stream(video: Clip, live: list[Metric], side: list[Metric], result: EvalRes
 
     def drain(keep: int) -> None:
         while len(pending) > keep:
-            account(pending.popleft().result())
+            done, cpu = pending.popleft().result()
+            result.cpu["flow"] = result.cpu.get("flow", 0.0) + cpu
+            account(done)
+
+    main_cpu = time.thread_time()
 
     prev: FrameStep | None = None
     n = 0
@@ -308,6 +315,7 @@ def _stream(video: Clip, live: list[Metric], side: list[Metric], result: EvalRes
         if progress:
             progress(n, total)
     drain(0)
+    result.cpu["main"] = time.thread_time() - main_cpu
     live[:] = [m for m in live if m in main or m in side_now]
     return n
 
