@@ -373,3 +373,17 @@ def test_one_frame_clip_names_each_score():
     r = scores(np.stack([texture()]), ["dynamic_degree", "flow_magnitude"])
     assert r.errors["flow_magnitude"].startswith("flow_magnitude") and "dynamic_degree" not in r.errors["flow_magnitude"]
     assert r.errors["dynamic_degree"].startswith("dynamic_degree")
+
+
+def test_flow_metrics_on_a_second_thread_give_the_same_values():
+    """evaluate() feeds the flow metrics on a worker thread; values, series and worst frames are those
+    of the one-thread path, and a worker-side failure is recorded like any other."""
+    frames = _panning(12)
+    frames[5] = frames[4]
+    names = [*FLOW_METRICS, "temporal_flicker"]
+    par = scores(frames, names)
+    one = scores(frames, names, parallel=False)
+    assert par.scores == one.scores and par.series == one.series and par.worst_frame == one.worst_frame
+    assert set(par.cpu) == {"main", "flow"} and set(one.cpu) == {"main"}
+    short = scores(frames[:1], names)  # nothing to compare: every flow metric says why
+    assert all(short.scores[n] is None and "frames" in short.errors[n] for n in FLOW_METRICS)
