@@ -425,3 +425,26 @@ def test_a_suite_the_runner_refuses_shows_its_one_line_reason(tmp_path):
     assert gen.message.text.startswith("error:") and "seed" in gen.message.text, gen.message.text
     assert "\n" not in gen.message.text and not gen.run_btn.disabled
     assert not (tmp_path / "runs" / "studio" / "results.jsonl").exists()
+
+
+def test_speak_a_text_drives_the_talking_head(tmp_path):
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (make system-deps installs it)")
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "puppet", task="audio-to-video", size=96)
+    gen.audio.choice.value = gen.audio.SPEAK
+    assert gen.audio.words.layout.display is None and gen.audio.voice.layout.display is None
+    gen.run_btn.click()
+    assert "words to speak" in gen.message.text  # nothing typed yet
+    gen.audio.words.value = "Hello there, I am a talking head."
+    gen.audio.listen.click()
+    assert gen.audio.preview.value[:4] == b"RIFF" and gen.audio.preview.layout.display is None
+    gen.metrics.value = ["lipsync"]
+    gen.run_btn.click()
+    assert gen.wait(120)
+    (rec,) = load_records(tmp_path / "runs" / "studio")
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["inputs"]["audio"]["path"].endswith(".wav") and rec["scores"].get("sync_confidence") is not None

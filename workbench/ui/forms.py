@@ -49,6 +49,7 @@ class MediaInput(W.VBox):
     (a path wins when filled in). Images get a preview, audio a player."""
 
     NONE = "(none)"
+    SPEAK = "(speak a text)"  # audio only: the case's `text:` (workbench.speech), synthesised by the runner
 
     def __init__(self, kind: str, uploads_dir: Path, on_change: Callable[[], None] | None = None) -> None:
         assert kind in ("image", "audio")
@@ -58,6 +59,8 @@ class MediaInput(W.VBox):
         self._choices: dict[str, Path | None] = {self.NONE: None}
         for p in sample_files(kind):
             self._choices[f"sample: {p.name}"] = p
+        if kind == "audio":
+            self._choices[self.SPEAK] = None
         self.choice = W.Dropdown(options=list(self._choices), description=kind,
                                  layout=W.Layout(width="300px"), style={"description_width": "80px"})
         accept = "image/*,video/*" if kind == "image" else "audio/*,.wav,.mp3,.m4a,.flac,.ogg"
@@ -72,8 +75,17 @@ class MediaInput(W.VBox):
         else:
             self.preview = W.Audio(format="wav", autoplay=False, loop=False, controls=True,
                                    layout=W.Layout(width="300px", margin="0 0 0 84px", display="none"))
-        super().__init__([W.HBox([self.choice, self.upload]), self.path_box, self.note, self.preview])
+        self.words = W.Textarea(placeholder="words to speak (espeak-ng offline; neural voices pluggable)",
+                                layout=W.Layout(width="404px", height="44px", margin="0 0 0 84px", display="none"))
+        self.voice = W.Text(value="en-us", description="voice", placeholder="en-us, de, espeak-ng:fr-fr, mms-tts:eng",
+                            layout=W.Layout(width="300px", display="none"), style={"description_width": "80px"})
+        self.listen = W.Button(description="listen", icon="volume-up", layout=W.Layout(width="90px", display="none"),
+                               tooltip="synthesise the words now and play them")
+        self.listen.on_click(lambda _: self._speak())
+        super().__init__([W.HBox([self.choice, self.upload]), self.path_box, self.words,
+                          W.HBox([self.voice, self.listen]), self.note, self.preview])
         self.choice.observe(lambda _: self._refresh(), names="value")
+        self.words.observe(lambda _: self._on_change and self._on_change(), names="value")
         self.path_box.observe(lambda _: self._refresh(), names="value")
         self.upload.observe(self._uploaded, names="value")
         self.error: str | None = None
@@ -85,6 +97,35 @@ class MediaInput(W.VBox):
         if typed:
             return Path(typed).expanduser().resolve()
         return self._choices.get(self.choice.value)
+
+    @property
+    def speech(self) -> tuple[str, str] | None:
+        """(words, voice) when the input is "speak a text" with words typed in, else None."""
+        if not self.speaking:
+            return None
+        words = self.words.value.strip()
+        return (words, self.voice.value.strip() or "en-us") if words else None
+
+    @property
+    def speaking(self) -> bool:
+        return self.kind == "audio" and self.choice.value == self.SPEAK and not self.path_box.value.strip()
+
+    def _speak(self) -> None:
+        """Synthesise the words (cached by the speech module) and load them into the player."""
+        sp = self.speech
+        self.note.value = ""
+        if sp is None:
+            self.note.value = "<span style='color:#b00020'>type the words to speak first</span>"
+            return
+        try:
+            from workbench.speech import synthesize
+
+            wav = synthesize(sp[0], sp[1]).path
+            self.preview.format = "wav"
+            self.preview.value = Path(wav).read_bytes()
+            self.preview.layout.display = None
+        except Exception as e:
+            self.note.value = "<span style='color:#b00020'>" + html.escape(one_line(e)) + "</span>"
 
     def set_path(self, path: str | Path | None) -> None:
         """Select a file (a known sample or upload by path, else typed into the path box)."""
@@ -126,6 +167,9 @@ class MediaInput(W.VBox):
         p = self.path
         self.note.value = ""
         self.preview.layout.display = "none"
+        if self.kind == "audio":
+            for w in (self.words, self.voice, self.listen):
+                w.layout.display = None if self.speaking else "none"
         if p is not None:
             if not p.is_file():
                 self.error = f"{self.kind} {p}: file not found; check the path"

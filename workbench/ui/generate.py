@@ -247,8 +247,8 @@ class GenerateTab(W.VBox):
         needs = set(d.get("requires") or [])
         if "image" in needs and self.image.path is None:
             out.append(f"{d['name']} needs an image: pick a sample, upload one or type a path")
-        if "audio" in needs and self.audio.path is None:
-            out.append(f"{d['name']} needs audio: pick a sample, upload one or type a path")
+        if "audio" in needs and self.audio.path is None and self.audio.speech is None:
+            out.append(f"{d['name']} needs audio: pick a sample, upload one, type a path or words to speak")
         if "prompt" in needs and not self.prompt.value.strip():
             out.append(f"{d['name']} needs a prompt")
         for name, err in self.form.errors.items():
@@ -261,7 +261,8 @@ class GenerateTab(W.VBox):
             from types import SimpleNamespace
 
             case = self.suite_dict()["cases"][0]
-            req = SimpleNamespace(image=case.get("image"), audio=case.get("audio"), prompt=case.get("prompt", ""),
+            req = SimpleNamespace(image=case.get("image"), audio=case.get("audio") or case.get("text"),
+                                  prompt=case.get("prompt", ""),
                                   negative_prompt=case.get("negative_prompt", ""), params=self.form.overrides())
             try:
                 d["cls"].check_request(req)
@@ -275,7 +276,10 @@ class GenerateTab(W.VBox):
         image = self.image.path if _takes(d, "image") else None
         audio = self.audio.path if _takes(d, "audio") else None
         params = self.form.overrides()
+        speech = self.audio.speech if _takes(d, "audio") and audio is None else None
         stems = [p.stem.split("-", 1)[-1] if p.parent.name == "uploads" else p.stem for p in (image, audio) if p]
+        if speech:
+            stems.append("speech-" + hashlib.sha256("\0".join(speech).encode()).hexdigest()[:6])
         prompt = self.prompt.value.strip() if _takes(d, "prompt") else ""
         case_id = safe_id("-".join(stems) or safe_id(prompt[:30], "prompt"))
         if stems and prompt:  # the same image with another prompt is another case (its own row in Compare)
@@ -285,6 +289,8 @@ class GenerateTab(W.VBox):
             case["image"] = str(image)
         if audio:
             case["audio"] = str(audio)
+        elif speech:
+            case["text"], case["voice"] = speech  # the runner synthesises it (cached), as for a suite
         if prompt:
             case["prompt"] = prompt
         if _takes(d, "negative_prompt") and self.negative.value.strip():
