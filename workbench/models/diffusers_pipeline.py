@@ -33,7 +33,7 @@ import numpy as np
 
 from workbench.media import Clip, fit_image
 from workbench.models.base import GenerationError, GenerationRequest, Generator, ProgressFn, register
-from workbench.models.families import FAMILIES, I2V, T2I, FamilySpec
+from workbench.models.families import FAMILIES, T2I, FamilySpec
 
 TINY_HINT = "`workbench models build-tiny DIR` writes tiny local ones for tests"
 PIPELINE_CACHE_SIZE = 2  # loaded pipelines kept in-process (LRU); a suite comparing two checkpoints loads each once

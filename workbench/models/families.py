@@ -102,14 +102,14 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec(
         "cogvideox-5b-i2v", "CogVideoXImageToVideoPipeline", I2V, ("THUDM/CogVideoX-5b-I2V", "zai-org/CogVideoX-5b-I2V"),
         "CogVideoX-5B image-to-video: 6 s at 8 fps, 720x480 (learned position embeddings: keep the native size)",
-        "CogVideoX licence (open weights, commercial use under its terms); not gated", "cogvideox-i2v",
+        "CogVideoX licence (commercial use under its terms: see the model card); not gated", "cogvideox-i2v",
         num_frames=49, fps=8, width=720, height=480, steps=50, guidance=6.0, frame_rule=8, max_frames=49,
         inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"use_dynamic_cfg": True},
         repeated_blocks=False),
     FamilySpec(
         "ltx-video-i2v", "LTXImageToVideoPipeline", I2V, ("Lightricks/LTX-Video",),
         "LTX-Video image-to-video (0.9.x): fast DiT, 25 fps, frames 8k+1, sizes multiple of 32",
-        "LTX-Video open weights licence (OpenRAIL-M for 0.9.1); not gated", "ltx",
+        "LTX-Video open weights licence (terms per version: see the model card); not gated", "ltx",
         num_frames=161, fps=25, width=704, height=480, steps=50, guidance=3.0, frame_rule=8, max_frames=257,
         size_multiple=32, inputs=_VIDEO_IN, requires=frozenset({"image"}), args={"fps": "frame_rate"},
         extras={"decode_timestep": 0.03, "decode_noise_scale": 0.025, "guidance_rescale": 0.0}),
@@ -124,7 +124,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec(
         "ltx2-i2v", "LTX2ImageToVideoPipeline", I2V, ("Lightricks/LTX-2",),
         "LTX-2 image-to-video: video and a synchronised soundtrack from one model (the clip keeps its audio)",
-        "LTX-2 Community licence (open weights; commercial use under its revenue terms); not gated", "ltx2",
+        "LTX-2 open weights licence (see the model card for commercial terms); not gated", "ltx2",
         num_frames=121, fps=24, width=768, height=512, steps=40, guidance=4.0, frame_rule=8, max_frames=257,
         size_multiple=32, inputs=_VIDEO_IN, requires=frozenset({"image"}), args={"fps": "frame_rate"},
         audio_out=True),
@@ -171,7 +171,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec(
         "skyreels-v2-i2v", "SkyReelsV2ImageToVideoPipeline", I2V, ("Skywork/SkyReels-V2-I2V-14B-540P-Diffusers",),
         "SkyReels-V2 I2V 14B at 540P (Wan architecture, film-tuned), 24 fps",
-        "SkyReels community licence; not gated", "skyreels-v2-i2v",
+        "Skywork community licence (see the model card); not gated", "skyreels-v2-i2v",
         num_frames=97, fps=24, width=960, height=544, steps=50, guidance=5.0, frame_rule=4, max_frames=97,
         inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"max_sequence_length": 512}),
     # ----------------------------------------------------------------------------------------- text-to-video
