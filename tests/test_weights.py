@@ -81,6 +81,21 @@ def test_check_finds_url_weights_in_the_torch_cache_and_env(tmp_path, monkeypatc
     assert weights.status(["syncnet"])[0]["present"]
 
 
+def test_require_names_the_fetch_command_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.delenv("WORKBENCH_DINO", raising=False)
+    t0 = time.perf_counter()
+    try:
+        weights.require("dino")
+    except weights.WeightsError as e:
+        msg = str(e)
+    assert time.perf_counter() - t0 < 1.0
+    assert msg == ("dino weights (facebook/dino-vitb16) are not on this machine; run `workbench weights fetch dino` "
+                   "(or set WORKBENCH_DINO to a local copy)")
+    monkeypatch.setenv("WORKBENCH_DINO", str(tmp_path))
+    assert weights.require("dino") == tmp_path
+
+
 def test_fetch_never_waits_offline_and_names_the_fix(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()

@@ -133,6 +133,21 @@ def status(names: list[str] | None = None) -> list[dict[str, Any]]:
     return rows
 
 
+def require(name: str) -> Path:
+    """The local path of `name`'s weights, or WeightsError with the command that fetches them (for metric
+    backends and generators: check here first, never wait on the network)."""
+    cat = catalogue()
+    if name not in cat:
+        raise WeightsError(f"no weights named '{name}'; known: {', '.join(cat)}")
+    path = local_path(cat[name])
+    if path is None:
+        w = cat[name]
+        alt = f" (or set {w.env} to a local copy)" if w.env else ""
+        raise WeightsError(f"{name} weights ({w.source}) are not on this machine; run `workbench weights fetch "
+                           f"{name}`{alt}")
+    return path
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
