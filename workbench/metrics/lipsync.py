@@ -435,7 +435,10 @@ class LipSync(Metric):
         self.curve = r["curve"]  # kept for plots / inspection
         if r["series"] is not None:
             self.series = {"sync_confidence": r["series"]}
-        why = f"needs SyncNet weights: set WORKBENCH_SYNCNET_WEIGHTS to syncnet_v2.model ({OFFLINE_BACKEND} gives sync_offset and sync_confidence only)"
+        if self.weights is not None and not self.weights.is_file():
+            why = f"SyncNet weights not found at {self.weights}; set WORKBENCH_SYNCNET_WEIGHTS to an existing syncnet_v2.model"
+        else:
+            why = f"needs SyncNet weights: set WORKBENCH_SYNCNET_WEIGHTS to syncnet_v2.model ({OFFLINE_BACKEND} gives sync_offset and sync_confidence only)"
         self.reasons = {"lse_d": why, "lse_c": why, **r["reasons"]}
         return {"sync_offset": r["offset"], "sync_confidence": r["confidence"], "lse_d": None, "lse_c": None}
 
