@@ -1,7 +1,9 @@
 """Metric calibration: the harness measures its own validity.
 
 A calibration suite (YAML) lists real clips, perturbations with a known effect (shuffled frames,
-dropped frames, a frozen stretch, per-frame noise, delayed or swapped audio) and, per perturbation,
+dropped frames, a frozen stretch, per-frame noise, delayed or swapped audio, and subtle faults of
+generated video: a duplicated frame, a dropped stretch, a one-frame flash, swapped frames, periodic
+brightness flicker, a face morphing into another person, a frozen mouth) and, per perturbation,
 the direction each metric must move. `run_calibration` scores every clip as is and under every
 perturbation with `workbench.metrics.evaluate` (the same code path as any evaluation), compares, and
 writes `calibration.json` and `calibration.md` (metric x perturbation: original, perturbed, delta,
@@ -22,9 +24,20 @@ Suite format::
         kind: shuffle_frames           # shuffle_frames | drop_frames | freeze | noise | audio_delay | swap_audio
         expect: {temporal_flicker: down, warp_error: up, identity_similarity: same}
       - {name: delay5, kind: audio_delay, frames: 5, expect: {sync_offset: {delta: -5, tol: 2}}}
+      - {name: flash, kind: flash, at: 1.5, locate: {temporal_flicker: 0}, expect: {temporal_flicker: down}}
+      - {name: morph, kind: morph_face, source: faces/other.png, clips: [talk.mp4],
+         expect: {identity_min: {below: 0.92}}}
 
-Expectations: ``up`` / ``down`` (perturbed minus original beyond ``min_change``, default 0),
-``same`` (|delta| <= ``tol``, default 0.02) or ``{delta: D, tol: T}`` (|delta - D| <= T).
+Faults that generated video shows: ``duplicate_frame``, ``drop_stretch`` (``seconds``), ``flash``
+(``gain``), ``swap_frames`` (each at ``at`` seconds), ``brightness_flicker`` (``amplitude``,
+``period_frames``), ``morph_face`` (the face turns into the ``source`` portrait), ``freeze_mouth``
+(the mouth stops from ``start`` while the audio goes on). ``clips`` limits a perturbation to some clips.
+
+Expectations: ``up`` / ``down`` (perturbed minus original beyond ``min_change``, default 0; with
+``null_ok: true`` a score that becomes null with its reason also passes), ``same`` (|delta| <= ``tol``,
+default 0.02), ``{delta: D, tol: T}`` (|delta - D| <= T), ``{below: x}`` / ``{above: x}`` (the perturbed
+value itself). ``locate: {metric: k}`` (faults at one frame) passes when the metric's per-frame series
+puts its worst frame within k frames of the fault. A metric with an expectation is always scored.
 """
 from __future__ import annotations
 
