@@ -35,6 +35,8 @@ def tiny_params(name: str, folder: Path, **extra) -> dict:
     if "width" in cls.defaults:
         side = 64 if name.startswith(("svd", "cogvideox-5b-i2v")) else 32
         p.update(width=side, height=side)
+    if name.startswith("sana-video"):  # the real model bins sizes to its 480p buckets
+        p["use_resolution_binning"] = False
     if name == "hunyuanvideo-i2v":  # the tiny LLaVA sees 49 image tokens, not the real 576
         from workbench.models.tiny import HUNYUAN_I2V_TINY_TEMPLATE
 

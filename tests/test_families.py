@@ -17,7 +17,7 @@ NO_TINY: set[str] = set()
 EXPECTED = {
     I2V: {"svd", "svd-img2vid", "cogvideox-5b-i2v", "ltx-video-i2v", "ltx-video-condition", "ltx2-i2v", "wan2.1-i2v-480p",
           "wan2.1-i2v-720p", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", "hunyuanvideo-i2v", "hunyuanvideo1.5-i2v",
-          "skyreels-v2-i2v"},
+          "skyreels-v2-i2v", "sana-video-2b-i2v"},
     T2V: {"wan2.1-t2v-1.3b", "cogvideox-5b", "ltx-video", "hunyuanvideo1.5-t2v"},
     T2I: {"sdxl", "flux-schnell", "flux-dev", "sd3.5-medium", "sd3.5-large"},
 }

@@ -174,6 +174,13 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "Skywork community licence (see the model card); not gated", "skyreels-v2-i2v",
         num_frames=97, fps=24, width=960, height=544, steps=50, guidance=5.0, frame_rule=4, max_frames=97,
         inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"max_sequence_length": 512}),
+    FamilySpec(
+        "sana-video-2b-i2v", "SanaImageToVideoPipeline", I2V, ("Efficient-Large-Model/SANA-Video_2B_480p_diffusers",),
+        "Sana-Video 2B image-to-video: linear-attention DiT, 480p at 16 fps (sizes binned to its aspect buckets)",
+        "NVIDIA Sana licence (see the model card); not gated", "sana-video",
+        num_frames=81, fps=16, width=832, height=480, steps=50, guidance=6.0, frame_rule=4, max_frames=81,
+        inputs=_VIDEO_IN, requires=frozenset({"image"}), args={"num_frames": "frames"},
+        extras={"use_resolution_binning": True}, cache=False, repeated_blocks=False),
     # ----------------------------------------------------------------------------------------- text-to-video
     FamilySpec(
         "wan2.1-t2v-1.3b", "WanPipeline", T2V, ("Wan-AI/Wan2.1-T2V-1.3B-Diffusers",),

@@ -504,6 +504,33 @@ def build_tiny_ltx2(path: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------
+# Sana-Video (linear-attention DiT, Gemma 2 text encoder, Wan VAE)
+# --------------------------------------------------------------------------------------------------
+def build_tiny_sana_video(path: str | Path) -> Path:
+    """Tiny Sana-Video checkpoint (saved as SanaImageToVideoPipeline): a 1-layer Gemma 2, a 2-layer
+    SanaVideoTransformer3DModel, the Wan VAE at base width 3. Run it with use_resolution_binning off (the
+    bins are the real model's 480p sizes)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SanaImageToVideoPipeline, SanaVideoTransformer3DModel
+    from transformers import Gemma2Config, Gemma2Model
+
+    tokenizer = gemma_tokenizer()
+    _seed(2)
+    text_encoder = Gemma2Model(Gemma2Config(
+        vocab_size=len(tokenizer) + 8, head_dim=16, hidden_size=8, intermediate_size=32, num_attention_heads=2,
+        num_hidden_layers=1, num_key_value_heads=2, max_position_embeddings=8192, pad_token_id=0, eos_token_id=1,
+        bos_token_id=2, attn_implementation="eager"))
+    _seed(0)
+    transformer = SanaVideoTransformer3DModel(
+        in_channels=16, out_channels=16, num_attention_heads=2, attention_head_dim=12, num_layers=2,
+        num_cross_attention_heads=2, cross_attention_head_dim=12, cross_attention_dim=24, caption_channels=8,
+        mlp_ratio=2.5, dropout=0.0, attention_bias=False, sample_size=8, patch_size=(1, 2, 2),
+        norm_elementwise_affine=False, norm_eps=1e-6, qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
+    pipe = SanaImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=_wan_vae(),
+                                    transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler())
+    return _save(pipe, path)
+
+
+# --------------------------------------------------------------------------------------------------
 # text-to-image: SDXL, FLUX.1, SD3.5
 # --------------------------------------------------------------------------------------------------
 def build_tiny_sdxl(path: str | Path) -> Path:
@@ -607,6 +634,7 @@ DIFFUSERS_BUILDERS: dict[str, Callable[[str | Path], Path]] = {
     "cogvideox-i2v": build_tiny_cogvideox_i2v,
     "ltx": build_tiny_ltx,
     "ltx2": build_tiny_ltx2,
+    "sana-video": build_tiny_sana_video,
     "sdxl": build_tiny_sdxl,
     "flux": build_tiny_flux,
     "sd3": build_tiny_sd3,
