@@ -192,6 +192,7 @@ def test_run_options_apply_for_real(tiny_models, image):
     ("wan2.1-i2v-480p", {}, {"num_frames": 80}, r"num_frames must be 4k\+1, got 80; use 77 or 81"),
     ("ltx-video-i2v", {}, {"num_frames": 20}, r"num_frames must be 8k\+1, got 20; use 17 or 25"),
     ("cogvideox-5b-i2v", {}, {"num_frames": 57}, r"num_frames 57 is above the family's limit 49; lower num_frames"),
+    ("wan2.1-t2v-1.3b", {}, {"num_frames": 100}, r"num_frames must be 4k\+1, got 100; use 81$"),
     ("ltx-video-i2v", {}, {"width": 700}, r"width and height must be multiples of 32, got 700x480; e.g. 704x480"),
     ("svd", {}, {"min_guidance_scale": 4.0}, r"min_guidance_scale 4.0 exceeds max_guidance_scale 3.0; swap them"),
     ("svd", {}, {"num_framez": 4}, r"unknown parameter\(s\) num_framez; known: .*num_frames"),

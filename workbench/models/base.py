@@ -42,7 +42,7 @@ class Generator(ABC):
     """One model. Subclasses set the class attributes and implement `generate`."""
 
     name: ClassVar[str]
-    task: ClassVar[str]  # "image-to-video" | "audio-to-video" | "text-to-video"
+    task: ClassVar[str]  # "image-to-video" | "audio-to-video" | "text-to-video" | "text-to-image" | "video-to-video"
     description: ClassVar[str] = ""
     requires: ClassVar[frozenset[str]] = frozenset({"image"})  # of {"image", "audio", "prompt", "video"}
     # request fields the model uses; None = it takes whatever the case has (model-free baselines)

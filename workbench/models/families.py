@@ -68,10 +68,11 @@ class FamilySpec:
         return self.frame_rule <= 1 or (n - 1) % self.frame_rule == 0
 
     def frame_hint(self, n: int) -> str:
-        """The nearest allowed frame counts to `n`, for messages."""
+        """The nearest allowed frame counts to `n` (never above max_frames), for messages."""
+        top = (self.max_frames - 1) // self.frame_rule * self.frame_rule + 1
         k = max(0, (n - 1) // self.frame_rule)
-        lo, hi = self.frame_rule * k + 1, self.frame_rule * (k + 1) + 1
-        return f"{lo} or {hi}" if hi <= self.max_frames else f"{lo}"
+        near = [c for c in (self.frame_rule * k + 1, self.frame_rule * (k + 1) + 1) if c <= self.max_frames]
+        return " or ".join(str(c) for c in near) if near else str(top)
 
 
 _VIDEO_IN = frozenset({"image", "prompt", "negative_prompt"})
