@@ -82,8 +82,8 @@ class MediaInput(W.VBox):
         self.listen = W.Button(description="listen", icon="volume-up", layout=W.Layout(width="90px", display="none"),
                                tooltip="synthesise the words now and play them")
         self.listen.on_click(lambda _: self._speak())
-        super().__init__([W.HBox([self.choice, self.upload]), self.path_box, self.words,
-                          W.HBox([self.voice, self.listen]), self.note, self.preview])
+        speak = [self.words, W.HBox([self.voice, self.listen])] if kind == "audio" else []
+        super().__init__([W.HBox([self.choice, self.upload]), self.path_box, *speak, self.note, self.preview])
         self.choice.observe(lambda _: self._refresh(), names="value")
         self.words.observe(lambda _: self._on_change and self._on_change(), names="value")
         self.path_box.observe(lambda _: self._refresh(), names="value")
