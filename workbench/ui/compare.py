@@ -9,6 +9,7 @@ results.jsonl holding just those records (clip paths point back into the run's c
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -188,7 +189,8 @@ class CompareTab(W.VBox):
         assert self.run_dir is not None
         if len(recs) == len(self.records):
             return self.run_dir
-        name = "-".join(sorted(self.models.value))[:40] + f"-{len(recs)}jobs"
+        digest = hashlib.sha256("\n".join(sorted(str(r.get("job_id")) for r in recs)).encode()).hexdigest()[:8]
+        name = "-".join(sorted(self.models.value))[:40] + f"-{len(recs)}jobs-{digest}"  # one folder per selection
         folder = self.run_dir / "selections" / re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
         folder.mkdir(parents=True, exist_ok=True)
         lines = []
