@@ -60,6 +60,22 @@ def delayed(samples: np.ndarray, frames: int, fps: float) -> np.ndarray:
     return np.concatenate([np.zeros(k, np.float32), samples[: len(samples) - k]])
 
 
+def syncnet_side_by_side(paths: list[Path]) -> dict[str, str]:
+    """{clip: "offset / LSE-C"} from the syncnet_v2 backend (25 fps clips), or {} without its weights."""
+    from workbench.metrics import evaluate
+    from workbench.metrics.syncnet import available_weights
+
+    if available_weights() is None:
+        return {}
+    out = {}
+    for p in paths:
+        r = evaluate(p, metrics=["lipsync"], metric_options={"lipsync": {"backend": "syncnet"}})
+        off, c = r.scores.get("sync_offset"), r.scores.get("lse_c")
+        out[p.stem] = "null" if c is None else f"{off:+.0f} / {c:.2f}"
+        print(f"  syncnet_v2 {p.stem}: {out[p.stem]} {r.errors.get('lse_c', '')}", file=sys.stderr)
+    return out
+
+
 def best_threshold(own: np.ndarray, foreign: np.ndarray) -> float:
     cands = np.unique(np.concatenate([own, foreign]))
     acc = [((own >= t).mean() + (foreign < t).mean()) / 2 for t in cands]
@@ -101,7 +117,7 @@ def main() -> None:
                      "confidence": r0["confidence"], "offset_delay5": r5["offset"], "confidence_delay5": r5["confidence"],
                      "moved": moved, "delay_ok": moved is not None and abs(moved + 5) <= 1,
                      "why_null": r0["reasons"].get("sync_offset") or r5["reasons"].get("sync_offset"),
-                     "foreign_max": max(foreign[n])})
+                     "foreign_max": max(foreign[n], default=float("nan"))})
     t_score = time.perf_counter() - t0
     o = np.array([own[n] for n in names], float)
     f = np.concatenate([foreign[n] for n in names])
@@ -128,12 +144,20 @@ def main() -> None:
         "foreign_with_offset": sum(x is not None for x in foreign_offsets),
         "seconds_stream": round(t_stream, 1), "seconds_score": round(t_score, 1),
     }
-    print("| clip | fps | frames | offset | confidence | offset, audio +5 frames | moved | foreign max conf |")
-    print("|---|---|---|---|---|---|---|---|")
+    syncnet = syncnet_side_by_side(paths)  # the learned reference, when its weights are on this machine
+    if syncnet:
+        for r in rows:
+            r["syncnet"] = syncnet.get(r["clip"])
+    print("| clip | fps | frames | offset | confidence | offset, audio +5 frames | moved | foreign max conf |"
+          + (" syncnet_v2 offset / LSE-C |" if syncnet else ""))
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if syncnet else ""))
     fmt = lambda v, d=0: "null" if v is None else (f"{v:+.0f}" if d == 0 else f"{v:.{d}f}")  # noqa: E731
     for r in rows:
         print(f"| {r['clip']} | {r['fps']:g} | {r['frames']} | {fmt(r['offset'])} | {fmt(r['confidence'], 3)} | "
-              f"{fmt(r['offset_delay5'])} | {fmt(r['moved'])} | {r['foreign_max']:.3f} |")
+              f"{fmt(r['offset_delay5'])} | {fmt(r['moved'])} | {r['foreign_max']:.3f} |"
+              + (f" {r['syncnet']} |" if syncnet else ""))
+    if not syncnet:
+        print("\n(syncnet_v2 column left out: set WORKBENCH_SYNCNET_WEIGHTS to syncnet_v2.model to score both backends)")
     print()
     for k, v in summary.items():
         print(f"{k}: {v}")
