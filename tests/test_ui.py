@@ -448,3 +448,24 @@ def test_speak_a_text_drives_the_talking_head(tmp_path):
     (rec,) = load_records(tmp_path / "runs" / "studio")
     assert rec["status"] == "ok", rec.get("error")
     assert rec["inputs"]["audio"]["path"].endswith(".wav") and rec["scores"].get("sync_confidence") is not None
+
+
+def test_run_options_are_refused_in_place_and_reach_the_suite(tmp_path):
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "kenburns")
+    assert gen.options_box.layout.display == "none"  # model-free: no run options
+    opts = [n for n, d in gen.catalogue.items() if d.get("options") and d["task"] == "image-to-video"]
+    if not opts:
+        pytest.skip("no registered model takes run options")
+    _pick(gen, opts[0])
+    assert gen.options_box.layout.display is None
+    gen.options.value = '{"dtype": '
+    assert "not valid JSON" in gen.options_note.value and gen.run_btn.disabled
+    gen.options.value = '{"warp_speed": 9}'
+    assert "warp_speed" in gen.options_note.value and gen.run_btn.disabled
+    gen.run()
+    assert "warp_speed" in gen.message.text
+    gen.options.value = '{"dtype": "fp32", "vae_tiling": true}'
+    assert gen.options_note.value == "" and not gen.run_btn.disabled
+    assert gen.suite_dict()["models"][0]["options"] == {"dtype": "fp32", "vae_tiling": True}

@@ -134,6 +134,14 @@ class GenerateTab(W.VBox):
         self.run_dir_box = W.Text(value=self._label(run_dir), description="run into",
                                   layout=W.Layout(width="490px"), style=lab)
         self.form = ParamForm(on_change=self._update_state)
+        self.options = W.Text(value="", description="options", layout=W.Layout(width="440px"),
+                              style={"description_width": "60px"},
+                              placeholder='JSON, e.g. {"dtype": "bf16", "offload": "model", "vae_tiling": true}')
+        self.options_note = W.HTML()
+        self.options_box = W.VBox([W.HTML("<b>run options</b> <span style='color:#777'>(how to run it: dtype, "
+                                          "device, offload, caches; part of the job id)</span>"),
+                                   self.options, self.options_note], layout=W.Layout(margin="10px 0 0 0"))
+        self.options.observe(lambda _: self._check_options(), names="value")
         self.run_btn = W.Button(description="Run", button_style="primary", icon="play", layout=W.Layout(width="110px"))
         self.cancel_btn = W.Button(description="Cancel", icon="stop", disabled=True, layout=W.Layout(width="110px"))
         self.jobs_bar = W.IntProgress(value=0, min=0, max=1, description="jobs", layout=W.Layout(width="320px"),
@@ -154,7 +162,7 @@ class GenerateTab(W.VBox):
                          _labelled("prompt", self.prompt), _labelled("negative", self.negative),
                          W.HBox([self.seeds, self.outputs, self.wandb]), _labelled("metrics", self.metrics),
                          self.run_dir_box], layout=W.Layout(width="510px", min_width="510px"))
-        form_box = W.VBox([self.form], layout=W.Layout(margin="0 0 0 16px", flex="1 1 auto"))
+        form_box = W.VBox([self.form, self.options_box], layout=W.Layout(margin="0 0 0 16px", flex="1 1 auto"))
         controls = W.HBox([self.run_btn, self.cancel_btn, W.VBox([self.jobs_bar, self.step_bar]), self.progress],
                           layout=W.Layout(align_items="center", margin="8px 0 0 0"))
         super().__init__([W.HBox([inputs, form_box]), controls, self.message, self.cli_hint, self.results])
@@ -222,6 +230,8 @@ class GenerateTab(W.VBox):
         self.model_info.value = (f"<div style='color:#444;font-size:12px'>{html.escape(d.get('description', ''))}<br>"
                                  f"needs: <b>{html.escape(needs)}</b> &middot; {wtxt}</div>")
         self.form.set_model(d["cls"])
+        self.options_box.layout.display = None if d.get("options") else "none"
+        self._check_options()
         for inp in (self.image, self.audio):  # show only the inputs this model takes
             inp.layout.display = None if _takes(d, inp.kind) else "none"
         self.image.choice.description = "video" if d["task"] == "video-to-video" else "image"
@@ -231,8 +241,35 @@ class GenerateTab(W.VBox):
             box.placeholder = hint if not box.disabled else f"{d['name']} takes no {kind.replace('_', ' ')}"
         self._update_state()
 
+    def options_value(self) -> dict[str, Any]:
+        """The run options typed in (a JSON object; empty: none). ValueError with one line when invalid."""
+        text = self.options.value.strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"options: not valid JSON ({e.msg}); write e.g. {{\"dtype\": \"bf16\"}}") from None
+        if not isinstance(value, dict):
+            raise ValueError("options: write a JSON object, e.g. {\"dtype\": \"bf16\"}")
+        return value
+
+    def _check_options(self) -> None:
+        """Refuse bad run options in place, with the model's own check (`resolve_options`)."""
+        self.options_error = None
+        d = self.catalogue.get(self.model.value)
+        if d is not None and self.options.value.strip():
+            try:
+                d["cls"].resolve_options(self.options_value())
+            except Exception as e:
+                self.options_error = one_line(e)
+        self.options_note.value = ("" if not self.options_error else
+                                   f"<span style='color:#b00020'>\u2716 {html.escape(self.options_error)}</span>")
+        self._update_state()
+
     def _update_state(self) -> None:
-        self.run_btn.disabled = self._busy or not self.form.valid or self.model.value is None
+        self.run_btn.disabled = (self._busy or not self.form.valid or self.model.value is None
+                                 or bool(getattr(self, "options_error", None)))
 
     # -- the suite ---------------------------------------------------------------------------------------
     def problems(self) -> list[str]:
@@ -257,6 +294,8 @@ class GenerateTab(W.VBox):
             parse_seeds(self.seeds.value)
         except ValueError as e:
             out.append(str(e))
+        if getattr(self, "options_error", None):
+            out.append(self.options_error)
         if not out:  # the model's own check of this request, before anything loads
             from types import SimpleNamespace
 
@@ -296,6 +335,9 @@ class GenerateTab(W.VBox):
         if _takes(d, "negative_prompt") and self.negative.value.strip():
             case["negative_prompt"] = self.negative.value.strip()
         model: dict[str, Any] = {"name": d["name"]}
+        options = self.options_value() if d.get("options") else {}
+        if options:
+            model["options"] = options
         if params:
             model["params"] = params
             digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:6]
@@ -473,6 +515,9 @@ class GenerateTab(W.VBox):
         self.prompt.value = record.get("prompt") or ""
         self.negative.value = record.get("negative_prompt") or ""
         self.seeds.value = str(int(record.get("seed") or 0))
+        defaults = d.get("options") or {}
+        chosen = {k: v for k, v in (record.get("options") or {}).items() if defaults.get(k, object()) != v}
+        self.options.value = json.dumps(chosen) if chosen else ""
         self.outputs.value = 1
         if run_dir is not None:
             self.run_dir_box.value = self._label(run_dir)
