@@ -387,3 +387,27 @@ def test_flow_metrics_on_a_second_thread_give_the_same_values():
     assert set(par.cpu) == {"main", "flow"} and set(one.cpu) == {"main"}
     short = scores(frames[:1], names)  # nothing to compare: every flow metric says why
     assert all(short.scores[n] is None and "frames" in short.errors[n] for n in FLOW_METRICS)
+
+
+def test_truncated_file_is_scored_on_what_decodes_with_a_warning(tmp_path):
+    import av
+
+    frames = _panning(30)
+    path = tmp_path / "clip.mp4"
+    out = av.open(str(path), "w", options={"movflags": "faststart"})  # index first: a cut file still opens
+    stream = out.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+    for f in frames:
+        for pkt in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+            out.mux(pkt)
+    for pkt in stream.encode():
+        out.mux(pkt)
+    out.close()
+    full = evaluate(path, metrics=["temporal_flicker"])
+    assert full.frames == 30 and full.warnings == []
+    cut = tmp_path / "cut.mp4"
+    data = path.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.8)])
+    r = evaluate(cut, metrics=["temporal_flicker"])
+    assert 2 <= r.frames < 30 and r.scores["temporal_flicker"] is not None
+    assert len(r.warnings) == 1 and f"decoded {r.frames} of the 30 frames" in r.warnings[0]

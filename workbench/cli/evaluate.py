@@ -33,6 +33,8 @@ def eval_(
     if clip.truncation_warning():
         typer.echo(f"warning: {clip.truncation_warning()}", err=True)
     payload = result.to_json(str(video))
+    for note in getattr(result, "warnings", []):
+        typer.echo(f"warning: {note}", err=True)
     if as_json:
         typer.echo(json.dumps(payload, indent=2))
         return

@@ -94,6 +94,8 @@ class EvalResult:
     worst_frame: dict[str, int] = field(default_factory=dict)
     # CPU seconds spent feeding metrics per thread ("main", and "flow" for the flow metrics' worker)
     cpu: dict[str, float] = field(default_factory=dict)
+    # one-line notes about the input that every score shares (e.g. a truncated file scored on what decoded)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self, video: str | None = None) -> dict:
         out = {"scores": self.scores, "backends": self.backends, "errors": self.errors,
@@ -178,6 +180,10 @@ def evaluate(
         if worker is not None:
             worker.shutdown(wait=True)
     result.frames = n
+    if video.path is not None and total > 0 and n < total - max(2, 0.02 * total):
+        result.warnings.append(
+            f"{video.path}: decoded {n} of the {total} frames its container states ({n / video.fps:.1f} of "
+            f"{total / video.fps:.1f} s); the scores cover the decoded part only (the file may be truncated)")
 
     for m in live:
         names = [s for s in m.score_names() if s in wanted]
