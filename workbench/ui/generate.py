@@ -134,7 +134,7 @@ class GenerateTab(W.VBox):
         self.run_dir_box = W.Text(value=self._label(run_dir), description="run into",
                                   layout=W.Layout(width="490px"), style=lab)
         self.form = ParamForm(on_change=self._update_state)
-        self.options = W.Text(value="", description="options", layout=W.Layout(width="440px"),
+        self.options = W.Text(value="", description="options", layout=W.Layout(width="95%", max_width="440px"),
                               style={"description_width": "60px"},
                               placeholder='JSON, e.g. {"dtype": "bf16", "offload": "model", "vae_tiling": true}')
         self.options_note = W.HTML()
