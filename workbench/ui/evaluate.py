@@ -160,6 +160,7 @@ class EvaluateTab(W.VBox):
         self.message.info("scores stored with this job; Evaluate scores it again with the metrics above")
 
     def select(self, run_dir: Path, label: str | None = None) -> None:
+        """Point the tab at a run folder (and one of its clips)."""
         self.picker.set(run_dir)
         self._load_run(run_dir)
         if label in self._records:

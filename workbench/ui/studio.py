@@ -46,13 +46,11 @@ class Studio(W.VBox):
         """A run ended (or the Studio opened on an existing one): point Compare, Evaluate and History at it."""
         run_dir = Path(run_dir).resolve()
         for tab in (self.compare, self.history):
-            tab.picker.set(run_dir)
-            if tab.run_dir != run_dir:
-                tab.load(run_dir)
-            else:
-                tab.load(run_dir)  # new records: reload
-        self.evaluate.picker.set(run_dir)
-        self.evaluate._load_run(run_dir)
+            before = tab.run_dir
+            tab.picker.set(run_dir)  # fires load() when the folder changes
+            if before == run_dir:
+                tab.load(run_dir)  # the same folder with new records
+        self.evaluate.select(run_dir)
 
     def _load_settings(self, record: dict[str, Any], run_dir: Path) -> None:
         self.generate.load_settings(record, run_dir)
