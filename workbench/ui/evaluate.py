@@ -161,8 +161,10 @@ class EvaluateTab(W.VBox):
 
     def select(self, run_dir: Path, label: str | None = None) -> None:
         """Point the tab at a run folder (and one of its clips)."""
-        self.picker.set(run_dir)
-        self._load_run(run_dir)
+        before = self._run_dir
+        self.picker.set(run_dir)  # loads the folder when it changes
+        if before == Path(run_dir).resolve():
+            self._load_run(Path(run_dir).resolve())  # the same folder with new clips
         if label in self._records:
             self.clip.value = label
 
