@@ -92,7 +92,7 @@ class EvalResult:
     series: dict[str, list[float | None]] = field(default_factory=dict)
     # index of the worst frame of each score that has a series (by the score's direction)
     worst_frame: dict[str, int] = field(default_factory=dict)
-    # CPU seconds spent feeding metrics per thread ("main", and "flow" for the flow metrics' worker)
+    # CPU seconds while streaming: "main" thread, "flow" (the flow metrics' worker), "process" (all threads)
     cpu: dict[str, float] = field(default_factory=dict)
     # one-line notes about the input that every score shares (e.g. a truncated file scored on what decoded)
     warnings: list[str] = field(default_factory=list)
@@ -302,7 +302,7 @@ def _stream(video: Clip, live: list[Metric], side: list[Metric], result: EvalRes
             result.cpu["flow"] = result.cpu.get("flow", 0.0) + cpu
             account(done)
 
-    main_cpu = time.thread_time()
+    main_cpu, all_cpu = time.thread_time(), time.process_time()
 
     prev: FrameStep | None = None
     n = 0
@@ -322,6 +322,7 @@ def _stream(video: Clip, live: list[Metric], side: list[Metric], result: EvalRes
             progress(n, total)
     drain(0)
     result.cpu["main"] = time.thread_time() - main_cpu
+    result.cpu["process"] = time.process_time() - all_cpu  # every thread, OpenCV's own pool included
     live[:] = [m for m in live if m in main or m in side_now]
     return n
 
