@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
-from workbench.metrics.flow import dis_flow
 
 FLOW_BACKEND = "opencv-dis"  # classical flow of FrameStep.flow_fw / flow_bw
 RAFT_ENV = "WORKBENCH_RAFT_WEIGHTS"
