@@ -384,7 +384,7 @@ def test_flow_metrics_on_a_second_thread_give_the_same_values():
     par = scores(frames, names)
     one = scores(frames, names, parallel=False)
     assert par.scores == one.scores and par.series == one.series and par.worst_frame == one.worst_frame
-    assert set(par.cpu) == {"main", "flow"} and set(one.cpu) == {"main"}
+    assert set(par.cpu) == {"main", "flow", "process"} and set(one.cpu) == {"main", "process"}
     short = scores(frames[:1], names)  # nothing to compare: every flow metric says why
     assert all(short.scores[n] is None and "frames" in short.errors[n] for n in FLOW_METRICS)
 
