@@ -161,10 +161,10 @@ def test_creative_suite_end_to_end(creative_env, repo_root):
     assert {r["model"] for r in records} == {"auto"} and {r["model_name"] for r in records} == {"puppet"}
     assert "talking-head" in " ".join(records[0]["workflow"]["route"]["reasons"])
     # the Element: its portrait is the image (and the identity reference), its prompt joins the case's
-    element_dir = creative_env / "elements" / "eileen"
+    element_dir = repo_root / "data/elements/eileen"  # the suite's own `elements:` library
     assert all(r["inputs"]["image"]["path"].startswith(str(element_dir)) for r in records)
     assert all(r["workflow"]["element"]["name"] == "eileen" for r in records)
-    assert records[0]["prompt"] == "an astronaut" and records[0]["scores"]["identity_similarity"] > 0.9
+    assert records[0]["prompt"] == "an astronaut in a white suit" and records[0]["scores"]["identity_similarity"] > 0.9
     # speech from text in two languages: different audio, each hashed into the job identity
     voices = {r["case"]: r["workflow"]["speech"]["voice"] for r in records}
     assert voices == {"eileen-en": "espeak-ng:en-us", "eileen-de": "espeak-ng:de"}
@@ -199,7 +199,7 @@ def test_creative_suite_validation(creative_env, tmp_path, repo_root):
     base.pop("output")
 
     def load(**changes):
-        data = {**base, **changes}
+        data = {**base, "elements": str(repo_root / "data/elements"), **changes}
         path = tmp_path / "s.yaml"
         path.write_text(yaml.safe_dump(data))
         return load_suite(path)

@@ -49,6 +49,8 @@ class Generator(ABC):
     accepts: ClassVar[frozenset[str] | None] = None
     defaults: ClassVar[dict[str, Any]] = {}
     weights: ClassVar[str | None] = None  # hub id / file the model needs; None = model-free
+    # params a suite must set before the model can run (e.g. the generic external model's recipe)
+    needs_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: dict[str, Any] | None = None, **params: Any):
         self.params = self.resolve_params(params)

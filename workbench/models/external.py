@@ -343,6 +343,7 @@ class External(ExternalGenerator):
     accepts = frozenset({"image", "audio", "prompt", "negative_prompt"})
     defaults = dict(ExternalGenerator.COMMON)
     weights = None
+    needs_params = ("recipe",)
 
 
 def register_recipes() -> dict[str, type[ExternalGenerator]]:

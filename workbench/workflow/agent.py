@@ -117,6 +117,9 @@ def route(inputs: Inputs, gpu: bool | None = None, models: Mapping[str, Any] | N
         if missing:
             fits = False
             reasons.append(f"needs {', '.join(missing)}; none given")
+        if cls.needs_params:
+            fits = False
+            reasons.append(f"needs params.{', params.'.join(cls.needs_params)} set in a suite; not routed")
         accepts = cls.accepts if cls.accepts is not None else frozenset(cls.requires) | {"audio"}
         if task == "audio-to-video":
             if inputs.has_audio and inputs.image:
