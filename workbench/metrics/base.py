@@ -50,12 +50,17 @@ class EvalInputs:
 
 
 class FrameStep:
-    """One decoded frame plus lazily computed, shared per-pair data (greyscale, optical flow)."""
+    """One decoded frame plus lazily computed, shared per-pair data (greyscale, optical flow).
+
+    `frame` is the analysis-size frame (<= ANALYSIS_MAX_SIDE, what flow and faces use); `full` is the
+    frame as decoded, for metrics that must see every pixel to match their benchmark (VBench's
+    temporal_flickering, the DINO/CLIP consistency transforms)."""
 
     def __init__(self, index: int, frame: np.ndarray, prev: "FrameStep | None", fps: float,
-                 tracker: Any = None, scale: float = 1.0):
+                 tracker: Any = None, scale: float = 1.0, full: np.ndarray | None = None):
         self.index = index
         self.frame = frame
+        self.full = frame if full is None else full
         self.fps = fps
         self.scale = scale  # analysis frame size / original frame size (frames above ANALYSIS_MAX_SIDE shrink)
         self._prev = prev
@@ -77,6 +82,11 @@ class FrameStep:
     @property
     def prev_frame(self) -> np.ndarray | None:
         return None if self._prev is None else self._prev.frame
+
+    @property
+    def prev_full(self) -> np.ndarray | None:
+        """The previous frame at full resolution."""
+        return None if self._prev is None else self._prev.full
 
     @property
     def gray(self) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from workbench.media import Audio, Clip, MediaError, load_audio, load_image
+from workbench.media import Audio, Clip, MediaError, cap_side, load_audio, load_image
 from workbench.metrics.base import ANALYSIS_MAX_SIDE, EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
 
 # one module per concern; each defines Metric subclasses and lists them in METRICS
@@ -306,8 +306,10 @@ def _stream(video: Clip, live: list[Metric], side: list[Metric], result: EvalRes
 
     prev: FrameStep | None = None
     n = 0
-    for i, frame in enumerate(video.iter_frames(max_side=ANALYSIS_MAX_SIDE)):
-        step = FrameStep(i, frame, prev, video.fps, tracker=tracker, scale=frame.shape[1] / float(width or frame.shape[1]))
+    for i, full in enumerate(video.iter_frames()):  # decoded once at full size; analysis size derived here
+        frame = cap_side(full, ANALYSIS_MAX_SIDE)
+        step = FrameStep(i, frame, prev, video.fps, tracker=tracker, scale=frame.shape[1] / float(width or frame.shape[1]),
+                         full=full)
         if worker is not None:
             pending.append(worker.submit(side_job, step, prev))
         account(feed(main, step))
