@@ -187,6 +187,18 @@ def test_creative_suite_end_to_end(creative_env, repo_root):
     # a second run does no new jobs (the speech comes from the cache, ids are stable)
     again = Runner(load_suite(repo_root / "evals/suites/creative.yaml"), creative_env / "run")
     assert again.pending() == [] and [j.id for j in again.jobs] == [j.id for j in runner.jobs]
+    # the report shows what best-of-N bought: the gain per N with its CI, the curve, each request's keep
+    import re
+
+    from workbench.report import write_report
+
+    page = write_report(runner.store.root).read_text()
+    section = page[page.index('id="bestofn"'):page.index('id="clips"')]
+    assert data["formula"] in section and 'alt="best-of-N gain over one sample' in section
+    rows = re.findall(r"<tr><td>(\d)</td><td>([^<]*)</td>", section)
+    assert [n for n, _ in rows] == ["1", "2", "3"] and rows[0][1] in ("0", "+0", "0.000")
+    for rk in data["rankings"]:
+        assert rk["kept"][0] in section
 
 
 def test_creative_suite_validation(creative_env, tmp_path, repo_root):

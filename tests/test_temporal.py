@@ -410,4 +410,4 @@ def test_truncated_file_is_scored_on_what_decodes_with_a_warning(tmp_path):
     cut.write_bytes(data[: int(len(data) * 0.8)])
     r = evaluate(cut, metrics=["temporal_flicker"])
     assert 2 <= r.frames < 30 and r.scores["temporal_flicker"] is not None
-    assert len(r.warnings) == 1 and f"decoded {r.frames} of the 30 frames" in r.warnings[0]
+    assert len(r.warnings) == 1 and f"decoded {r.frames} of 30 frames" in r.warnings[0]

@@ -515,10 +515,10 @@ class Runner:
         result = evaluate(saved, image=request.image, audio=request.audio, reference=reference, metrics=names,
                           skip_inapplicable=True, progress=self._step(job, "evaluate"))
         timings["evaluate"] = time.perf_counter() - t0
-        for clip in (saved, reference):
-            why = clip.truncation_warning() if clip is not None else None
-            if why:
-                warnings.append(why)
+        warnings.extend(result.warnings)  # e.g. the saved clip decodes short of what its container states
+        why = reference.truncation_warning() if reference is not None else None
+        if why:
+            warnings.append(why)
         base = prev or {}
         keep = [s for s in base.get("scores", {}) if s not in names]
         record["scores"] = {**{s: base["scores"][s] for s in keep}, **result.scores}

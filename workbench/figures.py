@@ -171,3 +171,30 @@ def frame_curves(case: str, clips: list[dict[str, Any]], colors: dict[str, str],
                       bbox_to_anchor=(0, 1.02), frameon=False)
     fig.tight_layout()
     return _uri(fig)
+
+
+def gain_curve(points: list[dict[str, Any]], formula: str) -> str | None:
+    """Best-of-N gain over one sample against N: mean with its bootstrap CI band. `points` are
+    `GainPoint.to_dict()` rows (n, mean_gain, lo, hi, ...); None when fewer than two N have a mean."""
+    pts = [p for p in points if p.get("mean_gain") is not None]
+    if len(pts) < 2:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 2.8))
+    ns = [p["n"] for p in pts]
+    ax.plot(ns, [p["mean_gain"] for p in pts], "o-", color="#1f77b4", linewidth=1.6, label="mean gain")
+    band = [p for p in pts if p.get("lo") is not None and p.get("hi") is not None]
+    if band:
+        ax.fill_between([p["n"] for p in band], [p["lo"] for p in band], [p["hi"] for p in band], color="#1f77b4",
+                        alpha=0.18, linewidth=0, label="95% bootstrap CI")
+    ax.axhline(0.0, color="#888", linewidth=0.8)
+    ax.set_xticks(ns)
+    ax.set_xlabel("N (samples per request, best one kept)", fontsize=8)
+    ax.set_ylabel("objective gain\nover one sample", fontsize=8)
+    ax.set_title(f"best-of-N: {formula}", fontsize=9)
+    ax.tick_params(labelsize=8)
+    _plain_axis(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return _uri(fig)

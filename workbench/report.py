@@ -553,6 +553,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
 
     first = records[0] if records else {}
     return {
+        "bestofn": best_of_n_context(run_dir),
         "title": str(first.get("suite") or run_dir.name), "run_dir": str(run_dir), "n_jobs": len(records),
         "n_ok": len(ok), "n_failed": len(failed), "models": models, "colors": colors, "cases": cases,
         "metrics": list(infos.values()), "missing": missing, "partial": partial,
@@ -566,6 +567,39 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
         "versions": first.get("versions") or {}, "hardware": first.get("hardware") or {},
         "nondirectional": [i.name for i in infos.values() if i.higher is None],
     }
+
+
+def best_of_n_context(run_dir: Path) -> dict[str, Any] | None:
+    """The run's best-of-N ranking (RUN_DIR/bestofn.json) for the report: the objective, how much
+    keeping the best of N beats one sample (mean gain, 95% CI, per N, plus the curve), and each
+    request's kept take. None when the run ranked nothing."""
+    from workbench import figures
+    from workbench.workflow.bestofn import ObjectiveError, load_rankings
+
+    try:
+        data = load_rankings(run_dir)
+    except ObjectiveError as e:
+        return {"error": str(e)}
+    if not data:
+        return None
+    gains = []
+    for p in data.get("gain_curve") or []:
+        gains.append({"n": p.get("n"), "gain": fmt_number(p.get("mean_gain"), signed=True),
+                      "ci": (f"{fmt_number(p['lo'], signed=True)} \u2013 {fmt_number(p['hi'], signed=True)}"
+                             if p.get("lo") is not None and p.get("hi") is not None else ""),
+                      "best": fmt_number(p.get("mean_best")), "single": fmt_number(p.get("mean_single")),
+                      "requests": p.get("requests"), "cases": p.get("cases")})
+    requests = []
+    for rk in data.get("rankings") or []:
+        ranked = rk.get("ranked") or []
+        requests.append({"case": rk.get("case"), "model": rk.get("model"), "kept": rk.get("kept") or [],
+                         "takes": ", ".join(f"#{row.get('rank')} seed {row.get('seed')}"
+                                            + (f"/{row.get('output')}" if row.get("output") else "")
+                                            + f": {fmt_number(row.get('objective'))}" for row in ranked),
+                         "unscored": len(rk.get("unscored") or [])})
+    return {"error": None, "formula": data.get("formula") or "", "keep": data.get("keep"), "n": data.get("n"),
+            "gains": gains, "requests": requests,
+            "figure": figures.gain_curve(data.get("gain_curve") or [], data.get("formula") or "objective")}
 
 
 def _environment():

@@ -30,8 +30,6 @@ def eval_(
         result = evaluate(clip, image=image, audio=audio, reference=reference, metrics=names)
     except (MediaError, UnknownMetric) as e:
         _fail(str(e))
-    if clip.truncation_warning():
-        typer.echo(f"warning: {clip.truncation_warning()}", err=True)
     payload = result.to_json(str(video))
     for note in getattr(result, "warnings", []):
         typer.echo(f"warning: {note}", err=True)

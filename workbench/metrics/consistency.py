@@ -34,10 +34,6 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-
-
 def hf_source(hub_id: str, env: str, model_path: str | Path | None) -> tuple[str, bool]:
     """Where to load a transformers model from: (path or hub id, is_local_folder)."""
     for cand in (model_path, os.environ.get(env)):
@@ -69,14 +65,16 @@ def load_hf_vision(kind: str, hub_id: str, env: str, model_path: str | Path | No
     if key in _MODELS:
         return _MODELS[key], source
     label = {"dino": "DINO", "clip": "CLIP"}[kind]
-    if not local and _offline() and not hub_cached(hub_id):
-        raise MetricUnavailable(f"{label} weights {hub_id} not in the local HF cache; run on a GPU box with hub "
-                                f"access or set {env}=path")
+    # metrics never download on their own (a hub that cannot be reached would stall every clip):
+    # `workbench weights fetch` is the one step that downloads
+    if not local and not hub_cached(hub_id):
+        raise MetricUnavailable(f"{label} weights {hub_id} not in the local HF cache; run `workbench weights fetch "
+                                f"{kind}` where the hub is reachable, or set {env}=path")
     from transformers import AutoModel, CLIPVisionModelWithProjection
 
     cls = AutoModel if kind == "dino" else CLIPVisionModelWithProjection
     try:
-        model = cls.from_pretrained(source, local_files_only=local or _offline())
+        model = cls.from_pretrained(source, local_files_only=True)
     except Exception as e:
         raise MetricUnavailable(f"{label} weights {source} could not be loaded ({type(e).__name__}); run on a GPU "
                                 f"box with hub access or set {env}=path") from None

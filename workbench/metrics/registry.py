@@ -180,10 +180,9 @@ def evaluate(
         if worker is not None:
             worker.shutdown(wait=True)
     result.frames = n
-    if video.path is not None and total > 0 and n < total - max(2, 0.02 * total):
-        result.warnings.append(
-            f"{video.path}: decoded {n} of the {total} frames its container states ({n / video.fps:.1f} of "
-            f"{total / video.fps:.1f} s); the scores cover the decoded part only (the file may be truncated)")
+    why = video.truncation_warning()  # the clip's own check: one wording wherever it is shown
+    if why:
+        result.warnings.append(why)
 
     for m in live:
         names = [s for s in m.score_names() if s in wanted]
