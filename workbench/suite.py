@@ -195,12 +195,13 @@ class Suite(_Strict):
         return (Path.cwd() / "runs" / self.name).resolve()
 
 
-def read_yaml_mapping(path: str | Path, what: str, keys: str, error: type[ValueError] = SuiteError) -> dict:
+def read_yaml_mapping(path: str | Path, what: str, keys: str, error: type[Exception] = SuiteError,
+                      where_to_look: str = "evals/suites/") -> dict:
     """Read a YAML file that must hold a mapping; every failure is one `error` line naming the file,
     the line and column of a syntax error, and the fix. `what` names the file kind, `keys` its keys."""
     path = Path(path)
     if not path.is_file():
-        raise error(f"{path}: {what} not found; pass a YAML file (see evals/suites/)")
+        raise error(f"{path}: {what} not found; pass a YAML file (see {where_to_look})")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

@@ -78,17 +78,11 @@ class Recipe(BaseModel):
 
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate one recipe file; errors name the file and the key."""
-    import yaml
+    from workbench.suite import read_yaml_mapping
 
     path = Path(path)
-    if not path.is_file():
-        raise GenerationError(f"recipe {path} not found; check the path (or the name: see `workbench models`)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise GenerationError(f"recipe {path}: not valid YAML ({str(e).splitlines()[0]}); fix the file") from None
-    if not isinstance(data, dict):
-        raise GenerationError(f"recipe {path}: expected a mapping of keys (name, command, output, ...)")
+    data = read_yaml_mapping(path, "recipe", "name, command, output, ...", GenerationError,
+                             "workbench/models/recipes/ or `workbench models`")
     try:
         return Recipe(**data)
     except ValidationError as e:
