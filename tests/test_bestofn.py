@@ -164,6 +164,8 @@ def test_creative_suite_end_to_end(creative_env, repo_root):
     element_dir = repo_root / "data/elements/eileen"  # the suite's own `elements:` library
     assert all(r["inputs"]["image"]["path"].startswith(str(element_dir)) for r in records)
     assert all(r["workflow"]["element"]["name"] == "eileen" for r in records)
+    # identity compares every frame with the Element's stored embedding, and the record says so
+    assert {r["workflow"]["element"]["identity_reference"] for r in records} == {"stored embedding (dlib-resnet128)"}
     assert records[0]["prompt"] == "an astronaut in a white suit" and records[0]["scores"]["identity_similarity"] > 0.9
     # speech from text in two languages: different audio, each hashed into the job identity
     voices = {r["case"]: r["workflow"]["speech"]["voice"] for r in records}

@@ -290,3 +290,29 @@ def test_face_morph_drifts_below_threshold_at_the_end(media_dir):
     sampled = [v for v in series if v is not None]
     assert sampled[0] > DLIB_SAME_PERSON_COSINE > r.scores["identity_min"]
     assert r.worst_frame["identity_min"] >= 40 and series[r.worst_frame["identity_min"]] == r.scores["identity_min"]
+
+
+def test_stored_embedding_is_the_reference_when_its_backend_runs(media_dir):
+    """An Element's stored embedding replaces the image's face: a stranger's embedding beside the
+    person's own image scores as a stranger; an embedding from another backend is not used."""
+    from workbench.metrics import evaluate
+    from workbench.metrics.base import FaceReference
+    from workbench.workflow.elements import face_embedding
+    from workbench.media import load_image
+
+    clip = Clip.open(media_dir / "talking" / "00086.mp4", load_audio_track=False)
+    opts = {"identity": {"max_samples": 8}}
+    own = clip.first_frame()
+    stranger = face_embedding([load_image(media_dir / "faces" / "hallo_6.jpg")], ["hallo_6.jpg"])
+    plain = evaluate(clip, image=own, metrics=["identity"], metric_options=opts).scores
+    stored = evaluate(clip, image=own, metrics=["identity"], metric_options=opts,
+                      face_reference=FaceReference(stranger, "dlib-resnet128", "element x")).scores
+    other = evaluate(clip, image=own, metrics=["identity"], metric_options=opts,
+                     face_reference=FaceReference(stranger, "arcface-onnx", "element x")).scores
+    assert plain["identity_similarity"] > DLIB_SAME_PERSON_COSINE > stored["identity_similarity"]
+    assert stored["identity_pass_rate"] == 0.0 and other == plain
+    # the person's own stored embedding (mean over two of their frames) passes like the image does
+    mine = face_embedding(list(clip.to_array(max_frames=21)[[0, 20]]), ["f0", "f20"])
+    again = evaluate(clip, image=media_dir / "faces" / "hallo_6.jpg", metrics=["identity"], metric_options=opts,
+                     face_reference=FaceReference(mine, "dlib-resnet128")).scores
+    assert again["identity_similarity"] > DLIB_SAME_PERSON_COSINE

@@ -499,6 +499,23 @@ class Runner:
         record["finished_at"] = _now()
         return record
 
+    def _element_face(self, job: Job):
+        """The stored face embedding of the job's Element (a character), for identity; else None."""
+        element = (job.workflow or {}).get("element") or {}
+        if not element.get("embedding_backend"):
+            return None
+        from workbench.metrics.base import FaceReference
+        from workbench.workflow.elements import ElementError, ElementLibrary
+
+        library = self.suite.element_library() or ElementLibrary()
+        try:
+            loaded = library.load(element["name"])
+        except ElementError:
+            return None  # scored against the reference image, as without an Element
+        if loaded.embedding is None:
+            return None
+        return FaceReference(loaded.embedding, str(loaded.embedding_backend), f"element {loaded.name}")
+
     def _score(self, job: Job, request: GenerationRequest, path: Path, record: dict[str, Any],
                prev: dict[str, Any] | None, only: list[str] | None, timings: dict[str, float],
                warnings: list[str]) -> None:
@@ -512,8 +529,16 @@ class Runner:
         names = only if only is not None else self.wanted
         reference = Clip.open(job.reference) if job.reference else None
         t0 = time.perf_counter()
+        face_reference = self._element_face(job)
         result = evaluate(saved, image=request.image, audio=request.audio, reference=reference, metrics=names,
-                          skip_inapplicable=True, progress=self._step(job, "evaluate"))
+                          skip_inapplicable=True, progress=self._step(job, "evaluate"), face_reference=face_reference)
+        if face_reference is not None and "identity_similarity" in result.scores:
+            used = result.backends.get("identity_similarity") == face_reference.backend
+            flow = record.get("workflow") or {}
+            record["workflow"] = {**flow, "element": {**(flow.get("element") or {}), "identity_reference": (
+                f"stored embedding ({face_reference.backend})" if used else
+                f"reference image (the stored embedding is {face_reference.backend}, identity ran "
+                f"{result.backends.get('identity_similarity')})")}}
         timings["evaluate"] = time.perf_counter() - t0
         warnings.extend(result.warnings)  # e.g. the saved clip decodes short of what its container states
         why = reference.truncation_warning() if reference is not None else None

@@ -35,6 +35,16 @@ class ScoreSpec:
     source: str  # paper / benchmark it follows
 
 
+@dataclass(frozen=True)
+class FaceReference:
+    """A stored face embedding to compare against instead of re-detecting the reference image's face
+    (an Element's: the mean over its portraits). Used only by the backend that made it."""
+
+    embedding: np.ndarray  # L2-normalised
+    backend: str  # e.g. "dlib-resnet128"
+    source: str = ""  # what it is, for the record: "element eileen"
+
+
 @dataclass
 class EvalInputs:
     """What a clip is scored against. `audio` defaults to the clip's own track."""
@@ -43,6 +53,7 @@ class EvalInputs:
     image: np.ndarray | None = None
     audio: Audio | None = None
     reference: Clip | None = None
+    face_reference: FaceReference | None = None
 
     def __post_init__(self) -> None:
         if self.audio is None and self.video.audio is not None:

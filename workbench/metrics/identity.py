@@ -240,12 +240,18 @@ class IdentityPreservation(Metric):
         super().start(inputs)
         if self.embedder is None:
             self.embedder = self._make_embedder()
-        ref = cap_side(np.asarray(inputs.image)[..., :3].astype(np.uint8), REFERENCE_MAX_SIDE)
-        faces = detect_faces(ref)
-        if not faces:
-            raise MetricUnavailable(f"no face found in the reference image ({ref.shape[1]}x{ref.shape[0]}); "
-                                    "pass a portrait with a clearly visible, roughly frontal face")
-        self.ref = self.embedder.embed(ref, faces[0])
+        stored = inputs.face_reference
+        if stored is not None and stored.backend == self.embedder.name:
+            # an Element's embedding (mean over its portraits): the identity the user saved
+            vec = np.asarray(stored.embedding, dtype=np.float64).ravel()
+            self.ref = vec / max(float(np.linalg.norm(vec)), 1e-12)
+        else:
+            ref = cap_side(np.asarray(inputs.image)[..., :3].astype(np.uint8), REFERENCE_MAX_SIDE)
+            faces = detect_faces(ref)
+            if not faces:
+                raise MetricUnavailable(f"no face found in the reference image ({ref.shape[1]}x{ref.shape[0]}); "
+                                        "pass a portrait with a clearly visible, roughly frontal face")
+            self.ref = self.embedder.embed(ref, faces[0])
         self.targets = sample_indices(inputs.video.num_frames, inputs.video.fps, self.sample_fps, self.max_samples)
         self.stride = max(1, int(round(inputs.video.fps / self.sample_fps)))
         self.sims: list[float] = []

@@ -17,7 +17,8 @@ from typing import Callable, Iterable
 import numpy as np
 
 from workbench.media import Audio, Clip, MediaError, cap_side, load_audio, load_image
-from workbench.metrics.base import ANALYSIS_MAX_SIDE, EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
+from workbench.metrics.base import (ANALYSIS_MAX_SIDE, EvalInputs, FaceReference, FrameStep, Metric, MetricUnavailable,
+                                   ScoreSpec)
 
 # one module per concern; each defines Metric subclasses and lists them in METRICS
 METRIC_MODULES = (
@@ -125,11 +126,13 @@ def evaluate(
     metric_options: dict[str, dict] | None = None,
     progress: Callable[[int, int], None] | None = None,
     parallel: bool = True,
+    face_reference: FaceReference | None = None,
 ) -> EvalResult:
     """Score one clip with the selected metrics in a single streaming pass.
 
     Metrics whose inputs are absent are left out when `metrics` is None (every *applicable* score),
-    and reported as errors when asked for by name.
+    and reported as errors when asked for by name. `face_reference` (a stored embedding, e.g. an
+    Element's) is what identity compares against when its backend made it; else the image's face.
     """
     if not isinstance(video, Clip):
         video = Clip.open(video)
@@ -139,7 +142,7 @@ def evaluate(
         audio = load_audio(audio)
     if reference is not None and not isinstance(reference, Clip):
         reference = Clip.open(reference)
-    inputs = EvalInputs(video=video, image=image, audio=audio, reference=reference)
+    inputs = EvalInputs(video=video, image=image, audio=audio, reference=reference, face_reference=face_reference)
     if skip_inapplicable is None:
         skip_inapplicable = metrics is None
     classes, wanted = resolve(metrics)

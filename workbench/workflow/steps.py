@@ -1,9 +1,9 @@
 """The creative workflow inside a suite: the steps the Runner calls before and after its jobs.
 
 Before (while expanding jobs):
-- `resolve_case`: a case's `image: element:NAME` becomes the Element's reference portrait (identity
-  metrics then compare against it: the metric API takes a reference *image*, so the Element's stored
-  image is passed, the one its stored embedding was computed from), its prompt snippet is appended to
+- `resolve_case`: a case's `image: element:NAME` becomes the Element's reference portrait (the
+  generator's input; identity then compares every frame with the Element's stored face embedding,
+  which the Runner passes as `face_reference`), its prompt snippet is appended to
   the case prompt, and `text:` + `voice:` become a cached speech wav (voice: the case's, else the
   Element's default voice, else en-us). The wav's bytes enter the job id like any audio file.
 - `resolve_auto`: a model entry named `auto` becomes the router's first usable model for the case,
