@@ -235,8 +235,8 @@ def test_vbench_formulas_on_hand_made_features():
     # pairs: i=1: (0.6 + 0.6)/2; i=2: (0.8 + 0)/2; i=3: (max(0,0) + max(0,-1))/2 = 0
     assert C.vbench_consistency(f) == pytest.approx((0.6 + 0.4 + 0.0) / 3)
     img = torch.tensor([0.0, 1.0])
-    # max to input = 1.0 (frame 2); consecutive = 0.6, 0.8, 0 -> mean 1.4/3
-    assert C.vbench_i2v_subject(img, f) == pytest.approx(0.5 * 1.0 + 0.5 * 1.4 / 3)
+    # max to input = 1.0 (frame 2); consecutive = 0.6, 0.8, 0 -> mean 1.4/3, min 0 (VBench++: 0.4, 0.3, 0.3)
+    assert C.vbench_i2v_subject(img, f) == pytest.approx(0.4 * 1.0 + 0.3 * 1.4 / 3 + 0.3 * 0.0)
 
 
 def test_feature_consistency_with_tiny_models(tiny_dino, tiny_clip):
@@ -260,13 +260,17 @@ def test_frame_sampling_caps_the_batch(tiny_dino, monkeypatch):
     idx = C.sample_indices(100, 16)
     assert len(idx) == 16 and min(idx) == 0 and max(idx) == 99
     seen: list[int] = []
-    real_call = C.Encoder.__call__
-    monkeypatch.setattr(C.Encoder, "__call__", lambda self, frames: (seen.append(len(frames)), real_call(self, frames))[1])
+    real_embed = C.Encoder.embed
+    monkeypatch.setattr(C.Encoder, "embed", lambda self, x: (seen.append(len(x)), real_embed(self, x))[1])
     frames = np.stack([texture(48, 48, seed=s) for s in range(40)])
     r = evaluate(Clip.from_frames(frames, 25), metrics=["subject_consistency"],
                  metric_options={"subject_consistency": {"model_path": str(tiny_dino), "max_frames": 8}})
     assert r.errors == {} and 0 <= r.scores["subject_consistency"] <= 1
     assert seen == [8]
+    seen.clear()  # default: every frame, as VBench, embedded in batches while streaming
+    r = evaluate(Clip.from_frames(frames, 25), metrics=["subject_consistency"],
+                 metric_options={"subject_consistency": {"model_path": str(tiny_dino), "batch": 16}})
+    assert r.errors == {} and seen == [16, 16, 8]
 
 
 def test_missing_dino_weights_say_how_to_fix(monkeypatch, tmp_path):

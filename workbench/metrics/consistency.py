@@ -84,63 +84,144 @@ def load_hf_vision(kind: str, hub_id: str, env: str, model_path: str | Path | No
 
 
 # --------------------------------------------------------------------------------------------------
-# preprocessing (VBench transforms, batched in torch)
+# preprocessing: VBench's torchvision transforms, on full-resolution frames
 # --------------------------------------------------------------------------------------------------
+# VBench reads every frame at its stored size (decord; the same pixels as PyAV's rgb24 on the shared
+# clips) as a float tensor in [0, 255], resizes it with torchvision, then divides by 255 and normalises:
+#   dino      subject_consistency:  Resize(224, bilinear, antialias=False), no crop          (VBench)
+#   clip      background_consistency: Resize(224, bicubic, antialias=False) + CenterCrop(224) (VBench)
+#   dino-i2v  i2v_subject frames:   Resize(256, bicubic) + CenterCrop(224), torchvision's
+#             default antialias (on since torchvision 0.17)                                   (VBench++)
+# Torchvision's own resize is used so the output size (int(224 * long / short), truncated) and the
+# crop offset (rounded) are VBench's exactly.
+TRANSFORMS: dict[str, tuple[int, str, bool | None, int | None, tuple, tuple]] = {
+    # kind: (shorter side, interpolation, antialias (None: torchvision default), centre crop, mean, std)
+    "dino": (224, "bilinear", False, None, IMAGENET_MEAN, IMAGENET_STD),
+    "clip": (224, "bicubic", False, 224, CLIP_MEAN, CLIP_STD),
+    "dino-i2v": (256, "bicubic", None, 224, IMAGENET_MEAN, IMAGENET_STD),
+}
+
+
 def _to_tensor(frames: list[np.ndarray]):
+    """uint8 RGB frames -> float tensor (T, 3, H, W) in [0, 1] (LPIPS input)."""
     import torch
 
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255.0)
 
 
-def _resize_short(x, n_px: int, mode: str):
+def _sizes(kind: str, n_px: int) -> tuple[int, int | None]:
+    """(shorter side, crop) of `kind` for a model of input size n_px (VBench's numbers at 224; a
+    smaller test model gets them scaled)."""
+    side, _, _, crop, _, _ = TRANSFORMS[kind]
+    if n_px == 224:
+        return side, crop
+    return round(side * n_px / 224), (n_px if crop else None)
+
+
+def vbench_preprocess(frame: np.ndarray, kind: str, n_px: int = 224):
+    """One full-resolution uint8 RGB frame -> the (1, 3, h, w) tensor VBench feeds `kind`'s model
+    (`n_px`: the model's input size, 224 for the real DINO and CLIP)."""
+    import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    if kind not in TRANSFORMS:
+        raise ValueError(f"unknown preprocessing {kind!r}; one of {sorted(TRANSFORMS)}")
+    _, interp, antialias, _, mean, std = TRANSFORMS[kind]
+    side, crop = _sizes(kind, n_px)
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()  # [0, 255], as VBench
+    mode = InterpolationMode.BILINEAR if interp == "bilinear" else InterpolationMode.BICUBIC
+    x = TF.resize(x, side, interpolation=mode, antialias=True if antialias is None else antialias)
+    if crop:
+        x = TF.center_crop(x, crop)
+    return TF.normalize(x.div(255.0), mean, std)
+
+
+def vbench_preprocess_image(image: np.ndarray, kind: str = "dino-i2v", n_px: int = 224):
+    """The i2v input image as VBench++ prepares it: a PIL image, Resize(256, bicubic), CenterCrop(224),
+    ToTensor, ImageNet normalisation; (1, 3, 224, 224)."""
+    from PIL import Image
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    _, _, _, _, mean, std = TRANSFORMS[kind]
+    side, crop = _sizes(kind, n_px)
+    im = TF.resize(Image.fromarray(np.ascontiguousarray(image[..., :3])), side, interpolation=InterpolationMode.BICUBIC)
+    return TF.normalize(TF.to_tensor(TF.center_crop(im, crop)), mean, std)[None]
+
+
+def dino_pos_encoding(embeddings_module, embeddings, height: int, width: int):
+    """Position embeddings for a (height, width) input, interpolated the way the DINO hub model does
+    (bicubic with scale factor (n + 0.1) / sqrt(N) per side), which VBench's DINO uses on non-square
+    frames; transformers' ViT interpolates to an exact size instead, a slightly different resampling."""
+    import math
+
+    import torch
     import torch.nn.functional as F
 
-    h, w = x.shape[-2:]
-    s = n_px / float(min(h, w))
-    size = (max(n_px, round(h * s)), max(n_px, round(w * s)))
-    if (h, w) == size:
-        return x
-    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=False)
+    pos = embeddings_module.position_embeddings
+    n_pos = pos.shape[1] - 1
+    patch = embeddings_module.patch_size
+    if embeddings.shape[1] - 1 == n_pos and height == width:
+        return pos
+    grid, dim = int(math.sqrt(n_pos)), pos.shape[-1]
+    h0, w0 = height // patch + 0.1, width // patch + 0.1
+    table = pos[:, 1:].reshape(1, grid, grid, dim).permute(0, 3, 1, 2)
+    table = F.interpolate(table, scale_factor=(h0 / math.sqrt(n_pos), w0 / math.sqrt(n_pos)), mode="bicubic")
+    table = table.permute(0, 2, 3, 1).reshape(1, -1, dim)
+    return torch.cat((pos[:, :1], table), dim=1)
 
 
-def _normalize(x, mean, std):
-    import torch
+def use_dino_pos_encoding(model: Any) -> None:
+    """Make a transformers ViT interpolate its position embeddings as the DINO hub model does."""
+    import types
 
-    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x - m) / s
+    emb = getattr(model, "embeddings", None)
+    if emb is None or getattr(emb, "_dino_pos", False):
+        return
+    if not hasattr(emb, "patch_size"):
+        emb.patch_size = model.config.patch_size
+    emb.interpolate_pos_encoding = types.MethodType(dino_pos_encoding, emb)
+    emb._dino_pos = True
 
 
 class Encoder:
-    """Frames -> L2-normalised embeddings with VBench's preprocessing for DINO or CLIP."""
+    """Frames -> L2-normalised embeddings with VBench's preprocessing for DINO or CLIP.
+
+    `kind` is a key of TRANSFORMS; DINO kinds use the final-norm CLS token (as the DINO hub model's
+    forward returns), CLIP the projected image embedding (openai CLIP's encode_image)."""
 
     def __init__(self, kind: str, model: Any, batch: int = 16):
+        if kind not in TRANSFORMS:
+            raise ValueError(f"unknown encoder kind {kind!r}; one of {sorted(TRANSFORMS)}")
         self.kind, self.model, self.batch = kind, model, batch
-        self.n_px = int(getattr(model.config, "image_size", 224))
+        self.n_px = int(getattr(model.config, "image_size", 224))  # 224 for the real DINO and CLIP
+        if kind.startswith("dino"):
+            use_dino_pos_encoding(model)
 
     def prepare(self, frames: list[np.ndarray]):
-        x = _to_tensor(frames)
-        if self.kind == "dino":  # Resize(224) shorter side, no crop; ImageNet normalisation
-            return _normalize(_resize_short(x, self.n_px, "bilinear"), IMAGENET_MEAN, IMAGENET_STD)
-        x = _resize_short(x, self.n_px, "bicubic")  # Resize(224, bicubic) + CenterCrop(224)
-        h, w = x.shape[-2:]
-        top, left = (h - self.n_px) // 2, (w - self.n_px) // 2
-        return _normalize(x[:, :, top:top + self.n_px, left:left + self.n_px], CLIP_MEAN, CLIP_STD)
+        import torch
 
-    def __call__(self, frames: list[np.ndarray]):
+        return torch.cat([vbench_preprocess(f, self.kind, self.n_px) for f in frames])
+
+    def embed(self, x):
+        """Preprocessed (N, 3, h, w) tensor -> L2-normalised features (N, D) on the CPU."""
         import torch
         import torch.nn.functional as F
 
         dev = next(self.model.parameters()).device
-        outs = []
         with torch.inference_mode():
-            for i in range(0, len(frames), self.batch):
-                x = self.prepare(frames[i:i + self.batch]).to(dev)
-                if self.kind == "dino":  # DINO's feature is the final-norm CLS token
-                    feat = self.model(pixel_values=x, interpolate_pos_encoding=True).last_hidden_state[:, 0]
-                else:  # CLIP encode_image: projected pooled embedding
-                    feat = self.model(pixel_values=x).image_embeds
-                outs.append(F.normalize(feat.float(), dim=-1).cpu())
+            x = x.to(dev)
+            if self.kind.startswith("dino"):
+                feat = self.model(pixel_values=x, interpolate_pos_encoding=True).last_hidden_state[:, 0]
+            else:
+                feat = self.model(pixel_values=x).image_embeds
+            return F.normalize(feat.float(), dim=-1).cpu()
+
+    def __call__(self, frames: list[np.ndarray]):
+        import torch
+
+        outs = [self.embed(self.prepare(frames[i:i + self.batch])) for i in range(0, len(frames), self.batch)]
         return torch.cat(outs)
 
 
@@ -159,24 +240,35 @@ def vbench_consistency(feats) -> float:
     return float(((prev + first) / 2).mean())
 
 
+I2V_WEIGHTS = (0.4, 0.3, 0.3)  # VBench++ i2v_subject: max to input, mean and min of consecutive similarity
+
+
 def vbench_i2v_subject(image_feat, feats) -> float:
-    """VBench++ i2v_subject: 0.5 * max_i max(0, cos(image, f_i)) + 0.5 * mean_i max(0, cos(f_{i-1}, f_i))
-    (VBench++ also has a min-consecutive term with weight 0)."""
+    """VBench++ i2v_subject: 0.4 * max_i max(0, cos(image, f_i)) + 0.3 * mean_i max(0, cos(f_{i-1}, f_i))
+    + 0.3 * min_i max(0, cos(f_{i-1}, f_i))."""
     to_input = (feats * image_feat.view(1, -1)).sum(-1).clamp(min=0)
     consec = (feats[1:] * feats[:-1]).sum(-1).clamp(min=0)
-    return float(0.5 * to_input.max() + 0.5 * consec.mean())
+    w_max, w_mean, w_min = I2V_WEIGHTS
+    return float(w_max * to_input.max() + w_mean * consec.mean() + w_min * consec.min())
 
 
 class _FeatureConsistency(Metric):
-    """Collect evenly sampled frames while streaming, embed them in batches at the end."""
+    """Embed frames while streaming, in batches, keeping only the features (memory stays flat).
 
-    kind = "dino"
+    Every frame is used by default, as VBench does; `max_frames` samples that many evenly instead
+    (faster, no longer VBench's number)."""
+
+    kind = "dino"  # model to load ("dino" | "clip")
+    transform = "dino"  # key of TRANSFORMS
+    version = "2"  # 2: every frame at full resolution through VBench's exact transforms (1: <= 32 frames, pre-shrunk)
     hub_id, env = DINO_HUB_ID, DINO_ENV
 
-    def __init__(self, model_path: str | Path | None = None, max_frames: int | None = 32, batch: int = 16):
+    def __init__(self, model_path: str | Path | None = None, max_frames: int | None = None, batch: int = 16):
+        if max_frames is not None and int(max_frames) < 2:
+            raise ValueError(f"{self.name}: max_frames must be at least 2 (or None for every frame), got {max_frames}")
         self.model_path = model_path
         self.max_frames = max_frames
-        self.batch = batch
+        self.batch = max(1, int(batch))
         self._source: str | None = None
 
     @classmethod
@@ -190,32 +282,38 @@ class _FeatureConsistency(Metric):
     def start(self, inputs: EvalInputs) -> None:
         super().start(inputs)
         model, self._source = load_hf_vision(self.kind, self.hub_id, self.env, self.model_path)
-        self._encoder = Encoder(self.kind, model, self.batch)
+        self._encoder = Encoder(self.transform, model, self.batch)
         self._keep = sample_indices(inputs.video.num_frames, self.max_frames)
-        self._frames: list[np.ndarray] = []
+        self._pending: list = []  # preprocessed frames waiting for a batch
+        self._feats: list = []  # (n, D) feature blocks
+        self._size: tuple[int, int] | None = None  # (width, height) of the first frame
 
     def update(self, step: FrameStep) -> None:
+        if self._size is None:
+            self._size = (step.full.shape[1], step.full.shape[0])
         if self._keep is None or step.index in self._keep:
-            self._frames.append(_shrink(step.frame, self._encoder.n_px))
+            self._pending.append(vbench_preprocess(step.full, self.transform, self._encoder.n_px))
+            if len(self._pending) >= self.batch:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            import torch
+
+            self._feats.append(self._encoder.embed(torch.cat(self._pending)))
+            self._pending = []
 
     def _features(self):
-        if self.max_frames and len(self._frames) > self.max_frames:  # header under-counted the frames
-            idx = np.linspace(0, len(self._frames) - 1, self.max_frames).round().astype(int)
-            self._frames = [self._frames[i] for i in idx]
-        if len(self._frames) < 2:
-            raise MetricUnavailable(f"{self.name} needs at least 2 frames, the clip has {len(self._frames)}")
-        return self._encoder(self._frames)
+        import torch
 
-
-def _shrink(frame: np.ndarray, n_px: int) -> np.ndarray:
-    """Downscale (area) so the shorter side is about 2*n_px: keeps memory small, resampled again later."""
-    h, w = frame.shape[:2]
-    if min(h, w) <= 2 * n_px:
-        return frame
-    import cv2
-
-    s = 2 * n_px / float(min(h, w))
-    return cv2.resize(frame, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        self._flush()
+        feats = torch.cat(self._feats) if self._feats else None
+        n = 0 if feats is None else len(feats)
+        if self.max_frames and n > self.max_frames:  # the header under-counted the frames
+            feats = feats[np.linspace(0, n - 1, self.max_frames).round().astype(int)]
+        if n < 2:
+            raise MetricUnavailable(f"{self.name} needs at least 2 frames, the clip has {n}")
+        return feats
 
 
 class SubjectConsistency(_FeatureConsistency):
@@ -224,7 +322,7 @@ class SubjectConsistency(_FeatureConsistency):
     name = "subject_consistency"
     scores = (ScoreSpec("subject_consistency", True, "[0, 1]",
                         "mean over frames of (cos(f_i, f_0) + cos(f_i, f_{i-1})) / 2, DINO ViT-B/16 CLS features, "
-                        "clamped at 0; at most 32 evenly sampled frames",
+                        "clamped at 0; every frame, VBench's resize",
                         "VBench subject_consistency (Huang et al. 2024)"),)
 
     def finish(self) -> dict[str, float | None]:
@@ -235,11 +333,11 @@ class BackgroundConsistency(_FeatureConsistency):
     """VBench background consistency with CLIP ViT-B/32 image embeddings."""
 
     name = "background_consistency"
-    kind = "clip"
+    kind = transform = "clip"
     hub_id, env = CLIP_HUB_ID, CLIP_ENV
     scores = (ScoreSpec("background_consistency", True, "[0, 1]",
                         "mean over frames of (cos(f_i, f_0) + cos(f_i, f_{i-1})) / 2, CLIP ViT-B/32 image "
-                        "embeddings, clamped at 0; at most 32 evenly sampled frames",
+                        "embeddings, clamped at 0; every frame, VBench's resize and crop",
                         "VBench background_consistency (Huang et al. 2024)"),)
 
     def finish(self) -> dict[str, float | None]:
@@ -248,24 +346,38 @@ class BackgroundConsistency(_FeatureConsistency):
 
 class I2VSubject(_FeatureConsistency):
     """VBench++ i2v subject: does the video keep the subject of the input image (DINO features)?
-    The image is centre-cropped to the video's aspect ratio first, as VBench++ does."""
+    VBench++ feeds images pre-cropped to the video's aspect ratio; any image is centre-cropped to it
+    here first (no resampling), then prepared as VBench++ prepares its images."""
 
     name = "i2v_subject"
+    transform = "dino-i2v"
+    version = "2"  # 2: VBench++'s weights (0.4 max, 0.3 mean, 0.3 min) and transforms, every frame
     requires = frozenset({"image"})
     scores = (ScoreSpec("i2v_subject", True, "[0, 1]",
-                        "0.5 * max_i cos(image, f_i) + 0.5 * mean_i cos(f_{i-1}, f_i), DINO ViT-B/16, clamped at 0",
+                        "0.4 * max_i cos(image, f_i) + 0.3 * mean_i cos(f_{i-1}, f_i) + 0.3 * min_i cos(f_{i-1}, f_i), "
+                        "DINO ViT-B/16, clamped at 0",
                         "VBench++ i2v_subject (Huang et al. 2024)"),)
 
     def finish(self) -> dict[str, float | None]:
-        from workbench.media import fit_image
-
         feats = self._features()
-        h, w = self._frames[0].shape[:2]
         image = self.inputs.image
         if image is None or image.ndim != 3:
             raise MetricUnavailable("i2v_subject needs an RGB input image (--image)")
-        img = fit_image(image[..., :3], w, h)
-        return {"i2v_subject": vbench_i2v_subject(self._encoder([img])[0], feats)}
+        assert self._size is not None
+        img = crop_to_aspect(image[..., :3], *self._size)
+        return {"i2v_subject": vbench_i2v_subject(self._encoder.embed(vbench_preprocess_image(img, n_px=self._encoder.n_px))[0], feats)}
+
+
+def crop_to_aspect(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The largest centred crop of `image` with the aspect ratio width:height (no resampling)."""
+    h, w = image.shape[:2]
+    if w * height > h * width:  # too wide
+        cw = max(1, round(h * width / height))
+        left = (w - cw) // 2
+        return image[:, left:left + cw]
+    ch = max(1, round(w * height / width))
+    top = (h - ch) // 2
+    return image[top:top + ch]
 
 
 # --------------------------------------------------------------------------------------------------
