@@ -91,10 +91,15 @@ def test_top_mean_and_vbench_dynamic_rule():
     moves, thres, count_num, above = T.vbench_dynamic([7.0] * 4 + [1.0] * 11, fps=8, min_side=256)
     assert (moves, thres, count_num, above) == (True, 6.0, 4, 4)
     assert T.vbench_dynamic([7.0] * 3 + [1.0] * 12, fps=8, min_side=256)[0] is False
-    # 24 fps: interval 3, pair magnitudes are summed over 3 consecutive pairs; 4 fps: factor 8/4 = 2
-    moves, thres, count_num, above = T.vbench_dynamic([2.5] * 47, fps=24, min_side=512)
-    assert thres == 12.0 and above == 0 and not moves  # 7.5 px per interval < 12
-    assert T.vbench_dynamic([4.5] * 47, fps=24, min_side=512)[0]  # 13.5 > 12 in every interval
+    # scores are between sampled frames (every round(fps/8)); 24 fps: factor 1, thres = 6 * 512/256 = 12
+    moves, thres, count_num, above = T.vbench_dynamic([11.0] * 15, fps=24, min_side=512)
+    assert thres == 12.0 and above == 0 and not moves
+    assert T.vbench_dynamic([13.0] * 15, fps=24, min_side=512)[0]
+    assert T.sample_interval(24) == 3 and T.sample_interval(29.97) == 4 and T.sample_interval(5) == 1
+    # VBench: count_num = round(4 * 2/16) = 0 for two sampled frames, so any pair moves; no pair never does
+    assert T.vbench_dynamic([1.0], fps=8, min_side=256) == (True, 6.0, 0, 0)
+    assert T.vbench_dynamic([], fps=8, min_side=256)[0] is False
+    # 4 fps: factor 8/4 = 2
     assert T.vbench_dynamic([1.0] * 10, fps=4, min_side=256)[1] == 12.0
 
 

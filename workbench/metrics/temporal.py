@@ -400,34 +400,41 @@ def top_mean(mag: np.ndarray, frac: float = 0.05) -> float:
     return float(np.partition(flat, flat.size - k)[flat.size - k:].mean())
 
 
-def vbench_dynamic(pair_scores: list[float], fps: float, min_side: int) -> tuple[bool, float, int, int]:
-    """VBench's dynamic_degree rule on per-consecutive-pair top-5% flow magnitudes.
+def sample_interval(fps: float) -> int:
+    """VBench dynamic_degree's frame step: every round(fps / 8)-th frame (about 8 frames a second)."""
+    return max(1, round(fps / 8.0))
 
-    VBench samples frames every round(fps/8) frames, takes RAFT flow between sampled frames, and calls
-    a video dynamic when at least round(4 * n_sampled / 16) sampled pairs exceed
-    thres = max(1, 8/fps) * 6 * min(h, w) / 256. Our flow is between consecutive frames, so the
-    magnitude across one sampling interval is approximated by the sum over its consecutive pairs.
-    Returns (moves, thres, count_num, pairs_above). count_num is at least 1."""
-    interval = max(1, round(fps / 8.0))
-    n_frames = len(pair_scores) + 1
-    n_sampled = len(range(0, n_frames, interval))
-    groups = [sum(pair_scores[j:j + interval]) for j in range(0, len(pair_scores) - interval + 1, interval)]
+
+def vbench_dynamic(sampled_scores: list[float], fps: float, min_side: int) -> tuple[bool, float, int, int]:
+    """VBench's dynamic_degree rule on the top-5% flow magnitudes between consecutive *sampled* frames.
+
+    n_sampled = len(sampled_scores) + 1 frames; the video moves when at least round(4 * n_sampled / 16)
+    scores exceed thres = max(1, 8 / fps) * 6 * min(h, w) / 256 (h, w: the size the flow was taken at).
+    As in VBench, a count_num of 0 (two sampled frames or fewer) means any one pair is enough.
+    Returns (moves, thres, count_num, pairs_above)."""
+    n_sampled = len(sampled_scores) + 1
     thres = max(1.0, 8.0 / fps) * 6.0 * (min_side / 256.0)
-    count_num = max(1, round(4 * (n_sampled / 16.0)))
-    above = sum(1 for g in groups if g > thres)
-    return above >= count_num, thres, count_num, above
+    count_num = round(4 * (n_sampled / 16.0))
+    above = sum(1 for g in sampled_scores if g > thres)
+    return bool(sampled_scores) and above >= count_num, thres, count_num, above
 
 
 class DynamicDegree(Metric):
     """VBench dynamic degree (does the clip move?) plus the plain mean flow magnitude, so a static
-    clip cannot win on consistency metrics unnoticed."""
+    clip cannot win on consistency metrics unnoticed.
+
+    As VBench: frames sampled every round(fps / 8), flow between consecutive sampled frames, the mean
+    of the top 5% of its magnitudes over every pixel, VBench's threshold and count. Unlike VBench:
+    DIS flow at analysis size (<= 512 px) instead of RAFT at full size; the threshold scales with the
+    side the flow was taken at, so the rule is the same in pixels per image height."""
 
     uses_flow = frozenset({"pair"})
     name = "dynamic_degree"
+    version = "2"  # 2: flow between VBench's sampled frames, top 5% of every pixel (1: summed consecutive flows)
     scores = (
         ScoreSpec("dynamic_degree", True, "{0, 1}",
-                  "1 when enough frame pairs have large motion (VBench rule: top-5% flow magnitude above "
-                  "6*min(h,w)/256 px per 1/8 s), else 0",
+                  "1 when enough sampled frame pairs have large motion (VBench rule: frames every round(fps/8), "
+                  "top-5% flow magnitude above 6*min(h,w)/256 px), else 0",
                   "VBench dynamic_degree (Huang et al. 2024), RAFT replaced by DIS flow"),
         ScoreSpec("flow_magnitude", None, "[0, inf)",
                   "mean optical-flow magnitude, pixels per frame at analysis size (<= 512 px side)",
@@ -443,31 +450,39 @@ class DynamicDegree(Metric):
 
     def start(self, inputs: EvalInputs) -> None:
         super().start(inputs)
-        self._top: list[float] = []
+        self._top: list[float] = []  # top-5% flow magnitude between consecutive sampled frames
         self._means: list[float] = []
         self._min_side = 0
         self._fps = inputs.video.fps
+        self._interval = sample_interval(self._fps)
+        self._anchor: np.ndarray | None = None  # grey analysis frame of the last sampled frame
 
     def update(self, step: FrameStep) -> None:
-        flow = step.flow_fw
-        if flow is None:
-            return
         import cv2
 
-        mag = cv2.magnitude(flow[..., 0], flow[..., 1])
-        self._top.append(top_mean(mag[::2, ::2]))  # 1/4 of the pixels: same top-5% mean within noise, 4x faster
-        self._means.append(float(mag.mean()))
-        self._min_side = min(flow.shape[:2])
-        self._fps = step.fps or self._fps
+        flow = step.flow_fw
+        if flow is not None:
+            self._means.append(float(cv2.magnitude(flow[..., 0], flow[..., 1]).mean()))
+        if step.index % self._interval:
+            return
+        if self._anchor is not None:
+            if self._interval > 1 or flow is None:
+                from workbench.metrics.flow import dis_flow
+
+                flow = dis_flow(self._anchor, step.gray)
+            self._top.append(top_mean(cv2.magnitude(flow[..., 0], flow[..., 1])))
+        self._anchor = step.gray
+        self._min_side = min(step.gray.shape[:2])
 
     def finish(self) -> dict[str, float | None]:
-        if not self._top:  # each score names itself: a one-frame clip has no frame pair for either
+        if not self._means:  # each score names itself: a one-frame clip has no frame pair for either
             self.reasons = {s: f"{s} needs at least 2 frames (one frame pair for optical flow), the clip has 1; "
                                "pass a longer clip" for s in ("dynamic_degree", "flow_magnitude")}
             return {"dynamic_degree": None, "flow_magnitude": None}
-        moves, *_ = vbench_dynamic(self._top, self._fps, self._min_side)
         self.series = {"flow_magnitude": [None, *self._means]}  # flow into frame i from frame i-1
         self.worst = {"flow_magnitude": 1 + motion_anomaly(self._means)}
+        # fewer than 2 sampled frames (a clip shorter than one sampling step): no pair, static, as in VBench
+        moves, *_ = vbench_dynamic(self._top, self._fps, self._min_side)
         return {"dynamic_degree": 1.0 if moves else 0.0, "flow_magnitude": float(np.mean(self._means))}
 
 
