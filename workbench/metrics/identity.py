@@ -282,6 +282,10 @@ class IdentityPreservation(Metric):
         sims = np.asarray(self.sims, dtype=np.float64)
         per_frame = [self._by_frame.get(i) for i in range(self._last_index + 1)]
         self.series = {"identity_similarity": per_frame, "identity_min": list(per_frame)}
+        if not sims.size:
+            why = (f"no face found in any of the {self.sampled} sampled frames (face_detect_rate 0); the video "
+                   "does not show the person")
+            self.reasons = {"identity_similarity": why, "identity_min": why}
         return {
             "identity_similarity": float(sims.mean()) if sims.size else None,
             "identity_min": float(sims.min()) if sims.size else None,
