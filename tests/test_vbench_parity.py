@@ -6,11 +6,13 @@ frames read with OpenCV's VideoCapture at their stored size (BGR, as VBench read
 order does not change a mean over channels), per-pair mean of |a - b| in float32, then
 (255 - mean over pairs) / 255. Every clip of scenes/ and talking_wild/ (224 px to 1080p, up to 31 s)
 takes about 30 s on 2 cores, so the whole set is in the default run (benchmarks/bench_vbench_parity.py
-runs VBench's own code on the same clips).
+runs VBench's own code on the same clips). OpenCV here is 5.x, which like PyAV and decord honours a
+BT.709 tag; the OpenCV 4.x of VBench's numpy<2 environment converts that one clip with BT.601 (3.0e-5
+apart, stated in the README).
 
 Weight-free parts of the learned metrics are checked too: the DINO / CLIP / DINO-i2v preprocessing
-must equal VBench's torchvision transforms pixel for pixel, and the VBench++ i2v_subject and
-dynamic_degree rules their published aggregation.
+must equal VBench's torchvision transforms pixel for pixel, DINO's position embeddings the DINO hub
+model's, and VBench++ i2v_subject its published weights (dynamic_degree's rule: tests/test_temporal.py).
 """
 from __future__ import annotations
 
