@@ -278,9 +278,11 @@ def fmt(v: Any) -> str:
     if isinstance(v, (int, float)):
         if isinstance(v, float) and not math.isfinite(v):
             return "null"
-        if isinstance(v, int) or v == 0 or 0.001 <= abs(v) < 10000:
-            return f"{v:.3f}" if isinstance(v, float) else str(v)
-        return f"{v:.2e}"
+        if isinstance(v, int):
+            return str(v)
+        from workbench.report import fmt_number
+
+        return fmt_number(v)  # as the report prints it: 3 significant digits, never e-notation
     return str(v)
 
 
