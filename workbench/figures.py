@@ -41,7 +41,7 @@ def _uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _plain_axis(ax) -> None:
+def plain_axis(ax) -> None:
     """Never offset or scientific tick labels (no `1e-5` at the axis corner)."""
     from matplotlib.ticker import ScalarFormatter
 
@@ -78,7 +78,7 @@ def metric_bars(models: list[str], metrics: list[dict[str, Any]], colors: dict[s
         arrow = {True: " \u2191", False: " \u2193"}.get(m.get("higher"), "")
         ax.set_title(m["label"] + arrow, fontsize=9)
         ax.tick_params(axis="y", labelsize=8)
-        _plain_axis(ax)
+        plain_axis(ax)
         ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(shown):]:
         ax.axis("off")
@@ -159,7 +159,7 @@ def frame_curves(case: str, clips: list[dict[str, Any]], colors: dict[str, str],
                         markeredgewidth=2)
         ax.set_ylabel(labels.get(n, n), fontsize=8, rotation=0, ha="right", va="center")
         ax.tick_params(labelsize=7)
-        _plain_axis(ax)
+        plain_axis(ax)
         ax.grid(alpha=0.3)
     timed = any(c.get("fps") for c in clips)
     axes[-1, 0].set_xlabel("seconds" if timed else "frame", fontsize=8)
@@ -193,7 +193,7 @@ def gain_curve(points: list[dict[str, Any]], formula: str) -> str | None:
     ax.set_ylabel("objective gain\nover one sample", fontsize=8)
     ax.set_title(f"best-of-N: {formula}", fontsize=9)
     ax.tick_params(labelsize=8)
-    _plain_axis(ax)
+    plain_axis(ax)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, frameon=False, loc="upper left")
     fig.tight_layout()

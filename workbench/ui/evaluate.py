@@ -28,6 +28,8 @@ def curves_png(series: dict[str, list], worst: dict[str, int], fps: float | None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from workbench.figures import plain_axis
+
     n = len(series)
     cols = min(3, n)
     rows = (n + cols - 1) // cols
@@ -47,7 +49,7 @@ def curves_png(series: dict[str, list], worst: dict[str, int], fps: float | None
         if hi - lo < 1e-3 * max(1e-9, abs(hi)):  # a flat curve: show it flat, not as noise around an offset
             pad = max(1e-3 * abs(hi), 1e-6)
             ax.set_ylim(lo - pad, hi + pad)
-        ax.ticklabel_format(axis="y", useOffset=False, style="plain") if abs(hi) >= 1e-3 else None
+        plain_axis(ax)  # as in the report: no offset, no 1e-5 at the axis corner
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("frame", fontsize=8)
         ax.tick_params(labelsize=7)
