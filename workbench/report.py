@@ -587,7 +587,7 @@ def best_of_n_context(run_dir: Path) -> dict[str, Any] | None:
         gains.append({"n": p.get("n"), "gain": fmt_number(p.get("mean_gain"), signed=True),
                       "ci": (f"{fmt_number(p['lo'], signed=True)} \u2013 {fmt_number(p['hi'], signed=True)}"
                              if p.get("lo") is not None and p.get("hi") is not None else ""),
-                      "best": fmt_number(p.get("mean_best")), "single": fmt_number(p.get("mean_single")),
+                      "best": fmt_number(p.get("mean_best"), sig=4), "single": fmt_number(p.get("mean_single"), sig=4),
                       "requests": p.get("requests"), "cases": p.get("cases")})
     requests = []
     for rk in data.get("rankings") or []:
