@@ -325,3 +325,31 @@ def test_cli_calibrate_reports_and_fails_on_a_failed_check(tmp_path, toy_registr
     assert "7 passed, 1 failed" in r.output and (tmp_path / "o" / "calibration.md").exists()
     bad = CliRunner().invoke(app, ["calibrate", str(tmp_path / "nope.yaml")])
     assert bad.exit_code == 2 and "nope.yaml" in bad.output
+
+
+def test_cli_calibrate_logs_a_wandb_run(tmp_path, toy_registry, monkeypatch):
+    """`--wandb offline`: one run, job_type calibrate, a table row per check, counts in the summary."""
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.tracking import read_offline_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    _synthetic_clip(tmp_path / "suite" / "clips" / "toy.mp4")
+    suite = _suite(tmp_path, ["clips/toy.mp4"])
+    out = tmp_path / "o"
+    r = CliRunner().invoke(app, ["calibrate", str(suite), "--out", str(out), "--wandb", "offline",
+                                 "--project", "wb-cal"])
+    assert r.exit_code == 1 and "wandb (offline): " in r.output  # the failed check still fails the command
+    runs = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    held = read_offline_run(runs[0])
+    data = json.loads((out / "calibration.json").read_text())
+    assert held["project"] == "wb-cal"
+    assert held["summary"]["checks/passed"] == 7 and held["summary"]["checks/failed"] == 1
+    table = held["tables"]["calibration"]
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert len(rows) == len(data["rows"])
+    assert [r["passed"] for r in rows if r["perturbation"] == "wrong_on_purpose" and r["expected"]] == ["FAIL"]
+    bad = CliRunner().invoke(app, ["calibrate", str(suite), "--wandb", "maybe"])
+    assert bad.exit_code == 2 and "--wandb 'maybe'" in bad.output

@@ -223,3 +223,26 @@ def test_cli_switch_puts_the_run_in_the_out_folder_or_turns_it_off(inputs):
     r = CliRunner().invoke(app, ["run", str(path), "--out", str(inputs / "quiet"), "--wandb", "disabled",
                                  "--no-report"])
     assert (inputs / "quiet" / "results.jsonl").exists() and not (inputs / "quiet" / "wandb").exists()
+
+
+def test_adding_metrics_logs_an_eval_run_beside_the_generate_run(inputs):
+    """A re-run that only scores existing clips (new metrics) is a W&B run of job_type eval."""
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    path = suite_file(inputs, seeds=(0,))
+    args = ["run", str(path), "--wandb", "offline", "--no-report", "--no-retry-failed"]
+    assert CliRunner().invoke(app, args).exit_code == 1  # the broken case fails
+    spec = yaml.safe_load(path.read_text())
+    spec["metrics"].append("warp_error")
+    path.write_text(yaml.safe_dump(spec))
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 1 and "4 jobs done" in again.output  # the 4 clips scored; the failed ones stay
+    state = json.loads((inputs / "run" / "wandb" / "workbench-runs.json").read_text())
+    assert set(state) == {"generate", "eval"} and state["generate"]["id"] != state["eval"]["id"]
+    held = {read_offline_run(r)["id"]: read_offline_run(r) for r in offline_runs(inputs / "run")}
+    rows = held[state["eval"]["id"]]["tables"]["comparison"]
+    assert "warp_error" in rows["columns"]
+    records = load_records(inputs / "run")
+    assert all("warp_error" in r["scores"] for r in records if r["status"] == "ok")

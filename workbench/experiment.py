@@ -362,6 +362,13 @@ class Runner:
         latest = self.store.latest()
         return [j for j in self.jobs if self._todo(j, latest.get(j.id))[0]]
 
+    def rescoring_only(self) -> bool:
+        """True when there is work and all of it is scoring existing clips (W&B job_type "eval")."""
+        latest = self.store.latest()
+        plans = [self._todo(j, latest.get(j.id)) for j in self.jobs]
+        work = [only for need, only in plans if need]
+        return bool(work) and all(only is not None for only in work)
+
     def status(self) -> dict[str, int]:
         """Counts over this runner's jobs from the store: ok, failed, missing (not yet recorded)."""
         latest = self.store.latest()

@@ -83,6 +83,45 @@ def resolve_mode(suite: Suite, mode: str | None = None) -> str:
     return "online" if logged_in() else "offline"
 
 
+def log_calibration(result: Any, out_dir: str | Path, mode: str, project: str = "workbench") -> str | None:
+    """Log a `workbench calibrate` result as one W&B run (job_type "calibrate", group = the calibration
+    suite's name): a table with one row per (clip, perturbation, score) check, and the pass / fail /
+    unscored counts in the summary. Returns the run's files folder, or None when `mode` is disabled.
+    Like the suite tracker, a W&B failure is one warning: calibration.json is already written."""
+    if mode not in MODES:
+        raise ValueError(f"wandb mode {mode!r} is not one of {', '.join(MODES)}; pass --wandb online|offline|disabled")
+    if mode == "disabled":
+        return None
+    try:
+        import wandb
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        run = wandb.init(project=project, mode=mode, dir=str(out), group=f"calibration:{result.suite}",
+                         job_type="calibrate", name=f"calibrate {result.suite}",
+                         config={"suite": result.suite, "out_dir": str(out)},
+                         settings=wandb.Settings(silent=True, init_timeout=60, console="off"), reinit="create_new")
+        columns = ["clip", "perturbation", "score", "expected", "original", "perturbed", "delta", "passed", "note"]
+        table = wandb.Table(columns=columns)
+        for r in result.rows:
+            table.add_data(r.clip, r.perturbation, r.metric, r.expected, _finite(r.original), _finite(r.perturbed),
+                           _finite(r.delta), {True: "pass", False: "FAIL", None: ""}[r.passed], r.note)
+        run.log({"calibration": table})
+        run.summary.update({"checks/passed": result.passed, "checks/failed": result.failed,
+                            "checks/unscored": result.unscored, "checks/errors": len(result.errors)})
+        files = run.dir
+        run.finish()
+        return files
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # W&B must never lose the calibration: its files are written first
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        warnings.warn(f"W&B logging of the calibration failed ({msg}); the results are in {Path(out_dir)}",
+                      TrackingWarning, stacklevel=2)
+        return None
+
+
 def tracker_for(suite: Suite, run_dir: str | Path, mode: str | None = None,
                 job_type: str = "generate") -> "WandbTracker | None":
     """A Runner callback logging this suite run to W&B, or None when tracking is disabled.
@@ -189,7 +228,7 @@ class WandbTracker:
         run, self.run = self.run, None
         if run is not None:
             try:
-                run.finish(exit_code=1, quiet=True)
+                run.finish(exit_code=1)
             except Exception:
                 pass
 

@@ -86,10 +86,16 @@ def _calibration(cls, score: str) -> dict | None:
 def calibrate(
     suite: Path = typer.Argument(Path("evals/suites/metric-calibration.yaml"), help="calibration suite YAML"),
     out: Path = typer.Option(Path("runs/calibration"), "--out", help="folder for calibration.json/.md"),
+    wandb: str = typer.Option("disabled", "--wandb", help="online | offline | disabled: also log the checks as a "
+                                                          "W&B run (job_type calibrate)"),
+    project: str = typer.Option("workbench", "--project", help="W&B project for --wandb"),
 ) -> None:
     """Perturb real clips and check that every metric moves the expected way (exit 1 if any check fails)."""
     from workbench.calibrate import run_calibration
+    from workbench.tracking import MODES, log_calibration
 
+    if wandb not in MODES:
+        _fail(f"--wandb {wandb!r} must be online, offline or disabled")
     try:
         result = run_calibration(suite, out, progress=lambda msg: typer.echo(msg, err=True))
     except (FileNotFoundError, ValueError) as e:
@@ -98,5 +104,8 @@ def calibrate(
         typer.echo(f"note: {err}")
     typer.echo(f"{result.passed} passed, {result.failed} failed, {result.unscored} not scorable; "
                f"table: {out / 'calibration.md'}")
+    files = log_calibration(result, out, wandb, project)
+    if files:
+        typer.echo(f"wandb ({wandb}): {files}")
     if result.failed:
         raise typer.Exit(1)

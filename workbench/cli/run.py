@@ -98,7 +98,8 @@ def run(
     if main_process:
         from workbench.tracking import tracker_for
 
-        tracker = tracker_for(spec, runner.store.root, mode=wandb)  # never raises; None when disabled
+        job_type = "eval" if runner.rescoring_only() else "generate"  # new metrics on existing clips: eval
+        tracker = tracker_for(spec, runner.store.root, mode=wandb, job_type=job_type)  # never raises; None when disabled
         if tracker is not None:
             runner.callbacks.append(tracker)
     for why in runner.skipped:
