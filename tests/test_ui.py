@@ -469,3 +469,124 @@ def test_run_options_are_refused_in_place_and_reach_the_suite(tmp_path):
     gen.options.value = '{"dtype": "fp32", "vae_tiling": true}'
     assert gen.options_note.value == "" and not gen.run_btn.disabled
     assert gen.suite_dict()["models"][0]["options"] == {"dtype": "fp32", "vae_tiling": True}
+
+
+# -- the creative workflow in the Generate tab: Elements, auto, best-of-N -------------------------------
+def test_an_element_as_the_image_runs_with_its_portrait_and_prompt(tmp_path, monkeypatch):
+    import shutil
+
+    user = tmp_path / "my-elements"
+    shutil.copytree(REPO / "data/elements/eileen", user / "ada")  # a user Element: no `elements:` needed
+    (user / "ada" / "element.json").write_text((user / "ada" / "element.json").read_text().replace('"eileen"', '"ada"'))
+    (user / "broken").mkdir()
+    (user / "broken" / "element.json").write_text("{ nope")
+    monkeypatch.setenv("WORKBENCH_ELEMENTS", str(user))
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "kenburns", seconds=0.3, width=48, height=48)
+    assert {"element: eileen", "element: ada", "element: broken (broken)"} <= set(gen.image.choice.options)
+    gen.image.choice.value = "element: broken (broken)"
+    assert "corrupt" in gen.image.error and gen.image.preview.layout.display == "none"
+    gen.image.choice.value = "element: eileen"
+    portrait = (REPO / "data/elements/eileen/ref-00.png").resolve()
+    assert gen.image.error is None and gen.image.path == portrait
+    assert gen.image.preview.value[:4] == b"\x89PNG" and gen.image.preview.layout.display is None
+    assert "an astronaut" in gen.image.note.value  # its prompt snippet, appended by the suite step
+    suite = gen.suite_dict()
+    assert suite["cases"][0]["image"] == "element:eileen" and suite["elements"] == str((REPO / "data/elements").resolve())
+    gen.prompt.value = "smiles"
+    gen.metrics.value = ["temporal_flicker"]
+    gen.run_btn.click()
+    assert gen.wait(60)
+    (rec,) = load_records(tmp_path / "runs" / "studio")
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["workflow"]["element"]["name"] == "eileen"
+    assert Path(rec["inputs"]["image"]["path"]).resolve() == portrait
+    assert rec["prompt"] == "smiles, an astronaut in a white suit"
+    # History -> Generate brings the Element back, without the snippet in the typed prompt
+    gen.image.choice.value = gen.image.NONE
+    gen.load_settings(rec)
+    assert gen.image.element.name == "eileen" and gen.prompt.value == "smiles"
+    # the user's own library: `element:ada` needs no `elements:` folder
+    gen.image.choice.value = "element: ada"
+    assert "elements" not in gen.suite_dict() and gen.suite_dict()["cases"][0]["image"] == "element:ada"
+
+
+def test_auto_shows_the_routers_proposals_and_runs_the_pick(tmp_path):
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    gen.task.value = "audio-to-video"
+    assert gen.model.value != "auto", "auto is offered, not chosen for the user"
+    _pick(gen, "auto", task="audio-to-video", size=96)  # the form holds the pick's parameters
+    gen.image.select_sample("portrait.png")
+    gen.audio.select_sample("hello.wav")
+    panel = gen.route_panel.value
+    assert gen.route_panel.layout.display is None and "router" in panel
+    assert "1. <b>puppet</b>" in panel and "speech and a face" in panel and "needs a GPU" in panel
+    assert gen.routes()[0].model == "puppet" and gen.form.model.name == "puppet"
+    assert gen.suite_dict()["models"][0]["name"] == "auto"
+    gen.metrics.value = ["temporal_flicker"]
+    gen.run_btn.click()
+    assert gen.wait(60)
+    (rec,) = load_records(tmp_path / "runs" / "studio")
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["model_name"] == "puppet" and rec["workflow"]["route"]["model"] == "puppet"
+    assert rec["params"]["size"] == 96
+    assert "\u2192 puppet" in gen.results.rows[0]["clips"][0]["title"]
+    # a landscape (no face) with speech: the router moves off the talking head, and says why
+    gen.image.select_sample("landscape.png")
+    puppet = next(r for r in gen.routes() if r.model == "puppet")
+    assert gen.routes()[0].model != "puppet" and not puppet.usable and "no face" in puppet.reasons[0]
+    assert gen.form.model.name == gen.routes()[0].model  # the form follows the pick
+    # nothing to go on: Run says why in one line and runs nothing more
+    gen.image.choice.value = gen.image.NONE
+    gen.audio.choice.value = gen.audio.NONE
+    gen.run_btn.click()
+    assert gen.message.text.startswith("error: auto: no model here fits") and "\n" not in gen.message.text
+    assert len(load_records(tmp_path / "runs" / "studio")) == 1
+
+
+def test_best_of_n_ranks_the_outputs_and_marks_the_kept_takes(tmp_path):
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "puppet", task="audio-to-video", size=96, fps=12)
+    assert gen.best_of.layout.display == "none"  # one output: nothing to rank
+    gen.metrics.value = ["temporal_flicker"]
+    gen.outputs.value = 3
+    assert gen.best_of.layout.display is None
+    gen.best_of.objective.value = "temporal_flicker: 1"
+    gen.best_of.keep.value = 2
+    assert gen.best_of.error is None and "keeps the best 2" in gen.best_of.note.value
+    suite = gen.suite_dict()
+    assert suite["objective"] == {"temporal_flicker": 1} and suite["best_of"] == {"n": 3, "keep": 2}
+    gen.run_btn.click()
+    assert gen.wait(60)
+    run = tmp_path / "runs" / "studio"
+    assert len(load_records(run)) == 3 and (run / "bestofn.json").is_file()
+    clips = gen.results.rows[0]["clips"]
+    assert len(clips) == 3 and sorted(c["rank"] for c in clips) == [1, 2, 3]
+    kept = [c for c in clips if c["kept"]]
+    assert len(kept) == 2 and all(c["title"].startswith("\u2605") for c in kept)
+    assert all("\u2605 kept" in c["caption"] for c in kept) and all("objective" in c["caption"] for c in clips)
+    assert {c["rank"] for c in kept} == {1, 2}
+    assert "2 kept" in gen.message.text
+
+
+def test_a_bad_objective_is_refused_in_place_and_runs_nothing(tmp_path):
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "static", seconds=0.3, width=48, height=48)
+    gen.metrics.value = ["temporal_flicker"]
+    gen.outputs.value = 2
+    gen.best_of.objective.value = "temporal_flicker: 1, sharpness_of_wit: 2"
+    assert "unknown score 'sharpness_of_wit'" in gen.best_of.error and "\u2716" in gen.best_of.note.value
+    assert gen.run_btn.disabled
+    gen.best_of.objective.value = "temporal_flicker: -1"  # a direction is not a negative weight
+    assert "positive" in gen.best_of.error
+    gen.best_of.objective.value = "identity_similarity: 1"  # a score the chosen metrics do not compute
+    assert "add identity to metrics" in gen.best_of.error
+    gen.run()
+    assert gen.message.text.startswith("error: objective") and "\n" not in gen.message.text
+    assert not (tmp_path / "runs" / "studio" / "results.jsonl").exists()
+    gen.outputs.value = 1  # one output: the objective is not used, nothing blocks Run
+    assert gen.best_of.error is None and not gen.run_btn.disabled

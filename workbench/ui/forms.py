@@ -14,12 +14,15 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import ipywidgets as W
 
 from workbench.ui.paths import samples_dir
 from workbench.ui.widgets import one_line
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.ui.creative import ElementChoice
 
 # parameters that are sizes, rates, durations or step counts: a value <= 0 (or < 0) cannot work
 POSITIVE = {"fps", "seconds", "width", "height", "size", "num_inference_steps", "steps", "decode_chunk_size",
@@ -45,13 +48,14 @@ class _NoPreview(Exception):
 
 
 class MediaInput(W.VBox):
-    """An image or audio input: a sample or an uploaded file from the dropdown, or a typed path
-    (a path wins when filled in). Images get a preview, audio a player."""
+    """An image or audio input: a sample, an Element (images) or an uploaded file from the dropdown, or a
+    typed path (a path wins when filled in). Images get a preview, audio a player."""
 
     NONE = "(none)"
     SPEAK = "(speak a text)"  # audio only: the case's `text:` (workbench.speech), synthesised by the runner
 
-    def __init__(self, kind: str, uploads_dir: Path, on_change: Callable[[], None] | None = None) -> None:
+    def __init__(self, kind: str, uploads_dir: Path, on_change: Callable[[], None] | None = None,
+                 elements: "dict[str, ElementChoice] | None" = None) -> None:
         assert kind in ("image", "audio")
         self.kind = kind
         self.uploads_dir = Path(uploads_dir)
@@ -61,7 +65,8 @@ class MediaInput(W.VBox):
             self._choices[f"sample: {p.name}"] = p
         if kind == "audio":
             self._choices[self.SPEAK] = None
-        self.choice = W.Dropdown(options=list(self._choices), description=kind,
+        self._elements: dict[str, ElementChoice] = dict(elements or {}) if kind == "image" else {}
+        self.choice = W.Dropdown(options=self._options(), description=kind,
                                  layout=W.Layout(width="300px"), style={"description_width": "80px"})
         accept = "image/*,video/*" if kind == "image" else "audio/*,.wav,.mp3,.m4a,.flac,.ogg"
         self.upload = W.FileUpload(accept=accept, multiple=False, description="upload",
@@ -91,12 +96,36 @@ class MediaInput(W.VBox):
         self.error: str | None = None
 
     # -- value ------------------------------------------------------------------------------------------
+    def _options(self) -> list[str]:
+        """Dropdown labels: none, samples, Elements, then uploads (and "speak a text" for audio)."""
+        fixed = [k for k in self._choices if not k.startswith("upload: ")]
+        return fixed + list(self._elements) + [k for k in self._choices if k.startswith("upload: ")]
+
     @property
     def path(self) -> Path | None:
         typed = self.path_box.value.strip()
         if typed:
             return Path(typed).expanduser().resolve()
+        element = self.element
+        if element is not None:
+            return element.portrait
         return self._choices.get(self.choice.value)
+
+    @property
+    def element(self) -> "ElementChoice | None":
+        """The chosen Element (None when a file is chosen or a path typed)."""
+        if self.path_box.value.strip():
+            return None
+        return self._elements.get(self.choice.value)
+
+    def select_element(self, name: str) -> bool:
+        """Choose the Element `name` (the user's library first); False when none is listed."""
+        for label, ch in self._elements.items():
+            if ch.name == name and ch.element is not None:
+                self.path_box.value = ""
+                self.choice.value = label
+                return True
+        return False
 
     @property
     def speech(self) -> tuple[str, str] | None:
@@ -157,7 +186,7 @@ class MediaInput(W.VBox):
         dest.write_bytes(data)
         label = f"upload: {name}"
         self._choices[label] = dest
-        self.choice.options = list(self._choices)
+        self.choice.options = self._options()
         self.path_box.value = ""
         self.choice.value = label
         self.upload.value = ()
@@ -170,7 +199,10 @@ class MediaInput(W.VBox):
         if self.kind == "audio":
             for w in (self.words, self.voice, self.listen):
                 w.layout.display = None if self.speaking else "none"
-        if p is not None:
+        element = self.element
+        if element is not None and element.portrait is None:
+            self.error = one_line(element.error or f"element {element.name} has no reference image")
+        elif p is not None:
             if not p.is_file():
                 self.error = f"{self.kind} {p}: file not found; check the path"
             else:
@@ -181,6 +213,10 @@ class MediaInput(W.VBox):
                     pass
                 except Exception as e:
                     self.error = f"{self.kind} {p.name}: cannot be read ({one_line(e)})"
+            if element is not None and not self.error:
+                from workbench.ui.creative import element_note
+
+                self.note.value = element_note(element)
         if self.error:
             self.note.value = f'<span style="color:#b00020">{html.escape(self.error)}</span>'
         if self._on_change:

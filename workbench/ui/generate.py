@@ -4,6 +4,9 @@ The form becomes a suite YAML written into the run folder (`studio/suite-<time>.
 absolute paths) and read back with `load_suite`, so the Studio runs exactly what
 `workbench run <that file>` runs: same validation, same job ids, same records. Finished clips appear
 as they finish, each with its scores; Cancel stops after the current step (finished jobs stay).
+The creative workflow rides on the same suite (`workbench.ui.creative`): an Element as the image
+(`image: element:NAME`), the `auto` model (the router's proposals shown before Run) and best-of-N
+(`objective:` + `best_of:`; each clip's rank from bestofn.json after the run).
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from typing import Any, Callable
 import ipywidgets as W
 import yaml
 
+from workbench.ui.creative import (AUTO, AUTO_LABEL, BestOfBox, Router, auto_descriptor, element_choices,
+                                   mark_caption, no_route_problem, rank_marks, routes_html)
 from workbench.ui.forms import MediaInput, ParamForm
 from workbench.ui.jobs import Throttle, Worker
 from workbench.ui.widgets import ClipGrid, Message, best_values, clip_item, directions, one_line, scores_caption
@@ -46,6 +51,14 @@ def model_catalogue() -> dict[str, dict[str, Any]]:
         d["cls"] = cls
         out[name] = d
     return out
+
+
+def _elements() -> dict[str, Any]:
+    """The Elements offered as images (a broken library must not take the Studio down)."""
+    try:
+        return element_choices()
+    except Exception:
+        return {}
 
 
 def metric_names() -> list[str]:
@@ -117,8 +130,13 @@ class GenerateTab(W.VBox):
                                layout=W.Layout(width="490px"), style=lab)
         self.model = W.Dropdown(description="model", layout=W.Layout(width="490px"), style=lab)
         self.model_info = W.HTML(layout=W.Layout(margin="0 0 0 84px"))
+        self.route_panel = W.HTML(layout=W.Layout(margin="0 0 0 84px", display="none"))
+        self.router = Router()
+        self._routing = False
+        self._marks: dict[str, Any] = {}  # job id -> creative.Mark (best-of-N rank of the clips on screen)
+        self.best_of = BestOfBox(on_change=self._update_state)
         uploads = self.runs_root / "uploads"
-        self.image = MediaInput("image", uploads, on_change=self._update_state)
+        self.image = MediaInput("image", uploads, on_change=self._image_changed, elements=_elements())
         self.audio = MediaInput("audio", uploads, on_change=self._update_state)
         self.prompt = W.Textarea(placeholder="what should happen in the clip", layout=W.Layout(width="404px", height="52px"))
         self.negative = W.Textarea(placeholder="what to avoid", layout=W.Layout(width="404px", height="40px"))
@@ -157,10 +175,13 @@ class GenerateTab(W.VBox):
         self.cancel_btn.on_click(lambda _: self.cancel())
         self.task.observe(lambda _: self._fill_models(), names="value")
         self.model.observe(lambda _: self._model_changed(), names="value")
+        self.prompt.observe(lambda _: self._update_state(), names="value")  # auto routes on the prompt too
+        for w in (self.outputs, self.metrics):
+            w.observe(lambda _: self.best_of.update(self.outputs.value, list(self.metrics.value)), names="value")
 
-        inputs = W.VBox([self.task, self.model, self.model_info, self.image, self.audio,
+        inputs = W.VBox([self.task, self.model, self.model_info, self.route_panel, self.image, self.audio,
                          _labelled("prompt", self.prompt), _labelled("negative", self.negative),
-                         W.HBox([self.seeds, self.outputs, self.wandb]), _labelled("metrics", self.metrics),
+                         W.HBox([self.seeds, self.outputs, self.wandb]), self.best_of, _labelled("metrics", self.metrics),
                          self.run_dir_box], layout=W.Layout(width="510px", min_width="510px"))
         form_box = W.VBox([self.form, self.options_box], layout=W.Layout(margin="0 0 0 16px", flex="1 1 auto"))
         controls = W.HBox([self.run_btn, self.cancel_btn, W.VBox([self.jobs_bar, self.step_bar]), self.progress],
@@ -181,6 +202,12 @@ class GenerateTab(W.VBox):
             self.audio.select_sample("hello.wav")
 
     # -- helpers ----------------------------------------------------------------------------------------
+    def _desc(self) -> dict[str, Any] | None:
+        """The chosen model's catalogue entry (a stand-in for `auto`); None when no model is chosen."""
+        if self.model.value == AUTO:
+            return auto_descriptor(self.task.value)
+        return self.catalogue.get(self.model.value)
+
     def _task_label(self, task: str) -> str:
         n = sum(d["task"] == task for d in self.catalogue.values())
         return f"{TASK_LABELS.get(task, task)}  ({n} model{'s' if n != 1 else ''})"
@@ -207,19 +234,28 @@ class GenerateTab(W.VBox):
             opts.append((f"{name}  \u2014 {mark}", name))
         # model-free and available models first
         opts.sort(key=lambda o: (not self.catalogue[o[1]].get("weights_available", True), o[1]))
+        first = opts[0][1] if opts else None
+        from workbench.workflow.agent import VIDEO_TASKS
+
+        if task in VIDEO_TASKS:  # the router ranks every video model (workflow.agent.route)
+            opts.insert(0, (AUTO_LABEL, AUTO))
         current = self.model.value
         self.model.options = opts
         values = [v for _, v in opts]
         if values:
-            self.model.value = current if current in values else values[0]
+            self.model.value = current if current in values else (first or values[0])
         self._model_changed()
 
     def _model_changed(self) -> None:
-        d = self.catalogue.get(self.model.value)
+        d = self._desc()
+        self.route_panel.layout.display = "none"
         if d is None:
             self.form.set_model(None)
             self.model_info.value = ""
             self._update_state()
+            return
+        if d["name"] == AUTO:
+            self._auto_chosen(d)
             return
         needs = ", ".join(d.get("requires") or []) or "nothing"
         w = d.get("weights")
@@ -241,6 +277,53 @@ class GenerateTab(W.VBox):
             box.placeholder = hint if not box.disabled else f"{d['name']} takes no {kind.replace('_', ' ')}"
         self._update_state()
 
+    def _auto_chosen(self, d: dict[str, Any]) -> None:
+        """`auto`: every input shown, the router's proposals above them, the pick's parameters in the form."""
+        self.model_info.value = f"<div style='color:#444;font-size:12px'>{html.escape(d['description'])}</div>"
+        self.form.set_model(None)
+        self.options_box.layout.display = "none"
+        self._check_options()
+        for inp in (self.image, self.audio):
+            inp.layout.display = None
+        self.image.choice.description = "image"
+        self.prompt.disabled = self.negative.disabled = False
+        self.route_panel.layout.display = None
+        self._update_state()
+
+    def routes(self) -> list:
+        """The router's ranked proposals for the current inputs (what `auto` will run: the first usable)."""
+        audio = self.audio.path
+        speech = self.audio.speech is not None and audio is None
+        element = self.image.element
+        snippet = element.element.prompt if element is not None and element.element is not None else ""
+        prompt = ", ".join(p for p in (self.prompt.value.strip(), snippet) if p)
+        return self.router.routes(self.image.path if not self.image.error else None, audio, prompt, speech)
+
+    def _refresh_route(self) -> None:
+        """Show the proposals for the inputs now; the form follows the model Run would use."""
+        if self.model.value != AUTO or self._routing:
+            return
+        self._routing = True
+        try:
+            routes = self.routes()
+            self.route_panel.value = routes_html(routes)
+            usable = [r for r in routes if r.usable]
+            cls = self.catalogue[usable[0].model]["cls"] if usable and usable[0].model in self.catalogue else None
+            if self.form.model is not cls:
+                self.form.set_model(cls)
+        except Exception as e:  # routing must not take the tab down: say why in place
+            self.route_panel.value = f"<span style='color:#b00020'>auto: {html.escape(one_line(e))}</span>"
+        finally:
+            self._routing = False
+
+    def _image_changed(self) -> None:
+        """An Element with a voice of its own speaks with it (the voice box follows, still editable)."""
+        element = self.image.element
+        voice = element.element.voice if element is not None and element.element is not None else None
+        if voice:
+            self.audio.voice.value = f"{voice['engine']}:{voice['voice']}"
+        self._update_state()
+
     def options_value(self) -> dict[str, Any]:
         """The run options typed in (a JSON object; empty: none). ValueError with one line when invalid."""
         text = self.options.value.strip()
@@ -258,7 +341,7 @@ class GenerateTab(W.VBox):
         """Refuse bad run options in place, with the model's own check (`resolve_options`)."""
         self.options_error = None
         d = self.catalogue.get(self.model.value)
-        if d is not None and self.options.value.strip():
+        if d is not None and d.get("options") and self.options.value.strip():
             try:
                 d["cls"].resolve_options(self.options_value())
             except Exception as e:
@@ -268,14 +351,15 @@ class GenerateTab(W.VBox):
         self._update_state()
 
     def _update_state(self) -> None:
+        self._refresh_route()
         self.run_btn.disabled = (self._busy or not self.form.valid or self.model.value is None
-                                 or bool(getattr(self, "options_error", None)))
+                                 or bool(getattr(self, "options_error", None)) or bool(self.best_of.error))
 
     # -- the suite ---------------------------------------------------------------------------------------
     def problems(self) -> list[str]:
         """Why the form cannot run now (empty list: it can)."""
         out = []
-        d = self.catalogue.get(self.model.value)
+        d = self._desc()
         if d is None:
             return ["pick a model"]
         for inp in (self.image, self.audio):
@@ -296,7 +380,14 @@ class GenerateTab(W.VBox):
             out.append(str(e))
         if getattr(self, "options_error", None):
             out.append(self.options_error)
-        if not out:  # the model's own check of this request, before anything loads
+        if self.best_of.error:
+            out.append(self.best_of.error)
+        if d["name"] == AUTO:
+            why = no_route_problem(self.routes())
+            if why:
+                out.append(why)
+            d = self.catalogue.get(self.form.model.name) if self.form.model is not None else None
+        if not out and d is not None:  # the model's own check of this request, before anything loads
             from types import SimpleNamespace
 
             case = self.suite_dict()["cases"][0]
@@ -311,12 +402,15 @@ class GenerateTab(W.VBox):
 
     def suite_dict(self) -> dict[str, Any]:
         """The form as a suite mapping (the YAML a `workbench run` would take)."""
-        d = self.catalogue[self.model.value]
+        d = self._desc()
         image = self.image.path if _takes(d, "image") else None
+        element = self.image.element if image else None
         audio = self.audio.path if _takes(d, "audio") else None
         params = self.form.overrides()
         speech = self.audio.speech if _takes(d, "audio") and audio is None else None
         stems = [p.stem.split("-", 1)[-1] if p.parent.name == "uploads" else p.stem for p in (image, audio) if p]
+        if element is not None:
+            stems[0] = element.name
         if speech:
             stems.append("speech-" + hashlib.sha256("\0".join(speech).encode()).hexdigest()[:6])
         prompt = self.prompt.value.strip() if _takes(d, "prompt") else ""
@@ -324,7 +418,9 @@ class GenerateTab(W.VBox):
         if stems and prompt:  # the same image with another prompt is another case (its own row in Compare)
             case_id += "-p" + hashlib.sha256(prompt.encode()).hexdigest()[:4]
         case: dict[str, Any] = {"id": case_id}
-        if image:
+        if element is not None:
+            case["image"] = element.reference  # the suite step uses its portrait and appends its prompt
+        elif image:
             case["image"] = str(image)
         if audio:
             case["audio"] = str(audio)
@@ -351,10 +447,14 @@ class GenerateTab(W.VBox):
                 model["num_outputs"] = outputs  # N clips per seed, seeds derived from the job's (the CLI's meaning)
             else:
                 seeds = [s + i for s in seeds for i in range(outputs)]
-        return {"name": safe_id(self.run_dir.name, "studio"), "description": "made in the Studio",
-                "cases": [case], "models": [model], "seeds": seeds,
-                "metrics": list(self.metrics.value) or None, "output": str(self.run_dir),
-                "tracking": {"wandb": bool(self.wandb.value), "html_report": False}}
+        suite = {"name": safe_id(self.run_dir.name, "studio"), "description": "made in the Studio",
+                 "cases": [case], "models": [model], "seeds": seeds,
+                 "metrics": list(self.metrics.value) or None, "output": str(self.run_dir),
+                 "tracking": {"wandb": bool(self.wandb.value), "html_report": False}}
+        if element is not None and not element.in_default_library:
+            suite["elements"] = str(element.root)  # `element:NAME` is looked up there
+        suite.update(self.best_of.suite_entries() if outputs > 1 else {})
+        return suite
 
     def write_suite(self) -> Path:
         run_dir = self.run_dir
@@ -462,7 +562,7 @@ class GenerateTab(W.VBox):
     def on_run_end(self, records, cancelled) -> None:
         ok = sum(r.get("status") == "ok" for r in records)
         failed = len(records) - ok
-        text = f"{ok} clip(s) done" + (f", {failed} failed (see the red cards)" if failed else "")
+        text = f"{ok} clip(s) done" + (f", {failed} failed (see the red cards)" if failed else "") + self._ranked()
         if cancelled:
             self.message.info(f"cancelled: {text}; the job in flight was dropped")
         elif failed:
@@ -470,6 +570,20 @@ class GenerateTab(W.VBox):
         else:
             self.message.ok(f"{text} in {self._label(self.runner.store.root)}")
         self.progress.value = ""
+
+    def _ranked(self) -> str:
+        """After a best-of-N run: mark each clip's objective, rank and the kept take(s) (bestofn.json)."""
+        runner = self.runner
+        if runner is None or not (getattr(runner, "outputs", None) or {}).get("bestofn"):
+            return ""
+        try:
+            marks = rank_marks(runner.store.root)
+        except Exception as e:  # a corrupt file: say so, the clips stay
+            return f"; ranking not shown ({one_line(e)})"
+        self._marks.update(marks)
+        self._render()
+        kept = sum(1 for r in self._row if (m := marks.get(r.get("job_id"))) is not None and m.kept)
+        return f"; best of {self.best_of._outputs}: {kept} kept (\u2605)"
 
     # -- results -----------------------------------------------------------------------------------------
     def _row_label(self) -> str:
@@ -480,14 +594,21 @@ class GenerateTab(W.VBox):
     def _render(self) -> None:
         dirs = directions()
         root = self.runner.store.root if self.runner is not None else self.run_dir
-        rows = [{"label": self._row_label(), "clips": [self._item(r, root, dirs, self._row) for r in self._row]}]
+        rows = [{"label": self._row_label(), "clips": [self._item(r, root, dirs, self._row, self._marks) for r in self._row]}]
         for old in self._older:
-            rows.append({"label": old["label"], "clips": [self._item(r, root, dirs, old["records"]) for r in old["records"]]})
+            rows.append({"label": old["label"],
+                         "clips": [self._item(r, root, dirs, old["records"], self._marks) for r in old["records"]]})
         self.results.rows = rows
 
     @staticmethod
-    def _item(r: dict[str, Any], root: Path, dirs: dict, row: list[dict]) -> dict[str, Any]:
-        title = f"{r.get('model')} \u00b7 seed {r.get('seed')}" + (f" \u00b7 #{r['output']}" if r.get("output") else "")
+    def _item(r: dict[str, Any], root: Path, dirs: dict, row: list[dict], marks: dict | None = None) -> dict[str, Any]:
+        model = str(r.get("model"))
+        if r.get("model_name") and not model.startswith(str(r["model_name"])):  # auto: say what it ran
+            model += f" \u2192 {r['model_name']}"
+        title = f"{model} \u00b7 seed {r.get('seed')}" + (f" \u00b7 #{r['output']}" if r.get("output") else "")
+        mark = (marks or {}).get(r.get("job_id", ""))
+        if mark is not None and mark.kept:
+            title = "\u2605 " + title
         if r.get("status") != "ok":
             return clip_item(None, title, error=str(r.get("error") or "failed"), status="error", key=r.get("job_id", ""))
         best = best_values([x for x in row if x.get("status") == "ok"], dirs) if len(row) > 1 else None
@@ -495,7 +616,11 @@ class GenerateTab(W.VBox):
         cap = scores_caption(r, dirs, best)
         if secs is not None:
             cap += f"<div style='color:#888'>{secs:.1f} s</div>"
-        return clip_item(root / r["video"], title, caption=cap, key=r.get("job_id", ""))
+        item = clip_item(root / r["video"], title, caption=(mark_caption(mark) if mark else "") + cap,
+                         key=r.get("job_id", ""))
+        if mark is not None:
+            item.update(rank=mark.rank, objective=mark.objective, kept=mark.kept)
+        return item
 
     # -- History -> Generate ----------------------------------------------------------------------------
     def load_settings(self, record: dict[str, Any], run_dir: Path | None = None) -> None:
@@ -506,13 +631,16 @@ class GenerateTab(W.VBox):
             self.message.error(f"model '{name}' of that record is not registered here")
             return
         self.task.value = d["task"]
-        self.model.value = name
+        routed = bool(((record.get("workflow") or {}).get("route")))
+        self.model.value = AUTO if routed and AUTO in (v for _, v in self.model.options) else name
         params = {k: v for k, v in (record.get("params") or {}).items() if k in d.get("defaults", {})}
         self.form.set_model(d["cls"], params)
         inputs = record.get("inputs") or {}
-        self.image.set_path((inputs.get("image") or {}).get("path"))
+        element = ((record.get("workflow") or {}).get("element") or {}).get("name")
+        if not (element and self.image.select_element(element)):
+            self.image.set_path((inputs.get("image") or {}).get("path"))
         self.audio.set_path((inputs.get("audio") or {}).get("path"))
-        self.prompt.value = record.get("prompt") or ""
+        self.prompt.value = self._typed_prompt(record.get("prompt") or "")
         self.negative.value = record.get("negative_prompt") or ""
         self.seeds.value = str(int(record.get("seed") or 0))
         defaults = d.get("options") or {}
@@ -523,3 +651,11 @@ class GenerateTab(W.VBox):
             self.run_dir_box.value = self._label(run_dir)
         self._update_state()
         self.message.info(f"settings of {record.get('case')} / {record.get('model')} / seed {record.get('seed')} loaded")
+
+    def _typed_prompt(self, prompt: str) -> str:
+        """A record's prompt without the chosen Element's snippet (the suite step appends it again)."""
+        element = self.image.element
+        snippet = element.element.prompt if element is not None and element.element is not None else ""
+        if snippet and prompt == snippet:
+            return ""
+        return prompt[: -len(snippet) - 2] if snippet and prompt.endswith(", " + snippet) else prompt
