@@ -20,8 +20,8 @@ import yaml
 
 from workbench.ui.paths import samples_dir
 from workbench.ui.widgets import one_line
+from workbench.workflow.steps import AUTO  # the suite's name for "the router picks"
 
-AUTO = "auto"
 AUTO_LABEL = "auto (router picks)"
 RED = "#b00020"
 
@@ -220,6 +220,11 @@ class BestOfBox(W.VBox):
         self.error: str | None = None
         for w in (self.objective, self.keep):
             w.observe(lambda _: self.check(), names="value")
+
+    @property
+    def n(self) -> int:
+        """Outputs per seed (the N of best-of-N)."""
+        return self._outputs
 
     @property
     def active(self) -> bool:

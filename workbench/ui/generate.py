@@ -583,7 +583,7 @@ class GenerateTab(W.VBox):
         self._marks.update(marks)
         self._render()
         kept = sum(1 for r in self._row if (m := marks.get(r.get("job_id"))) is not None and m.kept)
-        return f"; best of {self.best_of._outputs}: {kept} kept (\u2605)"
+        return f"; best of {self.best_of.n}: {kept} kept (\u2605)"
 
     # -- results -----------------------------------------------------------------------------------------
     def _row_label(self) -> str:
