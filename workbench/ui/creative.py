@@ -136,24 +136,26 @@ class Router:
         return self._cache[key]
 
 
-def routes_html(routes: list, limit: int = 6) -> str:
-    """The router's ranked proposals, each with its reasons; the one Run will use marked."""
+def routes_html(routes: list, limit: int = 5) -> str:
+    """The router's ranked proposals, the one Run will use marked: each model on its own line with its
+    reasons wrapped beneath (all of them for usable models, why not for the others)."""
     if not routes:
         return f"<span style='color:{RED}'>auto: no video model is registered</span>"
     usable = [r for r in routes if r.usable]
-    rows = []
+    items = []
     for i, r in enumerate(routes[:limit]):
         mark = "\u25b6 runs" if usable and r is usable[0] else ("usable" if r.usable else "not here")
         color = "#0a6" if r.usable else "#999"
-        reasons = "; ".join(html.escape(x) for x in r.reasons)
-        rows.append(f"<tr><td style='color:{color};white-space:nowrap;padding-right:6px'>{i + 1}. "
-                    f"<b>{html.escape(r.model)}</b></td><td style='color:{color};padding-right:6px;white-space:nowrap'>"
-                    f"{mark}</td><td style='color:#555'>{reasons}</td></tr>")
+        why_not = [x for x in r.reasons if any(k in x for k in ("not on this machine", "needs", "no face"))]
+        shown = r.reasons if r.usable else why_not or r.reasons[:1]
+        reasons = "; ".join(html.escape(x) for x in shown)
+        items.append(f"<div style='margin:3px 0'><span style='color:{color}'>{i + 1}. <b>{html.escape(r.model)}</b>"
+                     f" <span style='font-size:11px'>{mark}</span></span>"
+                     f"<div style='color:#666;font-size:11px;line-height:1.3;margin-left:14px'>{reasons}</div></div>")
     head = ("<b>router's proposals</b> <span style='color:#777'>(for these inputs on this machine)</span>"
             if usable else f"<b style='color:{RED}'>auto: no model here fits these inputs</b>")
     more = f"<div style='color:#999'>+{len(routes) - limit} more</div>" if len(routes) > limit else ""
-    return (f"<div style='font-size:12px'>{head}<table style='border-collapse:collapse'>{''.join(rows)}</table>"
-            f"{more}</div>")
+    return (f"<div style='font-size:12px;white-space:normal;line-height:1.35'>{head}{''.join(items)}{more}</div>")
 
 
 def no_route_problem(routes: list) -> str | None:
@@ -304,4 +306,6 @@ def mark_caption(mark: Mark) -> str:
     if mark.rank is None:
         return f"<div style='color:#999'>not ranked: {html.escape(mark.why)}</div>"
     kept = " &middot; <b style='color:#0a6'>\u2605 kept</b>" if mark.kept else ""
-    return f"<div>objective <b>{mark.objective:.4g}</b> &middot; rank {mark.rank}/{mark.of}{kept}</div>"
+    from workbench.report import fmt_number
+
+    return f"<div>objective <b>{fmt_number(mark.objective, sig=4)}</b> &middot; rank {mark.rank}/{mark.of}{kept}</div>"

@@ -130,7 +130,7 @@ class GenerateTab(W.VBox):
                                layout=W.Layout(width="490px"), style=lab)
         self.model = W.Dropdown(description="model", layout=W.Layout(width="490px"), style=lab)
         self.model_info = W.HTML(layout=W.Layout(margin="0 0 0 84px"))
-        self.route_panel = W.HTML(layout=W.Layout(margin="0 0 0 84px", display="none"))
+        self.route_panel = W.HTML(layout=W.Layout(margin="0 0 0 84px", display="none", width="330px"))
         self.router = Router()
         self._routing = False
         self._marks: dict[str, Any] = {}  # job id -> creative.Mark (best-of-N rank of the clips on screen)
