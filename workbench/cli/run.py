@@ -98,7 +98,10 @@ def run(
     if main_process:
         from workbench.tracking import tracker_for
 
-        job_type = "eval" if runner.rescoring_only() else "generate"  # new metrics on existing clips: eval
+        try:
+            job_type = "eval" if runner.rescoring_only() else "generate"  # new metrics on existing clips: eval
+        except OSError:
+            job_type = "generate"  # an unusable run folder: the run reports it below, in one line
         tracker = tracker_for(spec, runner.store.root, mode=wandb, job_type=job_type)  # never raises; None when disabled
         if tracker is not None:
             runner.callbacks.append(tracker)
