@@ -246,3 +246,29 @@ def test_adding_metrics_logs_an_eval_run_beside_the_generate_run(inputs):
     assert "warp_error" in rows["columns"]
     records = load_records(inputs / "run")
     assert all("warp_error" in r["scores"] for r in records if r["status"] == "ok")
+
+
+def test_report_brings_wandb_up_to_date_after_shards(inputs):
+    """Shards run without W&B; `workbench report RUN --wandb offline` logs one comparison of every
+    record (from RUN_DIR/suite.json), and a second call adds nothing."""
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    path = suite_file(inputs, seeds=(0,))
+    for k in (0, 1):
+        r = CliRunner().invoke(app, ["run", str(path), "--shard", f"{k}/2", "--wandb", "disabled", "--no-report"])
+        assert r.exit_code in (0, 1), r.output
+    run = inputs / "run"
+    assert (run / "suite.json").is_file() and not (run / "wandb").exists()
+    r = CliRunner().invoke(app, ["report", str(run), "--wandb", "offline"])
+    assert r.exit_code == 0 and "wandb (offline): " in r.output, r.output
+    (held,) = [read_offline_run(p) for p in offline_runs(run)]
+    rows = held["tables"]["comparison"]["data"]
+    assert len(rows) == len(load_records(run)) == 6 and held["config"]["suite"]["name"] == "tracked"
+    again = CliRunner().invoke(app, ["report", str(run), "--wandb", "offline"])
+    assert again.exit_code == 0 and "already holds every record" in again.output
+    assert len(offline_runs(run)) == 1
+    (run / "suite.json").unlink()
+    missing = CliRunner().invoke(app, ["report", str(run), "--wandb", "offline"])
+    assert missing.exit_code == 2 and "suite.json: not found" in missing.output

@@ -36,7 +36,7 @@ from typing import Any, Iterator, Protocol
 from workbench.media import Clip, MediaError, load_audio, load_image
 from workbench.models.base import GenerationError, GenerationRequest, UnknownModel, get_generator
 from workbench.store import RunStore, StoreError, json_default
-from workbench.suite import CaseSpec, ModelSpec, Suite
+from workbench.suite import CaseSpec, ModelSpec, Suite, save_snapshot
 
 RECORD_VERSION = 2
 
@@ -392,6 +392,7 @@ class Runner:
         to it; a job whose upstream text-to-image job another process holds waits for it.
         """
         self.store.prepare()
+        save_snapshot(self.suite, self.store.root)  # RUN_DIR/suite.json: what this folder was run with
         todo = self.pending()
         self._emit("on_run_start", self.jobs, todo)
         done: list[dict[str, Any]] = []

@@ -213,6 +213,47 @@ def read_yaml_mapping(path: str | Path, what: str, keys: str, error: type[Except
     return data
 
 
+SNAPSHOT = "suite.json"  # the resolved suite a run folder was last run with (written by the Runner)
+
+
+def save_snapshot(suite: Suite, run_dir: str | Path) -> Path:
+    """Write RUN_DIR/suite.json (the suite as run, with the folder its relative paths resolve
+    against) atomically, so tools that start from a run folder (`workbench report --wandb`) know it."""
+    import json
+    import os
+
+    run_dir = Path(run_dir)
+    path = run_dir / SNAPSHOT
+    text = json.dumps({"base_dir": str(suite.base_dir), "suite": suite.model_dump(mode="json")}, indent=1)
+    try:
+        if path.read_text() == text:
+            return path
+    except OSError:
+        pass
+    tmp = run_dir / f".{SNAPSHOT}.{os.getpid()}"
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def load_snapshot(run_dir: str | Path) -> Suite:
+    """The suite a run folder was run with (RUN_DIR/suite.json), validated as a suite file is."""
+    import json
+
+    path = Path(run_dir) / SNAPSHOT
+    if not path.is_file():
+        raise SuiteError(f"{path}: not found; run the suite into this folder once (`workbench run SUITE.yaml "
+                         f"--out {run_dir}`: finished jobs are not redone) to record it")
+    try:
+        data = json.loads(path.read_text())
+        suite = Suite.model_validate(data["suite"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise SuiteError(f"{path}: unreadable ({type(e).__name__}); run the suite into this folder again to "
+                         f"rewrite it") from None
+    suite.base_dir = Path(data.get("base_dir") or ".")
+    return suite
+
+
 def load_suite(path: str | Path, check: bool = True) -> Suite:
     """Read and validate a suite YAML, whole, before anything runs: the schema (unknown keys, bad
     names, negative seeds), then `check_suite` (models, parameters, options, metrics, sizes). All

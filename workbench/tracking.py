@@ -134,6 +134,21 @@ def tracker_for(suite: Suite, run_dir: str | Path, mode: str | None = None,
     return WandbTracker(suite, run_dir, mode=resolved, job_type=job_type)
 
 
+def sync_run_folder(run_dir: str | Path, mode: str | None = None) -> "WandbTracker | None":
+    """Bring the run folder's W&B run up to date with results.jsonl without running anything: the
+    comparison table, model summary and charts rebuilt from every record (e.g. after shards that
+    ran without W&B). Uses RUN_DIR/suite.json; None when tracking resolves to disabled."""
+    from workbench.suite import load_snapshot
+
+    suite = load_snapshot(run_dir)
+    tracker = tracker_for(suite, run_dir, mode=mode)
+    if tracker is None:
+        return None
+    tracker.on_run_start([], [])  # opens (resumes) the run only when the records changed since it last logged
+    tracker.on_run_end([], False)
+    return tracker
+
+
 # --------------------------------------------------------------------------------------------------
 def _finite(v: Any) -> float | None:
     if v is None or isinstance(v, bool):
