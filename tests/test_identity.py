@@ -306,9 +306,9 @@ def test_stored_embedding_is_the_reference_when_its_backend_runs(media_dir):
     stranger = face_embedding([load_image(media_dir / "faces" / "hallo_6.jpg")], ["hallo_6.jpg"])
     plain = evaluate(clip, image=own, metrics=["identity"], metric_options=opts).scores
     stored = evaluate(clip, image=own, metrics=["identity"], metric_options=opts,
-                      face_reference=FaceReference(stranger, "dlib-resnet128", "element x")).scores
+                      face_reference=FaceReference(stranger, "dlib-resnet128")).scores
     other = evaluate(clip, image=own, metrics=["identity"], metric_options=opts,
-                     face_reference=FaceReference(stranger, "arcface-onnx", "element x")).scores
+                     face_reference=FaceReference(stranger, "arcface-onnx")).scores
     assert plain["identity_similarity"] > DLIB_SAME_PERSON_COSINE > stored["identity_similarity"]
     assert stored["identity_pass_rate"] == 0.0 and other == plain
     # the person's own stored embedding (mean over two of their frames) passes like the image does

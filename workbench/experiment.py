@@ -522,7 +522,7 @@ class Runner:
             return None  # scored against the reference image, as without an Element
         if loaded.embedding is None:
             return None
-        return FaceReference(loaded.embedding, str(loaded.embedding_backend), f"element {loaded.name}")
+        return FaceReference(loaded.embedding, str(loaded.embedding_backend))
 
     def _score(self, job: Job, request: GenerationRequest, path: Path, record: dict[str, Any],
                prev: dict[str, Any] | None, only: list[str] | None, timings: dict[str, float],

@@ -42,7 +42,6 @@ class FaceReference:
 
     embedding: np.ndarray  # L2-normalised
     backend: str  # e.g. "dlib-resnet128"
-    source: str = ""  # what it is, for the record: "element eileen"
 
 
 @dataclass
