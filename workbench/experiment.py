@@ -220,11 +220,6 @@ def _make_job(suite: Suite, case: CaseSpec, model: ModelSpec, seed: int, output:
     return job
 
 
-def job_id(job: Job) -> str:
-    """The job's stable id (kept for callers of the first API; ids are set by `expand_jobs`)."""
-    return job.id
-
-
 # --------------------------------------------------------------------------------------------------
 # scoring identity
 # --------------------------------------------------------------------------------------------------
@@ -323,7 +318,6 @@ class Runner:
         for j in all_jobs:
             groups.setdefault((j.case.id, j.seed, j.output), len(groups))
         self.jobs = [j for j in all_jobs if groups[(j.case.id, j.seed, j.output)] % shard[1] == shard[0]]
-        self.by_id = {j.id: j for j in self.jobs}
         self.outputs: dict[str, Path] = {}  # files written after the jobs (bestofn.json, composed mp4)
         objective = suite.effective_objective()
         if objective is not None:
@@ -357,17 +351,20 @@ class Runner:
             return True, None  # the clip is gone: make it again
         return True, missing
 
+    def _work(self) -> list[tuple[Job, list[str] | None]]:
+        """(job, scores to add or None for a full run) for every job that still needs work."""
+        latest = self.store.latest()
+        plans = ((j, self._todo(j, latest.get(j.id))) for j in self.jobs)
+        return [(j, only) for j, (need, only) in plans if need]
+
     def pending(self) -> list[Job]:
         """Jobs that still need work: never run, failed (when retrying), or missing scores."""
-        latest = self.store.latest()
-        return [j for j in self.jobs if self._todo(j, latest.get(j.id))[0]]
+        return [j for j, _ in self._work()]
 
     def rescoring_only(self) -> bool:
         """True when there is work and all of it is scoring existing clips (W&B job_type "eval")."""
-        latest = self.store.latest()
-        plans = [self._todo(j, latest.get(j.id)) for j in self.jobs]
-        work = [only for need, only in plans if need]
-        return bool(work) and all(only is not None for only in work)
+        work = self._work()
+        return bool(work) and all(only is not None for _, only in work)
 
     def status(self) -> dict[str, int]:
         """Counts over this runner's jobs from the store: ok, failed, missing (not yet recorded)."""
@@ -409,12 +406,13 @@ class Runner:
                 if not self.store.claim(job.id):
                     continue  # another process is on it
                 try:
-                    needs, rescore = self._todo(job, self.store.latest().get(job.id))
+                    rec = self.store.latest().get(job.id)
+                    needs, rescore = self._todo(job, rec)
                     if not needs:
                         continue  # finished by another process meanwhile
                     self._emit("on_job_start", job, index, len(todo))
                     index += 1
-                    prev = self.store.latest().get(job.id) if rescore else None
+                    prev = rec if rescore else None
                     try:
                         record = self.run_job(job, prev=prev, only=rescore)
                     except Cancelled:

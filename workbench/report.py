@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.metrics.stats import finite as _finite, model_summaries, score_names
 from workbench.store import RunStore
 
 SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
@@ -117,16 +118,6 @@ def fmt_p(p: float | None) -> str:
     return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
 
 
-def _finite(v: Any) -> float | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 # ---------------------------------------------------------------------------------------------------------
 # metric information
 
@@ -212,23 +203,6 @@ def metric_infos(records: list[dict[str, Any]], names: list[str]) -> dict[str, M
                                 if (r.get("backends") or {}).get(n) and _finite((r.get("scores") or {}).get(n)) is not None})
         out[n] = info
     return out
-
-
-def score_names(records: list[dict[str, Any]]) -> list[str]:
-    """Every score the run asked for or holds, in the order first seen (the suite's order)."""
-    from workbench.tracking import score_names as names
-
-    return names(records)
-
-
-def summarize(records: list[dict[str, Any]]) -> tuple[list[str], list[str], dict[str, dict[str, dict]]]:
-    """(models, score names, {model: {score: {"mean", "lo", "hi", "n", ...}}}) over the finished jobs."""
-    from workbench.tracking import model_summaries
-
-    ok = [r for r in records if r.get("status") == "ok"]
-    models = list(dict.fromkeys(str(r.get("model")) for r in ok))
-    names = [n for n in score_names(ok) if any(_finite((r.get("scores") or {}).get(n)) is not None for r in ok)]
-    return models, names, model_summaries(ok, names)
 
 
 def mixed_backends(records: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -333,7 +307,6 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
     """Everything the template shows, computed from the records (and the series files they name)."""
     from workbench import figures
     from workbench.metrics.stats import compare
-    from workbench.tracking import model_summaries
 
     ok = [r for r in records if r.get("status") == "ok"]
     failed = [r for r in records if r.get("status") != "ok"]

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import netrc
 import os
 import secrets
@@ -40,6 +39,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
+from workbench.metrics.stats import finite as _finite, model_summaries, score_names
 from workbench.suite import Suite
 
 MODES = ("online", "offline", "disabled")
@@ -67,9 +67,7 @@ def resolve_mode(suite: Suite, mode: str | None = None) -> str:
     suite's tracking block (`wandb: false` means disabled; its `mode` when set), then the WANDB_MODE
     environment variable, then online when logged in, else offline."""
     if mode is not None:
-        if mode not in MODES:
-            raise ValueError(f"wandb mode {mode!r} is not one of {', '.join(MODES)}; pass --wandb online|offline|disabled")
-        return mode
+        return _checked(mode)
     t = suite.tracking
     if not t.wandb:
         return "disabled"
@@ -88,20 +86,15 @@ def log_calibration(result: Any, out_dir: str | Path, mode: str, project: str = 
     suite's name): a table with one row per (clip, perturbation, score) check, and the pass / fail /
     unscored counts in the summary. Returns the run's files folder, or None when `mode` is disabled.
     Like the suite tracker, a W&B failure is one warning: calibration.json is already written."""
-    if mode not in MODES:
-        raise ValueError(f"wandb mode {mode!r} is not one of {', '.join(MODES)}; pass --wandb online|offline|disabled")
-    if mode == "disabled":
+    if _checked(mode) == "disabled":
         return None
     try:
         import wandb
 
-        os.environ.setdefault("WANDB_SILENT", "true")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        run = wandb.init(project=project, mode=mode, dir=str(out), group=f"calibration:{result.suite}",
-                         job_type="calibrate", name=f"calibrate {result.suite}",
-                         config={"suite": result.suite, "out_dir": str(out)},
-                         settings=wandb.Settings(silent=True, init_timeout=60, console="off"), reinit="create_new")
+        run = _init_run(mode, out, project=project, group=f"calibration:{result.suite}", job_type="calibrate",
+                        name=f"calibrate {result.suite}", config={"suite": result.suite, "out_dir": str(out)})
         columns = ["clip", "perturbation", "score", "expected", "original", "perturbed", "delta", "passed", "note"]
         table = wandb.Table(columns=columns)
         for r in result.rows:
@@ -116,10 +109,30 @@ def log_calibration(result: Any, out_dir: str | Path, mode: str, project: str = 
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # W&B must never lose the calibration: its files are written first
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        warnings.warn(f"W&B logging of the calibration failed ({msg}); the results are in {Path(out_dir)}",
-                      TrackingWarning, stacklevel=2)
+        warnings.warn(f"W&B logging of the calibration failed ({_one_line(e)}); the results are in "
+                      f"{Path(out_dir)}", TrackingWarning, stacklevel=2)
         return None
+
+
+def _checked(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"wandb mode {mode!r} is not one of {', '.join(MODES)}; pass --wandb online|offline|disabled")
+    return mode
+
+
+def _init_run(mode: str, folder: Path, **fields: Any):
+    """`wandb.init` as every workbench run uses it: quiet, no console capture, files under `folder`."""
+    import wandb
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return wandb.init(mode=mode, dir=str(folder), reinit="create_new",
+                      settings=wandb.Settings(silent=True, init_timeout=60, console="off"), **fields)
+
+
+def _one_line(e: BaseException) -> str:
+    """`Type: first line of the message` (or just the type), for a warning."""
+    msg = str(e).strip()
+    return f"{type(e).__name__}: {msg.splitlines()[0]}" if msg else type(e).__name__
 
 
 def tracker_for(suite: Suite, run_dir: str | Path, mode: str | None = None,
@@ -150,38 +163,6 @@ def sync_run_folder(run_dir: str | Path, mode: str | None = None) -> "WandbTrack
 
 
 # --------------------------------------------------------------------------------------------------
-def _finite(v: Any) -> float | None:
-    if v is None or isinstance(v, bool):
-        return None if v is None else float(v)
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def score_names(records: Iterable[dict[str, Any]]) -> list[str]:
-    """Every score named by the records (requested or computed), first-seen order."""
-    names: dict[str, None] = {}
-    for r in records:
-        for n in r.get("metrics_requested") or []:
-            names.setdefault(n, None)
-        for n in r.get("scores") or {}:
-            names.setdefault(n, None)
-    return list(names)
-
-
-def model_summaries(records: list[dict[str, Any]], names: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
-    """{model: {score: {"mean", "lo", "hi", "n", ...}}} over the finished jobs (bootstrap 95% CI)."""
-    from workbench.metrics.stats import summarize
-
-    ok = [r for r in records if r.get("status") == "ok"]
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for s in summarize(ok, names):
-        out.setdefault(s.model, {})[s.metric] = s.to_dict()
-    return out
-
-
 class WandbTracker:
     """Runner callback that mirrors a suite run into one (resumable) W&B run. See the module doc."""
 
@@ -235,8 +216,7 @@ class WandbTracker:
 
     # failure handling ----------------------------------------------------------------------------------
     def _disable(self, where: str, e: BaseException) -> None:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        self.failed = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+        self.failed = _one_line(e)
         warnings.warn(f"W&B logging stopped at {where} ({self.failed}); the run goes on and every result is in "
                       f"{self.root / 'results.jsonl'}; re-run the suite to log it to W&B", TrackingWarning,
                       stacklevel=3)
@@ -275,18 +255,13 @@ class WandbTracker:
         entry = self._entry()
         if not todo and entry.get("table_digest") == self._digest(self._records()):
             return  # nothing new since the last snapshot: a re-run adds nothing
-        import wandb
-
-        os.environ.setdefault("WANDB_SILENT", "true")
         self.root.mkdir(parents=True, exist_ok=True)
         run_id = entry.get("id") or secrets.token_hex(4)
         t = self.suite.tracking
         self._save_entry(id=run_id)  # before init: a crash mid-run still resumes the same run
-        self.run = wandb.init(
-            project=t.project, entity=t.entity, mode=self.mode, dir=str(self.root), id=run_id, resume="allow",
-            name=self.suite.name, group=self.suite.name, job_type=self.job_type,
-            config={"suite": self.suite.model_dump(mode="json"), "run_dir": str(self.root)},
-            settings=wandb.Settings(silent=True, init_timeout=60, console="off"), reinit="create_new")
+        self.run = _init_run(self.mode, self.root, project=t.project, entity=t.entity, id=run_id, resume="allow",
+                             name=self.suite.name, group=self.suite.name, job_type=self.job_type,
+                             config={"suite": self.suite.model_dump(mode="json"), "run_dir": str(self.root)})
         self.run_dir = self.run.dir
         self._job_index = int(entry.get("jobs_logged", 0))
         self.run.define_metric("job/index", hidden=True, summary="none")

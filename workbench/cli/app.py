@@ -13,3 +13,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print one `error:` line and exit with `code` (2: bad usage or input)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def wandb_mode(value: str | None) -> str | None:
+    """typer callback for every `--wandb` option: one of the W&B modes, else one error line."""
+    from workbench.tracking import MODES
+
+    if value is not None and value not in MODES:
+        fail(f"--wandb {value!r} must be online, offline or disabled")
+    return value

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from workbench.cli.app import app, fail as _fail
+from workbench.cli.app import app, fail as _fail, wandb_mode
 
 @app.command("eval")
 def eval_(
@@ -86,16 +86,14 @@ def _calibration(cls, score: str) -> dict | None:
 def calibrate(
     suite: Path = typer.Argument(Path("evals/suites/metric-calibration.yaml"), help="calibration suite YAML"),
     out: Path = typer.Option(Path("runs/calibration"), "--out", help="folder for calibration.json/.md"),
-    wandb: str = typer.Option("disabled", "--wandb", help="online | offline | disabled: also log the checks as a "
+    wandb: str = typer.Option("disabled", "--wandb", callback=wandb_mode, help="online | offline | disabled: also log the checks as a "
                                                           "W&B run (job_type calibrate)"),
     project: str = typer.Option("workbench", "--project", help="W&B project for --wandb"),
 ) -> None:
     """Perturb real clips and check that every metric moves the expected way (exit 1 if any check fails)."""
     from workbench.calibrate import run_calibration
-    from workbench.tracking import MODES, log_calibration
+    from workbench.tracking import log_calibration
 
-    if wandb not in MODES:
-        _fail(f"--wandb {wandb!r} must be online, offline or disabled")
     try:
         result = run_calibration(suite, out, progress=lambda msg: typer.echo(msg, err=True))
     except (FileNotFoundError, ValueError) as e:

@@ -1,18 +1,17 @@
 """`workbench report`: the HTML report of a run folder."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from workbench.cli.app import app, fail as _fail
+from workbench.cli.app import app, fail as _fail, wandb_mode
 
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="run folder holding results.jsonl"),
-    wandb: Optional[str] = typer.Option(None, "--wandb", help="online | offline: also bring the folder's W&B run "
+    wandb: Optional[str] = typer.Option(None, "--wandb", callback=wandb_mode, help="online | offline: also bring the folder's W&B run "
                                                               "up to date with every record (e.g. after shards)"),
 ) -> None:
     """Write RUN_DIR/report.html (+ figures) from results.jsonl alone."""
@@ -25,10 +24,8 @@ def report(
     if wandb is None:
         return
     from workbench.suite import SuiteError
-    from workbench.tracking import MODES, sync_run_folder
+    from workbench.tracking import sync_run_folder
 
-    if wandb not in MODES:
-        _fail(f"--wandb {wandb!r} must be online, offline or disabled")
     try:
         tracker = sync_run_folder(run_dir, wandb)
     except SuiteError as e:

@@ -1,14 +1,13 @@
 """`workbench run`: run a suite with progress bars; a thin shell over `Runner`."""
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from workbench.cli.app import app, fail as _fail
+from workbench.cli.app import app, fail as _fail, wandb_mode
 
 class _ProgressBar:
     """tqdm bars: one over jobs, one over the current job's steps."""
@@ -61,7 +60,7 @@ def run(
                                                    "the processes split the jobs by themselves"),
     report: bool = typer.Option(True, help="write report.html at the end"),
     no_retry_failed: bool = typer.Option(False, "--no-retry-failed", help="keep failed jobs as they are"),
-    wandb: Optional[str] = typer.Option(None, "--wandb", help="online | offline | disabled (overrides the suite's "
+    wandb: Optional[str] = typer.Option(None, "--wandb", callback=wandb_mode, help="online | offline | disabled (overrides the suite's "
                                                               "tracking block; default: online when logged in, else offline)"),
 ) -> None:
     """Run every (case x model x seed) job of a suite; finished jobs are skipped.
@@ -73,8 +72,6 @@ def run(
     from workbench.store import StoreError
     from workbench.suite import SuiteError, load_suite
 
-    if wandb is not None and wandb not in ("online", "offline", "disabled"):
-        _fail(f"--wandb {wandb!r} must be online, offline or disabled")
     try:
         spec = load_suite(suite)
     except SuiteError as e:

@@ -9,6 +9,7 @@ The RNG is seeded, so the same records always give the same intervals.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping
 
@@ -59,12 +60,40 @@ class Comparison:
         return {**asdict(self), "significant": self.significant}
 
 
-def _value(record: Mapping[str, Any], metric: str) -> float | None:
-    v = (record.get("scores") or {}).get(metric)
-    if v is None:
+def finite(v: Any) -> float | None:
+    """`v` as a float when it is a finite number, else None (null, NaN, inf, text, bool)."""
+    if v is None or isinstance(v, bool):
         return None
-    v = float(v)
-    return v if np.isfinite(v) else None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _value(record: Mapping[str, Any], metric: str) -> float | None:
+    return finite((record.get("scores") or {}).get(metric))
+
+
+def score_names(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every score the records asked for or hold, in first-seen order (the suite's order)."""
+    names: dict[str, None] = {}
+    for r in records:
+        for n in r.get("metrics_requested") or []:
+            names.setdefault(n, None)
+        for n in r.get("scores") or {}:
+            names.setdefault(n, None)
+    return list(names)
+
+
+def model_summaries(records: Iterable[Mapping[str, Any]], names: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{model: {score: {"mean", "lo", "hi", "n", ...}}} over the finished jobs (bootstrap 95% CI);
+    what the report, the W&B summary table and the Studio's Compare tab show."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for s in summarize(ok, names):
+        out.setdefault(s.model, {})[s.metric] = s.to_dict()
+    return out
 
 
 def cluster_bootstrap_means(groups: list[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
