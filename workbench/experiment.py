@@ -33,6 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
+from workbench.hashing import file_hash
 from workbench.media import Clip, MediaError, load_audio, load_image
 from workbench.models.base import GenerationError, GenerationRequest, UnknownModel, get_generator
 from workbench.store import RunStore, StoreError, json_default
@@ -64,23 +65,6 @@ def input_problem(kind: str, path: Path) -> str | None:
     if not os.access(path, os.R_OK):
         return f"{path}: {kind} is not readable; fix its permissions"
     return None
-
-
-@lru_cache(maxsize=256)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_hash(path: Path | None) -> str | None:
-    """sha256 of a file's bytes (cached by path+mtime+size); None when there is no such file."""
-    if path is None or not path.is_file():
-        return None
-    st = path.stat()
-    return _file_sha256(str(path), st.st_mtime_ns, st.st_size)
 
 
 def _digest(key: dict[str, Any]) -> str:
@@ -319,6 +303,7 @@ class Runner:
             groups.setdefault((j.case.id, j.seed, j.output), len(groups))
         self.jobs = [j for j in all_jobs if groups[(j.case.id, j.seed, j.output)] % shard[1] == shard[0]]
         self.outputs: dict[str, Path] = {}  # files written after the jobs (bestofn.json, composed mp4)
+        self._faces: dict[str, Any] = {}  # Element name -> its stored face embedding (FaceReference or None)
         objective = suite.effective_objective()
         if objective is not None:
             from workbench.workflow.bestofn import Objective
@@ -506,21 +491,24 @@ class Runner:
         return record
 
     def _element_face(self, job: Job):
-        """The stored face embedding of the job's Element (a character), for identity; else None."""
+        """The stored face embedding of the job's Element (a character), for identity; else None.
+        Loaded once per Element per run."""
         element = (job.workflow or {}).get("element") or {}
         if not element.get("embedding_backend"):
             return None
-        from workbench.metrics.base import FaceReference
-        from workbench.workflow.elements import ElementError, ElementLibrary
+        name = element["name"]
+        if name not in self._faces:
+            from workbench.metrics.base import FaceReference
+            from workbench.workflow.elements import ElementError, ElementLibrary
 
-        library = self.suite.element_library() or ElementLibrary()
-        try:
-            loaded = library.load(element["name"])
-        except ElementError:
-            return None  # scored against the reference image, as without an Element
-        if loaded.embedding is None:
-            return None
-        return FaceReference(loaded.embedding, str(loaded.embedding_backend))
+            library = self.suite.element_library() or ElementLibrary()
+            try:
+                loaded = library.load(name)
+            except ElementError:
+                loaded = None  # scored against the reference image, as without an Element
+            self._faces[name] = (FaceReference(loaded.embedding, str(loaded.embedding_backend))
+                                 if loaded is not None and loaded.embedding is not None else None)
+        return self._faces[name]
 
     def _score(self, job: Job, request: GenerationRequest, path: Path, record: dict[str, Any],
                prev: dict[str, Any] | None, only: list[str] | None, timings: dict[str, float],
