@@ -99,14 +99,9 @@ def local_path(w: Weights) -> Path | None:
         from workbench.models.diffusers_pipeline import cached_snapshot, folder_problem
 
         if w.name in METRIC_NAMES:  # a transformers model: config + safetensors in the snapshot
-            try:
-                from huggingface_hub import try_to_load_from_cache
-                hit = try_to_load_from_cache(w.source, "config.json")
-            except Exception:
+            snap = cached_snapshot(w.source, "config.json")
+            if snap is None:
                 return None
-            if not isinstance(hit, str):
-                return None
-            snap = Path(hit).parent
             return snap if any(snap.glob("*.safetensors")) or any(snap.glob("*.bin")) else None
         snap = cached_snapshot(w.source)
         return snap if snap is not None and folder_problem(snap) is None else None
@@ -119,14 +114,20 @@ def local_path(w: Weights) -> Path | None:
 METRIC_NAMES = {w.name for w in METRIC_WEIGHTS}
 
 
+def _entry(name: str, cat: dict[str, Weights] | None = None) -> Weights:
+    """The catalogue entry `name` (from `cat` when given), or WeightsError listing the known names."""
+    cat = catalogue() if cat is None else cat
+    if name not in cat:
+        raise WeightsError(f"no weights named '{name}'; known: {', '.join(cat)}")
+    return cat[name]
+
+
 def status(names: list[str] | None = None) -> list[dict[str, Any]]:
     """One row per asked-for name (all when None): name, kind, source, used_by, note, present, path, env."""
     cat = catalogue()
     rows = []
     for name in names or list(cat):
-        if name not in cat:
-            raise WeightsError(f"no weights named '{name}'; known: {', '.join(cat)}")
-        w = cat[name]
+        w = _entry(name, cat)
         path = local_path(w)
         rows.append({"name": w.name, "kind": w.kind, "source": w.source, "used_by": w.used_by, "note": w.note,
                      "present": path is not None, "path": str(path) if path else None, "env": w.env})
@@ -136,12 +137,9 @@ def status(names: list[str] | None = None) -> list[dict[str, Any]]:
 def require(name: str) -> Path:
     """The local path of `name`'s weights, or WeightsError with the command that fetches them (for metric
     backends and generators: check here first, never wait on the network)."""
-    cat = catalogue()
-    if name not in cat:
-        raise WeightsError(f"no weights named '{name}'; known: {', '.join(cat)}")
-    path = local_path(cat[name])
+    w = _entry(name)
+    path = local_path(w)
     if path is None:
-        w = cat[name]
         alt = f" (or set {w.env} to a local copy)" if w.env else ""
         raise WeightsError(f"{name} weights ({w.source}) are not on this machine; run `workbench weights fetch "
                            f"{name}`{alt}")
@@ -157,10 +155,7 @@ def fetch(name: str, dest: str | Path | None = None, allow_pickle: bool = False)
 
     A model's own repository (external recipes) is not downloaded: the error carries its install note.
     """
-    cat = catalogue()
-    if name not in cat:
-        raise WeightsError(f"no weights named '{name}'; known: {', '.join(cat)}")
-    w = cat[name]
+    w = _entry(name)
     if w.kind == "repo":
         from workbench.models import get_generator
 

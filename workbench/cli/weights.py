@@ -21,12 +21,13 @@ def fetch(names: list[str] = typer.Argument(..., help="model names (workbench mo
     """Download what each NAME needs into the hub cache (or --dir)."""
     from workbench.weights import WeightsError, catalogue, fetch as fetch_one
 
+    cat = catalogue()
     for name in names:
         try:
             path = fetch_one(name, dest, allow_pickle=allow_pickle)
         except WeightsError as e:
             fail(str(e), 1)
-        w = catalogue()[name]
+        w = cat[name]
         typer.echo(f"{name}: {path}")
         if dest is not None and w.kind == "hub" and w.env is None:
             typer.echo(f"    use it with params: {{model_id: {path}}}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import re
 import threading
 from collections import OrderedDict
@@ -79,11 +78,6 @@ _cache_lock = threading.Lock()
 # --------------------------------------------------------------------------------------------------
 # weights: local only
 # --------------------------------------------------------------------------------------------------
-def hub_offline() -> bool:
-    """True when HF_HUB_OFFLINE asks for no network."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def is_local_ref(model_id: str) -> bool:
     """A folder path rather than a hub id ("owner/name"): it exists, or it cannot be a hub id."""
     p = Path(model_id).expanduser()
@@ -116,14 +110,15 @@ def folder_problem(folder: Path, allow_pickle: bool = False) -> str | None:
     return None
 
 
-def cached_snapshot(repo_id: str) -> Path | None:
-    """The local hub-cache snapshot folder of `repo_id` (reads the cache only, never the network)."""
+def cached_snapshot(repo_id: str, filename: str = "model_index.json") -> Path | None:
+    """The local hub-cache snapshot folder of `repo_id` that holds `filename` (reads the cache only, never the
+    network)."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - huggingface_hub ships with diffusers
         return None
     try:
-        hit = try_to_load_from_cache(repo_id, "model_index.json")
+        hit = try_to_load_from_cache(repo_id, filename)
     except Exception:  # an invalid repo id or an unreadable cache: not available
         return None
     return Path(hit).parent if isinstance(hit, str) else None
@@ -438,7 +433,7 @@ class DiffusersGenerator(Generator):
     @classmethod
     def describe(cls) -> dict[str, Any]:
         s = cls.spec
-        return {**super().describe(), "accepts": sorted(cls.accepts), "hub_ids": list(s.hub_ids),
+        return {**super().describe(), "hub_ids": list(s.hub_ids),
                 "pipeline": s.pipeline, "licence": s.licence, "gated": s.gated, "tiny": s.tiny,
                 "options": dict(OPTION_DEFAULTS),
                 "rules": {"frame_rule": s.frame_rule, "max_frames": s.max_frames, "size_multiple": s.size_multiple}}
@@ -488,11 +483,6 @@ class DiffusersGenerator(Generator):
             _int_param(name, p, "motion_bucket_id", 0)
             if not 0.0 <= p["noise_aug_strength"] <= 10.0:
                 raise GenerationError(f"{name}: noise_aug_strength must be in [0, 10], got {p['noise_aug_strength']}")
-
-    def check_inputs(self, request: GenerationRequest) -> None:
-        """At generation time inputs the family does not take are left unused (a suite's case serves many
-        models); `check_request` is the strict pre-flight that refuses them."""
-        type(self).check_request(request, self.params, strict=False)
 
     def pipeline(self) -> Any:
         """The loaded (cached) diffusers pipeline for these params and options."""

@@ -210,20 +210,17 @@ class ExternalGenerator(Generator):
             if self.params["width"] and self.params["height"]:
                 image = fit_image(image, int(self.params["width"]), int(self.params["height"]))
             values["image"] = str(work / "image.png")
-            Image.fromarray(image).save(values["image"])
+            still = Image.fromarray(image)
+            still.save(values["image"])
         if request.audio is not None:
             values["audio"] = str(request.audio.save_wav(work / "audio.wav"))
         if recipe.video_from_image and request.image is not None:
             seconds = request.audio.duration if request.audio is not None else 2.0
             n = max(1, int(round(seconds * recipe.fps)))
-            still = Image.open(values["image"]).convert("RGB")
-            frame = np.asarray(still, dtype=np.uint8)
+            frame = np.asarray(still.convert("RGB"), dtype=np.uint8)  # the saved image (PNG is lossless)
             values["video"] = str(write_video(work / "video.mp4", (frame for _ in range(n)), recipe.fps,
                                               request.audio))
         return values
-
-    def check_inputs(self, request: GenerationRequest) -> None:
-        type(self).check_request(request, self.params, strict=False)
 
     # run ------------------------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> Clip:

@@ -80,6 +80,16 @@ def _bpe_vocab(specials: list[str]) -> dict[str, int]:
     return vocab
 
 
+def _metaspace_vocab(specials: list[str]) -> dict[str, int]:
+    """`specials` first, then the metaspace, letters / digits / punctuation bare and after a metaspace, and the
+    256 byte-fallback tokens (a metaspace BPE vocabulary with no merges)."""
+    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)] + _CHARS + [":", "\n"]
+    vocab = {t: i for i, t in enumerate(specials)}
+    for tok in ["\u2581"] + letters + ["\u2581" + c for c in letters] + [f"<0x{b:02X}>" for b in range(256)]:
+        vocab.setdefault(tok, len(vocab))
+    return vocab
+
+
 def t5_encoder(d_model: int = 32, umt5: bool = False) -> Any:
     from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 
@@ -260,10 +270,7 @@ def llama_tokenizer() -> Any:
     """A Llama-3-style tokenizer (metaspace BPE, no merges, byte fallback) with LLaVA's <image> token."""
     from transformers import LlamaTokenizer
 
-    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)] + _CHARS + [":", "\n"]
-    vocab = {t: i for i, t in enumerate(LLAMA_SPECIALS)}
-    for tok in ["\u2581"] + letters + ["\u2581" + c for c in letters] + [f"<0x{b:02X}>" for b in range(256)]:
-        vocab.setdefault(tok, len(vocab))
+    vocab = _metaspace_vocab(LLAMA_SPECIALS)
     return LlamaTokenizer(vocab=vocab, merges=[], additional_special_tokens=LLAMA_SPECIALS[4:], model_max_length=4096,
                           pad_token="<pad>")
 
@@ -442,10 +449,7 @@ def gemma_tokenizer() -> Any:
     """A Gemma-style tokenizer (metaspace BPE, no merges, byte fallback) with Gemma 3's image tokens."""
     from transformers import GemmaTokenizer
 
-    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)] + _CHARS + [":", "\n"]
-    vocab = {t: i for i, t in enumerate(GEMMA_SPECIALS)}
-    for tok in ["\u2581"] + letters + ["\u2581" + c for c in letters] + [f"<0x{b:02X}>" for b in range(256)]:
-        vocab.setdefault(tok, len(vocab))
+    vocab = _metaspace_vocab(GEMMA_SPECIALS)
     return GemmaTokenizer(vocab=vocab, merges=[], additional_special_tokens=GEMMA_SPECIALS[5:], model_max_length=4096)
 
 
