@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from workbench.media import Audio
+from workbench.store import write_json_atomic
 
 DEFAULT_ENGINE = "espeak-ng"
 DEFAULT_VOICE = "en-us"
@@ -86,6 +87,11 @@ class TTSEngine(ABC):
     def version(self) -> str:
         """Identifies the engine build (and model) in the cache key."""
 
+    def voice_version(self, voice: str) -> str:
+        """What identifies the audio of `voice` in the cache key: `version()` unless an engine's voices
+        differ by more than their name (MMS-TTS: each voice is its own checkpoint)."""
+        return self.version()
+
     @abstractmethod
     def voices(self) -> list[str]:
         """The voice names this engine accepts here."""
@@ -102,10 +108,6 @@ def register_engine(cls: type[TTSEngine]) -> type[TTSEngine]:
     """Class decorator: make an engine available by its `name`."""
     _ENGINES[cls.name] = cls
     return cls
-
-
-def engines() -> dict[str, type[TTSEngine]]:
-    return dict(_ENGINES)
 
 
 def get_engine(name: str) -> TTSEngine:
@@ -163,9 +165,7 @@ class EspeakNG(TTSEngine):
 
     def version(self) -> str:
         self.check()
-        out = subprocess.run([_espeak_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
-        m = re.search(r"(\d+\.\d+(?:\.\d+)?)", out)
-        return f"espeak-ng {m.group(1) if m else out.strip()[:40]}"
+        return _espeak_version(_espeak_binary())
 
     def voices(self) -> list[str]:
         return sorted(_espeak_languages())
@@ -191,6 +191,14 @@ class EspeakNG(TTSEngine):
             from workbench.media import load_audio
 
             return load_audio(wav)
+
+
+@lru_cache(maxsize=None)
+def _espeak_version(binary: str) -> str:
+    """`espeak-ng X.Y.Z` of the binary at `binary` (asked once per path: it is a subprocess)."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
+    m = re.search(r"(\d+\.\d+(?:\.\d+)?)", out)
+    return f"espeak-ng {m.group(1) if m else out.strip()[:40]}"
 
 
 @lru_cache(maxsize=1)
@@ -260,7 +268,11 @@ class MMSTTS(TTSEngine):
         return f"mms-tts transformers {transformers.__version__}"
 
     def voice_version(self, voice: str) -> str:
-        cfg = self._folder(voice) / "config.json"
+        return self._stamp(self._folder(voice))
+
+    def _stamp(self, folder: Path) -> str:
+        """`version()` plus a hash of the checkpoint in `folder` (config bytes, weight names and sizes)."""
+        cfg = folder / "config.json"
         weights = sorted(cfg.parent.glob("*.safetensors")) or sorted(cfg.parent.glob("*.bin"))
         h = hashlib.sha256(cfg.read_bytes())
         for w in weights:
@@ -287,7 +299,7 @@ class MMSTTS(TTSEngine):
 
     def synthesize(self, text: str, voice: str, speed: float | None = None) -> Audio:
         folder = self._folder(voice)
-        model, tokenizer = _load_vits(str(folder), self.voice_version(voice))  # reloads when the files change
+        model, tokenizer = _load_vits(str(folder), self._stamp(folder))  # reloads when the files change
         import torch
 
         inputs = tokenizer(text, return_tensors="pt")
@@ -361,7 +373,7 @@ def synthesize(text: str, voice: str | dict | Voice | None = None, *, speed: flo
     v = parse_voice(voice)
     engine = get_engine(v.engine)
     engine.check()
-    version = engine.voice_version(v.voice) if hasattr(engine, "voice_version") else engine.version()
+    version = engine.voice_version(v.voice)
     key = speech_key(text, v, version, speed)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     path = root / f"{key}.wav"
@@ -379,9 +391,7 @@ def synthesize(text: str, voice: str | dict | Voice | None = None, *, speed: flo
         tmp.unlink(missing_ok=True)
     meta = {"text": text, "voice": str(v), "engine_version": version, "speed": speed,
             "seconds": round(audio.duration, 3), "sample_rate": audio.sample_rate}
-    side = root / f".{key}.{uuid.uuid4().hex[:8]}.json"
-    side.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
-    os.replace(side, root / f"{key}.json")
+    write_json_atomic(root / f"{key}.json", meta, ensure_ascii=False, indent=1)
     return Speech(path, v, text, key, False, version)
 
 

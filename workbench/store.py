@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,6 +48,16 @@ def json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json_atomic(path: str | Path, payload: Any, **dumps_kw: Any) -> Path:
+    """Write `payload` as JSON (`json.dumps(payload, **dumps_kw)`) to `path` atomically: a hidden temp
+    file beside it, then `os.replace`, so a reader sees the old file or the whole new one. Returns `path`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(payload, **dumps_kw))
+    os.replace(tmp, path)
+    return path
 
 
 def _os_fault(path: Path, e: OSError) -> StoreError:

@@ -28,11 +28,11 @@ def compose(
 ) -> None:
     """Join clips into one mp4: trims, cuts or crossfades, one fps and size, audio kept in step."""
     from workbench.media import MediaError
-    from workbench.workflow.compose import ComposeError, TitleCard, compose as run_compose, parse_segment, parse_size
+    from workbench.workflow.compose import ComposeError, TitleCard, compose as run_compose, parse_size
 
     try:
         result = run_compose(
-            [parse_segment(c) for c in clips], out, fps=fps, size=parse_size(size) if size else None,
+            clips, out, fps=fps, size=parse_size(size) if size else None,
             crossfade=crossfade, audio=audio, keep_audio=not no_audio, fit=fit, caption=caption,
             title=TitleCard(title, title_seconds) if title else None)
     except (ComposeError, MediaError) as e:
@@ -84,12 +84,7 @@ def elements_add(
 @elements_app.command("list")
 def elements_list(library: Optional[Path] = _LIBRARY, as_json: bool = typer.Option(False, "--json")) -> None:
     """List the Elements; a broken one is listed with its error (the others stay usable)."""
-    from workbench.workflow.elements import ElementError
-
-    try:
-        entries = _library(library).entries()
-    except ElementError as e:
-        _fail(str(e))
+    entries = _library(library).entries()
     if as_json:
         typer.echo(json.dumps([e.element.to_dict() if e.element else {"name": e.name, "error": e.error}
                                for e in entries], indent=2))
@@ -159,9 +154,10 @@ def plan(
     try:
         planner = TransformersPlannerLM(lm) if lm else None
         p = plan_brief(brief, image=image, audio=audio, lm=planner)
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except (PlanError, MediaError) as e:
         _fail(str(e))
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         _fail(f"--seeds {seeds!r} must be comma-separated integers, e.g. 0,1,2")
     if as_json:

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
@@ -228,7 +227,7 @@ _SECONDS = re.compile(r"(\d+(?:\.\d+)?)\s*-?\s*(seconds?|secs?|s|minutes?|mins?)
 _QUOTE = re.compile(r"[\"“”'‘’](.+?)[\"“”'‘’](?=\W|$)")
 
 
-def _rules(brief: str, image: str | None, audio: str | None) -> dict[str, Any]:
+def _rules(brief: str) -> dict[str, Any]:
     """What the words of a brief say: length, speech, language, motion, subject."""
     text = brief.strip()
     low = text.lower()
@@ -315,7 +314,7 @@ def plan_brief(brief: str, image: str | Path | None = None, audio: str | Path | 
     from workbench.models import registry
 
     models = registry() if models is None else models
-    found = _rules(brief, str(image) if image else None, str(audio) if audio else None)
+    found = _rules(brief)
     reasons = list(found["reasons"])
     speech = None
     if found.get("speech_text") and not audio:
@@ -531,6 +530,7 @@ def refine(case: Mapping[str, Any], model: str, objective: Objective | Mapping[s
     from workbench.experiment import Runner
     from workbench.models import get_generator
     from workbench.models.base import GenerationError
+    from workbench.store import write_json_atomic
     from workbench.suite import Suite
 
     objective = Objective.parse(objective)
@@ -624,7 +624,5 @@ def refine(case: Mapping[str, Any], model: str, objective: Objective | Mapping[s
     payload = {**result.to_dict(), "objective": objective.to_dict(), "formula": objective.describe(),
                "model": model, "grid": grid, "eta": eta, "seeds_per_round": seeds_per_round}
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".refine.json.{uuid.uuid4().hex[:8]}"
-    tmp.write_text(json.dumps(payload, indent=1, default=str))
-    os.replace(tmp, out_dir / "refine.json")
+    write_json_atomic(out_dir / "refine.json", payload, indent=1, default=str)
     return result

@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from workbench.metrics.stats import CI_LEVEL, N_BOOT, cluster_bootstrap_means
+from workbench.metrics.stats import CI_LEVEL, N_BOOT, _by_case, _interval, cluster_bootstrap_means
+from workbench.store import write_json_atomic
 
 DIRECTIONS = ("higher", "lower", "zero")
 RANKINGS_FILE = "bestofn.json"
@@ -255,9 +254,14 @@ def gain_curve(records: Iterable[Mapping[str, Any]], objective: Objective | Mapp
     """For each N (default 1 .. the most samples any request has): the mean over requests of
     E[best of N] - E[one sample], with a percentile bootstrap CI that resamples cases, then requests
     within a case. N = 1 is 0 by definition. Requests with fewer than N scored samples sit out that N."""
-    objective = Objective.parse(objective)
+    return _gain_curve_from(rank(records, objective, keep=1), ns, n_boot, level, seed)
+
+
+def _gain_curve_from(rankings: Iterable[Ranking], ns: Iterable[int] | None = None, n_boot: int = N_BOOT,
+                     level: float = CI_LEVEL, seed: int = 0) -> list[GainPoint]:
+    """`gain_curve` of requests already ranked (only each ranking's scored samples count, not `keep`)."""
     per_request: list[tuple[str, np.ndarray]] = []
-    for rk in rank(records, objective, keep=1):
+    for rk in rankings:
         vals = np.array([row["objective"] for row in rk.ranked], dtype=np.float64)
         if len(vals):
             per_request.append((rk.case, vals))
@@ -273,19 +277,15 @@ def gain_curve(records: Iterable[Mapping[str, Any]], objective: Objective | Mapp
         if not rows:
             out.append(GainPoint(n, None, None, None, None, None, 0, 0))
             continue
-        gains: dict[str, list[float]] = {}
-        for case, best, single in rows:
-            gains.setdefault(case, []).append(best - single)
-        flat = [g for gs in gains.values() for g in gs]
+        groups = _by_case((case, best - single) for case, best, single in rows)
+        flat = np.concatenate(groups)
         lo = hi = None
         if len(flat) >= 2 and np.ptp(flat) > 0:
-            boot = cluster_bootstrap_means([np.array(g) for g in gains.values()], n_boot, seed)
-            a = (1.0 - level) / 2.0
-            lo, hi = (float(x) for x in np.quantile(boot, [a, 1.0 - a]))
+            lo, hi = _interval(cluster_bootstrap_means(groups, n_boot, seed), level)
         elif len(flat) >= 2:  # every request gains exactly the same: no uncertainty to show
             lo = hi = float(flat[0])
         out.append(GainPoint(n, float(np.mean(flat)), lo, hi, float(np.mean([b for _, b, _ in rows])),
-                             float(np.mean([s for _, _, s in rows])), len(rows), len(gains)))
+                             float(np.mean([s for _, _, s in rows])), len(rows), len(groups)))
     return out
 
 
@@ -302,15 +302,11 @@ def write_rankings(run_dir: str | Path, records: Iterable[Mapping[str, Any]],
     payload = {
         "objective": objective.to_dict(), "formula": objective.describe(), "keep": keep, "n": n,
         "rankings": [r.to_dict() for r in rankings],
-        "gain_curve": [p.to_dict() for p in gain_curve(records, objective)],
+        "gain_curve": [p.to_dict() for p in _gain_curve_from(rankings)],
     }
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / RANKINGS_FILE
-    tmp = run_dir / f".{RANKINGS_FILE}.{uuid.uuid4().hex[:8]}"
-    tmp.write_text(json.dumps(payload, indent=1, default=str))
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(run_dir / RANKINGS_FILE, payload, indent=1, default=str)
 
 
 def load_rankings(run_dir: str | Path) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -252,14 +252,15 @@ class _Part:
             j += 1
 
 
-def _open(seg: Segment) -> Clip:
+def _open(seg: Segment, load_audio_track: bool = True) -> Clip:
+    """The segment's clip; its audio track is decoded only when `load_audio_track` (it will be heard)."""
     if isinstance(seg.source, Clip):
         return seg.source
     path = Path(seg.source)
     if not path.is_file():
         raise ComposeError(f"{path}: clip not found; check the path")
     try:
-        return Clip.open(path)
+        return Clip.open(path, load_audio_track=load_audio_track)
     except MediaError as e:
         raise ComposeError(str(e)) from None
 
@@ -351,8 +352,6 @@ def compose(
     title: str | TitleCard | None = None,
     caption: str | None = None,
     fit: str = "pad",
-    sample_rate: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
 ) -> ComposeResult:
     """Join `items` (paths, `Clip`s, `Segment`s with trims, `TitleCard`s) into one H.264/AAC mp4.
 
@@ -372,7 +371,8 @@ def compose(
         raise ComposeError(f"{out}: output must be an .mp4 file; name it e.g. {out.with_suffix('.mp4').name}")
     if title is not None:
         items = [title if isinstance(title, TitleCard) else TitleCard(str(title))] + list(items)
-    opened = [(item, None if isinstance(item, TitleCard) else _open(item)) for item in items]
+    own_audio = keep_audio and audio is None  # the clips' own sound is used only then
+    opened = [(item, None if isinstance(item, TitleCard) else _open(item, own_audio)) for item in items]
     first_clip = next((clip for _, clip in opened if clip is not None), None)  # sets fps and size unless given
     if fps is None:
         fps = first_clip.fps if first_clip is not None else 25.0
@@ -406,11 +406,11 @@ def compose(
     track: Audio | None = None
     if audio is not None:
         src = audio if isinstance(audio, Audio) else load_audio(audio)
-        track = _fit_track(src, total / fps, int(sample_rate or src.sample_rate))
+        track = _fit_track(src, total / fps, int(src.sample_rate))
     elif keep_audio:
         rates = [p.clip.audio.sample_rate for p in parts if p.clip is not None and p.clip.audio is not None]
         if rates:
-            track = _mix_audio(parts, fps, total, k, int(sample_rate or max(rates)))
+            track = _mix_audio(parts, fps, total, k, int(max(rates)))
 
     captions = {}
     for part in parts:
@@ -418,10 +418,7 @@ def compose(
         if text:
             captions[id(part)] = render_caption(text, width, height)
 
-    count = 0
-
     def frames() -> Iterator[np.ndarray]:
-        nonlocal count
         alphas = _fade(k)
         carry: list[np.ndarray] = []  # the previous part's last k frames, blended into this part's first k
         for i, part in enumerate(parts):
@@ -436,9 +433,6 @@ def compose(
                 if k and not last and j >= part.n - k:
                     held.append(frame)
                     continue
-                count += 1
-                if progress is not None:
-                    progress(count, total)
                 yield frame
             carry = held
 

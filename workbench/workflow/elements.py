@@ -16,7 +16,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -25,14 +24,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from workbench.names import MAX_NAME, _SAFE as _NAME  # the one name rule: what names() lists
+
 ENV = "WORKBENCH_ELEMENTS"
 KINDS = ("character", "product", "style")
 FORMAT_VERSION = 1
-MAX_NAME = 64
 MAX_IMAGES = 16
 REFERENCE_SIDE = 1024  # reference images are stored as PNG with the longer side at most this
 EMBEDDING_BACKEND = "dlib-resnet128"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # as workbench.names: what names() lists
 PREFIX = "element:"  # how a suite refers to one: `image: element:anna`
 
 

@@ -15,9 +15,6 @@ After (when every job has run): `after_run` ranks best-of-N samples by the suite
 """
 from __future__ import annotations
 
-import json
-import os
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,16 +93,10 @@ def resolve_auto(case: "CaseSpec", model: "ModelSpec", suite: "Suite") -> tuple[
     return spec, note, None
 
 
-def _atomic_json(path: Path, payload: Any) -> Path:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(payload, indent=1, default=str))
-    os.replace(tmp, path)
-    return path
-
-
 def after_run(runner: "Runner") -> dict[str, Path]:
     """Best-of-N rankings and the composed output of a finished suite run. Returns the files written."""
-    from workbench.workflow.bestofn import Objective, rank, write_rankings
+    from workbench.store import write_json_atomic
+    from workbench.workflow.bestofn import best_records, write_rankings
 
     suite = runner.suite
     objective = suite.effective_objective()
@@ -124,8 +115,7 @@ def after_run(runner: "Runner") -> dict[str, Path]:
         info: dict[str, Any] = {"out": spec.out, "clips": spec.clips}
         try:
             if spec.clips == "best":
-                by_id = {r["job_id"]: r for r in records}
-                chosen = [by_id[rk.kept[0]] for rk in rank(records, Objective.parse(objective)) if rk.kept]
+                chosen = best_records(records, objective)
             else:
                 chosen = [r for r in records if r.get("status") == "ok" and r.get("video")]
             if not chosen:
@@ -140,5 +130,5 @@ def after_run(runner: "Runner") -> dict[str, Path]:
             out["compose"] = path
         except Exception as e:  # the jobs are done and saved; a failed composition is reported, not raised
             info.update(error=f"{type(e).__name__}: {e}".splitlines()[0])
-        out["compose_log"] = _atomic_json(runner.store.root / "compose.json", info)
+        out["compose_log"] = write_json_atomic(runner.store.root / "compose.json", info, indent=1, default=str)
     return out
