@@ -296,14 +296,14 @@ def fault_frame(p: Perturbation, fps: float) -> int:
 
 
 def _face_points(image: np.ndarray) -> np.ndarray:
-    from workbench.faces import detect_faces
+    from workbench.faces import largest_face
     from workbench.metrics.identity import five_points
 
-    faces = detect_faces(image)
-    if not faces:
+    face = largest_face(image)
+    if face is None:
         raise MediaError(f"no face found in a {image.shape[1]}x{image.shape[0]} image; morph_face and freeze_mouth "
                          "need a visible, roughly frontal face")
-    return five_points(faces[0])
+    return five_points(face)
 
 
 def morph_towards(frames: np.ndarray, portrait: np.ndarray) -> np.ndarray:
@@ -338,7 +338,7 @@ def freeze_mouth(frames: np.ndarray, start_seconds: float, fps: float) -> np.nda
     frame's own mouth position with a feathered mask) while the audio goes on: a mouth that stops."""
     import cv2
 
-    from workbench.faces import FaceTracker
+    from workbench.faces import LEFT_EYE, RIGHT_EYE, FaceTracker
 
     start = min(len(frames) - 1, max(0, int(round(start_seconds * fps))))
     tracker = FaceTracker()
@@ -348,7 +348,7 @@ def freeze_mouth(frames: np.ndarray, start_seconds: float, fps: float) -> np.nda
         raise MediaError(f"no face at {start_seconds:g} s to take the mouth from; freeze_mouth needs a visible face")
     ref = frames[start].astype(np.float32)
     lm = ref_face.landmarks.astype(np.float64)
-    eye = float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0)))
+    eye = float(np.linalg.norm(lm[LEFT_EYE].mean(0) - lm[RIGHT_EYE].mean(0)))
     c0 = lm[48:68].mean(axis=0)
     hw, hh = int(0.85 * eye), int(0.7 * eye)  # half width / height of the pasted region around the mouth
     patch_mask = np.zeros((2 * hh, 2 * hw), np.float32)

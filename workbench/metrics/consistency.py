@@ -186,23 +186,18 @@ def use_dino_pos_encoding(model: Any) -> None:
 
 
 class Encoder:
-    """Frames -> L2-normalised embeddings with VBench's preprocessing for DINO or CLIP.
+    """Frames preprocessed as VBench does (`vbench_preprocess`) -> L2-normalised embeddings, DINO or CLIP.
 
     `kind` is a key of TRANSFORMS; DINO kinds use the final-norm CLS token (as the DINO hub model's
     forward returns), CLIP the projected image embedding (openai CLIP's encode_image)."""
 
-    def __init__(self, kind: str, model: Any, batch: int = 16):
+    def __init__(self, kind: str, model: Any):
         if kind not in TRANSFORMS:
             raise ValueError(f"unknown encoder kind {kind!r}; one of {sorted(TRANSFORMS)}")
-        self.kind, self.model, self.batch = kind, model, batch
+        self.kind, self.model = kind, model
         self.n_px = int(getattr(model.config, "image_size", 224))  # 224 for the real DINO and CLIP
         if kind.startswith("dino"):
             use_dino_pos_encoding(model)
-
-    def prepare(self, frames: list[np.ndarray]):
-        import torch
-
-        return torch.cat([vbench_preprocess(f, self.kind, self.n_px) for f in frames])
 
     def embed(self, x):
         """Preprocessed (N, 3, h, w) tensor -> L2-normalised features (N, D) on the CPU."""
@@ -217,12 +212,6 @@ class Encoder:
             else:
                 feat = self.model(pixel_values=x).image_embeds
             return F.normalize(feat.float(), dim=-1).cpu()
-
-    def __call__(self, frames: list[np.ndarray]):
-        import torch
-
-        outs = [self.embed(self.prepare(frames[i:i + self.batch])) for i in range(0, len(frames), self.batch)]
-        return torch.cat(outs)
 
 
 def sample_indices(n_frames: int, max_frames: int | None) -> set[int] | None:
@@ -282,7 +271,7 @@ class _FeatureConsistency(Metric):
     def start(self, inputs: EvalInputs) -> None:
         super().start(inputs)
         model, self._source = load_hf_vision(self.kind, self.hub_id, self.env, self.model_path)
-        self._encoder = Encoder(self.transform, model, self.batch)
+        self._encoder = Encoder(self.transform, model)
         self._keep = sample_indices(inputs.video.num_frames, self.max_frames)
         self._pending: list = []  # preprocessed frames waiting for a batch
         self._feats: list = []  # (n, D) feature blocks

@@ -254,7 +254,6 @@ class IdentityPreservation(Metric):
             self.ref = self.embedder.embed(ref, faces[0])
         self.targets = sample_indices(inputs.video.num_frames, inputs.video.fps, self.sample_fps, self.max_samples)
         self.stride = max(1, int(round(inputs.video.fps / self.sample_fps)))
-        self.sims: list[float] = []
         self.sampled = 0
         self._by_frame: dict[int, float] = {}  # sampled frame index -> similarity (faceless frames absent)
         self._last_index = -1
@@ -273,13 +272,12 @@ class IdentityPreservation(Metric):
         if face is None:
             return
         sim = float(np.dot(self.ref, self.embedder.embed(step.frame, face)))
-        self.sims.append(sim)
         self._by_frame[step.index] = sim
 
     def finish(self) -> dict[str, float | None]:
         if self.sampled == 0:
             raise MetricUnavailable("the video has no frames to compare with the reference image")
-        sims = np.asarray(self.sims, dtype=np.float64)
+        sims = np.asarray(list(self._by_frame.values()), dtype=np.float64)  # sampled frames with a face, in order
         per_frame = [self._by_frame.get(i) for i in range(self._last_index + 1)]
         self.series = {"identity_similarity": per_frame, "identity_min": list(per_frame)}
         if not sims.size:

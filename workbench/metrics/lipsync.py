@@ -413,8 +413,9 @@ class LipSync(Metric):
         face = step.face
         if face is None:
             self._mouth.append((math.nan, math.nan))
-        else:
-            self._mouth.append((mouth_opening(face.landmarks), mouth_patch_brightness(step.gray, face.landmarks)))
+        else:  # SyncNet reads only the lip opening (to count faced frames): the brightness is the offline signal
+            bright = math.nan if self._scorer is not None else mouth_patch_brightness(step.gray, face.landmarks)
+            self._mouth.append((mouth_opening(face.landmarks), bright))
         if self._scorer is not None:  # crops come from the analysis frame, where the landmarks live
             self._scorer.add(step.frame, None if face is None else face.landmarks)
 

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from workbench.hashing import _file_sha256
 from workbench.metrics.base import ANALYSIS_MAX_SIDE, EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
 from workbench.metrics.consistency import LpipsBackend
 
@@ -197,22 +198,10 @@ def find_i3d(path: str | Path | None = None) -> Path | None:
     return None
 
 
-_SHA: dict[tuple[str, float, int], str] = {}
-
-
 def file_sha256(path: Path) -> str:
     """sha256 of a file, streamed (cached per path, mtime and size)."""
-    import hashlib
-
     st = path.stat()
-    key = (str(path.resolve()), st.st_mtime, st.st_size)
-    if key not in _SHA:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _SHA[key] = h.hexdigest()
-    return _SHA[key]
+    return _file_sha256(str(path.resolve()), st.st_mtime_ns, st.st_size)
 
 
 def i3d_trust(path: Path, trust: bool = False) -> str:
@@ -237,9 +226,13 @@ def i3d_trust(path: Path, trust: bool = False) -> str:
 def load_i3d(path: str | Path, trust: bool = False) -> Any:
     """Load the I3D feature extractor as TorchScript (e.g. StyleGAN-V's i3d_torchscript.pt), only when
     `i3d_trust` allows it (TorchScript runs code from the file)."""
-    import torch
-
     i3d_trust(Path(path), trust)
+    return _load_i3d(path)
+
+
+def _load_i3d(path: str | Path) -> Any:
+    """load_i3d without the trust check, for a caller that has made it."""
+    import torch
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     key = (str(Path(path).resolve()), dev)
@@ -314,7 +307,7 @@ class Fvd(_ReferenceStream):
             raise MetricUnavailable(f"fvd needs an I3D TorchScript model; set {I3D_ENV}=path/to/i3d_torchscript.pt "
                                     "(StyleGAN-V's FVD detector) or pass option i3d")
         self._trust = i3d_trust(path, self.trust_i3d)
-        self._model = load_i3d(path, self.trust_i3d)
+        self._model = _load_i3d(path)
         super().start(inputs)
         self._win_v: deque[np.ndarray] = deque(maxlen=FVD_FRAMES)
         self._win_r: deque[np.ndarray] = deque(maxlen=FVD_FRAMES)

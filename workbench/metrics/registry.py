@@ -327,7 +327,6 @@ def _stream(video: Clip, live: list[Metric], side: list[Metric], result: EvalRes
     drain(0)
     result.cpu["main"] = time.thread_time() - main_cpu
     result.cpu["process"] = time.process_time() - all_cpu  # every thread, OpenCV's own pool included
-    live[:] = [m for m in live if m in main or m in side_now]
     return n
 
 

@@ -348,7 +348,7 @@ class MotionSmoothness(Metric):
 
     def start(self, inputs: EvalInputs) -> None:
         super().start(inputs)
-        self._buf: list[tuple[np.ndarray, np.ndarray]] = []  # (frame, gray) of the last two frames
+        self._buf: list[np.ndarray] = []  # the last two frames
         self._sum, self._n = 0.0, 0
         self._per_frame: dict[int, float] = {}  # odd frame index -> its smoothness
 
@@ -356,8 +356,8 @@ class MotionSmoothness(Metric):
         import cv2
 
         if step.index % 2 == 0 and len(self._buf) == 2:
-            (a, a_gray), (mid, _) = self._buf
-            flow = step.flow_skip  # == dis_flow(a_gray, step.gray): frame i-2 -> i, shared and prefetched
+            a, mid = self._buf
+            flow = step.flow_skip  # == dis_flow(gray of a, step.gray): frame i-2 -> i, shared and prefetched
             est = interpolate_midframe(a, step.frame, flow, self.pixel_stride)
             s = self.pixel_stride
             real = np.ascontiguousarray(mid[::s, ::s]) if s > 1 else mid
@@ -365,7 +365,7 @@ class MotionSmoothness(Metric):
             self._sum += err
             self._n += 1
             self._per_frame[step.index - 1] = 1.0 - err / 255.0
-        self._buf.append((step.frame, step.gray))
+        self._buf.append(step.frame)
         if len(self._buf) > 2:
             self._buf.pop(0)
 
@@ -462,15 +462,17 @@ class DynamicDegree(Metric):
 
         flow = step.flow_fw
         if flow is not None:
-            self._means.append(float(cv2.magnitude(flow[..., 0], flow[..., 1]).mean()))
+            mag = cv2.magnitude(flow[..., 0], flow[..., 1])
+            self._means.append(float(mag.mean()))
         if step.index % self._interval:
             return
-        if self._anchor is not None:
-            if self._interval > 1 or flow is None:
+        if self._anchor is not None:  # so not the first frame: flow_fw is there
+            if self._interval > 1:
                 from workbench.metrics.flow import dis_flow
 
                 flow = dis_flow(self._anchor, step.gray)
-            self._top.append(top_mean(cv2.magnitude(flow[..., 0], flow[..., 1])))
+                mag = cv2.magnitude(flow[..., 0], flow[..., 1])
+            self._top.append(top_mean(mag))
         self._anchor = step.gray
         self._min_side = min(step.gray.shape[:2])
 
