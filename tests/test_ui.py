@@ -590,3 +590,26 @@ def test_a_bad_objective_is_refused_in_place_and_runs_nothing(tmp_path):
     assert not (tmp_path / "runs" / "studio" / "results.jsonl").exists()
     gen.outputs.value = 1  # one output: the objective is not used, nothing blocks Run
     assert gen.best_of.error is None and not gen.run_btn.disabled
+
+
+def test_a_long_image_name_with_a_prompt_still_makes_a_valid_case_id(tmp_path):
+    from PIL import Image
+
+    from workbench.names import MAX_NAME, check_name, slug
+    from workbench.suite import load_suite
+
+    assert slug("__hidden name__") == "hidden-name" and slug("___") == "x" and slug("abcdef", max_len=3) == "abc"
+    studio = _studio(tmp_path)
+    gen = studio.generate
+    _pick(gen, "kenburns", seconds=0.3, width=48, height=48)
+    image = tmp_path / ("_" + "a" * 70 + ".png")  # a stem longer than a case id may be, with a leading '_'
+    Image.new("RGB", (48, 48), (120, 60, 30)).save(image)
+    gen.image.path_box.value = str(image)
+    gen.prompt.value = "a slow zoom"
+    assert gen.image.error is None
+    case_id = gen.suite_dict()["cases"][0]["id"]
+    assert len(case_id) <= MAX_NAME and check_name(case_id, "case id") == case_id
+    assert case_id.startswith("aaaa") and case_id[-6:-4] == "-p"  # the stem shortened, the prompt hash kept
+    assert load_suite(gen.write_suite()).cases[0].id == case_id
+    gen.prompt.value = "a fast pan"  # another prompt: another case
+    assert gen.suite_dict()["cases"][0]["id"] != case_id

@@ -24,7 +24,9 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
-def slug(value: str) -> str:
-    """A safe name made from any string (for suggestions and for display names turned into paths)."""
-    s = re.sub(r"[^A-Za-z0-9_.\-]+", "-", value.replace("\x00", "")).strip("-.")
-    return (s or "x")[:MAX_NAME]
+def slug(value: str, fallback: str = "x", max_len: int = MAX_NAME) -> str:
+    """A safe name made from any string (for suggestions and for display names turned into paths): runs of
+    other characters become '-', leading and trailing '-', '.', '_' go, then at most `max_len` characters;
+    `fallback` when nothing is left. Callers adding a suffix pass a smaller `max_len` to stay within MAX_NAME."""
+    s = re.sub(r"[^A-Za-z0-9_.\-]+", "-", value).strip("-._")
+    return (s or fallback)[:max_len]

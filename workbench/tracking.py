@@ -147,6 +147,26 @@ def tracker_for(suite: Suite, run_dir: str | Path, mode: str | None = None,
     return WandbTracker(suite, run_dir, mode=resolved, job_type=job_type)
 
 
+def attach(runner: Any, mode: str | None = None) -> "WandbTracker | None":
+    """Mirror a Runner's suite run to W&B, as `workbench run` and the Studio do: a tracker appended to
+    `runner.callbacks` and returned, or None (nothing attached) when tracking resolves to disabled.
+
+    Its job_type is "eval" when all the work is scoring existing clips (new metrics), else "generate";
+    an unusable run folder counts as "generate" (the run then reports the fault itself, in one line).
+    `mode` is an explicit override, as for `tracker_for`.
+    """
+    if resolve_mode(runner.suite, mode) == "disabled":
+        return None
+    try:
+        job_type = "eval" if runner.rescoring_only() else "generate"
+    except OSError:
+        job_type = "generate"
+    tracker = tracker_for(runner.suite, runner.store.root, mode=mode, job_type=job_type)
+    if tracker is not None:
+        runner.callbacks.append(tracker)
+    return tracker
+
+
 def sync_run_folder(run_dir: str | Path, mode: str | None = None) -> "WandbTracker | None":
     """Bring the run folder's W&B run up to date with results.jsonl without running anything: the
     comparison table, model summary and charts rebuilt from every record (e.g. after shards that

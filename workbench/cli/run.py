@@ -93,15 +93,9 @@ def run(
     runner = Runner(spec, out, [bar], shard=(i, n), retry_failed=not no_retry_failed)
     tracker = None
     if main_process:
-        from workbench.tracking import tracker_for
+        from workbench.tracking import attach
 
-        try:
-            job_type = "eval" if runner.rescoring_only() else "generate"  # new metrics on existing clips: eval
-        except OSError:
-            job_type = "generate"  # an unusable run folder: the run reports it below, in one line
-        tracker = tracker_for(spec, runner.store.root, mode=wandb, job_type=job_type)  # never raises; None when disabled
-        if tracker is not None:
-            runner.callbacks.append(tracker)
+        tracker = attach(runner, mode=wandb)  # job_type "eval" for new metrics on existing clips; None when disabled
     for why in runner.skipped:
         typer.echo(f"not applicable, skipped: {why}")
     records = []

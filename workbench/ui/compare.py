@@ -2,7 +2,7 @@
 
 Rows are (case, seed), columns are models; each row has one play/pause. Under each clip its scores,
 the best of the row per score starred (by the score's direction). Above the grid, the model summary:
-mean and bootstrap 95% CI per score over the selected jobs (`workbench.metrics.stats.summarize`).
+mean and bootstrap 95% CI per score over the selected jobs (`workbench.metrics.stats.model_summaries`).
 Stars mark favourites (kept in RUN/favourites.json). "Write report" writes the report of the selection:
 the whole run's `report.html`, or, for a subset, `RUN/selections/<name>/report.html` over a
 results.jsonl holding just those records (clip paths point back into the run's clips/).
@@ -13,12 +13,12 @@ import hashlib
 import html
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
 
+from workbench.names import slug
 from workbench.ui.jobs import Worker
 from workbench.ui.media import jupyter_server, served_url
 from workbench.ui.widgets import (ClipGrid, Message, RunPicker, arrow, best_values, clip_item, directions, fmt,
@@ -45,32 +45,31 @@ def save_favourites(run_dir: Path, keys: list[str]) -> None:
 
 def summary_html(records: list[dict[str, Any]], dirs: dict[str, bool | None]) -> str:
     """Model x score table: mean [95% CI] (n), the best mean per score in bold."""
-    from workbench.metrics.stats import summarize
+    from workbench.metrics.stats import model_summaries
 
     ok = [r for r in records if r.get("status") == "ok"]
     if not ok:
         return "<i>no finished jobs selected</i>"
     names = score_order(dict.fromkeys(k for r in ok for k, v in (r.get("scores") or {}).items() if v is not None))
-    rows = summarize(ok, names)
-    by = {(s.model, s.metric): s for s in rows}
-    models = list(dict.fromkeys(s.model for s in rows))
+    stats = model_summaries(ok, names)
+    models = list(stats)
     best: dict[str, float] = {}
     for n in names:
         d = dirs.get(n)
-        means = [by[(m, n)].mean for m in models if by.get((m, n)) and by[(m, n)].mean is not None]
+        means = [stats[m][n]["mean"] for m in models if stats[m].get(n) and stats[m][n]["mean"] is not None]
         if d is not None and len(means) > 1:
             best[n] = max(means) if d else min(means)
     body = []
     for m in models:
         cells = [f"<b>{html.escape(m)}</b>"]
         for n in names:
-            s = by.get((m, n))
-            if s is None or s.mean is None:
+            s = stats[m].get(n)
+            if s is None or s["mean"] is None:
                 cells.append("<span style='color:#999'>&ndash;</span>")
                 continue
-            ci = f" <span style='color:#777'>[{fmt(s.lo)}, {fmt(s.hi)}]</span>" if s.lo is not None else ""
-            val = f"<b style='color:#0a7d32'>{fmt(s.mean)}</b>" if best.get(n) == s.mean else fmt(s.mean)
-            cells.append(f"{val}{ci} <span style='color:#999'>n={s.n}</span>")
+            ci = f" <span style='color:#777'>[{fmt(s['lo'])}, {fmt(s['hi'])}]</span>" if s["lo"] is not None else ""
+            val = f"<b style='color:#0a7d32'>{fmt(s['mean'])}</b>" if best.get(n) == s["mean"] else fmt(s["mean"])
+            cells.append(f"{val}{ci} <span style='color:#999'>n={s['n']}</span>")
         body.append(cells)
     head = ["model"] + [f"{html.escape(n)} {arrow(dirs.get(n))}" for n in names]
     return html_table(head, body, "model summary: mean [bootstrap 95% CI] over the selected cases and seeds", nowrap=True)
@@ -191,7 +190,7 @@ class CompareTab(W.VBox):
             return self.run_dir
         digest = hashlib.sha256("\n".join(sorted(str(r.get("job_id")) for r in recs)).encode()).hexdigest()[:8]
         name = "-".join(sorted(self.models.value))[:40] + f"-{len(recs)}jobs-{digest}"  # one folder per selection
-        folder = self.run_dir / "selections" / re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+        folder = self.run_dir / "selections" / slug(name)
         folder.mkdir(parents=True, exist_ok=True)
         lines = []
         for r in recs:

@@ -20,7 +20,7 @@ from workbench.ui.widgets import ClipGrid, Message, RunPicker, arrow, clip_item,
 DEFAULT_METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "dynamic_degree", "identity", "lipsync"]
 
 
-def curves_png(series: dict[str, list], worst: dict[str, int], fps: float | None = None) -> bytes | None:
+def curves_png(series: dict[str, list], worst: dict[str, int]) -> bytes | None:
     """One small panel per per-frame series (matplotlib, Agg, thread-safe: no pyplot state)."""
     series = {k: v for k, v in series.items() if v and any(x is not None for x in v)}
     if not series:
@@ -160,15 +160,6 @@ class EvaluateTab(W.VBox):
         if png:
             self.curves.value = png
         self.message.info("scores stored with this job; Evaluate scores it again with the metrics above")
-
-    def select(self, run_dir: Path, label: str | None = None) -> None:
-        """Point the tab at a run folder (and one of its clips)."""
-        before = self._run_dir
-        self.picker.set(run_dir)  # loads the folder when it changes
-        if before == Path(run_dir).resolve():
-            self._load_run(Path(run_dir).resolve())  # the same folder with new clips
-        if label in self._records:
-            self.clip.value = label
 
     @property
     def video_path(self) -> Path | None:

@@ -226,7 +226,7 @@ class MediaInput(W.VBox):
         if self.kind == "image" and p.suffix.lower() in VIDEO_EXT:  # a source clip (video-to-video models)
             from workbench.media import Clip
 
-            clip = Clip.open(p)
+            clip = Clip.open(p, load_audio_track=False)  # the note needs the header only
             self.note.value = (f'<span style="color:#555">video: {clip.num_frames} frames, {clip.size[0]}x{clip.size[1]}, '
                                f'{clip.duration:.1f} s</span>')
             raise _NoPreview()

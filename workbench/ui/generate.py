@@ -21,6 +21,7 @@ from typing import Any, Callable
 import ipywidgets as W
 import yaml
 
+from workbench.names import MAX_NAME, slug
 from workbench.ui.creative import (AUTO, AUTO_LABEL, BestOfBox, Router, auto_descriptor, element_choices,
                                    mark_caption, no_route_problem, rank_marks, routes_html)
 from workbench.ui.forms import MediaInput, ParamForm
@@ -35,6 +36,7 @@ TASK_LABELS = {
     "video-to-video": "video \u2192 video",
 }
 DEFAULT_METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "identity", "lipsync"]
+ID_MAX = 60  # the Studio's case ids and suite names (before a prompt hash): the ids its run folders already hold
 
 
 def model_catalogue() -> dict[str, dict[str, Any]]:
@@ -109,11 +111,6 @@ def _labelled(text: str, widget: W.Widget) -> W.HBox:
     label = W.HTML(f"<div style='text-align:right;padding-right:8px;line-height:28px'>{html.escape(text)}</div>",
                    layout=W.Layout(width="84px", min_width="84px"))
     return W.HBox([label, widget])
-
-
-def safe_id(text: str, fallback: str = "case") -> str:
-    s = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-._")[:60]
-    return s or fallback
 
 
 class GenerateTab(W.VBox):
@@ -194,6 +191,8 @@ class GenerateTab(W.VBox):
         self._throttle = Throttle(0.15)
         self._row: list[dict[str, Any]] = []  # records of the run on screen
         self._older: list[dict[str, Any]] = []  # rows of earlier runs
+        self._older_rows: list[dict[str, Any]] | None = None  # their grid rows, rendered once (see _render)
+        self._older_root: Path | None = None
         self._fill_models()
         # sensible first screen: a sample portrait (and speech) when the project's samples are here
         if any(k.endswith("portrait.png") for k in self.image.choice.options):
@@ -414,9 +413,11 @@ class GenerateTab(W.VBox):
         if speech:
             stems.append("speech-" + hashlib.sha256("\0".join(speech).encode()).hexdigest()[:6])
         prompt = self.prompt.value.strip() if _takes(d, "prompt") else ""
-        case_id = safe_id("-".join(stems) or safe_id(prompt[:30], "prompt"))
-        if stems and prompt:  # the same image with another prompt is another case (its own row in Compare)
-            case_id += "-p" + hashlib.sha256(prompt.encode()).hexdigest()[:4]
+        # the same image with another prompt is another case (its own row in Compare): a prompt hash after
+        # the stem, which is shortened first so the case id stays within MAX_NAME
+        suffix = "-p" + hashlib.sha256(prompt.encode()).hexdigest()[:4] if stems and prompt else ""
+        case_id = slug("-".join(stems) or slug(prompt[:30], "prompt"), "case",
+                       min(ID_MAX, MAX_NAME - len(suffix))) + suffix
         case: dict[str, Any] = {"id": case_id}
         if element is not None:
             case["image"] = element.reference  # the suite step uses its portrait and appends its prompt
@@ -441,13 +442,8 @@ class GenerateTab(W.VBox):
         seeds = parse_seeds(self.seeds.value)
         outputs = int(self.outputs.value)
         if outputs > 1:
-            from workbench.suite import ModelSpec
-
-            if "num_outputs" in ModelSpec.model_fields:
-                model["num_outputs"] = outputs  # N clips per seed, seeds derived from the job's (the CLI's meaning)
-            else:
-                seeds = [s + i for s in seeds for i in range(outputs)]
-        suite = {"name": safe_id(self.run_dir.name, "studio"), "description": "made in the Studio",
+            model["num_outputs"] = outputs  # N clips per seed, seeds derived from the job's (the CLI's meaning)
+        suite = {"name": slug(self.run_dir.name, "studio", ID_MAX), "description": "made in the Studio",
                  "cases": [case], "models": [model], "seeds": seeds,
                  "metrics": list(self.metrics.value) or None, "output": str(self.run_dir),
                  "tracking": {"wandb": bool(self.wandb.value), "html_report": False}}
@@ -485,11 +481,9 @@ class GenerateTab(W.VBox):
             suite = load_suite(path)
             self.runner = Runner(suite, callbacks=[self])
             if suite.tracking.wandb:
-                from workbench.tracking import tracker_for
+                from workbench.tracking import attach
 
-                tracker = tracker_for(suite, self.runner.store.root)  # the CLI's W&B path
-                if tracker is not None:
-                    self.runner.callbacks.append(tracker)
+                attach(self.runner)  # the CLI's W&B path
         except Exception as e:
             self.message.error(e)
             return False
@@ -498,6 +492,7 @@ class GenerateTab(W.VBox):
         if self._row:
             self._older.insert(0, {"label": self._row_label(), "records": list(self._row)})
             self._older = self._older[:4]
+            self._older_rows = None
         self._row = []
         self._started = _dt.datetime.now()
         self.message.info(f"starting {len(self.runner.jobs)} job(s) into {self._label(self.runner.store.root)}")
@@ -581,6 +576,7 @@ class GenerateTab(W.VBox):
         except Exception as e:  # a corrupt file: say so, the clips stay
             return f"; ranking not shown ({one_line(e)})"
         self._marks.update(marks)
+        self._older_rows = None  # marks of earlier rows' clips may change too
         self._render()
         kept = sum(1 for r in self._row if (m := marks.get(r.get("job_id"))) is not None and m.kept)
         return f"; best of {self.best_of.n}: {kept} kept (\u2605)"
@@ -594,14 +590,23 @@ class GenerateTab(W.VBox):
     def _render(self) -> None:
         dirs = directions()
         root = self.runner.store.root if self.runner is not None else self.run_dir
-        rows = [{"label": self._row_label(), "clips": [self._item(r, root, dirs, self._row, self._marks) for r in self._row]}]
-        for old in self._older:
-            rows.append({"label": old["label"],
-                         "clips": [self._item(r, root, dirs, old["records"], self._marks) for r in old["records"]]})
-        self.results.rows = rows
+        rows = [{"label": self._row_label(), "clips": self._items(self._row, root, dirs)}]
+        # the rows of earlier runs do not change while this one runs: rendered (clips read) once, again only
+        # when they change (a new run), the folder changes or the best-of-N marks change
+        if self._older_rows is None or self._older_root != root:
+            self._older_rows = [{"label": old["label"], "clips": self._items(old["records"], root, dirs)}
+                                for old in self._older]
+            self._older_root = root
+        self.results.rows = rows + self._older_rows
+
+    def _items(self, row: list[dict[str, Any]], root: Path, dirs: dict) -> list[dict[str, Any]]:
+        """The grid items of one row of records, the best value per score (over its finished jobs) starred."""
+        best = best_values([x for x in row if x.get("status") == "ok"], dirs) if len(row) > 1 else None
+        return [self._item(r, root, dirs, best, self._marks) for r in row]
 
     @staticmethod
-    def _item(r: dict[str, Any], root: Path, dirs: dict, row: list[dict], marks: dict | None = None) -> dict[str, Any]:
+    def _item(r: dict[str, Any], root: Path, dirs: dict, best: dict[str, float] | None,
+              marks: dict | None = None) -> dict[str, Any]:
         model = str(r.get("model"))
         if r.get("model_name") and not model.startswith(str(r["model_name"])):  # auto: say what it ran
             model += f" \u2192 {r['model_name']}"
@@ -611,7 +616,6 @@ class GenerateTab(W.VBox):
             title = "\u2605 " + title
         if r.get("status") != "ok":
             return clip_item(None, title, error=str(r.get("error") or "failed"), status="error", key=r.get("job_id", ""))
-        best = best_values([x for x in row if x.get("status") == "ok"], dirs) if len(row) > 1 else None
         secs = (r.get("timings") or {}).get("total")
         cap = scores_caption(r, dirs, best)
         if secs is not None:

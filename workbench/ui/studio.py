@@ -44,13 +44,8 @@ class Studio(W.VBox):
 
     def _finished(self, run_dir: Path) -> None:
         """A run ended (or the Studio opened on an existing one): point Compare, Evaluate and History at it."""
-        run_dir = Path(run_dir).resolve()
-        for tab in (self.compare, self.history):
-            before = tab.run_dir
-            tab.picker.set(run_dir)  # fires load() when the folder changes
-            if before == run_dir:
-                tab.load(run_dir)  # the same folder with new records
-        self.evaluate.select(run_dir)
+        for tab in (self.compare, self.history, self.evaluate):
+            tab.picker.set(run_dir, reload=True)  # loads it, again when it is the folder shown (new records)
 
     def _load_settings(self, record: dict[str, Any], run_dir: Path) -> None:
         self.generate.load_settings(record, run_dir)

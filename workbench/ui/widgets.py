@@ -325,8 +325,7 @@ def score_order(names: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda n: (known.get(n, len(known)), names.index(n)))
 
 
-def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: dict[str, float] | None = None,
-                   with_backend: bool = False) -> str:
+def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: dict[str, float] | None = None) -> str:
     """A small HTML table of a record's scores; the best of its row marked, null scores with their reason."""
     scores = record.get("scores") or {}
     scores = {k: scores[k] for k in score_order(scores)}
@@ -344,7 +343,7 @@ def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: d
         is_best = best is not None and k in best and len(best) and v == best[k]
         cls = "v best" if is_best else "v"
         mark = " \u2605" if is_best else ""
-        be = f' title="{html.escape(backends.get(k, ""))}"' if with_backend or backends.get(k) else ""
+        be = f' title="{html.escape(backends[k])}"' if backends.get(k) else ""
         rows.append(f'<tr><td>{name}</td><td class="{cls}"{be}>{fmt(v)}{mark}</td></tr>')
     return "<table>" + "".join(rows) + "</table>"
 
@@ -407,9 +406,15 @@ class RunPicker(W.HBox):
             p = self.runs_root.parent / p
         return p.resolve()
 
-    def set(self, path: Path) -> None:
+    def set(self, path: Path, reload: bool = False) -> None:
+        """Show `path`; `on_change` fires when that changes the folder and, with `reload`, also when it
+        is the folder already shown (the same folder with new records)."""
         self.refresh()
-        self.combo.value = self._label(Path(path).resolve())
+        label = self._label(Path(path).resolve())
+        if reload and self.combo.value == label:
+            self._changed({"new": label})
+        else:
+            self.combo.value = label
 
     def _changed(self, change: dict) -> None:
         if self._on_change is not None:
