@@ -117,13 +117,15 @@ def cluster_bootstrap_means(groups: list[np.ndarray], n_boot: int = N_BOOT, seed
     return (vals * valid).sum(axis=(1, 2)) / valid.sum(axis=(1, 2))
 
 
-def _interval(boot: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_interval(boot: np.ndarray, level: float) -> tuple[float, float]:
+    """The central `level` percentile interval of a bootstrap distribution."""
     a = (1.0 - level) / 2.0
     lo, hi = np.quantile(boot, [a, 1.0 - a])
     return float(lo), float(hi)
 
 
-def _by_case(pairs: Iterable[tuple[Any, float]]) -> list[np.ndarray]:
+def group_by_case(pairs: Iterable[tuple[Any, float]]) -> list[np.ndarray]:
+    """Values grouped by case, first-seen order: the clusters of the two-level bootstrap."""
     out: dict[Any, list[float]] = {}
     for case, v in pairs:
         out.setdefault(case, []).append(v)
@@ -146,11 +148,11 @@ def summarize(records: Iterable[Mapping[str, Any]], metrics: Iterable[str] | Non
         for metric in names:
             pairs = [(_case_key(r), v) for r in mine if (v := _value(r, metric)) is not None]
             n = len(pairs)
-            groups = _by_case(pairs)
+            groups = group_by_case(pairs)
             mean = float(np.mean([v for _, v in pairs])) if n else None
             lo = hi = None
             if n >= 2:
-                lo, hi = _interval(cluster_bootstrap_means(groups, n_boot, seed), level)
+                lo, hi = percentile_interval(cluster_bootstrap_means(groups, n_boot, seed), level)
             out.append(Summary(model, metric, mean, lo, hi, n, len(groups), len(mine) - n))
     return out
 
@@ -203,7 +205,7 @@ def compare(records: Iterable[Mapping[str, Any]], model_a: str, model_b: str, me
     d = a - b
     lo = hi = None
     if len(d) >= 2:
-        lo, hi = _interval(cluster_bootstrap_means(_by_case(zip((k[0] for k in keys), d)), n_boot, seed), level)
+        lo, hi = percentile_interval(cluster_bootstrap_means(group_by_case(zip((k[0] for k in keys), d)), n_boot, seed), level)
     wins = None
     if higher_is_better is not None:
         wins = float(np.mean(a > b) if higher_is_better else np.mean(a < b))

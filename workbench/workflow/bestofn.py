@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from workbench.metrics.stats import CI_LEVEL, N_BOOT, _by_case, _interval, cluster_bootstrap_means
+from workbench.metrics.stats import CI_LEVEL, N_BOOT, cluster_bootstrap_means, group_by_case, percentile_interval
 from workbench.store import write_json_atomic
 
 DIRECTIONS = ("higher", "lower", "zero")
@@ -277,11 +277,11 @@ def _gain_curve_from(rankings: Iterable[Ranking], ns: Iterable[int] | None = Non
         if not rows:
             out.append(GainPoint(n, None, None, None, None, None, 0, 0))
             continue
-        groups = _by_case((case, best - single) for case, best, single in rows)
+        groups = group_by_case((case, best - single) for case, best, single in rows)
         flat = np.concatenate(groups)
         lo = hi = None
         if len(flat) >= 2 and np.ptp(flat) > 0:
-            lo, hi = _interval(cluster_bootstrap_means(groups, n_boot, seed), level)
+            lo, hi = percentile_interval(cluster_bootstrap_means(groups, n_boot, seed), level)
         elif len(flat) >= 2:  # every request gains exactly the same: no uncertainty to show
             lo = hi = float(flat[0])
         out.append(GainPoint(n, float(np.mean(flat)), lo, hi, float(np.mean([b for _, b, _ in rows])),
