@@ -11,7 +11,7 @@ Pure data: importing this module imports neither torch nor diffusers (`workbench
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 I2V, T2V, T2I = "image-to-video", "text-to-video", "text-to-image"
@@ -78,28 +78,32 @@ class FamilySpec:
 _VIDEO_IN = frozenset({"image", "prompt", "negative_prompt"})
 _WAN_NEG = "static, blurred details, worst quality, low quality, JPEG artifacts, deformed"
 
+# families with variants: the variants below are `replace(base, ...)` of these
+_SVD_XT = FamilySpec(
+    "svd", "StableVideoDiffusionPipeline", I2V, ("stabilityai/stable-video-diffusion-img2vid-xt",),
+    "Stable Video Diffusion XT: animates one still (no prompt); motion set by motion_bucket_id",
+    "Stability AI Community licence; gated: accept it on the hub and `huggingface-cli login`", "svd",
+    num_frames=25, fps=7, width=1024, height=576, steps=25, guidance=None, max_frames=25, size_multiple=8,
+    inputs=frozenset({"image"}), requires=frozenset({"image"}), args={"fps": "fps", "prompt": None,
+                                                                      "negative_prompt": None},
+    extras={"min_guidance_scale": 1.0, "max_guidance_scale": 3.0, "motion_bucket_id": 127,
+            "noise_aug_strength": 0.02},
+    denoiser="unet", cache=False, repeated_blocks=False, decode_chunk_size=True, vae_tiling=False, gated=True)
+
+_WAN21_I2V_480P = FamilySpec(
+    "wan2.1-i2v-480p", "WanImageToVideoPipeline", I2V, ("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",),
+    "Wan 2.1 I2V 14B at 480P: CLIP image tokens + first-frame latents, 16 fps, frames 4k+1",
+    "Apache-2.0; not gated", "wan-i2v",
+    num_frames=81, fps=16, width=832, height=480, steps=50, guidance=5.0, frame_rule=4, max_frames=81,
+    inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"max_sequence_length": 512})
+
+
 FAMILIES: tuple[FamilySpec, ...] = (
     # ---------------------------------------------------------------------------------------- image-to-video
-    FamilySpec(
-        "svd", "StableVideoDiffusionPipeline", I2V, ("stabilityai/stable-video-diffusion-img2vid-xt",),
-        "Stable Video Diffusion XT: animates one still (no prompt); motion set by motion_bucket_id",
-        "Stability AI Community licence; gated: accept it on the hub and `huggingface-cli login`", "svd",
-        num_frames=25, fps=7, width=1024, height=576, steps=25, guidance=None, max_frames=25, size_multiple=8,
-        inputs=frozenset({"image"}), requires=frozenset({"image"}), args={"fps": "fps", "prompt": None,
-                                                                          "negative_prompt": None},
-        extras={"min_guidance_scale": 1.0, "max_guidance_scale": 3.0, "motion_bucket_id": 127,
-                "noise_aug_strength": 0.02},
-        denoiser="unet", cache=False, repeated_blocks=False, decode_chunk_size=True, vae_tiling=False, gated=True),
-    FamilySpec(
-        "svd-img2vid", "StableVideoDiffusionPipeline", I2V, ("stabilityai/stable-video-diffusion-img2vid",),
-        "Stable Video Diffusion (14-frame model): animates one still (no prompt)",
-        "Stability AI Community licence; gated: accept it on the hub and `huggingface-cli login`", "svd",
-        num_frames=14, fps=7, width=1024, height=576, steps=25, guidance=None, max_frames=14, size_multiple=8,
-        inputs=frozenset({"image"}), requires=frozenset({"image"}), args={"fps": "fps", "prompt": None,
-                                                                          "negative_prompt": None},
-        extras={"min_guidance_scale": 1.0, "max_guidance_scale": 3.0, "motion_bucket_id": 127,
-                "noise_aug_strength": 0.02},
-        denoiser="unet", cache=False, repeated_blocks=False, decode_chunk_size=True, vae_tiling=False, gated=True),
+    _SVD_XT,
+    replace(_SVD_XT, name="svd-img2vid", hub_ids=("stabilityai/stable-video-diffusion-img2vid",),
+            description="Stable Video Diffusion (14-frame model): animates one still (no prompt)",
+            num_frames=14, max_frames=14),
     FamilySpec(
         "cogvideox-5b-i2v", "CogVideoXImageToVideoPipeline", I2V, ("THUDM/CogVideoX-5b-I2V", "zai-org/CogVideoX-5b-I2V"),
         "CogVideoX-5B image-to-video: 6 s at 8 fps, 720x480 (learned position embeddings: keep the native size)",
@@ -129,18 +133,9 @@ FAMILIES: tuple[FamilySpec, ...] = (
         num_frames=121, fps=24, width=768, height=512, steps=40, guidance=4.0, frame_rule=8, max_frames=257,
         size_multiple=32, inputs=_VIDEO_IN, requires=frozenset({"image"}), args={"fps": "frame_rate"},
         audio_out=True),
-    FamilySpec(
-        "wan2.1-i2v-480p", "WanImageToVideoPipeline", I2V, ("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",),
-        "Wan 2.1 I2V 14B at 480P: CLIP image tokens + first-frame latents, 16 fps, frames 4k+1",
-        "Apache-2.0; not gated", "wan-i2v",
-        num_frames=81, fps=16, width=832, height=480, steps=50, guidance=5.0, frame_rule=4, max_frames=81,
-        inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"max_sequence_length": 512}),
-    FamilySpec(
-        "wan2.1-i2v-720p", "WanImageToVideoPipeline", I2V, ("Wan-AI/Wan2.1-I2V-14B-720P-Diffusers",),
-        "Wan 2.1 I2V 14B at 720P",
-        "Apache-2.0; not gated", "wan-i2v",
-        num_frames=81, fps=16, width=1280, height=720, steps=50, guidance=5.0, frame_rule=4, max_frames=81,
-        inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"max_sequence_length": 512}),
+    _WAN21_I2V_480P,
+    replace(_WAN21_I2V_480P, name="wan2.1-i2v-720p", hub_ids=("Wan-AI/Wan2.1-I2V-14B-720P-Diffusers",),
+            description="Wan 2.1 I2V 14B at 720P", width=1280, height=720),
     FamilySpec(
         "wan2.2-i2v-a14b", "WanImageToVideoPipeline", I2V, ("Wan-AI/Wan2.2-I2V-A14B-Diffusers",),
         "Wan 2.2 I2V A14B: two experts (high / low noise) switched at a boundary timestep",
