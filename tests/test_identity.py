@@ -316,3 +316,60 @@ def test_stored_embedding_is_the_reference_when_its_backend_runs(media_dir):
     again = evaluate(clip, image=media_dir / "faces" / "hallo_6.jpg", metrics=["identity"], metric_options=opts,
                      face_reference=FaceReference(mine, "dlib-resnet128")).scores
     assert again["identity_similarity"] > DLIB_SAME_PERSON_COSINE
+
+
+# ------------------------------------------------------------------------------------------------
+# the face-descriptor helper process
+# ------------------------------------------------------------------------------------------------
+def _chips(n: int = 3) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    return [rng.integers(0, 256, (150, 150, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_helper_process_gives_the_inline_descriptors_in_order():
+    """dlib's descriptor computed in the helper process is bit-identical to the inline one, and
+    results come back to the request that asked, in order."""
+    from workbench.face_helper import helper
+    from workbench.faces import chip_descriptor
+
+    h = helper()
+    assert h is not None
+    chips = _chips()
+    futures = [h.submit(c) for c in chips]
+    for c, f in zip(chips, futures):
+        assert np.array_equal(f.result(timeout=60), chip_descriptor(c))
+
+
+def test_dead_helper_falls_back_to_inline(media_dir, monkeypatch):
+    """If the helper process dies, pending and later embeddings are computed inline: same vectors."""
+    from workbench import face_helper
+    from workbench.faces import DlibEmbedder
+
+    img = load_image(media_dir / "faces" / "sadtalker_happy.png")
+    face = detect_faces(img)[0]
+    emb = DlibEmbedder()
+    dead = face_helper.DescriptorHelper()
+    dead._proc.kill()
+    dead._proc.wait()
+    monkeypatch.setattr(face_helper, "_helper", dead)
+    later = emb.embed_later(img, face)
+    assert np.array_equal(later.result(timeout=60), emb.embed(img, face))
+    assert face_helper.helper() is None  # not restarted: inline from then on
+    assert np.array_equal(emb.embed_later(img, face).result(timeout=60), emb.embed(img, face))
+
+
+def test_helper_starts_from_a_script_without_a_main_guard(tmp_path):
+    """The helper is a plain child process: a user's top-level script is never re-imported (as
+    multiprocessing's spawn would), so it runs once and gets its descriptor."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "top_level.py"
+    script.write_text("import numpy as np\n"
+                      "from workbench.face_helper import helper\n"
+                      "print('ran')\n"
+                      "v = helper().submit(np.zeros((150, 150, 3), np.uint8)).result(timeout=60)\n"
+                      "print(v.shape, v.dtype)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["ran", "(128,) float32"]

@@ -384,14 +384,36 @@ def test_one_frame_clip_names_each_score():
     assert r.errors["dynamic_degree"].startswith("dynamic_degree")
 
 
-def test_flow_metrics_on_a_second_thread_give_the_same_values():
-    """evaluate() feeds the flow metrics on a worker thread; values, series and worst frames are those
-    of the one-thread path, and a worker-side failure is recorded like any other."""
+def test_flow_metrics_on_a_second_thread_give_the_same_values(monkeypatch):
+    """evaluate() feeds the flow metrics on a worker thread and computes the flows they will read
+    ahead on a pool; values, series and worst frames are those of the one-thread path, and a
+    worker-side failure is recorded like any other."""
+    import cv2
+
+    from workbench.metrics.base import FrameStep
+
+    asked: list[tuple[int, tuple[str, int]]] = []
+    prefetch = FrameStep.prefetch
+
+    def spy(self, key, pool):
+        asked.append((self.index, key))
+        prefetch(self, key, pool)
+
+    monkeypatch.setattr(FrameStep, "prefetch", spy)
     frames = _panning(12)
     frames[5] = frames[4]
     names = [*FLOW_METRICS, "temporal_flicker"]
+    threads = cv2.getNumThreads()
     par = scores(frames, names)
+    assert cv2.getNumThreads() == threads  # one OpenCV thread inside the pool, restored after
+    # every flow asked ahead: the pair at every frame, the skip flow at even frames, the flow between
+    # dynamic_degree's sampled frames (every round(25 / 8) = 3rd)
+    assert sorted(k for i, k in asked if i == 6) == [("from", 1), ("from", 2), ("from", 3), ("to", 1)]
+    assert sorted(k for i, k in asked if i == 7) == [("from", 1), ("to", 1)]
+    assert not [k for i, k in asked if i == 0]
+    n_asked = len(asked)
     one = scores(frames, names, parallel=False)
+    assert len(asked) == n_asked  # the one-thread path computes each flow where it is read
     assert par.scores == one.scores and par.series == one.series and par.worst_frame == one.worst_frame
     assert set(par.cpu) == {"main", "flow", "process"} and set(one.cpu) == {"main", "process"}
     short = scores(frames[:1], names)  # nothing to compare: every flow metric says why

@@ -10,6 +10,7 @@ outer lips 48-59, inner lips 60-67.
 from __future__ import annotations
 
 import importlib.util
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -188,16 +189,49 @@ class DlibEmbedder:
     def __init__(self, jitter: int = 0):
         self.jitter = jitter
 
-    def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
+    def chip(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """The aligned 150x150 face chip the descriptor network reads (dlib's own alignment)."""
         import dlib
 
-        _, predictor, encoder = _dlib_models()
+        _, predictor, _ = _dlib_models()
         img = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
         shape = predictor(img, _to_rect(face.box))
-        chip = dlib.get_face_chip(img, shape, size=150, padding=0.25)
-        v = np.asarray(encoder.compute_face_descriptor(chip, self.jitter), dtype=np.float32)
-        return v / (np.linalg.norm(v) + 1e-9)
+        return dlib.get_face_chip(img, shape, size=150, padding=0.25)
 
+    def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
+        return _normalised(chip_descriptor(self.chip(image, face), self.jitter))
+
+    def embed_later(self, image: np.ndarray, face: Face) -> Future:
+        """`embed`, with the descriptor (~0.1 s, holding the GIL) computed in a helper process
+        (`workbench.face_helper`) so the caller's threads run on meanwhile; the same vector, computed
+        inline where the helper cannot run."""
+        from workbench.face_helper import helper
+
+        out: Future = Future()
+        chip = self.chip(image, face)
+        h = helper()
+
+        def done(f: Future) -> None:
+            try:
+                out.set_result(_normalised(f.result()))
+            except Exception:  # no helper, or it died: compute it here, the result is the same
+                out.set_result(_normalised(chip_descriptor(chip, self.jitter)))
+
+        if h is None:
+            out.set_result(_normalised(chip_descriptor(chip, self.jitter)))
+        else:
+            h.submit(chip, self.jitter).add_done_callback(done)
+        return out
+
+
+def _normalised(v: np.ndarray) -> np.ndarray:
+    return v / (np.linalg.norm(v) + 1e-9)
+
+
+def chip_descriptor(chip: np.ndarray, jitter: int = 0) -> np.ndarray:
+    """dlib's raw 128-d descriptor of an aligned face chip (runs in the helper process too)."""
+    _, _, encoder = _dlib_models()
+    return np.asarray(encoder.compute_face_descriptor(chip, jitter), dtype=np.float32)
 
 
 class FaceTracker:

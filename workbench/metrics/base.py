@@ -9,6 +9,7 @@ and expensive per-pair work (optical flow) is computed once and shared through `
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -59,6 +60,13 @@ class EvalInputs:
             self.audio = self.video.audio
 
 
+# A shared optical flow of a frame step: ("from", k) is frame i-k -> frame i, ("to", k) is frame i -> i-k.
+FlowKey = tuple[str, int]
+FLOW_FW: FlowKey = ("from", 1)
+FLOW_BW: FlowKey = ("to", 1)
+FLOW_SKIP: FlowKey = ("from", 2)
+
+
 class FrameStep:
     """One decoded frame plus lazily computed, shared per-pair data (greyscale, optical flow).
 
@@ -67,15 +75,17 @@ class FrameStep:
     temporal_flickering, the DINO/CLIP consistency transforms)."""
 
     def __init__(self, index: int, frame: np.ndarray, prev: "FrameStep | None", fps: float,
-                 tracker: Any = None, scale: float = 1.0, full: np.ndarray | None = None):
+                 tracker: Any = None, scale: float = 1.0, full: np.ndarray | None = None,
+                 history: tuple[np.ndarray, ...] | None = None):
         self.index = index
         self.frame = frame
         self.full = frame if full is None else full
         self.fps = fps
         self.scale = scale  # analysis frame size / original frame size (frames above ANALYSIS_MAX_SIDE shrink)
         self._prev = prev
+        self._history = history  # grey analysis frames before this one, oldest first (None: walk `prev`)
         self._tracker = tracker
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[Any, Any] = {}
 
     @property
     def face(self):
@@ -110,34 +120,65 @@ class FrameStep:
     def prev_gray(self) -> np.ndarray | None:
         return None if self._prev is None else self._prev.gray
 
-    def _flow(self, key: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def earlier_gray(self, back: int) -> np.ndarray | None:
+        """The grey analysis frame `back` frames before this one (None before the clip's start)."""
+        if self._history is not None:
+            return self._history[-back] if back <= len(self._history) else None
+        step: FrameStep | None = self
+        for _ in range(back):
+            step = None if step is None else step._prev
+        return None if step is None else step.gray
+
+    def _pair(self, key: FlowKey) -> tuple[np.ndarray, np.ndarray] | None:
+        """The (from, to) grey frames of a flow key, or None when the earlier frame does not exist."""
+        kind, back = key
+        earlier = self.earlier_gray(back)
+        if earlier is None:
+            return None
+        return (earlier, self.gray) if kind == "from" else (self.gray, earlier)
+
+    def prefetch(self, key: FlowKey, pool: Any) -> None:
+        """Start computing a flow on `pool` (a concurrent.futures executor); readers wait for it."""
         if key not in self._cache:
+            pair = self._pair(key)
+            if pair is not None:
+                from workbench.metrics.flow import dis_flow
+
+                self._cache[key] = pool.submit(dis_flow, *pair)
+
+    def flow(self, key: FlowKey) -> np.ndarray | None:
+        """A shared DIS flow (see `FlowKey`), computed once: here on first use, or ahead on the
+        evaluator's flow pool."""
+        got = self._cache.get(key)
+        if got is None:
+            pair = self._pair(key)
+            if pair is None:
+                return None
             from workbench.metrics.flow import dis_flow
 
-            self._cache[key] = dis_flow(a, b)
-        return self._cache[key]
+            got = self._cache[key] = dis_flow(*pair)
+        elif isinstance(got, Future):
+            got = self._cache[key] = got.result()
+        return got
+
+    def flow_from(self, back: int) -> np.ndarray | None:
+        """Flow from the frame `back` frames before this one to this one (prev(x) -> cur(x + f))."""
+        return self.flow(("from", back))
 
     @property
     def flow_skip(self) -> np.ndarray | None:
         """Flow from the frame two back to this one (motion_smoothness interpolates the frame between)."""
-        before = None if self._prev is None else self._prev._prev
-        if before is None:
-            return None
-        return self._flow("flow_skip", before.gray, self.gray)
+        return self.flow(FLOW_SKIP)
 
     @property
     def flow_fw(self) -> np.ndarray | None:
         """Flow from the previous frame to this one, (H, W, 2) float32 in pixels: prev(x) -> cur(x + f)."""
-        if self._prev is None:
-            return None
-        return self._flow("flow_fw", self.prev_gray, self.gray)
+        return self.flow(FLOW_FW)
 
     @property
     def flow_bw(self) -> np.ndarray | None:
         """Flow from this frame back to the previous one."""
-        if self._prev is None:
-            return None
-        return self._flow("flow_bw", self.gray, self.prev_gray)
+        return self.flow(FLOW_BW)
 
     def release_prev(self) -> None:
         self._prev = None
@@ -150,10 +191,10 @@ class Metric(ABC):
     version: ClassVar[str] = "1"  # bump when the algorithm changes: stored scores are then recomputed
     scores: ClassVar[tuple[ScoreSpec, ...]]
     requires: ClassVar[frozenset[str]] = frozenset()  # subset of {"image", "audio", "reference"}
-    # shared flows the metric reads ("pair": FrameStep.flow_fw / flow_bw, "skip": flow_skip). The
-    # evaluator feeds these metrics on a second thread (OpenCV releases the GIL) while the main thread
-    # feeds the others (face tracking, embeddings); they must only read the step's frames and flows.
-    uses_flow: ClassVar[frozenset[str]] = frozenset()
+    # A metric that reads the shared flows (`flow_keys` not empty) is fed on a second thread while the
+    # main thread feeds the others (face tracking, embeddings; dlib holds the GIL, OpenCV releases it),
+    # and the flows it will read are computed ahead on a small pool; it must only read the step's
+    # frames and flows.
     reasons: dict[str, str]  # why a score came out None (set in finish), optional
     series: dict[str, list[float | None]]  # per-frame values of a score (set in finish), optional
 
@@ -169,6 +210,15 @@ class Metric(ABC):
     def start(self, inputs: EvalInputs) -> None:
         """Reset state for a new clip; raise MetricUnavailable if the inputs cannot be scored."""
         self.inputs = inputs
+
+    def flow_keys(self, index: int) -> tuple[FlowKey, ...]:
+        """The shared flows (`FrameStep.flow`) that `update` will read at frame `index`, known after
+        `start`, so the evaluator can compute them ahead; () for a metric that reads none."""
+        return ()
+
+    def flow_reach(self) -> int:
+        """How many frames back the shared flows of `flow_keys` reach (0: it reads none)."""
+        return 0
 
     def update(self, step: FrameStep) -> None:  # noqa: B027 - optional hook
         """Consume one frame (called in order for every frame)."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -255,7 +256,7 @@ class IdentityPreservation(Metric):
         self.targets = sample_indices(inputs.video.num_frames, inputs.video.fps, self.sample_fps, self.max_samples)
         self.stride = max(1, int(round(inputs.video.fps / self.sample_fps)))
         self.sampled = 0
-        self._by_frame: dict[int, float] = {}  # sampled frame index -> similarity (faceless frames absent)
+        self._by_frame: dict[int, Any] = {}  # sampled frame index -> embedding (a Future until finish), then similarity; faceless frames absent
         self._last_index = -1
 
     def _wanted(self, index: int) -> bool:
@@ -271,12 +272,14 @@ class IdentityPreservation(Metric):
         face = step.face  # in the (possibly downscaled) analysis frame, like step.frame
         if face is None:
             return
-        sim = float(np.dot(self.ref, self.embedder.embed(step.frame, face)))
-        self._by_frame[step.index] = sim
+        later = getattr(self.embedder, "embed_later", None)  # dlib: in a helper process, off the GIL
+        self._by_frame[step.index] = later(step.frame, face) if later else self.embedder.embed(step.frame, face)
 
     def finish(self) -> dict[str, float | None]:
         if self.sampled == 0:
             raise MetricUnavailable("the video has no frames to compare with the reference image")
+        for i, v in self._by_frame.items():
+            self._by_frame[i] = float(np.dot(self.ref, v.result() if isinstance(v, Future) else v))
         sims = np.asarray(list(self._by_frame.values()), dtype=np.float64)  # sampled frames with a face, in order
         per_frame = [self._by_frame.get(i) for i in range(self._last_index + 1)]
         self.series = {"identity_similarity": per_frame, "identity_min": list(per_frame)}

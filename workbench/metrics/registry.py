@@ -10,9 +10,10 @@ import importlib
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -30,6 +31,7 @@ METRIC_MODULES = (
 
 
 AHEAD = 1  # frames the main thread may run ahead of the flow-metrics worker
+FLOW_THREADS = 2  # threads computing the shared flows ahead (each OpenCV call on one core)
 
 
 class UnknownMetric(KeyError):
@@ -173,15 +175,16 @@ def evaluate(
 
     tracker = FaceTracker()
     width = video.size[0]
-    # metrics that read the shared optical flow go last, so the flow (started on a worker thread as
-    # soon as a frame is decoded) overlaps the face tracking and embedding of the others
-    side = [m for m in live if _flow_kinds([m])] if parallel else []
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flow-metrics") if side else None
-    try:
-        n = _stream(video, live, side, result, wanted, tracker, width, worker, progress, total)
-    finally:
-        if worker is not None:
-            worker.shutdown(wait=True)
+    # metrics that read the shared optical flow are fed on a worker thread, and the flows they will
+    # read are computed ahead on a pool, so flow overlaps the face tracking and embedding of the others
+    side = [m for m in live if m.flow_reach() > 0] if parallel else []
+    with ExitStack() as stack:
+        worker = pool = None
+        if side:
+            worker = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="flow-metrics"))
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=FLOW_THREADS, thread_name_prefix="flow"))
+            stack.enter_context(opencv_threads(1))  # the pool is the parallelism: OpenCV's own adds overhead
+        n = _stream(video, live, side, result, wanted, tracker, width, worker, pool, progress, total)
     result.frames = n
     why = video.truncation_warning()  # the clip's own check: one wording wherever it is shown
     if why:
@@ -247,28 +250,35 @@ def _collect_series(result: EvalResult, metric: Metric, names: list[str], n_fram
             result.worst_frame[name] = worst
 
 
-def _flow_kinds(metrics: list[Metric]) -> frozenset[str]:
-    """The shared flows these metrics read (a RAFT-backed warp_error computes its own)."""
-    out: set[str] = set()
-    for m in metrics:
-        if getattr(m, "_raft", None) is None:
-            out |= set(getattr(m, "uses_flow", ()) or ())
-    return frozenset(out)
+@contextmanager
+def opencv_threads(n: int) -> Iterator[None]:
+    """OpenCV's thread count set to `n` inside the block, restored after."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def _stream(video: Clip, live: list[Metric], side: list[Metric], result: EvalResult, wanted: list[str], tracker,
-            width: int, worker: ThreadPoolExecutor | None, progress: Callable[[int, int], None] | None,
-            total: int) -> int:
+            width: int, worker: ThreadPoolExecutor | None, pool: ThreadPoolExecutor | None,
+            progress: Callable[[int, int], None] | None, total: int) -> int:
     """Decode the clip once and feed every live metric frame by frame; returns the frame count.
 
     The metrics in `side` (those reading the shared optical flow) are fed on `worker`, one job per
-    frame in order, while this thread feeds the rest: OpenCV's flow and remapping release the GIL,
-    dlib's face work does not, so the two overlap on two cores. At most `AHEAD` frames wait for the
+    frame in order, while this thread feeds the rest, and the flows they will read at a frame
+    (`Metric.flow_keys`) are started on `pool` as soon as it is decoded: OpenCV's flow and remapping
+    release the GIL, dlib's face work does not, so they overlap. At most `AHEAD` frames wait for the
     worker (memory stays flat); frame links are released by the worker once a frame is done.
     Values are the same as fed in one thread (`evaluate(..., parallel=False)`)."""
     side_now = list(side)  # mutated by the worker only
     main = [m for m in live if m not in side]
     pending: deque = deque()
+    # grey frames the flows reach back to (a metric's flow from k frames back needs the k-th)
+    grays: deque = deque(maxlen=max((m.flow_reach() for m in live), default=0))
 
     def feed(metrics: list[Metric], step: FrameStep) -> list[tuple[Metric, Exception | None, float]]:
         out = []
@@ -311,8 +321,12 @@ def _stream(video: Clip, live: list[Metric], side: list[Metric], result: EvalRes
     for i, full in enumerate(video.iter_frames()):  # decoded once at full size; analysis size derived here
         frame = cap_side(full, ANALYSIS_MAX_SIDE)
         step = FrameStep(i, frame, prev, video.fps, tracker=tracker, scale=frame.shape[1] / float(width or frame.shape[1]),
-                         full=full)
+                         full=full, history=tuple(grays))
+        if grays.maxlen:
+            grays.append(step.gray)
         if worker is not None:
+            for key in {k for m in list(side_now) for k in m.flow_keys(i)}:
+                step.prefetch(key, pool)
             pending.append(worker.submit(side_job, step, prev))
         account(feed(main, step))
         if worker is None:

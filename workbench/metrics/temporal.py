@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
+from workbench.metrics.base import FLOW_BW, FLOW_FW, FLOW_SKIP, EvalInputs, FlowKey, FrameStep, Metric, MetricUnavailable, ScoreSpec
 
 FLOW_BACKEND = "opencv-dis"  # classical flow of FrameStep.flow_fw / flow_bw
 RAFT_ENV = "WORKBENCH_RAFT_WEIGHTS"
@@ -240,7 +240,6 @@ class WarpError(Metric):
     expectation; 1 = every pixel).
     In "auto" the torch hub cache is searched only when CUDA is present (RAFT on CPU is slow)."""
 
-    uses_flow = frozenset({"pair"})
     name = "warp_error"
     scores = (ScoreSpec("warp_error", False, "[0, 1]",
                         "mean squared RGB error ([0,1] scale) between each frame and the next one warped back "
@@ -288,6 +287,12 @@ class WarpError(Metric):
             self._raft = RaftFlow(self._weights, self.raft_iters)
         self._pairs: list[float] = []
 
+    def flow_keys(self, index: int) -> tuple[FlowKey, ...]:
+        return (FLOW_FW, FLOW_BW) if self._raft is None and index >= 1 else ()
+
+    def flow_reach(self) -> int:
+        return 0 if self._raft is not None else 1
+
     def update(self, step: FrameStep) -> None:
         prev = step.prev_frame
         if prev is None:
@@ -329,7 +334,6 @@ class MotionSmoothness(Metric):
     real one; score = 1 - mean |interpolated - real| / 255. VBench uses the learned AMT-S
     interpolator instead, so absolute values differ from VBench's; rankings are what to compare."""
 
-    uses_flow = frozenset({"skip"})
     name = "motion_smoothness"
     scores = (ScoreSpec("motion_smoothness", True, "[0, 1]",
                         "1 - mean abs error / 255 of odd frames re-created by flow interpolation of their "
@@ -352,12 +356,18 @@ class MotionSmoothness(Metric):
         self._sum, self._n = 0.0, 0
         self._per_frame: dict[int, float] = {}  # odd frame index -> its smoothness
 
+    def flow_keys(self, index: int) -> tuple[FlowKey, ...]:
+        return (FLOW_SKIP,) if index >= 2 and index % 2 == 0 else ()
+
+    def flow_reach(self) -> int:
+        return 2
+
     def update(self, step: FrameStep) -> None:
         import cv2
 
         if step.index % 2 == 0 and len(self._buf) == 2:
             a, mid = self._buf
-            flow = step.flow_skip  # == dis_flow(gray of a, step.gray): frame i-2 -> i, shared and prefetched
+            flow = step.flow_skip  # frame i-2 -> i, shared and computed ahead
             est = interpolate_midframe(a, step.frame, flow, self.pixel_stride)
             s = self.pixel_stride
             real = np.ascontiguousarray(mid[::s, ::s]) if s > 1 else mid
@@ -428,7 +438,6 @@ class DynamicDegree(Metric):
     DIS flow at analysis size (<= 512 px) instead of RAFT at full size; the threshold scales with the
     side the flow was taken at, so the rule is the same in pixels per image height."""
 
-    uses_flow = frozenset({"pair"})
     name = "dynamic_degree"
     version = "2"  # 2: flow between VBench's sampled frames, top 5% of every pixel (1: summed consecutive flows)
     scores = (
@@ -455,7 +464,16 @@ class DynamicDegree(Metric):
         self._min_side = 0
         self._fps = inputs.video.fps
         self._interval = sample_interval(self._fps)
-        self._anchor: np.ndarray | None = None  # grey analysis frame of the last sampled frame
+
+    def flow_keys(self, index: int) -> tuple[FlowKey, ...]:
+        if index < 1:
+            return ()
+        if index % self._interval or self._interval == 1 or index < self._interval:
+            return (FLOW_FW,)
+        return (FLOW_FW, ("from", self._interval))
+
+    def flow_reach(self) -> int:
+        return self._interval
 
     def update(self, step: FrameStep) -> None:
         import cv2
@@ -466,14 +484,11 @@ class DynamicDegree(Metric):
             self._means.append(float(mag.mean()))
         if step.index % self._interval:
             return
-        if self._anchor is not None:  # so not the first frame: flow_fw is there
+        if step.index >= self._interval:  # the previous sampled frame exists: flow between the two
             if self._interval > 1:
-                from workbench.metrics.flow import dis_flow
-
-                flow = dis_flow(self._anchor, step.gray)
+                flow = step.flow_from(self._interval)
                 mag = cv2.magnitude(flow[..., 0], flow[..., 1])
             self._top.append(top_mean(mag))
-        self._anchor = step.gray
         self._min_side = min(step.gray.shape[:2])
 
     def finish(self) -> dict[str, float | None]:
