@@ -191,7 +191,7 @@ class Metric(ABC):
     version: ClassVar[str] = "1"  # bump when the algorithm changes: stored scores are then recomputed
     scores: ClassVar[tuple[ScoreSpec, ...]]
     requires: ClassVar[frozenset[str]] = frozenset()  # subset of {"image", "audio", "reference"}
-    # A metric that reads the shared flows (`flow_keys` not empty) is fed on a second thread while the
+    # A metric that reads the shared flows (`flow_reach() > 0`) is fed on a second thread while the
     # main thread feeds the others (face tracking, embeddings; dlib holds the GIL, OpenCV releases it),
     # and the flows it will read are computed ahead on a small pool; it must only read the step's
     # frames and flows.
