@@ -70,6 +70,7 @@ class DescriptorHelper:
     def _fail(self) -> None:
         with self._lock:
             self.broken = True
+            self._proc.poll()  # reap it if it has exited
             while not self._waiting.empty():
                 fut = self._waiting.get()
                 if not fut.done():
@@ -107,7 +108,9 @@ def serve() -> None:
     """The child's loop: read (jitter, chip) records from stdin, write descriptors to stdout, until EOF."""
     from workbench.faces import chip_descriptor
 
-    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    inp = sys.stdin.buffer
+    out = os.fdopen(os.dup(1), "wb")  # the protocol's own copy of stdout; a stray print goes to stderr
+    os.dup2(2, 1)
     while True:
         head = _read_exactly(inp, 4)
         body = _read_exactly(inp, CHIP_BYTES) if head else None
