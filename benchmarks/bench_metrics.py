@@ -114,10 +114,10 @@ def _helper_cpu_s() -> float | None:
         from workbench import face_helper
     except ImportError:  # an older code path without the helper
         return None
-    h = face_helper._helper
+    h = face_helper.running()
     if h is None:
         return None
-    fields = Path(f"/proc/{h._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{h.pid}/stat").read_text().rsplit(")", 1)[1].split()
     import os
 
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime

@@ -38,6 +38,10 @@ class DescriptorHelper:
         threading.Thread(target=self._write, name="face-helper-write", daemon=True).start()
         threading.Thread(target=self._read, name="face-helper-read", daemon=True).start()
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def submit(self, chip: np.ndarray, jitter: int = 0) -> Future:
         fut: Future = Future()
         if chip.shape != CHIP_SHAPE:
@@ -89,6 +93,11 @@ def _read_exactly(stream, n: int) -> bytes | None:
 
 _helper: DescriptorHelper | None = None
 _helper_lock = threading.Lock()
+
+
+def running() -> DescriptorHelper | None:
+    """The helper if one has been started in this process (starts none)."""
+    return _helper
 
 
 def helper() -> DescriptorHelper | None:

@@ -256,7 +256,7 @@ class IdentityPreservation(Metric):
         self.targets = sample_indices(inputs.video.num_frames, inputs.video.fps, self.sample_fps, self.max_samples)
         self.stride = max(1, int(round(inputs.video.fps / self.sample_fps)))
         self.sampled = 0
-        self._by_frame: dict[int, Any] = {}  # sampled frame index -> embedding (a Future until finish), then similarity; faceless frames absent
+        self._embeddings: dict[int, Any] = {}  # sampled frame index -> embedding or its Future (faceless frames absent)
         self._last_index = -1
 
     def _wanted(self, index: int) -> bool:
@@ -273,15 +273,15 @@ class IdentityPreservation(Metric):
         if face is None:
             return
         later = getattr(self.embedder, "embed_later", None)  # dlib: in a helper process, off the GIL
-        self._by_frame[step.index] = later(step.frame, face) if later else self.embedder.embed(step.frame, face)
+        self._embeddings[step.index] = later(step.frame, face) if later else self.embedder.embed(step.frame, face)
 
     def finish(self) -> dict[str, float | None]:
         if self.sampled == 0:
             raise MetricUnavailable("the video has no frames to compare with the reference image")
-        for i, v in self._by_frame.items():
-            self._by_frame[i] = float(np.dot(self.ref, v.result() if isinstance(v, Future) else v))
-        sims = np.asarray(list(self._by_frame.values()), dtype=np.float64)  # sampled frames with a face, in order
-        per_frame = [self._by_frame.get(i) for i in range(self._last_index + 1)]
+        by_frame = {i: float(np.dot(self.ref, v.result() if isinstance(v, Future) else v))
+                    for i, v in self._embeddings.items()}
+        sims = np.asarray(list(by_frame.values()), dtype=np.float64)  # sampled frames with a face, in order
+        per_frame = [by_frame.get(i) for i in range(self._last_index + 1)]
         self.series = {"identity_similarity": per_frame, "identity_min": list(per_frame)}
         if not sims.size:
             why = (f"no face found in any of the {self.sampled} sampled frames (face_detect_rate 0); the video "
