@@ -96,6 +96,18 @@ def test_reference_without_face_is_unavailable():
         m.start(EvalInputs(video=clip, image=np.full((120, 120, 3), 128, np.uint8)))
 
 
+def test_faceless_reference_file_is_named_in_the_reason(tmp_path):
+    from PIL import Image
+
+    from workbench.metrics import evaluate
+
+    path = tmp_path / "grey.png"
+    Image.fromarray(np.full((120, 120, 3), 128, np.uint8)).save(path)
+    r = evaluate(Clip.from_frames(np.zeros((4, 64, 64, 3), np.uint8), fps=25), image=path, metrics=["identity"])
+    assert r.scores["identity_similarity"] is None
+    assert f"no face found in the reference image {path} (120x120)" in r.errors["identity_similarity"]
+
+
 # ------------------------------------------------------------------------------------------------
 # ArcFace via onnxruntime, on a tiny random-weight model exported here
 # ------------------------------------------------------------------------------------------------

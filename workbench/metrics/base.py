@@ -54,6 +54,7 @@ class EvalInputs:
     audio: Audio | None = None
     reference: Clip | None = None
     face_reference: FaceReference | None = None
+    image_path: str | None = None  # where `image` was read from, for messages (None: given as an array)
 
     def __post_init__(self) -> None:
         if self.audio is None and self.video.audio is not None:

@@ -250,7 +250,8 @@ class IdentityPreservation(Metric):
             ref = cap_side(np.asarray(inputs.image)[..., :3].astype(np.uint8), REFERENCE_MAX_SIDE)
             faces = detect_faces(ref)
             if not faces:
-                raise MetricUnavailable(f"no face found in the reference image ({ref.shape[1]}x{ref.shape[0]}); "
+                where = f" {inputs.image_path}" if inputs.image_path else ""
+                raise MetricUnavailable(f"no face found in the reference image{where} ({ref.shape[1]}x{ref.shape[0]}); "
                                         "pass a portrait with a clearly visible, roughly frontal face")
             self.ref = self.embedder.embed(ref, faces[0])
         self.targets = sample_indices(inputs.video.num_frames, inputs.video.fps, self.sample_fps, self.max_samples)

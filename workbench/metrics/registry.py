@@ -138,13 +138,16 @@ def evaluate(
     """
     if not isinstance(video, Clip):
         video = Clip.open(video)
+    image_path = None
     if image is not None and not isinstance(image, np.ndarray):
+        image_path = str(image)
         image = load_image(image)
     if audio is not None and not isinstance(audio, Audio):
         audio = load_audio(audio)
     if reference is not None and not isinstance(reference, Clip):
         reference = Clip.open(reference)
-    inputs = EvalInputs(video=video, image=image, audio=audio, reference=reference, face_reference=face_reference)
+    inputs = EvalInputs(video=video, image=image, audio=audio, reference=reference, face_reference=face_reference,
+                        image_path=image_path)
     if skip_inapplicable is None:
         skip_inapplicable = metrics is None
     classes, wanted = resolve(metrics)
