@@ -420,6 +420,28 @@ def test_flow_metrics_on_a_second_thread_give_the_same_values(monkeypatch):
     assert all(short.scores[n] is None and "frames" in short.errors[n] for n in FLOW_METRICS)
 
 
+def test_overlapping_evaluations_restore_opencv_threads():
+    """OpenCV's thread count is process-wide: two evaluations that overlap (Studio tabs) must leave it
+    as it was, whichever ends first."""
+    import cv2
+
+    from workbench.metrics.registry import opencv_threads
+
+    original = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    before = cv2.getNumThreads()
+    assert before != 1
+    a, b = opencv_threads(1), opencv_threads(1)
+    a.__enter__()
+    b.__enter__()
+    assert cv2.getNumThreads() == 1
+    a.__exit__(None, None, None)  # the first one ends while the second still runs
+    assert cv2.getNumThreads() == 1
+    b.__exit__(None, None, None)
+    assert cv2.getNumThreads() == before
+    cv2.setNumThreads(original)
+
+
 def test_truncated_file_is_scored_on_what_decodes_with_a_warning(tmp_path):
     import av
 

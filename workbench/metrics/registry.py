@@ -7,6 +7,7 @@ and a one-line error for each score that could not be computed.
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -253,17 +254,30 @@ def _collect_series(result: EvalResult, metric: Metric, names: list[str], n_fram
             result.worst_frame[name] = worst
 
 
+_cv_lock = threading.Lock()
+_cv_users = 0
+_cv_before = 0
+
+
 @contextmanager
 def opencv_threads(n: int) -> Iterator[None]:
-    """OpenCV's thread count set to `n` inside the block, restored after."""
+    """OpenCV's (process-wide) thread count set to `n` inside the block and restored when the last
+    overlapping block ends, so evaluations running at once (Studio tabs) leave it as they found it."""
     import cv2
 
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(n)
+    global _cv_users, _cv_before
+    with _cv_lock:
+        if _cv_users == 0:
+            _cv_before = cv2.getNumThreads()
+            cv2.setNumThreads(n)
+        _cv_users += 1
     try:
         yield
     finally:
-        cv2.setNumThreads(before)
+        with _cv_lock:
+            _cv_users -= 1
+            if _cv_users == 0:
+                cv2.setNumThreads(_cv_before)
 
 
 def _stream(video: Clip, live: list[Metric], side: list[Metric], result: EvalResult, wanted: list[str], tracker,
