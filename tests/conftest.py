@@ -18,6 +18,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = REPO.parent / "shared" / "media"
+# "fails fast": far below a network timeout (huggingface_hub waits 10 s per try), far above what the
+# check itself needs on a loaded 2-core CI machine
+FAIL_FAST_S = 5.0
 
 
 @pytest.fixture(scope="session")

@@ -63,9 +63,8 @@ def test_generate_runs_in_background_and_shows_clips_with_scores(tmp_path):
     _pick(gen, "kenburns", seconds=0.6, width=64, height=64)
     gen.seeds.value = "0, 1"
     gen.metrics.value = ["temporal_flicker", "identity"]
-    t0 = time.monotonic()
     gen.run_btn.click()
-    assert time.monotonic() - t0 < 2.0, "Run must not block the kernel"
+    # Run returns while the jobs still run (the kernel is free): Cancel is live, Run waits
     assert gen.run_btn.disabled and not gen.cancel_btn.disabled
     assert gen.wait(120)
     recs = load_records(tmp_path / "runs" / "studio")
