@@ -272,3 +272,36 @@ def test_report_brings_wandb_up_to_date_after_shards(inputs):
     (run / "suite.json").unlink()
     missing = CliRunner().invoke(app, ["report", str(run), "--wandb", "offline"])
     assert missing.exit_code == 2 and "suite.json: not found" in missing.output
+
+
+def test_reader_waits_for_a_log_still_being_written(tmp_path):
+    """Just after `run.finish()` W&B's service may still be writing the log: the reader waits for the
+    closing `exit` record instead of returning a run without its records; a log that never gets one
+    (a crashed run) is read as it is once the wait is over."""
+    import shutil
+    import threading
+    import time
+
+    from workbench.tracking import _init_run, iter_wandb_records
+
+    run = _init_run("offline", tmp_path / "src", project="wb-wait")
+    run.summary["x"] = 1.0
+    run.finish()
+    (done,) = (tmp_path / "src" / "wandb").glob("offline-run-*")
+    log = next(done.glob("run-*.wandb"))
+    assert [r.WhichOneof("record_type") for r in iter_wandb_records(log)][-1] == "exit"
+    whole = log.read_bytes()
+
+    slow = tmp_path / "slow" / done.name
+    shutil.copytree(done, slow)
+    (slow / log.name).write_bytes(whole[:7])  # the header only, as a log is at the start
+    threading.Timer(0.5, lambda: (slow / log.name).write_bytes(whole)).start()
+    held = read_offline_run(slow)
+    assert held["project"] == "wb-wait" and held["summary"]["x"] == 1.0
+
+    crashed = tmp_path / "crashed" / done.name
+    shutil.copytree(done, crashed)
+    (crashed / log.name).write_bytes(whole[:7])
+    t0 = time.monotonic()
+    held = read_offline_run(crashed, wait_s=0.3)
+    assert held["project"] is None and 0.3 <= time.monotonic() - t0 < 5

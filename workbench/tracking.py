@@ -35,6 +35,7 @@ import os
 import secrets
 import struct
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
@@ -453,14 +454,23 @@ def _set(d: dict, keys: list[str], value: Any) -> None:
     d[keys[-1]] = value
 
 
-def read_offline_run(run_folder: str | Path) -> dict[str, Any]:
+def read_offline_run(run_folder: str | Path, wait_s: float = 10.0) -> dict[str, Any]:
     """What an offline run folder (`.../wandb/offline-run-*`) holds: {"id", "project", "config",
     "summary", "history": [rows], "files": [paths], "artifacts": [{"name", "type", "files"}],
-    "tables": {key: table json with "files": {path in the table: local file}}}."""
+    "tables": {key: table json with "files": {path in the table: local file}}}.
+
+    W&B's service may still be writing the log just after `run.finish()` returns: the reader waits up to
+    `wait_s` for the run's closing `exit` record (a crashed run has none: what is there is returned)."""
     folder = Path(run_folder)
     logs = sorted(folder.glob("run-*.wandb"))
     if not logs:
         raise FileNotFoundError(f"{folder}: no run-*.wandb file; pass an offline-run-* folder under RUN_DIR/wandb")
+    deadline = time.monotonic() + wait_s
+    while True:
+        records = list(iter_wandb_records(logs[0]))
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     out: dict[str, Any] = {"id": None, "project": None, "config": {}, "summary": {}, "history": [], "files": [],
                            "artifacts": [], "tables": {}}
 
@@ -469,7 +479,7 @@ def read_offline_run(run_folder: str | Path) -> dict[str, Any]:
             keys = list(u.nested_key) or [u.key]
             yield keys, json.loads(u.value_json)
 
-    for rec in iter_wandb_records(logs[0]):
+    for rec in records:
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             out["id"], out["project"] = rec.run.run_id, rec.run.project
