@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -174,6 +174,17 @@ class FaceEmbedder(Protocol):
 
     def embed(self, image: np.ndarray, face: Face) -> np.ndarray: ...
 
+    def embed_later(self, image: np.ndarray, face: Face) -> Future:
+        """`embed` as a Future, for a backend that can compute it off the caller's thread (else done)."""
+        ...
+
+
+def finished(value: Any) -> Future:
+    """A Future that already holds `value`."""
+    out: Future = Future()
+    out.set_result(value)
+    return out
+
 
 class DlibEmbedder:
     """dlib's 128-d ResNet face embedding (LFW 99.38%), L2-normalised.
@@ -207,20 +218,20 @@ class DlibEmbedder:
         inline where the helper cannot run."""
         from workbench.face_helper import helper
 
-        out: Future = Future()
         chip = self.chip(image, face)
         h = helper()
+        if h is None:
+            return finished(_normalised(chip_descriptor(chip, self.jitter)))
+        out: Future = Future()
 
         def done(f: Future) -> None:
             try:
-                out.set_result(_normalised(f.result()))
-            except Exception:  # no helper, or it died: compute it here, the result is the same
-                out.set_result(_normalised(chip_descriptor(chip, self.jitter)))
+                raw = f.result()
+            except Exception:  # the helper died: compute it here, the result is the same
+                raw = chip_descriptor(chip, self.jitter)
+            out.set_result(_normalised(raw))
 
-        if h is None:
-            out.set_result(_normalised(chip_descriptor(chip, self.jitter)))
-        else:
-            h.submit(chip, self.jitter).add_done_callback(done)
+        h.submit(chip, self.jitter).add_done_callback(done)
         return out
 
 

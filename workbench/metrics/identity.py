@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.faces import LEFT_EYE, RIGHT_EYE, DlibEmbedder, Face, FaceEmbedder, detect_faces, dlib_available
+from workbench.faces import LEFT_EYE, RIGHT_EYE, DlibEmbedder, Face, FaceEmbedder, detect_faces, dlib_available, finished
 from workbench.media import cap_side
 from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
 
@@ -148,6 +148,9 @@ class ArcFaceEmbedder:
     def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
         return self.embed_aligned(align_arcface(image, five_points(face))[None])[0]
 
+    def embed_later(self, image: np.ndarray, face: Face) -> Future:
+        return finished(self.embed(image, face))  # onnxruntime releases the GIL: no helper needed
+
 
 _ARCFACE: dict[tuple[str, float], ArcFaceEmbedder] = {}
 
@@ -257,7 +260,7 @@ class IdentityPreservation(Metric):
         self.targets = sample_indices(inputs.video.num_frames, inputs.video.fps, self.sample_fps, self.max_samples)
         self.stride = max(1, int(round(inputs.video.fps / self.sample_fps)))
         self.sampled = 0
-        self._embeddings: dict[int, Any] = {}  # sampled frame index -> embedding or its Future (faceless frames absent)
+        self._embeddings: dict[int, Future] = {}  # sampled frame index -> its embedding (faceless frames absent)
         self._last_index = -1
 
     def _wanted(self, index: int) -> bool:
@@ -273,14 +276,12 @@ class IdentityPreservation(Metric):
         face = step.face  # in the (possibly downscaled) analysis frame, like step.frame
         if face is None:
             return
-        later = getattr(self.embedder, "embed_later", None)  # dlib: in a helper process, off the GIL
-        self._embeddings[step.index] = later(step.frame, face) if later else self.embedder.embed(step.frame, face)
+        self._embeddings[step.index] = self.embedder.embed_later(step.frame, face)  # dlib: off the GIL
 
     def finish(self) -> dict[str, float | None]:
         if self.sampled == 0:
             raise MetricUnavailable("the video has no frames to compare with the reference image")
-        by_frame = {i: float(np.dot(self.ref, v.result() if isinstance(v, Future) else v))
-                    for i, v in self._embeddings.items()}
+        by_frame = {i: float(np.dot(self.ref, v.result())) for i, v in self._embeddings.items()}
         sims = np.asarray(list(by_frame.values()), dtype=np.float64)  # sampled frames with a face, in order
         per_frame = [by_frame.get(i) for i in range(self._last_index + 1)]
         self.series = {"identity_similarity": per_frame, "identity_min": list(per_frame)}

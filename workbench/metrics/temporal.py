@@ -466,11 +466,10 @@ class DynamicDegree(Metric):
         self._interval = sample_interval(self._fps)
 
     def flow_keys(self, index: int) -> tuple[FlowKey, ...]:
-        if index < 1:
-            return ()
-        if index % self._interval or self._interval == 1 or index < self._interval:
-            return (FLOW_FW,)
-        return (FLOW_FW, ("from", self._interval))
+        keys: tuple[FlowKey, ...] = (FLOW_FW,) if index >= 1 else ()
+        if self._interval > 1 and index >= self._interval and index % self._interval == 0:
+            keys += (("from", self._interval),)  # between this sampled frame and the one before
+        return keys
 
     def flow_reach(self) -> int:
         return self._interval
