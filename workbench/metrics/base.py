@@ -34,6 +34,9 @@ class ScoreSpec:
     range: str  # e.g. "[0, 1]"
     description: str
     source: str  # paper / benchmark it follows
+    # trivially perfect on a clip that does not move (consistency, identity to the input image): rankings
+    # judge it only on clips above the motion floor (workbench.ranking)
+    rewards_stillness: bool = False
 
 
 @dataclass(frozen=True)

@@ -312,7 +312,7 @@ class SubjectConsistency(_FeatureConsistency):
     scores = (ScoreSpec("subject_consistency", True, "[0, 1]",
                         "mean over frames of (cos(f_i, f_0) + cos(f_i, f_{i-1})) / 2, DINO ViT-B/16 CLS features, "
                         "clamped at 0; every frame, VBench's resize",
-                        "VBench subject_consistency (Huang et al. 2024)"),)
+                        "VBench subject_consistency (Huang et al. 2024)", rewards_stillness=True),)
 
     def finish(self) -> dict[str, float | None]:
         return {"subject_consistency": vbench_consistency(self._features())}
@@ -327,7 +327,7 @@ class BackgroundConsistency(_FeatureConsistency):
     scores = (ScoreSpec("background_consistency", True, "[0, 1]",
                         "mean over frames of (cos(f_i, f_0) + cos(f_i, f_{i-1})) / 2, CLIP ViT-B/32 image "
                         "embeddings, clamped at 0; every frame, VBench's resize and crop",
-                        "VBench background_consistency (Huang et al. 2024)"),)
+                        "VBench background_consistency (Huang et al. 2024)", rewards_stillness=True),)
 
     def finish(self) -> dict[str, float | None]:
         return {"background_consistency": vbench_consistency(self._features())}
@@ -345,7 +345,7 @@ class I2VSubject(_FeatureConsistency):
     scores = (ScoreSpec("i2v_subject", True, "[0, 1]",
                         "0.4 * max_i cos(image, f_i) + 0.3 * mean_i cos(f_{i-1}, f_i) + 0.3 * min_i cos(f_{i-1}, f_i), "
                         "DINO ViT-B/16, clamped at 0",
-                        "VBench++ i2v_subject (Huang et al. 2024)"),)
+                        "VBench++ i2v_subject (Huang et al. 2024)", rewards_stillness=True),)
 
     def finish(self) -> dict[str, float | None]:
         feats = self._features()
@@ -482,7 +482,7 @@ class LpipsTemporal(LpipsBackend, Metric):
     """LPIPS between consecutive frames: perceptual frame-to-frame change (lower = steadier)."""
 
     name = "lpips_temporal"
-    scores = (ScoreSpec("lpips_temporal", False, "[0, 1+)",
+    scores = (ScoreSpec("lpips_temporal", False, "[0, 1+, rewards_stillness=True)",
                         "mean LPIPS (AlexNet, v0.1) between consecutive frames at analysis size",
                         "Zhang et al. 2018 LPIPS; temporal use as in Lai et al. 2018"),)
 

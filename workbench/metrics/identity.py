@@ -185,14 +185,14 @@ class IdentityPreservation(Metric):
     scores = (
         ScoreSpec("identity_similarity", True, "[-1, 1]",
                   "mean cosine similarity of face embeddings, reference image vs sampled frames with a face",
-                  "ArcFace (Deng et al., CVPR 2019) face-ID similarity as in identity-preserving generation evals"),
+                  "ArcFace (Deng et al., CVPR 2019) face-ID similarity as in identity-preserving generation evals", rewards_stillness=True),
         ScoreSpec("identity_min", True, "[-1, 1]", "lowest per-frame cosine similarity (the worst identity drift)",
-                  "ArcFace (Deng et al., CVPR 2019)"),
+                  "ArcFace (Deng et al., CVPR 2019)", rewards_stillness=True),
         ScoreSpec("identity_pass_rate", True, "[0, 1]",
                   "share of sampled frames whose face passes the backend's same-person threshold (no face = fail)",
-                  "face verification thresholds: dlib 0.6 L2 rule (calibrated), ArcFace FAR=0.1% (AdvFaces)"),
+                  "face verification thresholds: dlib 0.6 L2 rule (calibrated), ArcFace FAR=0.1% (AdvFaces)", rewards_stillness=True),
         ScoreSpec("face_detect_rate", True, "[0, 1]", "share of sampled frames in which a face is found",
-                  "dlib HOG face detector (Dalal & Triggs 2005)"),
+                  "dlib HOG face detector (Dalal & Triggs 2005)", rewards_stillness=True),
     )
 
     def __init__(self, backend: str = "auto", arcface_model: str | Path | None = None,

@@ -51,7 +51,7 @@ class TemporalFlicker(Metric):
     scores = (ScoreSpec("temporal_flicker", True, "[0, 1]",
                         "1 - mean absolute RGB difference of consecutive full-resolution frames / 255 "
                         "(every pair, any camera)",
-                        "VBench temporal_flickering (Huang et al. 2024)"),)
+                        "VBench temporal_flickering (Huang et al. 2024)", rewards_stillness=True),)
 
     @classmethod
     def backends_available(cls) -> dict[str, bool]:
@@ -244,7 +244,7 @@ class WarpError(Metric):
     scores = (ScoreSpec("warp_error", False, "[0, 1]",
                         "mean squared RGB error ([0,1] scale) between each frame and the next one warped back "
                         "by optical flow, over non-occluded pixels (forward/backward check)",
-                        "Lai et al. 2018, Learning Blind Video Temporal Consistency"),)
+                        "Lai et al. 2018, Learning Blind Video Temporal Consistency", rewards_stillness=True),)
 
     def __init__(self, flow: str = "auto", raft_weights: str | Path | None = None, raft_iters: int = 12,
                  pixel_stride: int = 2):
@@ -338,7 +338,7 @@ class MotionSmoothness(Metric):
     scores = (ScoreSpec("motion_smoothness", True, "[0, 1]",
                         "1 - mean abs error / 255 of odd frames re-created by flow interpolation of their "
                         "even neighbours (classical DIS interpolator)",
-                        "VBench motion_smoothness (Huang et al. 2024), AMT replaced by DIS flow"),)
+                        "VBench motion_smoothness (Huang et al. 2024), AMT replaced by DIS flow", rewards_stillness=True),)
 
     def __init__(self, pixel_stride: int = 2):
         self.pixel_stride = max(1, int(pixel_stride))  # error measured on every 2nd pixel (x, y): 4x cheaper
