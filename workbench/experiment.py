@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import platform
-import stat
 import threading
 import time
 import traceback
@@ -34,38 +33,12 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from workbench.hashing import file_hash
-from workbench.media import Clip, MediaError, load_audio, load_image
+from workbench.media import MEDIA_SUFFIXES, Clip, MediaError, input_problem, load_audio, load_image  # noqa: F401 (re-exported)
 from workbench.models.base import GenerationError, GenerationRequest, UnknownModel, get_generator
 from workbench.store import RunStore, StoreError, json_default
 from workbench.suite import CaseSpec, ModelSpec, Suite, save_snapshot
 
 RECORD_VERSION = 2
-
-# what a file given as an input may be; anything else is refused before it is read or hashed
-MEDIA_SUFFIXES = {
-    "image": {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"},
-    "audio": {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".mp4", ".mov", ".mkv", ".webm"},
-    "reference": {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"},
-}
-
-
-def input_problem(kind: str, path: Path) -> str | None:
-    """Why `path` cannot be a `kind` input (one line with the fix), checked without reading it."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return f"{path}: {kind} not found; check the path"
-    except OSError as e:
-        return f"{path}: {kind} cannot be read ({e.strerror}); check the path and permissions"
-    if not stat.S_ISREG(st.st_mode):
-        return f"{path}: {kind} is not a regular file; pass a media file"
-    allowed = MEDIA_SUFFIXES[kind]
-    if path.suffix.lower() not in allowed:
-        return f"{path}: not a{'n' if kind[0] in 'aei' else ''} {kind} file; pass one of {', '.join(sorted(allowed))}"
-    if not os.access(path, os.R_OK):
-        return f"{path}: {kind} is not readable; fix its permissions"
-    return None
-
 
 def _digest(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]

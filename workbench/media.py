@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import threading
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -17,11 +19,66 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 DEFAULT_MAX_IMAGE_SIDE = 1024
+# larger images are refused before decoding (a 20000x20000 1-bit PNG is 48 KB on disk and 1.2 GB as RGB);
+# generation and scoring downscale to DEFAULT_MAX_IMAGE_SIDE anyway
+MAX_IMAGE_PIXELS = 100_000_000
 SILENT_RMS = 1e-4  # below this RMS (full scale 1.0) a track holds no speech: generators and lip-sync refuse it
 
 
 class MediaError(ValueError):
     """A media file is missing, unreadable or unsuitable; the message names the file and the fix."""
+
+
+# what a file given as an input may be; anything else is refused before it is read or hashed
+MEDIA_SUFFIXES: dict[str, set[str]] = {
+    "image": {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"},
+    "audio": {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".mp4", ".mov", ".mkv", ".webm"},
+    "reference": {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"},
+    "video": {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"},
+}
+
+
+def file_problem(path: Path, what: str = "file") -> str | None:
+    """Why `path` cannot be read as a media file (missing, not a regular file, unreadable, empty), one
+    line with the fix; None when it can. Checked without opening it, so a named pipe or a device never
+    blocks a read."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return f"{path}: {what} not found; check the path"
+    except OSError as e:
+        return f"{path}: {what} cannot be read ({e.strerror or e}); check the path and permissions"
+    if stat.S_ISDIR(st.st_mode):
+        return f"{path}: {what} is a folder, not a file; pass a media file inside it"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path}: {what} is not a regular file (a pipe, socket or device); pass a media file"
+    if not os.access(path, os.R_OK):
+        return f"{path}: {what} is not readable; fix its permissions"
+    if st.st_size == 0:
+        return f"{path}: {what} is empty (0 bytes); re-export or replace it"
+    return None
+
+
+def input_problem(kind: str, path: str | Path) -> str | None:
+    """Why `path` cannot be a `kind` input ("image", "audio", "reference", "video"): one line with
+    the fix, checked without reading it (the suffix too, so a stray secret is never read or hashed).
+    `workbench run` (per job) and `workbench eval` (per option) both use it."""
+    path = Path(path)
+    why = file_problem(path, kind)
+    if why:
+        return why
+    allowed = MEDIA_SUFFIXES[kind]
+    if path.suffix.lower() not in allowed:
+        return f"{path}: not a{'n' if kind[0] in 'aei' else ''} {kind} file; pass one of {', '.join(sorted(allowed))}"
+    return None
+
+
+def check_input(kind: str, path: str | Path) -> Path:
+    """`path` as a Path when it can be a `kind` input, else MediaError with `input_problem`'s line."""
+    why = input_problem(kind, path)
+    if why:
+        raise MediaError(why)
+    return Path(path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -103,10 +160,9 @@ class Audio:
 def _open_container(path: Path):
     import av
 
-    if not path.exists():
-        raise MediaError(f"{path}: file not found; check the path")
-    if path.stat().st_size == 0:
-        raise MediaError(f"{path}: file is empty; re-export or replace it")
+    why = file_problem(path)
+    if why:
+        raise MediaError(why)
     try:
         return av.open(str(path))
     except Exception as e:  # av.error.InvalidDataError and friends
@@ -135,6 +191,8 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> Audio:
                 arr = frame.to_ndarray()
                 if arr.dtype.kind == "i":
                     arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+                elif arr.dtype.kind == "u":  # unsigned 8-bit PCM: silence is 128
+                    arr = (arr.astype(np.float32) - 128.0) / 128.0
                 arr = arr.astype(np.float32)
                 if frame.format.is_planar:
                     arr = arr.mean(axis=0)
@@ -150,26 +208,44 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> Audio:
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if samples.size == 0:
         raise MediaError(f"{path}: audio track is empty; pass a file with speech audio")
+    if not rate or int(rate) <= 0:
+        raise MediaError(f"{path}: audio track states no sample rate; re-encode it as wav")
     audio = Audio(samples, int(rate))
     return audio.resample(sample_rate) if sample_rate else audio
 
 
+WAV_SIZE_PLACEHOLDERS = (0, 0xFFFFFFFF)  # data sizes a streaming writer leaves: "until the end of the file"
+TRUNCATION_TOLERANCE_S = 0.05  # a wav may hold this much less audio than its header states
+
+
 def _load_wav(path: Path, sample_rate: int | None) -> Audio:
+    """PCM wav through the stdlib. A file that holds clearly less audio than its header states (a cut
+    download, a recorder that crashed) is refused, naming both lengths; anything the stdlib cannot
+    read (float or ADPCM wav, a size placeholder left by a streaming writer) raises a non-MediaError
+    so that `load_audio` falls back to PyAV."""
     import wave
 
-    if not path.exists():
-        raise MediaError(f"{path}: file not found; check the path")
+    why = file_problem(path, "audio")
+    if why:
+        raise MediaError(why)
     with wave.open(str(path), "rb") as w:
         n, ch, width, rate = w.getnframes(), w.getnchannels(), w.getsampwidth(), w.getframerate()
+        if n * ch * width in WAV_SIZE_PLACEHOLDERS:
+            raise ValueError("data size placeholder")  # PyAV reads to the end of the file
         raw = w.readframes(n)
+    if width not in (1, 2, 4):
+        raise ValueError("unsupported width")
+    got = len(raw) // (ch * width)
+    if rate > 0 and (n - got) / rate > TRUNCATION_TOLERANCE_S:
+        raise MediaError(f"{path}: audio is truncated: its header states {n / rate:.2f} s but the file holds "
+                         f"{got / rate:.2f} s; re-export or re-download it")
+    raw = raw[: got * ch * width]
     if width == 2:
         x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
     elif width == 4:
         x = np.frombuffer(raw, "<i4").astype(np.float32) / 2147483648.0
-    elif width == 1:
-        x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
     else:
-        raise ValueError("unsupported width")
+        x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
     x = x.reshape(-1, ch).mean(axis=1)
     if x.size == 0:
         raise MediaError(f"{path}: audio is empty (0 samples); pass a file with speech audio")
@@ -181,26 +257,58 @@ def _load_wav(path: Path, sample_rate: int | None) -> Audio:
 # Images
 # --------------------------------------------------------------------------------------------------
 def load_image(path: str | Path, max_side: int | None = DEFAULT_MAX_IMAGE_SIDE) -> np.ndarray:
-    """Load an image as uint8 RGB (H, W, 3).
+    """Load an image as uint8 RGB (H, W, 3): the one place every image input is read (run, eval, the
+    Studio, the Python API).
 
-    Applies EXIF orientation, flattens alpha onto white, converts palette/greyscale/CMYK/16-bit to
-    RGB and downscales (Lanczos) so the longer side is at most `max_side` (None keeps full size).
+    Refuses, with one line naming the file and the fix, a path that is not a readable regular file, an
+    image above `MAX_IMAGE_PIXELS` (checked from the header, before decoding: a decompression bomb never
+    allocates), and anything PIL cannot decode. Applies EXIF orientation, flattens alpha onto white,
+    converts palette/greyscale/CMYK/16-bit to RGB and downscales (Lanczos) so the longer side is at most
+    `max_side` (None keeps full size).
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
-    if not path.exists():
-        raise MediaError(f"{path}: image not found; check the path")
+    why = file_problem(path, "image")
+    if why:
+        raise MediaError(why)
     try:
-        Image.MAX_IMAGE_PIXELS = 40000 * 40000
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            return image_to_rgb(im, max_side)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides, below
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise MediaError(_too_many_pixels(path, w * h, f"{w}x{h}"))
+                if w <= 0 or h <= 0:
+                    raise MediaError(f"{path}: image has no pixels ({w}x{h}); re-export it as PNG or JPEG")
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                return image_to_rgb(im, max_side)
+    except MediaError:
+        raise
+    except Image.DecompressionBombError as e:  # PIL's own guard (2x its limit) fires inside Image.open
+        import re
+
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        raise MediaError(_too_many_pixels(path, int(m.group(1)) if m else None)) from None
     except UnidentifiedImageError:
         raise MediaError(f"{path}: not a readable image; save it as PNG or JPEG") from None
-    except OSError as e:
-        raise MediaError(f"{path}: image is corrupt or truncated ({e}); re-export it as PNG or JPEG") from None
+    except MemoryError:
+        raise MediaError(f"{path}: not enough memory to decode this image; resize it (e.g. to 2048 px on the "
+                         f"longer side)") from None
+    except Exception as e:  # OSError (truncated data), SyntaxError/ValueError (corrupt headers or EXIF)
+        raise MediaError(f"{path}: image is corrupt or truncated ({type(e).__name__}: {e}); re-export it as "
+                         f"PNG or JPEG") from None
+
+
+def _too_many_pixels(path: Path, pixels: int | None, size: str | None = None) -> str:
+    """The one line for an image above MAX_IMAGE_PIXELS: its size, the limit and how to shrink it."""
+    side = int(math.sqrt(MAX_IMAGE_PIXELS))
+    what = f"{size} ({pixels / 1e6:.0f} megapixels)" if size and pixels else \
+        f"{pixels / 1e6:.0f} megapixels" if pixels else "too large"
+    return (f"{path}: image is {what}, above the limit of {MAX_IMAGE_PIXELS / 1e6:g} megapixels (a decompression "
+            f"bomb or a huge scan); resize it first (e.g. `convert '{path.name}' -resize {side}x{side} smaller.png`, "
+            f"or PIL's Image.thumbnail): the workbench works at {DEFAULT_MAX_IMAGE_SIDE} px anyway")
 
 
 def image_to_rgb(im, max_side: int | None = DEFAULT_MAX_IMAGE_SIDE) -> np.ndarray:
@@ -214,10 +322,17 @@ def image_to_rgb(im, max_side: int | None = DEFAULT_MAX_IMAGE_SIDE) -> np.ndarra
         if arr.ndim == 2:
             arr = np.repeat(arr[..., None], 3, axis=2)
         im = Image.fromarray(arr)
-    if im.mode in ("I;16", "I;16B", "I", "F"):
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        # keep the brightness the file states (no per-image contrast stretch): 16-bit -> 8-bit by /257,
+        # float in [0, 1] -> x255; 32-bit ints within 0..255 stay as they are
         a = np.asarray(im, dtype=np.float64)
-        a = (a - a.min()) / max(a.max() - a.min(), 1e-9) * 255.0
-        im = Image.fromarray(a.astype(np.uint8))
+        finite = a[np.isfinite(a)]
+        top = float(finite.max()) if finite.size else 0.0
+        if im.mode == "F" and top <= 1.0:
+            a = a * 255.0
+        elif im.mode != "F" and (im.mode.startswith("I;16") or top > 255.0):
+            a = a / 257.0
+        im = Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8))
     if im.mode == "P":
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA"):

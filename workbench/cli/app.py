@@ -22,3 +22,15 @@ def wandb_mode(value: str | None) -> str | None:
     if value is not None and value not in MODES:
         fail(f"--wandb {value!r} must be online, offline or disabled")
     return value
+
+
+def unexpected(error: BaseException, what: str) -> NoReturn:
+    """An unforeseen failure (a bug, not a bad input) as one `error:` line and exit 1; the traceback
+    is printed too when WORKBENCH_DEBUG=1 is set."""
+    import os
+    import traceback
+
+    if os.environ.get("WORKBENCH_DEBUG"):
+        traceback.print_exception(error)
+    first = (str(error).strip().splitlines() or [""])[0]
+    fail(f"{what} ({type(error).__name__}: {first}); please report it (WORKBENCH_DEBUG=1 shows the traceback)", 1)

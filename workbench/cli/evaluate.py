@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from workbench.cli.app import app, fail as _fail, wandb_mode
+from workbench.cli.app import app, fail as _fail, unexpected, wandb_mode
 
 @app.command("eval")
 def eval_(
@@ -18,18 +18,32 @@ def eval_(
     metrics: Optional[str] = typer.Option(None, "--metrics", help="comma-separated score or group names"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Score one clip; prints every applicable score with its backend."""
-    from workbench.media import MediaError
-    from workbench.metrics import UnknownMetric, evaluate
+    """Score one clip; prints every applicable score with its backend.
 
-    from workbench.media import Clip
+    Exit status: 0 when the clip was scored (a score that cannot be computed is null with its reason),
+    2 for a bad option or an input file that cannot be used (one `error:` line naming it and the fix).
+    """
+    from workbench.media import Clip, MediaError, check_input
+    from workbench.metrics import UnknownMetric, evaluate, resolve
 
-    names = [m for m in metrics.split(",") if m.strip()] if metrics else None
+    names = None
+    if metrics is not None:
+        names = [m.strip() for m in metrics.split(",")]
+        try:
+            resolve(names)
+        except UnknownMetric as e:
+            _fail(f"--metrics {metrics!r}: {e}")
+        names = [m for m in names if m]
     try:
+        for kind, path in (("video", video), ("image", image), ("audio", audio), ("reference", reference)):
+            if path is not None:
+                check_input(kind, path)  # the checks `workbench run` makes per job: no read blocks or hangs
         clip = Clip.open(video)
         result = evaluate(clip, image=image, audio=audio, reference=reference, metrics=names)
     except (MediaError, UnknownMetric) as e:
         _fail(str(e))
+    except Exception as e:  # a bug, not a bad input: one line, the trace on request
+        unexpected(e, f"{video}: scoring failed")
     payload = result.to_json(str(video))
     for note in getattr(result, "warnings", []):
         typer.echo(f"warning: {note}", err=True)

@@ -59,17 +59,25 @@ def score_owner() -> dict[str, type[Metric]]:
 def resolve(names: Iterable[str] | None) -> tuple[list[type[Metric]], list[str]]:
     """Map score or metric-group names to (metric classes to run, score names to report).
 
-    None selects every metric. Unknown names raise UnknownMetric listing the known ones.
+    None selects every metric. Unknown names raise UnknownMetric listing the known ones; so does a
+    selection that names nothing (`[]`, `[""]`, `--metrics ,`): an empty score table is never what
+    was meant.
     """
     classes = metric_classes()
     if names is None:
         return classes, [s.name for c in classes for s in c.scores]
+    if isinstance(names, str):
+        names = names.split(",")
     by_group = {c.name: c for c in classes}
     owner = score_owner()
+    known = ", ".join(sorted(set(by_group) | set(owner)))
     picked: list[type[Metric]] = []
     wanted: list[str] = []
-    for n in names:
-        n = n.strip()
+    given = [str(n).strip() for n in names]
+    if not any(given):
+        raise UnknownMetric(f"the selection {list(names)!r} names no metric; name one or more of: {known} "
+                            f"(or leave the selection out for every applicable score)")
+    for n in given:
         if not n:
             continue
         if n in by_group:
@@ -77,8 +85,7 @@ def resolve(names: Iterable[str] | None) -> tuple[list[type[Metric]], list[str]]
         elif n in owner:
             cls, scores = owner[n], [n]
         else:
-            known = sorted(set(by_group) | set(owner))
-            raise UnknownMetric(f"unknown metric '{n}'; known: {', '.join(known)} (see `workbench metrics`)")
+            raise UnknownMetric(f"unknown metric '{n}'; known: {known} (see `workbench metrics`)")
         if cls not in picked:
             picked.append(cls)
         wanted.extend(s for s in scores if s not in wanted)
