@@ -105,7 +105,9 @@ class EvaluateTab(W.VBox):
         self._records: dict[str, dict[str, Any]] = {}
         self._run_dir: Path | None = None
         self._throttle = Throttle(0.15)
+        self._filled: dict[str, str] = {}  # what picking a run's clip put into the reference boxes
         self.clip.observe(lambda _: self._clip_picked(), names="value")
+        self.path.observe(lambda _: self._path_changed(), names="value")
         self.run_btn.on_click(lambda _: self.run())
         metrics_row = W.HBox([W.HTML("<div style='width:84px;text-align:right;padding-right:4px'>metrics</div>"),
                               self.metrics])
@@ -132,12 +134,36 @@ class EvaluateTab(W.VBox):
         r = self._records.get(self.clip.value)
         if r is None:
             return
-        self.path.value = ""
+        self._picking = True
+        try:
+            self.path.value = ""
+        finally:
+            self._picking = False
         inputs = r.get("inputs") or {}
-        self.image.value = (inputs.get("image") or {}).get("path", "") or ""
-        self.audio.value = (inputs.get("audio") or {}).get("path", "") or ""
-        self.reference.value = (inputs.get("reference") or {}).get("path", "") or ""
+        for key, box in self._ref_boxes():
+            box.value = (inputs.get(key) or {}).get("path", "") or ""
+        self._filled = {key: box.value for key, box in self._ref_boxes()}
         self.show_record(r)
+
+    def _ref_boxes(self) -> list[tuple[str, W.Text]]:
+        return [("image", self.image), ("audio", self.audio), ("reference", self.reference)]
+
+    def _path_changed(self) -> None:
+        """A typed clip is another clip: the references the run's clip brought go (what the user typed
+        into them stays), and so do its stored scores; clearing the path brings the run's clip back."""
+        if getattr(self, "_picking", False):
+            return
+        if self.path.value.strip():
+            for key, box in self._ref_boxes():
+                if box.value and box.value == self._filled.get(key):
+                    box.value = ""
+            self._filled = {}
+            self.player.rows = []
+            self.table.value = ""
+            self.curves.layout.display = "none"
+            self.message.info("a clip from a path: add its references (image, audio) if the metrics need them")
+        elif self._records.get(self.clip.value) is not None:
+            self._clip_picked()
 
     def show_record(self, r: dict[str, Any]) -> None:
         """The scores a run stored for this clip (and its per-frame series), before any re-scoring."""

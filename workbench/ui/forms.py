@@ -248,58 +248,163 @@ class MediaInput(W.VBox):
             self.note.value = f'<span style="color:#555">{audio.duration:.1f} s</span>'
 
 
+# Sane ranges per parameter name: (low, high, low excluded). A value outside is refused beside its field
+# before Run (a typo like 1e9 never reaches a model). The model's own default is always accepted.
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "fps": (0, 240, True), "seconds": (0, 600, True), "num_frames": (0, 10_000, False),
+    "width": (0, 8192, True), "height": (0, 8192, True), "size": (0, 8192, True),
+    "num_inference_steps": (1, 1000, False), "steps": (1, 10_000, False), "decode_chunk_size": (1, 1024, False),
+    "num_outputs": (1, 64, False), "guidance_scale": (0, 50, False), "min_guidance_scale": (0, 50, False),
+    "max_guidance_scale": (0, 50, False), "motion_bucket_id": (0, 1023, False), "noise_aug_strength": (0, 10, False),
+    "zoom": (1, 4, False), "pan": (0, 1, False), "max_open": (0, 1, False), "noise_floor": (0, 1, False),
+    "darkness": (0, 1, False), "gamma": (0, 10, True), "smooth_frames": (0, 100, False),
+    "blink_every": (0, 600, False), "sway": (0, 10, False), "timeout": (0, 7 * 24 * 3600, False),
+    "step_s": (0, 60, False),
+}
+GENERIC_SPAN = 1000  # other numbers: within 1000 x the default's size (at least +-1000)
+
+
+def parse_number(text: str, integer: bool) -> tuple[int | float | None, str | None]:
+    """A number typed as text -> (value, None), or (None, why not). Whole numbers refuse fractions;
+    `1e3` and `1_000` read as numbers, `nan` and `inf` do not."""
+    t = str(text).strip().replace("_", "")
+    if not t:
+        return None, "empty: type a number"
+    try:
+        x = float(t)
+    except ValueError:
+        return None, f"{text.strip()!r} is not a number"
+    if not math.isfinite(x):
+        return None, "must be a finite number"
+    if integer:
+        if not x.is_integer():
+            return None, f"must be a whole number, got {text.strip()}"
+        return int(x), None
+    return x, None
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def range_problem(name: str, value: float, default: Any = None, spec: dict[str, Any] | None = None) -> str | None:
+    """Why `value` is out of the sane range of parameter `name` (None: within it). The spec's own
+    min / max come first, then `RANGES`, then +-GENERIC_SPAN x the default for unknown names."""
+    spec = spec or {}
+    if default is not None and value == default:
+        return None
+    lo, hi, open_lo = RANGES.get(name, (None, None, False))
+    if spec.get("min") is not None:
+        lo, open_lo = spec["min"], False
+    if spec.get("max") is not None:
+        hi = spec["max"]
+    if lo is None and hi is None:
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            span = GENERIC_SPAN * max(1.0, abs(float(default)))
+            lo, hi = (0 if default >= 0 and name in NON_NEGATIVE | POSITIVE else -span), span
+        else:
+            return None
+    if lo is not None and (value <= lo if open_lo else value < lo):
+        return f"must be > {_num(lo)}" if open_lo else f"must be >= {_num(lo)}"
+    if hi is not None and value > hi:
+        return f"must be <= {_num(hi)}" + (f" (got {_num(value)})" if abs(value) < 1e15 else "")
+    return None
+
+
 class _Field:
+    """One parameter: its widget (numbers are typed as text and checked here: a browser number box
+    silently drops text), the default beside it and a note for why a value is refused."""
+
     def __init__(self, name: str, default: Any, spec: dict[str, Any] | None) -> None:
         self.name = name
         self.default = default
         self.spec = spec or {}
-        self.json = False
         choices = self.spec.get("choices")
         lw = W.Layout(width="120px")
         if choices:
+            self.kind = "choice"
             self.widget: W.ValueWidget = W.Dropdown(options=list(choices), value=default if default in choices else choices[0], layout=lw)
         elif isinstance(default, bool):
+            self.kind = "bool"
             self.widget = W.Checkbox(value=default, indent=False, layout=W.Layout(width="120px"))
-        elif isinstance(default, int):
-            self.widget = W.IntText(value=default, layout=lw)
-        elif isinstance(default, float):
-            self.widget = W.FloatText(value=default, layout=lw)
+        elif isinstance(default, (int, float)):
+            self.kind = "int" if isinstance(default, int) else "float"
+            self.widget = W.Text(value=self.show(default), layout=lw, continuous_update=True)
         elif isinstance(default, str):
+            self.kind = "str"
             self.widget = W.Text(value=default, layout=lw)
         else:
-            self.json = True
+            self.kind = "json"
             self.widget = W.Text(value=json.dumps(default), layout=lw)
-        shown = json.dumps(default) if self.json else repr(default) if isinstance(default, str) else str(default)
+        self.widget.add_class("wb-param")
+        shown = json.dumps(default) if self.kind == "json" else repr(default) if isinstance(default, str) else str(default)
         short = shown if len(shown) <= 12 else shown[:10] + "\u2026"
         self.hint = W.HTML(f'<span style="color:#777;white-space:nowrap" title="{html.escape(shown)}">'
-                           f'default {html.escape(short)}</span>', layout=W.Layout(width="118px", min_width="118px"))
-        self.note = W.HTML()
+                           f'default {html.escape(short)}</span>', layout=W.Layout(width="96px", min_width="96px"))
+        self.note = W.HTML(layout=W.Layout(flex="1 1 auto", min_width="0"))
         self.label = W.HTML(f'<code style="white-space:nowrap" title="{html.escape(name)}">{html.escape(name)}</code>',
                             layout=W.Layout(width="150px", min_width="150px", overflow="hidden"))
-        self.box = W.HBox([self.label, self.widget, self.hint, self.note])
+        self.box = W.HBox([self.label, self.widget, self.hint, self.note], layout=W.Layout(align_items="center"))
+
+    @property
+    def json(self) -> bool:
+        return self.kind == "json"
+
+    def show(self, v: Any) -> str:
+        """A value as its widget holds it (numbers and JSON as text)."""
+        if self.kind == "json":
+            return json.dumps(v)
+        if self.kind in ("int", "float"):
+            if isinstance(v, str):
+                return v
+            if self.kind == "float" and isinstance(v, (int, float)) and float(v).is_integer() and abs(v) < 1e15:
+                return f"{float(v):.1f}"
+            return str(v)
+        return v
+
+    def set(self, v: Any) -> None:
+        """Put a value in the widget (a number for number fields, any JSON value for JSON fields)."""
+        self.widget.value = self.show(v)
+
+    def parse(self) -> tuple[Any, str | None]:
+        """(value, None), or (None, why the text in the widget is not a value of this field)."""
+        v = self.widget.value
+        if self.kind in ("int", "float"):
+            return parse_number(v, self.kind == "int")
+        if self.kind == "json":
+            try:
+                return (json.loads(v) if v.strip() else None), None
+            except json.JSONDecodeError as e:
+                return None, f"not valid JSON ({e.msg})"
+        return v, None
 
     def value(self) -> Any:
-        v = self.widget.value
-        if self.json:
-            return json.loads(v) if v.strip() else None
+        """The field's value; ValueError with the reason when the widget holds no valid one."""
+        v, err = self.parse()
+        if err:
+            raise ValueError(f"{self.name}: {err}")
         return v
 
 
 class ParamForm(W.VBox):
     """The parameter form of one model; `overrides()` gives the values that differ from the defaults.
 
-    Each field is checked on its own, then the whole set by the model's `check_request` (frame rules,
-    size multiples, limits), whose one-line message shows under the form."""
+    Each field is checked on its own (type, sane range, the model's own type check; a diffusers
+    model_id must load here), then the whole set by the model's `check_request` (frame rules, size
+    multiples, limits), whose one-line message shows under the form. `project_root` is where a relative
+    model_id starts (the CLI's working folder)."""
 
     WHOLE = "(form)"
 
-    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_change: Callable[[], None] | None = None, project_root: Path | None = None) -> None:
         super().__init__([])
         self.model: type | None = None
         self.fields: dict[str, _Field] = {}
         self.errors: dict[str, str] = {}
+        self.project_root = Path(project_root) if project_root is not None else Path.cwd()
         self._on_change = on_change
         self.whole_note = W.HTML()
+        self._rules: dict[str, Any] = {}
 
     def set_model(self, cls: type | None, values: dict[str, Any] | None = None) -> None:
         """Rebuild the form for a Generator class, optionally filled with saved values."""
@@ -310,6 +415,7 @@ class ParamForm(W.VBox):
             self.children = []
             return
         desc = cls.describe()
+        self._rules = desc.get("rules") or {}
         specs = desc.get("fields") or desc.get("param_specs") or {}
         for name, default in desc.get("defaults", {}).items():
             f = _Field(name, default, specs.get(name) if isinstance(specs, dict) else None)
@@ -320,24 +426,23 @@ class ParamForm(W.VBox):
         self.children = [head, *(f.box for f in self.fields.values()), self.whole_note]
         for name, v in (values or {}).items():
             if name in self.fields:
-                f = self.fields[name]
-                f.widget.value = json.dumps(v) if f.json else v
+                self.fields[name].set(v)
         for name in self.fields:
             self._check(name, notify=False)
         self._check_whole()
 
+    def set_value(self, name: str, value: Any) -> None:
+        """Fill one field (checked as if typed)."""
+        self.fields[name].set(value)
+
     def _check(self, name: str, notify: bool = True) -> None:
         f = self.fields[name]
-        err = None
-        try:
-            v = f.value()
-        except json.JSONDecodeError as e:
-            err = f"not valid JSON ({e.msg})"
-        else:
+        v, err = f.parse()
+        if err is None:
             err = self._problem(name, v)
         if err:
             self.errors[name] = err
-            f.note.value = f'<span style="color:#b00020">\u2716 {html.escape(err)}</span>'
+            f.note.value = (f'<span style="color:#b00020;white-space:normal">\u2716 {html.escape(err)}</span>')
         else:
             self.errors.pop(name, None)
             f.note.value = ""
@@ -365,18 +470,26 @@ class ParamForm(W.VBox):
             self.whole_note.value = f'<span style="color:#b00020">\u2716 {html.escape(self.errors[self.WHOLE])}</span>'
 
     def _problem(self, name: str, v: Any) -> str | None:
-        spec = self.fields[name].spec
-        if isinstance(v, float) and not math.isfinite(v):
-            return "must be a finite number"
+        f = self.fields[name]
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if name in POSITIVE and v <= 0:
-                return "must be > 0"
-            if name in NON_NEGATIVE and v < 0:
-                return "must be >= 0"
-            if spec.get("min") is not None and v < spec["min"]:
-                return f"must be >= {spec['min']}"
-            if spec.get("max") is not None and v > spec["max"]:
-                return f"must be <= {spec['max']}"
+            if f.kind in ("int", "float") or isinstance(f.default, (int, float)):
+                spec = dict(f.spec)
+                if name == "num_frames" and self._rules.get("max_frames") and spec.get("max") is None:
+                    spec["max"] = self._rules["max_frames"]
+                if v != f.default:
+                    if name in POSITIVE and v <= 0:
+                        return "must be > 0"
+                    if name in NON_NEGATIVE and v < 0:
+                        return "must be >= 0"
+                why = range_problem(name, v, f.default, spec)
+                if why:
+                    return why
+        if name == "model_id":
+            from workbench.ui.checkpoints import model_id_problem
+
+            why = model_id_problem(self.model, v, self.project_root)
+            if why:
+                return why
         try:
             self.model.resolve_params({name: v})  # the runner's own type check
         except Exception as e:
@@ -388,10 +501,15 @@ class ParamForm(W.VBox):
     def valid(self) -> bool:
         return not self.errors
 
-    def overrides(self) -> dict[str, Any]:
+    def values(self) -> dict[str, Any]:
+        """Every field's value (fields whose text is not a value are left out: they carry an error)."""
         out = {}
         for name, f in self.fields.items():
-            v = f.value()
-            if v != f.default:
+            v, err = f.parse()
+            if err is None:
                 out[name] = v
         return out
+
+    def overrides(self) -> dict[str, Any]:
+        """The values that differ from the model's defaults (what the suite's `params:` holds)."""
+        return {k: v for k, v in self.values().items() if v != self.fields[k].default}

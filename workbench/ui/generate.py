@@ -22,6 +22,7 @@ import ipywidgets as W
 import yaml
 
 from workbench.names import MAX_NAME, slug
+from workbench.ui.cases import KnownCases, canonical_voice, case_id as make_case_id
 from workbench.ui.creative import (AUTO, AUTO_LABEL, BestOfBox, Router, auto_descriptor, element_choices,
                                    mark_caption, no_route_problem, rank_marks, routes_html)
 from workbench.ui.forms import MediaInput, ParamForm
@@ -84,26 +85,71 @@ def _takes(d: dict[str, Any], kind: str) -> bool:
     return kind == "prompt" or (kind == "audio" and d.get("task") == "audio-to-video")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0', '0, 1, 2' or '0-3' (inclusive) as a list of seeds; ValueError with one line otherwise."""
-    seeds: list[int] = []
-    for part in (p.strip() for p in text.replace(";", ",").split(",")):
+SEED_MAX = 2**32 - 1  # the suite's limit (numpy's seed range)
+SEED_RANGE_MAX = 1000  # seeds one range may list
+
+
+def seed_problems(text: str) -> list[str]:
+    """Every reason `text` is not a list of seeds, one line each (empty: it is)."""
+    problems: list[str] = []
+    found = False
+    for part in (p.strip() for p in str(text).replace(";", ",").split(",")):
         if not part:
             continue
-        m = re.fullmatch(r"(-?\d+)\s*-\s*(-?\d+)", part)
-        try:
-            if m:
-                a, b = int(m.group(1)), int(m.group(2))
-                if b < a or b - a > 1000:
-                    raise ValueError
-                seeds.extend(range(a, b + 1))
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if m:
+            a, b = int(m.group(1)), int(m.group(2))
+            if b < a:
+                problems.append(f"seeds: range {part!r} runs backwards; write {b}-{a}")
+            elif b - a >= SEED_RANGE_MAX:
+                problems.append(f"seeds: range {part!r} lists {b - a + 1} seeds; at most {SEED_RANGE_MAX} per range")
+            elif b > SEED_MAX:
+                problems.append(f"seeds: {b} is above the largest seed {SEED_MAX}")
             else:
-                seeds.append(int(part))
-        except ValueError:
-            raise ValueError(f"seeds: {part!r} is not a seed; write 0, or 0, 1, 2, or 0-3") from None
-    if not seeds:
-        raise ValueError("seeds: give at least one seed, e.g. 0")
+                found = True
+            continue
+        if re.fullmatch(r"[-−]\s*\d+", part):
+            problems.append(f"seeds: {part} is negative; seeds are whole numbers from 0 to {SEED_MAX}")
+        elif re.fullmatch(r"\d+", part):
+            if int(part) > SEED_MAX:
+                problems.append(f"seeds: {part} is above the largest seed {SEED_MAX}")
+            else:
+                found = True
+        else:
+            problems.append(f"seeds: {part!r} is not a seed; write 0, or 0, 1, 2, or 0-3")
+    if not problems and not found:
+        problems.append("seeds: give at least one seed, e.g. 0")
+    return problems
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0', '0, 1, 2' or '0-3' (inclusive) as a list of seeds (0 to 2**32-1); ValueError with the
+    first problem otherwise (`seed_problems` lists them all)."""
+    problems = seed_problems(text)
+    if problems:
+        raise ValueError(problems[0])
+    seeds: list[int] = []
+    for part in (p.strip() for p in str(text).replace(";", ",").split(",")):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        seeds.extend(range(int(m.group(1)), int(m.group(2)) + 1) if m else [int(part)])
     return list(dict.fromkeys(seeds))
+
+
+OUTPUTS_MAX = 64  # the suite's num_outputs limit
+
+
+def parse_outputs(text: str) -> tuple[int | None, str | None]:
+    """Clips per seed typed as text -> (n, None) or (None, why not)."""
+    from workbench.ui.forms import parse_number
+
+    v, err = parse_number(str(text), integer=True)
+    if err:
+        return None, f"outputs: {err}"
+    if not 1 <= v <= OUTPUTS_MAX:
+        return None, f"outputs: must be 1 to {OUTPUTS_MAX}, got {v}"
+    return v, None
 
 
 def _labelled(text: str, widget: W.Widget) -> W.HBox:
@@ -119,6 +165,7 @@ class GenerateTab(W.VBox):
     def __init__(self, runs_root: Path, run_dir: Path, on_finished: Callable[[Path], None] | None = None) -> None:
         self.runs_root = Path(runs_root)
         self.on_finished = on_finished
+        self.known_cases = KnownCases(self.runs_root)  # ids already used: a digest seen keeps its id
         self.catalogue = model_catalogue()
         tasks = list(dict.fromkeys([t for t in TASK_LABELS if any(d["task"] == t for d in self.catalogue.values())]
                                    + [d["task"] for d in self.catalogue.values()]))
@@ -139,16 +186,18 @@ class GenerateTab(W.VBox):
         self.negative = W.Textarea(placeholder="what to avoid", layout=W.Layout(width="404px", height="40px"))
         self.seeds = W.Text(value="0", description="seeds", placeholder="0  or  0, 1, 2  or  0-3",
                             layout=W.Layout(width="200px"), style=lab)
-        self.outputs = W.BoundedIntText(value=1, min=1, max=64, description="outputs", layout=W.Layout(width="150px"),
-                                        style={"description_width": "56px"},
-                                        tooltip="clips per seed (each with a seed derived from it)")
+        # typed as text and checked here: a browser number box would silently drop what it cannot read
+        self.outputs = W.Text(value="1", description="outputs", layout=W.Layout(width="110px"),
+                              style={"description_width": "56px"},
+                              tooltip=f"clips per seed, 1 to {OUTPUTS_MAX} (each with a seed derived from it)")
+        self.seeds_note = W.HTML(layout=W.Layout(margin="0 0 0 84px"))
         self.wandb = W.Checkbox(value=False, description="log to W&B", indent=False, layout=W.Layout(width="130px"),
                                 tooltip="mirror the run to Weights & Biases (online when logged in, else offline in RUN/wandb)")
         self.metrics = W.TagsInput(value=list(DEFAULT_METRICS), allowed_tags=metric_names(), allow_duplicates=False,
                                    layout=W.Layout(width="408px"))
         self.run_dir_box = W.Text(value=self._label(run_dir), description="run into",
                                   layout=W.Layout(width="490px"), style=lab)
-        self.form = ParamForm(on_change=self._update_state)
+        self.form = ParamForm(on_change=self._update_state, project_root=self.runs_root.parent)
         self.options = W.Text(value="", description="options", layout=W.Layout(width="95%", max_width="440px"),
                               style={"description_width": "60px"},
                               placeholder='JSON, e.g. {"dtype": "bf16", "offload": "model", "vae_tiling": true}')
@@ -164,6 +213,8 @@ class GenerateTab(W.VBox):
         self.step_bar = W.FloatProgress(value=0, min=0, max=1, description="step", layout=W.Layout(width="320px"),
                                         style={"description_width": "64px"})
         self.progress = W.HTML()
+        self.run_note = W.HTML(layout=W.Layout(margin="2px 0 0 0"))  # every reason Run waits, beside Run
+        self.run_note.add_class("wb-run-note")
         self.message = Message()
         self.results = ClipGrid(width=256, empty="finished clips appear here, each with its scores")
         self.cli_hint = W.HTML()
@@ -174,16 +225,22 @@ class GenerateTab(W.VBox):
         self.model.observe(lambda _: self._model_changed(), names="value")
         self.prompt.observe(lambda _: self._update_state(), names="value")  # auto routes on the prompt too
         for w in (self.outputs, self.metrics):
-            w.observe(lambda _: self.best_of.update(self.outputs.value, list(self.metrics.value)), names="value")
+            w.observe(lambda _: self._outputs_changed(), names="value")
+        self.seeds.observe(lambda _: self._update_state(), names="value")
+        self.negative.observe(lambda _: self._update_state(), names="value")
 
         inputs = W.VBox([self.task, self.model, self.model_info, self.route_panel, self.image, self.audio,
                          _labelled("prompt", self.prompt), _labelled("negative", self.negative),
-                         W.HBox([self.seeds, self.outputs, self.wandb]), self.best_of, _labelled("metrics", self.metrics),
-                         self.run_dir_box], layout=W.Layout(width="510px", min_width="510px"))
-        form_box = W.VBox([self.form, self.options_box], layout=W.Layout(margin="0 0 0 16px", flex="1 1 auto"))
+                         W.HBox([self.seeds, self.outputs, self.wandb]), self.seeds_note, self.best_of,
+                         _labelled("metrics", self.metrics), self.run_dir_box],
+                        layout=W.Layout(width="510px", min_width="510px"))
+        form_box = W.VBox([self.form, self.options_box],
+                          layout=W.Layout(margin="0 0 0 16px", flex="1 1 420px", min_width="0"))
         controls = W.HBox([self.run_btn, self.cancel_btn, W.VBox([self.jobs_bar, self.step_bar]), self.progress],
-                          layout=W.Layout(align_items="center", margin="8px 0 0 0"))
-        super().__init__([W.HBox([inputs, form_box]), controls, self.message, self.cli_hint, self.results])
+                          layout=W.Layout(align_items="center", margin="8px 0 0 0", flex_flow="row wrap"))
+        top = W.HBox([inputs, form_box], layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
+        super().__init__([top, controls, self.run_note, self.message, self.cli_hint, self.results])
+        self.add_class("wb-generate")
 
         self.runner = None
         self.worker: Worker | None = None
@@ -222,17 +279,40 @@ class GenerateTab(W.VBox):
         p = Path(self.run_dir_box.value.strip() or "runs/studio").expanduser()
         return (p if p.is_absolute() else self.runs_root.parent / p).resolve()
 
+    def _add_checkpoints(self) -> None:
+        """Local pipeline folders under the runs folder (runs/tiny/*, anything saved with save_pretrained),
+        each offered as `FAMILY@FOLDER`: that family with model_id = the folder."""
+        from workbench.ui.checkpoints import find_checkpoints
+
+        for key in [k for k, d in self.catalogue.items() if d.get("checkpoint")]:
+            del self.catalogue[key]
+        for ck in find_checkpoints(self.runs_root):
+            base = self.catalogue.get(ck.family)
+            if base is None:
+                continue
+            label = self._label(ck.path)
+            also = [f for f in ck.families[1:] if f in self.catalogue]
+            self.catalogue[f"{ck.family}@{label}"] = {
+                **base, "checkpoint": ck.path, "checkpoint_label": label, "weights": label,
+                "weights_available": True, "also_loads": also,
+                "description": f"local {ck.pipeline} checkpoint {label}, run as {ck.family}"}
+
     def _fill_models(self) -> None:
         task = self.task.value
+        self._add_checkpoints()
         opts = []
         for name, d in self.catalogue.items():
             if d["task"] != task:
                 continue
-            mark = "model-free" if not d.get("weights") else ("\u2713 weights here" if d.get("weights_available")
-                                                              else "\u2717 weights missing")
+            if d.get("checkpoint"):
+                mark = "\u2713 local checkpoint"
+            else:
+                mark = "model-free" if not d.get("weights") else ("\u2713 weights here" if d.get("weights_available")
+                                                                  else "\u2717 weights missing")
             opts.append((f"{name}  \u2014 {mark}", name))
-        # model-free and available models first
-        opts.sort(key=lambda o: (not self.catalogue[o[1]].get("weights_available", True), o[1]))
+        # model-free models, local checkpoints and models with weights here first
+        opts.sort(key=lambda o: (not self.catalogue[o[1]].get("weights_available", True),
+                                 bool(self.catalogue[o[1]].get("checkpoint")), o[1]))
         first = opts[0][1] if opts else None
         from workbench.workflow.agent import VIDEO_TASKS
 
@@ -258,13 +338,20 @@ class GenerateTab(W.VBox):
             return
         needs = ", ".join(d.get("requires") or []) or "nothing"
         w = d.get("weights")
-        wtxt = "model-free (runs anywhere)" if not w else (
+        if d.get("checkpoint"):
+            also = d.get("also_loads") or []
+            wtxt = (f"local checkpoint <code>{html.escape(d['checkpoint_label'])}</code> (model_id), run as "
+                    f"<b>{html.escape(d['name'])}</b>" + (f"; also loads as {html.escape(', '.join(also))}" if also else ""))
+        else:
+            wtxt = ""
+        wtxt = wtxt or "model-free (runs anywhere)" if not w else wtxt or (
             f"weights <code>{html.escape(str(w))}</code> " + ("present" if d.get("weights_available") else
                                                              "<b style='color:#b00020'>missing</b>: <code>workbench weights fetch "
                                                              f"{html.escape(d['name'])}</code> on a machine with network"))
         self.model_info.value = (f"<div style='color:#444;font-size:12px'>{html.escape(d.get('description', ''))}<br>"
                                  f"needs: <b>{html.escape(needs)}</b> &middot; {wtxt}</div>")
-        self.form.set_model(d["cls"])
+        self.form.set_model(d["cls"], self._carried_params(d))
+        self._entry = self.model.value
         self.options_box.layout.display = None if d.get("options") else "none"
         self._check_options()
         for inp in (self.image, self.audio):  # show only the inputs this model takes
@@ -275,6 +362,21 @@ class GenerateTab(W.VBox):
             box.disabled = not _takes(d, kind)
             box.placeholder = hint if not box.disabled else f"{d['name']} takes no {kind.replace('_', ' ')}"
         self._update_state()
+
+    def _carried_params(self, d: dict[str, Any]) -> dict[str, Any]:
+        """The values the new model's form starts from: a local checkpoint's folder as model_id; a model_id
+        the user typed for the model before (kept across a switch of model)."""
+        if d.get("checkpoint"):
+            return {"model_id": d["checkpoint_label"]}
+        f = self.form.fields.get("model_id")
+        before = self.catalogue.get(getattr(self, "_entry", None) or "")
+        if f is None or "model_id" not in (d.get("defaults") or {}) or before is None:
+            return {}
+        typed = str(f.widget.value).strip()
+        set_by_entry = before.get("checkpoint_label")  # not typed: it came with the checkpoint entry
+        if typed and typed != f.default and typed != set_by_entry:
+            return {"model_id": typed}
+        return {}
 
     def _auto_chosen(self, d: dict[str, Any]) -> None:
         """`auto`: every input shown, the router's proposals above them, the pick's parameters in the form."""
@@ -349,10 +451,30 @@ class GenerateTab(W.VBox):
                                    f"<span style='color:#b00020'>\u2716 {html.escape(self.options_error)}</span>")
         self._update_state()
 
+    def _outputs_changed(self) -> None:
+        n, _ = parse_outputs(self.outputs.value)
+        self.best_of.update(n or 1, list(self.metrics.value))  # calls _update_state
+
     def _update_state(self) -> None:
+        """Check the whole form now: each bad value's reason beside its field (the parameter form and
+        the inputs do their own), all of them at the Run button, which stays disabled while any stands."""
+        if getattr(self, "_busy", None) is None:  # still building
+            return
         self._refresh_route()
-        self.run_btn.disabled = (self._busy or not self.form.valid or self.model.value is None
-                                 or bool(getattr(self, "options_error", None)) or bool(self.best_of.error))
+        seed_errs = seed_problems(self.seeds.value)
+        _, out_err = parse_outputs(self.outputs.value)
+        field_errs = seed_errs + ([out_err] if out_err else [])
+        self.seeds_note.value = "".join(f"<div style='color:#b00020'>\u2716 {html.escape(e)}</div>" for e in field_errs)
+        problems = self.problems()
+        self.run_note.value = "" if not problems else (
+            "<div style='color:#b00020;font-size:12px;line-height:1.4'><b>Run waits for "
+            f"{len(problems)} fix{'es' if len(problems) > 1 else ''}:</b>"
+            + "".join(f"<div>\u2716 {html.escape(p)}</div>" for p in problems) + "</div>")
+        self.run_btn.disabled = self._busy or bool(problems)
+        self.run_btn.tooltip = "; ".join(problems) if problems else "run the jobs"
+        if not problems and getattr(self, "_refused", False):
+            self.message.value = ""  # an old refusal goes once its causes are fixed
+            self._refused = False
 
     # -- the suite ---------------------------------------------------------------------------------------
     def problems(self) -> list[str]:
@@ -365,6 +487,10 @@ class GenerateTab(W.VBox):
             if inp.error:
                 out.append(inp.error)
         needs = set(d.get("requires") or [])
+        if d.get("weights") and not d.get("weights_available") and "model_id" not in self.form.overrides() \
+                and "model_id" not in self.form.errors:
+            out.append(f"{d['name']}: weights {d['weights']} are not on this machine; run `workbench weights fetch "
+                       f"{d['name']}` on a machine with network, set model_id to a local folder, or pick a local checkpoint")
         if "image" in needs and self.image.path is None:
             out.append(f"{d['name']} needs an image: pick a sample, upload one or type a path")
         if "audio" in needs and self.audio.path is None and self.audio.speech is None:
@@ -373,10 +499,10 @@ class GenerateTab(W.VBox):
             out.append(f"{d['name']} needs a prompt")
         for name, err in self.form.errors.items():
             out.append(f"parameter {name}: {err}" if name != ParamForm.WHOLE else err)
-        try:
-            parse_seeds(self.seeds.value)
-        except ValueError as e:
-            out.append(str(e))
+        out.extend(seed_problems(self.seeds.value))
+        _, out_err = parse_outputs(self.outputs.value)
+        if out_err:
+            out.append(out_err)
         if getattr(self, "options_error", None):
             out.append(self.options_error)
         if self.best_of.error:
@@ -407,17 +533,13 @@ class GenerateTab(W.VBox):
         audio = self.audio.path if _takes(d, "audio") else None
         params = self.form.overrides()
         speech = self.audio.speech if _takes(d, "audio") and audio is None else None
-        stems = [p.stem.split("-", 1)[-1] if p.parent.name == "uploads" else p.stem for p in (image, audio) if p]
-        if element is not None:
-            stems[0] = element.name
-        if speech:
-            stems.append("speech-" + hashlib.sha256("\0".join(speech).encode()).hexdigest()[:6])
         prompt = self.prompt.value.strip() if _takes(d, "prompt") else ""
-        # the same image with another prompt is another case (its own row in Compare): a prompt hash after
-        # the stem, which is shortened first so the case id stays within MAX_NAME
-        suffix = "-p" + hashlib.sha256(prompt.encode()).hexdigest()[:4] if stems and prompt else ""
-        case_id = slug("-".join(stems) or slug(prompt[:30], "prompt"), "case",
-                       min(ID_MAX, MAX_NAME - len(suffix))) + suffix
+        negative = self.negative.value.strip() if _takes(d, "negative_prompt") else ""
+        # a case is its inputs: the same content (files, words, prompts) is the same id in every run
+        case_id = make_case_id(image=image, audio=audio, speech=speech,
+                               prompt=prompt, negative_prompt=negative,
+                               element=None if element is None else element.name,
+                               known=self.known_cases.ids())
         case: dict[str, Any] = {"id": case_id}
         if element is not None:
             case["image"] = element.reference  # the suite step uses its portrait and appends its prompt
@@ -426,21 +548,30 @@ class GenerateTab(W.VBox):
         if audio:
             case["audio"] = str(audio)
         elif speech:
-            case["text"], case["voice"] = speech  # the runner synthesises it (cached), as for a suite
+            # the runner synthesises it (cached), as for a suite; the voice as the speech module names it, so
+            # `en-us` typed today and `espeak-ng:en-us` loaded from History tomorrow are one job
+            case["text"], case["voice"] = speech[0], canonical_voice(speech[1])
         if prompt:
             case["prompt"] = prompt
-        if _takes(d, "negative_prompt") and self.negative.value.strip():
-            case["negative_prompt"] = self.negative.value.strip()
+        if negative:
+            case["negative_prompt"] = negative
         model: dict[str, Any] = {"name": d["name"]}
         options = self.options_value() if d.get("options") else {}
         if options:
             model["options"] = options
+        if isinstance(params.get("model_id"), str):  # a relative folder starts at the project root, as for the CLI
+            from workbench.ui.checkpoints import resolve_model_id
+
+            params["model_id"] = resolve_model_id(params["model_id"], self.runs_root.parent)
         if params:
             model["params"] = params
             digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:6]
-            model["label"] = f"{d['name']}-{digest}"  # one label per setting: comparisons never merge them
+            local = Path(params["model_id"]).name if str(params.get("model_id", "")).startswith("/") else ""
+            stem = slug(f"{d['name']}-{local}" if local else d["name"], d["name"], MAX_NAME - 7)
+            model["label"] = f"{stem}-{digest}"  # one label per setting: comparisons never merge them
         seeds = parse_seeds(self.seeds.value)
-        outputs = int(self.outputs.value)
+        outputs, _ = parse_outputs(self.outputs.value)
+        outputs = outputs or 1
         if outputs > 1:
             model["num_outputs"] = outputs  # N clips per seed, seeds derived from the job's (the CLI's meaning)
         suite = {"name": slug(self.run_dir.name, "studio", ID_MAX), "description": "made in the Studio",
@@ -471,7 +602,10 @@ class GenerateTab(W.VBox):
             return False
         problems = self.problems()
         if problems:
-            self.message.error(problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+            self._update_state()  # every reason beside its field and at the button
+            self._refused = True
+            self.message.error("; ".join(problems) if len(problems) < 4 else
+                               "; ".join(problems[:3]) + f" (+{len(problems) - 3} more, listed above)")
             return False
         from workbench.experiment import Runner
         from workbench.suite import load_suite
@@ -635,22 +769,36 @@ class GenerateTab(W.VBox):
             self.message.error(f"model '{name}' of that record is not registered here")
             return
         self.task.value = d["task"]
-        routed = bool(((record.get("workflow") or {}).get("route")))
-        self.model.value = AUTO if routed and AUTO in (v for _, v in self.model.options) else name
+        workflow = record.get("workflow") or {}
+        routed = bool(workflow.get("route"))
         params = {k: v for k, v in (record.get("params") or {}).items() if k in d.get("defaults", {})}
+        entry = name
+        if not routed and isinstance(params.get("model_id"), str):  # a local checkpoint: its own entry
+            for key, c in self.catalogue.items():
+                if c.get("checkpoint") and c["name"] == name and str(c["checkpoint"]) == params["model_id"]:
+                    entry = key
+                    params["model_id"] = c["checkpoint_label"]
+        self.model.value = AUTO if routed and AUTO in (v for _, v in self.model.options) else entry
         self.form.set_model(d["cls"], params)
         inputs = record.get("inputs") or {}
-        element = ((record.get("workflow") or {}).get("element") or {}).get("name")
+        element = (workflow.get("element") or {}).get("name")
         if not (element and self.image.select_element(element)):
             self.image.set_path((inputs.get("image") or {}).get("path"))
-        self.audio.set_path((inputs.get("audio") or {}).get("path"))
+        speech = workflow.get("speech") or {}
+        if speech.get("text"):  # spoken words: the words and voice typed, not the cached wav
+            self.audio.path_box.value = ""
+            self.audio.choice.value = self.audio.SPEAK
+            self.audio.words.value = str(speech["text"])
+            self.audio.voice.value = str(speech.get("voice") or "en-us")
+        else:
+            self.audio.set_path((inputs.get("audio") or {}).get("path"))
         self.prompt.value = self._typed_prompt(record.get("prompt") or "")
         self.negative.value = record.get("negative_prompt") or ""
         self.seeds.value = str(int(record.get("seed") or 0))
         defaults = d.get("options") or {}
         chosen = {k: v for k, v in (record.get("options") or {}).items() if defaults.get(k, object()) != v}
         self.options.value = json.dumps(chosen) if chosen else ""
-        self.outputs.value = 1
+        self.outputs.value = "1"
         if run_dir is not None:
             self.run_dir_box.value = self._label(run_dir)
         self._update_state()
