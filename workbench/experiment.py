@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from workbench.hashing import file_hash
-from workbench.media import MEDIA_SUFFIXES, Clip, MediaError, input_problem, load_audio, load_image  # noqa: F401 (re-exported)
+from workbench.media import (MEDIA_SUFFIXES, Clip, MediaError, input_problem, load_audio, load_image,  # noqa: F401
+                             silent_audio_note)
 from workbench.models.base import GenerationError, GenerationRequest, UnknownModel, get_generator
-from workbench.store import RunStore, StoreError, json_default
+from workbench.store import FolderHoldsOtherSuite, RunStore, StoreError, json_default
 from workbench.suite import CaseSpec, ModelSpec, Suite, save_snapshot
 
 RECORD_VERSION = 2
@@ -259,14 +260,19 @@ class Runner:
     """
 
     def __init__(self, suite: Suite, out_dir: str | Path | None = None, callbacks: list[Any] | None = None,
-                 shard: tuple[int, int] = (0, 1), retry_failed: bool = True, wait_seconds: float = 0.5):
+                 shard: tuple[int, int] = (0, 1), retry_failed: bool = True, wait_seconds: float = 0.5,
+                 mix_suites: bool = False):
+        """`mix_suites`: run even when the folder holds records of a differently named suite (they are
+        pooled in one report); by default `run()` refuses with `FolderHoldsOtherSuite`."""
         self.suite = suite
+        self.mix_suites = mix_suites
         self.store = RunStore(suite.output_dir(out_dir))
         self.callbacks = list(callbacks or [])
         self.shard = shard
         self.retry_failed = retry_failed
         self.wait_seconds = wait_seconds  # poll interval while another process holds an upstream job
         self._cancel = threading.Event()
+        self.lost: dict[str, str] = {}  # job id -> why its finished clip is made again (set by run())
         self.skipped: list[str] = []  # (case, model) pairs that do not fit, with the reason
         self.wanted, self.versions = scoring_plan(suite.metrics)
         all_jobs = expand_jobs(suite, self.skipped)
@@ -295,19 +301,57 @@ class Runner:
         return self._cancel.is_set()
 
     def _todo(self, job: Job, rec: dict[str, Any] | None) -> tuple[bool, list[str] | None]:
-        """(needs work, scores to add to an existing clip or None for a full run)."""
+        """(needs work, scores to add to an existing clip or None for a full run). A finished job
+        whose clip (or image) is gone or broken is run again in full."""
         if rec is None:
             return True, None
         if rec.get("status") != "ok":
             return self.retry_failed, None
+        if self._lost_output(rec) is not None:
+            return True, None  # the clip is gone: make it again
         if job.task == "text-to-image":
             return False, None
         missing = missing_scores(rec, self.wanted, self.versions)
         if not missing:
             return False, None
-        if not rec.get("video") or not (self.store.root / rec["video"]).is_file():
-            return True, None  # the clip is gone: make it again
         return True, missing
+
+    def _lost_output(self, rec: dict[str, Any]) -> str | None:
+        """Why an ok record's output file cannot be used any more (None when it can): missing, empty,
+        or not an mp4/png by its first bytes (a cheap check: no decoding)."""
+        rel = rec.get("image_out") if rec.get("task") == "text-to-image" else rec.get("video")
+        if not rel:
+            return "its record names no clip"
+        return clip_problem(self.store.root / rel)
+
+    def lost_clips(self) -> list[tuple[Job, str]]:
+        """(job, why) for finished jobs of this runner whose clip is gone or broken: `run()` makes them
+        again. For the message shown before a run ("2 finished clips are missing: making them again")."""
+        latest = self.store.latest()
+        out = []
+        for j in self.jobs:
+            rec = latest.get(j.id)
+            if rec is not None and rec.get("status") == "ok":
+                why = self._lost_output(rec)
+                if why:
+                    out.append((j, why))
+        return out
+
+    def other_suites(self) -> dict[str, int]:
+        """{suite name: records} of differently named suites already in the run folder."""
+        return {k: v for k, v in self.store.suite_names().items() if k != self.suite.name}
+
+    def check_folder(self) -> None:
+        """Refuse (FolderHoldsOtherSuite, one line with the fix) a run folder that holds another
+        suite's records, unless `mix_suites`: two experiments in one folder are pooled as one report."""
+        others = self.other_suites()
+        if not others or self.mix_suites:
+            return
+        held = ", ".join(f"'{k}' ({v} record{'s' if v != 1 else ''})" if v else f"'{k}' (its suite.json)"
+                         for k, v in sorted(others.items()))
+        raise FolderHoldsOtherSuite(
+            f"{self.store.root}: holds another suite, {held}; running suite '{self.suite.name}' into it would pool "
+            f"both in one report; pass --out to another folder (or --force to mix them on purpose)")
 
     def _work(self) -> list[tuple[Job, list[str] | None]]:
         """(job, scores to add or None for a full run) for every job that still needs work."""
@@ -346,8 +390,10 @@ class Runner:
         Jobs held by another live process (a second `workbench run`, another accelerate rank) are left
         to it; a job whose upstream text-to-image job another process holds waits for it.
         """
+        self.check_folder()
         self.store.prepare()
         save_snapshot(self.suite, self.store.root)  # RUN_DIR/suite.json: what this folder was run with
+        self.lost = {j.id: why for j, why in self.lost_clips()}  # finished, but the clip is gone: made again
         todo = self.pending()
         self._emit("on_run_start", self.jobs, todo)
         done: list[dict[str, Any]] = []
@@ -375,6 +421,8 @@ class Runner:
                         record = self.run_job(job, prev=prev, only=rescore)
                     except Cancelled:
                         break
+                    if job.id in self.lost:
+                        record["regenerated"] = f"{self.lost[job.id]}: made again"
                     self.store.append(record)
                 finally:
                     self.store.release(job.id)
@@ -422,10 +470,12 @@ class Runner:
             t0 = time.perf_counter()
             request = self._request(job)
             timings["load_inputs"] = time.perf_counter() - t0
+            if request.audio is not None and request.audio.is_silent:
+                warnings.append(silent_audio_note(request.audio, job.audio or "audio"))
             path = self.store.clips / job.clip_name
             if not path.resolve().is_relative_to(self.store.clips.resolve()):  # names are validated; belt and braces
                 raise GenerationError(f"{job.clip_name}: clip name leaves the run folder; rename the case or label")
-            reused = prev is not None or path.is_file()
+            reused = prev is not None or clip_problem(path) is None  # a broken leftover is made again
             if not reused:
                 t0 = time.perf_counter()
                 generator = get_generator(job.model.name)(options=job.options, **job.params)
@@ -552,8 +602,6 @@ class Runner:
                                       f"{job.seed}{why}; fix that job and re-run")
         image = load_image(image_path, max_side=self.suite.max_image_side) if image_path else None
         audio = load_audio(job.audio) if job.audio else None
-        if audio is not None and audio.is_silent:
-            raise MediaError(f"{job.audio}: audio is silent; pass a recording with speech")
         return GenerationRequest(image=image, audio=audio, prompt=job.case.prompt,
                                  negative_prompt=job.case.negative_prompt, seed=job.gen_seed,
                                  params=dict(job.params), image_path=str(image_path) if image_path else None,
@@ -593,6 +641,31 @@ class Runner:
             "pid": os.getpid(),
             "started_at": _now(),
         }
+
+
+MAGIC = {".mp4": (4, (b"ftyp",)), ".png": (0, (b"\x89PNG",))}  # where a file's signature sits, and what it is
+
+
+def clip_problem(path: Path) -> str | None:
+    """Why a stored clip (mp4) or image (png) cannot be reused, without decoding it: missing, empty,
+    or not the format its name says. None when it looks whole."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return f"{path.name} is missing"
+    if size == 0:
+        return f"{path.name} is empty"
+    at, signatures = MAGIC.get(path.suffix.lower(), (0, ()))
+    if signatures:
+        try:
+            with open(path, "rb") as f:
+                f.seek(at)
+                head = f.read(4)
+        except OSError:
+            return f"{path.name} cannot be read"
+        if head not in signatures:
+            return f"{path.name} is not a{'n' if path.suffix.lower() == '.mp4' else ''} {path.suffix[1:]} file"
+    return None
 
 
 def _save_png(frame, path: Path) -> None:

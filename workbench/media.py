@@ -157,6 +157,13 @@ class Audio:
         return path
 
 
+def silent_audio_note(audio: Audio, name: str | Path) -> str:
+    """The warning a job records when its audio is silent: the clip is still made (a talking head should
+    rest on silence), lip-sync scores are null."""
+    return (f"{name}: audio is silent (rms {audio.rms:.1e} < {SILENT_RMS:g}); the clip was made with the mouth "
+            f"at rest and lip-sync is not scored; pass a speech recording if silence was not meant")
+
+
 def _open_container(path: Path):
     import av
 

@@ -38,6 +38,11 @@ class StoreError(RuntimeError):
     """The run folder cannot be used or written; one line naming the path and the fix."""
 
 
+class FolderHoldsOtherSuite(StoreError):
+    """The run folder already holds records of a differently named suite; running into it would pool
+    two experiments in one report. The message names both and the fix (another --out, or --force)."""
+
+
 def json_default(o: Any) -> Any:
     import numpy as np
 
@@ -216,6 +221,22 @@ class RunStore:
                 out[rec["job_id"]] = rec
         self._seen = (ino, offset + end, out)
         return dict(out)
+
+    def suite_names(self) -> dict[str, int]:
+        """{suite name: records} over the folder's latest records: which experiments the folder holds.
+        A folder without records answers with the name in its suite.json snapshot (0 records)."""
+        out: dict[str, int] = {}
+        for rec in self.latest().values():
+            name = rec.get("suite")
+            if isinstance(name, str):
+                out[name] = out.get(name, 0) + 1
+        try:
+            snap = json.loads((self.root / "suite.json").read_text())["suite"]["name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            snap = None
+        if isinstance(snap, str) and not out:
+            out[snap] = 0
+        return out
 
     def finished_ids(self) -> set[str]:
         return {jid for jid, rec in self.latest().items() if rec.get("status") == "ok"}

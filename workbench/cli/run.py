@@ -20,10 +20,19 @@ class _ProgressBar:
         self.steps = None
         self._stage = None
 
+    runner = None  # set by `run`: its `lost` names finished jobs whose clip is gone (made again)
+
     def on_run_start(self, jobs, todo) -> None:
         skipped = len(jobs) - len(todo)
         if skipped:
             typer.echo(f"{skipped} of {len(jobs)} jobs already finished: skipping them")
+        lost = getattr(self.runner, "lost", None) or {}
+        if lost:
+            names = {j.id: j.name for j in jobs}
+            shown = "; ".join(f"{names.get(k, k)} ({why})" for k, why in list(lost.items())[:3])
+            more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
+            typer.echo(f"{len(lost)} finished job{'s' if len(lost) != 1 else ''} lost {'their clips' if len(lost) != 1 else 'its clip'}, "
+                       f"making {'them' if len(lost) != 1 else 'it'} again: {shown}{more}")
         self.jobs = self._tqdm(total=len(todo), desc="jobs", unit="job", position=0, dynamic_ncols=True)
 
     def on_job_start(self, job, index, total) -> None:
@@ -62,14 +71,17 @@ def run(
     no_retry_failed: bool = typer.Option(False, "--no-retry-failed", help="keep failed jobs as they are"),
     wandb: Optional[str] = typer.Option(None, "--wandb", callback=wandb_mode, help="online | offline | disabled (overrides the suite's "
                                                               "tracking block; default: online when logged in, else offline)"),
+    force: bool = typer.Option(False, "--force", help="run into a folder that holds another suite's records "
+                                                      "(both are pooled in one report)"),
 ) -> None:
     """Run every (case x model x seed) job of a suite; finished jobs are skipped.
 
     Exit status: 0 when every job succeeded, 1 when any failed (or the run folder could not be
-    written), 2 for a bad suite or option, 130 after Ctrl-C or SIGTERM.
+    written), 2 for a bad suite or option (or a folder holding another suite, without --force), 130
+    after Ctrl-C or SIGTERM. A finished job whose clip was deleted is run again.
     """
     from workbench.experiment import Runner, distributed_shard
-    from workbench.store import StoreError
+    from workbench.store import FolderHoldsOtherSuite, StoreError
     from workbench.suite import SuiteError, load_suite
 
     try:
@@ -90,7 +102,17 @@ def run(
         i, n = dist or (0, 1)
     main_process = i == 0 or dist is None
     bar = _ProgressBar()
-    runner = Runner(spec, out, [bar], shard=(i, n), retry_failed=not no_retry_failed)
+    runner = Runner(spec, out, [bar], shard=(i, n), retry_failed=not no_retry_failed, mix_suites=force)
+    try:
+        runner.check_folder()
+    except FolderHoldsOtherSuite as e:
+        _fail(str(e))
+    except StoreError as e:
+        _fail(str(e), code=1)
+    others = runner.other_suites()
+    if others and main_process:
+        typer.echo(f"warning: {runner.store.root} also holds suite {', '.join(repr(k) for k in sorted(others))}; "
+                   f"--force: the report pools them with '{spec.name}'", err=True)
     tracker = None
     if main_process:
         from workbench.tracking import attach
@@ -98,6 +120,7 @@ def run(
         tracker = attach(runner, mode=wandb)  # job_type "eval" for new metrics on existing clips; None when disabled
     for why in runner.skipped:
         typer.echo(f"not applicable, skipped: {why}")
+    bar.runner = runner
     records = []
     interrupted = False
     with _sigterm_as_interrupt():

@@ -32,18 +32,27 @@ def _report(progress: ProgressFn | None, done: int, total: int) -> None:
         progress(done, total)
 
 
+MIN_AUDIO_SECONDS = 0.2  # shorter audio makes a clip of a few frames: a cut or broken file, not speech
+
+
 def _check_audio(request: GenerationRequest) -> Audio:
-    """The request's audio, refusing empty or silent tracks with a message naming the file."""
+    """The request's audio, refusing a missing, empty or too short track with a message naming the
+    file. Silent audio is allowed: a talking head should rest on silence (the Runner records a warning,
+    `workbench.media.silent_audio_note`)."""
     audio = request.audio
     name = request.audio_path or "audio"
     if audio is None:
         raise GenerationError(f"{name}: no audio given; pass a speech recording (wav/mp3/m4a)")
     if len(audio.samples) == 0 or audio.duration <= 0:
         raise GenerationError(f"{name}: audio is empty (0 samples); pass a speech recording (wav/mp3/m4a)")
-    if audio.is_silent:
-        raise GenerationError(
-            f"{name}: audio is silent (rms {audio.rms:.1e} < {SILENT_RMS:g}); pass a speech recording, not silence")
+    _check_length(audio, name)
     return audio
+
+
+def _check_length(audio: Audio, name: str) -> None:
+    if audio.duration < MIN_AUDIO_SECONDS:
+        raise GenerationError(f"{name}: audio is only {audio.duration:.3f} s long, too short for a clip (at least "
+                              f"{MIN_AUDIO_SECONDS:g} s); pass the whole recording (a cut or broken file?)")
 
 
 def _num_frames(params: dict[str, Any], audio: Audio | None) -> int:
@@ -85,6 +94,8 @@ class StaticGenerator(Generator):
         self.check_inputs(request)
         p = self.params
         audio = request.audio if request.audio is not None and len(request.audio.samples) else None
+        if audio is not None:
+            _check_length(audio, request.audio_path or "audio")
         n = _num_frames(p, audio)
         frame = fit_image(request.image, *_size(p))
         frames = np.empty((n,) + frame.shape, np.uint8)
@@ -126,6 +137,8 @@ class KenBurnsGenerator(Generator):
         if direction not in ("random", "in", "out"):
             raise GenerationError(f"kenburns: direction must be random, in or out, got {direction!r}")
         audio = request.audio if request.audio is not None and len(request.audio.samples) else None
+        if audio is not None:
+            _check_length(audio, request.audio_path or "audio")
         n = _num_frames(p, audio)
         rng = np.random.default_rng(request.seed)
         zoom_in = rng.random() < 0.5 if direction == "random" else direction == "in"
@@ -386,8 +399,11 @@ class PuppetGenerator(Generator):
         if face is None:
             raise GenerationError(f"{request.image_path or 'image'}: no face found; pass a frontal portrait")
         rig = _FaceRig(image, face.landmarks)
-        env = speech_envelope(audio, fps, n, smooth=float(p["smooth_frames"]),
-                              noise_floor=float(p["noise_floor"]), gamma=float(p["gamma"]))
+        if audio.is_silent:  # no speech: the mouth rests (the envelope would open it on the noise floor)
+            env = np.zeros(n)
+        else:
+            env = speech_envelope(audio, fps, n, smooth=float(p["smooth_frames"]),
+                                  noise_floor=float(p["noise_floor"]), gamma=float(p["gamma"]))
         rng = np.random.default_rng(request.seed)
         blinks = _blink_track(n, fps, float(p["blink_every"]), rng)
         sway = _sway_track(n, fps, float(p["sway"]), rng)
