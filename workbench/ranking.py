@@ -169,8 +169,7 @@ def rank_score(records: list[dict[str, Any]], name: str, higher: bool, shown: Ca
             if not c.n_pairs:
                 row.why_untested = "no matched (case, seed) jobs with both values"
             elif len(units) < MIN_CASES:
-                row.why_untested = (f"too few cases for a test: {len(units)} (a sign-flip test over n cases cannot go "
-                                    f"below p = 2/2\u207f, so it needs \u2265{MIN_CASES} for p < {ALPHA})")
+                row.why_untested = f"too few cases: {len(units)} (a test needs \u2265{MIN_CASES})"
             else:
                 row.p = sign_flip_p(list(units.values()))
         rows.append(row)

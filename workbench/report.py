@@ -20,20 +20,24 @@ Videos are linked relative to report.html, so the run folder can be zipped and s
 """
 from __future__ import annotations
 
+import errno
 import html
 import json
 import math
+import os
 import re
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from workbench.metrics.stats import finite as _finite, model_summaries, score_names
+from workbench.ranking import ALPHA, MIN_CASES, MOTION_FLOOR, MOTION_SCORE, holm, is_still, rank_all, shown_flow
+from workbench.runset import RunSet, RunSetError, current_records, load_runs
 from workbench.store import RunStore
 
 SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
-ALPHA = 0.05
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
@@ -67,49 +71,6 @@ def fmt_number(v: Any, scale: float = 1.0, integer: bool = False, sig: int = 3, 
     return f"{sign}{x:,.{decimals}f}"
 
 
-def holm(pvalues: list[float | None]) -> list[float | None]:
-    """Holm-Bonferroni adjusted p-values (None stays None; the family is the non-None values).
-    Reject at level a where the adjusted p < a: controls the family-wise error rate at a."""
-    idx = sorted((i for i, p in enumerate(pvalues) if p is not None), key=lambda i: pvalues[i])
-    m = len(idx)
-    out: list[float | None] = [None] * len(pvalues)
-    running = 0.0
-    for rank, i in enumerate(idx):
-        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))
-        out[i] = running
-    return out
-
-
-def paired_bootstrap_p(records: list[dict[str, Any]], model_a: str, model_b: str, metric: str,
-                       n_boot: int | None = None, seed: int = 0) -> float | None:
-    """Two-sided bootstrap p-value that the mean paired difference (a - b) over matched (case, seed)
-    jobs is 0, from the same two-level cluster bootstrap as the CIs (cases, then pairs within a case):
-    p = 2 * min(P(boot <= 0), P(boot >= 0)), at least 1/n_boot. None with fewer than 2 pairs."""
-    import numpy as np
-
-    from workbench.metrics.stats import N_BOOT, cluster_bootstrap_means
-
-    n_boot = n_boot or N_BOOT
-    a_vals: dict[tuple, float] = {}
-    b_vals: dict[tuple, float] = {}
-    for r in records:
-        v = _finite((r.get("scores") or {}).get(metric))
-        if v is None or r.get("model") not in (model_a, model_b):
-            continue
-        (a_vals if r.get("model") == model_a else b_vals)[(r.get("case"), r.get("seed"))] = v
-    keys = [k for k in a_vals if k in b_vals]
-    if len(keys) < 2:
-        return None
-    groups: dict[Any, list[float]] = {}
-    for k in keys:
-        groups.setdefault(k[0], []).append(a_vals[k] - b_vals[k])
-    boot = cluster_bootstrap_means([np.array(g) for g in groups.values()], n_boot, seed)
-    if np.all(boot == 0):
-        return 1.0
-    p = 2.0 * min(float(np.mean(boot <= 0)), float(np.mean(boot >= 0)))
-    return min(1.0, max(p, 1.0 / n_boot))
-
-
 def fmt_p(p: float | None) -> str:
     if p is None:
         return ""
@@ -133,6 +94,7 @@ class MetricInfo:
     scale_note: str = ""  # e.g. "10⁻⁶": numbers are in units of 10⁻⁶
     integer: bool = False
     backends: list[str] = field(default_factory=list)
+    rewards_stillness: bool = False  # trivially perfect on a still clip: ranked above the motion floor only
 
     @property
     def arrow(self) -> str:
@@ -194,9 +156,15 @@ def metric_infos(records: list[dict[str, Any]], names: list[str]) -> dict[str, M
                 info.unit = unit.group(1).strip()
         values = [v for r in records if (v := _finite((r.get("scores") or {}).get(n))) is not None]
         info.integer = bool(values) and all(float(v).is_integer() for v in values)
-        big = max((abs(v) for v in values), default=0.0)
-        if 0 < big < 0.01 and not info.integer:
-            exp = 3 * math.floor(math.log10(big) / 3)
+        exp = 0
+        if spec is not None:  # one unit per score, whatever this run's values: the spec says which
+            exp = spec.display_exp
+            info.rewards_stillness = spec.rewards_stillness
+        else:  # a score the registry does not know (an older record): from the values
+            big = max((abs(v) for v in values), default=0.0)
+            if 0 < big < 0.01 and not info.integer:
+                exp = 3 * math.floor(math.log10(big) / 3)
+        if exp:
             info.scale = 10.0 ** (-exp)
             info.scale_note = "10" + str(exp).translate(SUPERSCRIPT)
         info.backends = sorted({str((r.get("backends") or {}).get(n)) for r in records
@@ -303,19 +271,64 @@ def _not_run(records: list[dict[str, Any]], case: str, model: str) -> str:
     return f"{model} needs {' and '.join(lacks)}; case {case} has none" if lacks else generic
 
 
-def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any]:
-    """Everything the template shows, computed from the records (and the series files they name)."""
-    from workbench import figures
-    from workbench.metrics.stats import compare
+def _marks(run_dir: Path) -> tuple[set[str], set[str]]:
+    """Job ids kept by best-of-N (bestofn.json) and marked favourite in the Studio (favourites.json)."""
+    kept: set[str] = set()
+    favs: set[str] = set()
+    try:
+        data = json.loads((run_dir / "bestofn.json").read_text())
+        kept = {str(j) for rk in data.get("rankings") or [] for j in rk.get("kept") or []}
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    try:
+        data = json.loads((run_dir / "favourites.json").read_text())
+        favs = {str(j) for j in data} if isinstance(data, list) else set()
+    except (OSError, ValueError):
+        pass
+    return kept, favs
 
+
+def _objective(run_dir: Path) -> Any:
+    """The objective the suite defines (suite.json), which may rank models across scores; None without."""
+    from workbench.suite import SuiteError, load_snapshot
+    from workbench.workflow.bestofn import Objective, ObjectiveError
+
+    if not (run_dir / "suite.json").is_file():
+        return None
+    try:
+        spec = load_snapshot(run_dir).effective_objective()
+        return Objective.parse(spec) if spec else None
+    except (SuiteError, ObjectiveError):
+        return None
+
+
+def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[str] | None = None,
+                  motion_floor: float = MOTION_FLOOR) -> dict[str, Any]:
+    """Everything the template shows, computed from the records (and the series files they name).
+    `left_out`: notes on records not shown (superseded, not in the current suite)."""
+    from workbench import figures
+
+    objective = _objective(run_dir)
+    if objective is not None:  # the user's own ranking across scores: one more score per record
+        records = [dict(r, scores={**(r.get("scores") or {}), "objective": objective(r)}) if r.get("status") == "ok"
+                   else r for r in records]
     ok = [r for r in records if r.get("status") == "ok"]
     failed = [r for r in records if r.get("status") != "ok"]
     names = score_names(records)
     infos = metric_infos(ok, names)
+    if objective is not None and "objective" in infos:
+        specs = _specs()
+        obj = infos["objective"]
+        obj.higher, obj.description = True, f"your objective: {objective.describe()}"
+        obj.source = "the suite's objective: (workflow.bestofn)"
+        obj.rewards_stillness = any(getattr(specs.get(m), "rewards_stillness", False) for m in objective.metrics)
     models = list(dict.fromkeys(str(r.get("model")) for r in records))
     cases = list(dict.fromkeys(str(r.get("case")) for r in records))
     colors = figures.model_colors(models)
     stats = model_summaries(records, names)
+    kept, favourites = _marks(run_dir)
+    has_motion = any(_finite((r.get("scores") or {}).get(MOTION_SCORE)) is not None for r in ok)
+    gated_names = [n for n, i in infos.items() if i.rewards_stillness and i.higher is not None]
 
     # banners -----------------------------------------------------------------------------------------
     missing, partial = [], []
@@ -340,16 +353,33 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
         for w in r.get("warnings") or []:
             warn_counts[str(w)] += 1
 
-    # model summary ---------------------------------------------------------------------------------------
-    best_model: dict[str, str | None] = {}
+    # motion: which clips are still (consistency is trivially perfect on them) ------------------------
+    motion_rows = []
+    for m in models:
+        flows = [f for r in ok if str(r.get("model")) == m
+                 and (f := _finite((r.get("scores") or {}).get(MOTION_SCORE))) is not None]
+        dyn = [d for r in ok if str(r.get("model")) == m
+               and (d := _finite((r.get("scores") or {}).get("dynamic_degree"))) is not None]
+        if flows:
+            still = sum(f < motion_floor for f in flows)
+            motion_rows.append({"model": m, "color": colors[m], "flow": shown_flow(sum(flows) / len(flows)),
+                                "still": still, "of": len(flows),
+                                "dynamic": f"{round(100 * sum(dyn) / len(dyn))}%" if dyn else "n/a",
+                                "all_still": still == len(flows)})
+    all_still_models = {row["model"] for row in motion_rows if row["all_still"]}
+
+    # model summary: best = the top value as shown (ties are all best; all equal = nobody) -------------
+    best_models: dict[str, set[str]] = {}
     for n, info in infos.items():
-        vals = [(stats.get(m, {}).get(n) or {}).get("mean") for m in models]
-        cands = [(v, m) for v, m in zip(vals, models) if v is not None]
-        best_model[n] = None
+        cands = {m: info.fmt(s["mean"]) for m in models
+                 if (s := stats.get(m, {}).get(n) or {}).get("mean") is not None
+                 and not (info.rewards_stillness and m in all_still_models)}
+        best_models[n] = set()
         if info.higher is not None and len(cands) >= 2:
-            top = (max if info.higher else min)(cands)[0]
-            winners = [m for v, m in cands if v == top]
-            best_model[n] = winners[0] if len(winners) == 1 else None  # a tie marks no one
+            raw = {m: stats[m][n]["mean"] for m in cands}
+            top = cands[(max if info.higher else min)(raw, key=raw.get)]
+            winners = {m for m, text in cands.items() if text == top}
+            best_models[n] = winners if len(winners) < len(cands) else set()
     summary_rows = []
     for m in models:
         mine = [r for r in records if str(r.get("model")) == m]
@@ -361,7 +391,8 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
                 reasons = list(dict.fromkeys(null_reason(r, n) for r in mine)) or ["no finished job"]
                 cells.append({"null": True, "why": "; ".join(reasons[:3])})
                 continue
-            cell = {"null": False, "mean": info.fmt(s["mean"]), "best": best_model[n] == m,
+            cell = {"null": False, "mean": info.fmt(s["mean"]), "best": m in best_models[n],
+                    "still": info.rewards_stillness and m in all_still_models,
                     "ci": f"{info.fmt(s['lo'])} \u2013 {info.fmt(s['hi'])}" if s.get("lo") is not None else "",
                     "n": s.get("n"), "missing": s.get("n_missing") or 0}
             if cell["missing"]:
@@ -370,58 +401,37 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
                 cell["why"] = f"{cell['missing']} of {len(mine_ok)} jobs have no value: " + "; ".join(reasons[:3])
             cells.append(cell)
         summary_rows.append({"model": m, "color": colors[m], "ok": len(mine_ok), "failed": len(mine) - len(mine_ok),
-                             "cells": cells})
+                             "cells": cells, "still": m in all_still_models})
 
-    # ranking with paired differences and Holm --------------------------------------------------------
-    ranking, flat = [], []
-    for n, info in infos.items():
-        if info.higher is None:
-            continue
-        have = [(s["mean"], m) for m in models if (s := stats.get(m, {}).get(n) or {}).get("mean") is not None]
-        if len(have) < 2:
-            continue
-        have.sort(key=lambda t: -t[0] if info.higher else t[0])
-        best = have[0][1]
-        tied_best = sum(mean == have[0][0] for mean, _ in have) > 1
+    # ranking: per score, motion-aware, case-level tests, Holm over the table -------------------------
+    specs = {n: (bool(i.higher), i.rewards_stillness, i.fmt) for n, i in infos.items() if i.higher is not None}
+    ranking = []
+    for block in rank_all(ok, specs, floor=motion_floor):
+        info = infos[block.score]
         rows = []
-        for i, (mean, m) in enumerate(have):
-            s = stats[m][n]
-            rank = 1 + sum(info.better(other, mean) for other, _ in have)  # ties share a rank
-            row = {"rank": f"{rank}=" if sum(x == mean for x, _ in have) > 1 else str(rank), "unique_best": not tied_best, "model": m, "color": colors[m], "mean": info.fmt(mean),
-                   "ci": f"{info.fmt(s['lo'])} \u2013 {info.fmt(s['hi'])}" if s.get("lo") is not None else "",
-                   "is_best": m == best, "diff": "", "diff_ci": "", "pairs": 0, "wins": "", "p": None,
-                   "no_pairs": "", "significant": False, "p_text": "", "p_holm_text": ""}
-            if m != best:
-                c = compare(ok, m, best, n, higher_is_better=info.higher)
-                if c.mean_diff is not None:
-                    row.update(diff=info.fmt(c.mean_diff, signed=True), pairs=c.n_pairs,
-                               diff_ci=f"{info.fmt(c.lo, signed=True)} \u2013 {info.fmt(c.hi, signed=True)}"
-                               if c.lo is not None else "",
-                               wins="" if c.a_wins is None else f"{round(100 * c.a_wins)}%",
-                               p=paired_bootstrap_p(ok, m, best, n))
-                if c.n_pairs == 0:
-                    row["no_pairs"] = "no matched (case, seed) jobs with both values"
-                flat.append(row)
-            rows.append(row)
-        ranking.append({"info": info, "rows": rows, "best": best})
-    adjusted = holm([r["p"] for r in flat])
-    for row, p_adj in zip(flat, adjusted):
-        row["p_text"] = fmt_p(row["p"])
-        row["p_holm"] = p_adj
-        row["p_holm_text"] = fmt_p(p_adj)
-        row["significant"] = p_adj is not None and p_adj < ALPHA
-    n_tests = sum(r["p"] is not None for r in flat)
-    mean_rank = {}
-    for m in models:
-        ranks = [int(row["rank"].rstrip("=")) for block in ranking for row in block["rows"] if row["model"] == m]
-        if ranks:
-            mean_rank[m] = sum(ranks) / len(ranks)
+        for row in block.rows:
+            rows.append({
+                "rank": row.rank, "model": row.model, "color": colors[row.model], "mean": info.fmt(row.mean),
+                "ci": f"{info.fmt(row.lo)} \u2013 {info.fmt(row.hi)}" if row.lo is not None else "",
+                "is_best": row.is_best, "top": row is block.rows[0], "n": row.n, "still": row.still,
+                "diff": info.fmt(row.diff, signed=True) if row.diff is not None else "",
+                "diff_ci": (f"{info.fmt(row.diff_lo, signed=True)} \u2013 {info.fmt(row.diff_hi, signed=True)}"
+                            if row.diff_lo is not None else ""),
+                "pairs": row.pairs, "cases": row.cases,
+                "wins": "" if row.wins is None else f"{round(100 * row.wins)}%",
+                "p": row.p, "p_text": fmt_p(row.p), "p_holm": row.p_holm, "p_holm_text": fmt_p(row.p_holm),
+                "significant": row.significant, "why_untested": row.why_untested})
+        ranking.append({"info": info, "rows": rows, "gated": block.gated, "all_tied": block.all_tied,
+                        "excluded": [{"model": m, "color": colors[m], "why": why} for m, why in block.excluded.items()],
+                        "reference": block.rows[0].model if block.rows else ""})
+    n_tests = sum(row["p"] is not None for b in ranking for row in b["rows"])
 
     # figures -----------------------------------------------------------------------------------------
-    fig_metrics = [{"name": n, "label": i.label, "scale": i.scale, "higher": i.higher, "best": best_model[n],
+    fig_metrics = [{"name": n, "label": i.label, "scale": i.scale, "higher": i.higher, "best": sorted(best_models[n]),
                     "stats": {m: stats.get(m, {}).get(n) for m in models}} for n, i in infos.items()]
     bars = figures.metric_bars(models, fig_metrics, colors)
-    spider = figures.radar(models, fig_metrics, colors)
+    spider = figures.radar(models, [f for f in fig_metrics if not infos[f["name"]].rewards_stillness
+                                    or not all_still_models], colors)
 
     # the grid: cases x models, one panel per seed ---------------------------------------------------
     by_cell: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -446,7 +456,8 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
     for case in cases:
         recs = [r for m in models for r in by_cell.get((case, m), [])]
         variants = sorted({_variant(r) for r in recs}, key=lambda v: (str(v[0]), v[1]))
-        # best per score within this case, per seed (the panels that sit side by side)
+        # best per score within this case and seed (the panels side by side), on the values as shown;
+        # a still clip earns no mark on a score that rewards stillness
         best_in_row: dict[tuple, dict[str, set[str]]] = {}
         for v in variants:
             best_in_row[v] = {}
@@ -454,10 +465,11 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
                 if info.higher is None:
                     continue
                 cands = [(x, str(r.get("model"))) for r in recs if _variant(r) == v and r.get("status") == "ok"
-                         and (x := _finite((r.get("scores") or {}).get(n))) is not None]
+                         and (x := _finite((r.get("scores") or {}).get(n))) is not None
+                         and not (info.rewards_stillness and is_still(r, motion_floor))]
                 if len(cands) >= 2:
-                    top = (max if info.higher else min)(c[0] for c in cands)
-                    winners = {m for x, m in cands if x == top}
+                    top = info.fmt((max if info.higher else min)(c[0] for c in cands))
+                    winners = {m for x, m in cands if info.fmt(x) == top}
                     if len(winners) < len(cands):
                         best_in_row[v][n] = winners
         cells = []
@@ -467,8 +479,10 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
             for v in variants:
                 r = next((r for r in by_cell.get((case, m), []) if _variant(r) == v), None)
                 if r is None:
-                    panels.append({"variant": _variant_label(v), "absent": True})
+                    panels.append({"variant": _variant_label(v), "absent": True, "ok": False, "timing": "",
+                                   "scores": [], "notes": [], "warnings": [], "clip": "", "marks": []})
                     continue
+                still = is_still(r, motion_floor) if r.get("status") == "ok" else None
                 scores = []
                 for n, info in infos.items():
                     val = _finite((r.get("scores") or {}).get(n))
@@ -479,11 +493,12 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
                     entry = {"name": n, "info": info, "null": val is None,
                              "text": info.fmt(val) if val is not None else "n/a",
                              "best": m in best_in_row[v].get(n, ()),
+                             "trivial": bool(still and info.rewards_stillness and val is not None),
                              "why": null_reason(r, n) if val is None else "",
                              "backend": (r.get("backends") or {}).get(n, ""), "worst": "", "note": 0}
                     worst = (r.get("worst_frame") or {}).get(n)
                     fps = (r.get("clip") or {}).get("fps")
-                    if isinstance(worst, int):
+                    if isinstance(worst, int) and info.higher is not None:  # "worst" needs a better direction
                         entry["worst"] = f"worst frame {worst}" + (f" ({worst / fps:.2f} s)" if fps else "")
                     scores.append(entry)
                 notes: list[str] = []  # each distinct null reason once per panel, as a numbered note
@@ -497,8 +512,20 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
                     series_errors.append(err)
                 if series:
                     curves_in.append({"model": m, "seed": v[0] if not v[1] else f"{v[0]}/{v[1]}", "series": series,
-                                      "worst": r.get("worst_frame") or {}, "fps": (r.get("clip") or {}).get("fps")})
+                                      "worst": {n: w for n, w in (r.get("worst_frame") or {}).items()
+                                                if n in infos and infos[n].higher is not None},
+                                      "fps": (r.get("clip") or {}).get("fps")})
                 clip = r.get("clip") or {}
+                marks = []
+                if str(r.get("job_id")) in kept:
+                    marks.append(("kept", "kept by best-of-N (the suite's objective)"))
+                if str(r.get("job_id")) in favourites:
+                    marks.append(("\u2665 favourite", "marked favourite in the Studio's Compare tab"))
+                if still:
+                    flow = _finite((r.get("scores") or {}).get(MOTION_SCORE)) or 0.0
+                    marks.append(("still", f"mean flow {shown_flow(flow)} px/frame is below the motion floor "
+                                           f"({shown_flow(motion_floor)}): its consistency scores are trivially high "
+                                           f"and earn no \u2605"))
                 panels.append({
                     "variant": _variant_label(v), "absent": False, "ok": r.get("status") == "ok",
                     "error": r.get("error") or "", "video": r.get("video"), "kind": _media_kind(r.get("video")),
@@ -507,7 +534,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
                              f"{fmt_number(clip.get('fps'))} fps" + (", audio" if clip.get("audio") else "")
                              if clip else ""),
                     "scores": scores, "notes": notes, "warnings": r.get("warnings") or [],
-                    "audio": bool(clip.get("audio")),
+                    "audio": bool(clip.get("audio")), "marks": marks,
                     "timing": fmt_number((r.get("timings") or {}).get("total")),
                     "params": json.dumps(r.get("params") or {}, sort_keys=True, default=str),
                     "job_id": r.get("job_id"),
@@ -525,14 +552,20 @@ def build_context(records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any
         })
 
     first = records[0] if records else {}
+    suites = list(dict.fromkeys(str(r.get("suite")) for r in records if r.get("suite")))
     return {
         "bestofn": best_of_n_context(run_dir),
-        "title": str(first.get("suite") or run_dir.name), "run_dir": str(run_dir), "n_jobs": len(records),
+        "title": " + ".join(suites[:3]) + (f" + {len(suites) - 3} more" if len(suites) > 3 else "") if suites
+        else run_dir.name,
+        "run_dir": str(run_dir), "n_jobs": len(records),
         "n_ok": len(ok), "n_failed": len(failed), "models": models, "colors": colors, "cases": cases,
         "metrics": list(infos.values()), "missing": missing, "partial": partial,
         "mixed": mixed_backends(records), "warnings": sorted(warn_counts.items(), key=lambda kv: -kv[1]),
-        "summary_rows": summary_rows, "ranking": ranking, "n_tests": n_tests, "alpha": ALPHA,
-        "mean_rank": sorted(mean_rank.items(), key=lambda kv: kv[1]),
+        "left_out": list(left_out or []),
+        "motion": motion_rows, "motion_floor": shown_flow(motion_floor), "has_motion": has_motion,
+        "gated_names": gated_names, "still_models": sorted(all_still_models),
+        "objective": objective.describe() if objective is not None else "",
+        "summary_rows": summary_rows, "ranking": ranking, "n_tests": n_tests, "alpha": ALPHA, "min_cases": MIN_CASES,
         "bars": bars, "radar": spider, "grid": grid,
         "failed": [{"case": r.get("case"), "model": r.get("model"), "seed": r.get("seed"),
                     "error": r.get("error") or "no error text", "type": r.get("error_type") or "",
@@ -584,28 +617,91 @@ def _environment():
     return env
 
 
-def render(records: list[dict[str, Any]], run_dir: str | Path) -> str:
-    """The report page for these records (videos linked relative to run_dir)."""
-    return _environment().get_template("report.html.j2").render(**build_context(records, Path(run_dir)))
+def render(records: list[dict[str, Any]], run_dir: str | Path, left_out: list[str] | None = None,
+           motion_floor: float = MOTION_FLOOR, clips: str = "auto", embed_mb: float | None = None) -> str:
+    """The report page for these records. `clips`: auto (embed clips as data: URIs up to `embed_mb`,
+    default $WORKBENCH_REPORT_EMBED_MB or 64, link the rest relative to run_dir), embed, or link
+    (see workbench.report_media)."""
+    from workbench.report_media import assign_sources
+
+    context = build_context(records, Path(run_dir), left_out, motion_floor)
+    context["media"] = assign_sources(context["grid"], run_dir, clips, embed_mb)
+    return _environment().get_template("report.html.j2").render(**context)
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write run_dir/report.html from run_dir/results.jsonl and return its path."""
-    run_dir = Path(run_dir)
-    store = RunStore(run_dir)
-    if not store.results.exists():
-        raise ReportError(f"{store.results}: not found; pass a run folder written by `workbench run`")
-    records = list(store.latest().values())
-    if not records:
-        raise ReportError(f"{store.results}: holds no records; run the suite first (`workbench run SUITE.yaml`)")
-    out = run_dir / "report.html"
-    page = render(records, run_dir)
+def _gather(run_dirs: list[Path], out_dir: Path) -> RunSet:
+    """The records to show: the run folder's current ones, or several folders joined (see runset)."""
+    if len(run_dirs) == 1 and run_dirs[0].resolve() == out_dir.resolve():
+        run_dir = run_dirs[0]
+        store = RunStore(run_dir)
+        if not run_dir.exists():
+            raise ReportError(f"{run_dir}: not found; pass a run folder written by `workbench run` (it holds "
+                              f"results.jsonl)")
+        if not run_dir.is_dir():
+            raise ReportError(f"{run_dir}: not a folder; pass a run folder written by `workbench run` (it holds "
+                              f"results.jsonl)")
+        if not store.results.exists():
+            raise ReportError(f"{store.results}: not found; pass a run folder written by `workbench run` "
+                              f"(or a folder of run folders with --out)")
+        if not store.results.is_file():
+            raise ReportError(f"{store.results}: is not a regular file; move it away (a run folder's results.jsonl "
+                              f"is the file `workbench run` writes)")
+        try:
+            records = list(store.latest().values())
+        except OSError as e:
+            raise ReportError(f"{store.results}: cannot be read ({e.strerror or e}); fix its permissions") from None
+        if not records:
+            raise ReportError(f"{store.results}: holds no records; run the suite first (`workbench run SUITE.yaml`)")
+        return current_records(run_dir, records)
+    try:
+        runset = load_runs(run_dirs, out_dir)
+    except RunSetError as e:
+        raise ReportError(str(e)) from None
+    except OSError as e:
+        raise ReportError(f"{getattr(e, 'filename', None) or run_dirs[0]}: cannot be read ({e.strerror or e})") from None
+    if not runset.records:
+        raise ReportError(f"{', '.join(map(str, run_dirs))}: no records to compare; run a suite first")
+    return runset
+
+
+def write_report(run_dir: str | Path | list[str | Path], out_dir: str | Path | None = None,
+                 motion_floor: float = MOTION_FLOOR, clips: str = "auto", embed_mb: float | None = None) -> Path:
+    """Write OUT/report.html and return its path. `run_dir`: one run folder (OUT defaults to it), or
+    several run folders / a folder of runs joined on case and seed (OUT defaults to the only folder
+    given, else is required). Every fault is one ReportError line naming the path and the fix."""
+    dirs = list({Path(p).resolve(): Path(p) for p in (run_dir if isinstance(run_dir, (list, tuple))
+                                                    else [run_dir])}.values())  # a folder named twice is one
+    if not dirs:
+        raise ReportError("no run folder given; pass a run folder written by `workbench run`")
+    if out_dir is None:
+        if len(dirs) > 1:
+            raise ReportError("several run folders: say where the joined report goes with --out DIR")
+        out_dir = dirs[0]
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ReportError(f"{out_dir}: is a file, not a folder; pass --out a folder")
+    runset = _gather(dirs, out_dir)
+    page = render(runset.records, out_dir, runset.left_out, motion_floor, clips, embed_mb)
+    out = out_dir / "report.html"
     try:
         if out.read_text(encoding="utf-8") == page:
             return out  # same records, same page (figures and CIs are deterministic): nothing to write
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         pass
-    tmp = out.with_suffix(".html.part")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    tmp = out_dir / f".report.html.{os.getpid()}.{threading.get_ident()}.part"  # one per writer (shards end together)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as e:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        why = {errno.ENOSPC: "the disk is full; free space", errno.EDQUOT: "the disk quota is exceeded; free space",
+               errno.EACCES: "permission denied; fix the folder's permissions",
+               errno.EPERM: "permission denied; fix the folder's permissions",
+               errno.EROFS: "the file system is read-only"}.get(e.errno, e.strerror or str(e))
+        raise ReportError(f"{out}: not written ({why}, or write the report elsewhere with --out DIR); "
+                          f"results.jsonl is unchanged") from None
     return out

@@ -7,20 +7,30 @@ from typing import Optional
 import typer
 
 from workbench.cli.app import app, fail as _fail, wandb_mode
+from workbench.ranking import MOTION_FLOOR
 
 @app.command()
 def report(
-    run_dir: Path = typer.Argument(..., help="run folder holding results.jsonl"),
+    run_dirs: list[Path] = typer.Argument(..., help="run folder(s) holding results.jsonl, or a folder of runs (runs/): "
+                                                    "several are joined on case and seed"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for report.html (default: the run folder; "
+                                                           "required when several are joined)"),
+    motion_floor: float = typer.Option(MOTION_FLOOR, "--motion-floor", min=0.0,
+                                       help="mean optical flow (px/frame) below which a clip counts as still: its "
+                                            "consistency scores are left out of the ranking"),
     wandb: Optional[str] = typer.Option(None, "--wandb", callback=wandb_mode, help="online | offline: also bring the folder's W&B run "
                                                               "up to date with every record (e.g. after shards)"),
 ) -> None:
-    """Write RUN_DIR/report.html (+ figures) from results.jsonl alone."""
+    """Write report.html (+ figures) from results.jsonl alone: one run, or several joined on case and seed."""
     from workbench.report import ReportError, write_report
 
     try:
-        typer.echo(str(write_report(run_dir)))
+        typer.echo(str(write_report(run_dirs if len(run_dirs) > 1 else run_dirs[0], out, motion_floor=motion_floor)))
     except ReportError as e:
         _fail(str(e))
+    if wandb is not None and len(run_dirs) > 1:
+        _fail("--wandb brings one run folder's W&B run up to date; pass one folder with --wandb")
+    run_dir = run_dirs[0]
     if wandb is None:
         return
     from workbench.suite import SuiteError

@@ -37,6 +37,9 @@ class ScoreSpec:
     # trivially perfect on a clip that does not move (consistency, identity to the input image): rankings
     # judge it only on clips above the motion floor (workbench.ranking)
     rewards_stillness: bool = False
+    # shown in units of 10^display_exp everywhere (report, Studio, W&B tables stay raw): one unit per score,
+    # whatever the values of one run happen to be
+    display_exp: int = 0
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,7 @@ class WarpError(Metric):
     scores = (ScoreSpec("warp_error", False, "[0, 1]",
                         "mean squared RGB error ([0,1] scale) between each frame and the next one warped back "
                         "by optical flow, over non-occluded pixels (forward/backward check)",
-                        "Lai et al. 2018, Learning Blind Video Temporal Consistency", rewards_stillness=True),)
+                        "Lai et al. 2018, Learning Blind Video Temporal Consistency", rewards_stillness=True, display_exp=-3),)
 
     def __init__(self, flow: str = "auto", raft_weights: str | Path | None = None, raft_iters: int = 12,
                  pixel_stride: int = 2):
