@@ -18,6 +18,10 @@ def report(
     motion_floor: float = typer.Option(MOTION_FLOOR, "--motion-floor", min=0.0,
                                        help="mean optical flow (px/frame) below which a clip counts as still: its "
                                             "consistency scores are left out of the ranking"),
+    clips: str = typer.Option("auto", "--clips", metavar="auto|embed|link",
+                              help="auto: embed clips in report.html (plays anywhere: JupyterLab, Notebook, VS Code, "
+                                   "a lone copy of the file) up to $WORKBENCH_REPORT_EMBED_MB (default 64) and link the "
+                                   "rest; embed: every clip; link: none (clips/ must stay beside report.html)"),
     wandb: Optional[str] = typer.Option(None, "--wandb", callback=wandb_mode, help="online | offline: also bring the folder's W&B run "
                                                               "up to date with every record (e.g. after shards)"),
 ) -> None:
@@ -25,7 +29,8 @@ def report(
     from workbench.report import ReportError, write_report
 
     try:
-        typer.echo(str(write_report(run_dirs if len(run_dirs) > 1 else run_dirs[0], out, motion_floor=motion_floor)))
+        typer.echo(str(write_report(run_dirs if len(run_dirs) > 1 else run_dirs[0], out, motion_floor=motion_floor,
+                                    clips=clips.strip().lower())))
     except ReportError as e:
         _fail(str(e))
     if wandb is not None and len(run_dirs) > 1:
