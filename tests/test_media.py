@@ -182,3 +182,126 @@ def test_compressed_audio_files_decode(tmp_path, ext, codec):
     spec = np.abs(np.fft.rfft(back.samples))
     assert np.argmax(spec) * back.sample_rate / len(back.samples) == pytest.approx(300, abs=3)
     assert load_audio(path, sample_rate=16000).sample_rate == 16000
+
+
+# --- bad inputs: one line naming the file and the fix (issue 15) ---------------------------------------
+def test_decompression_bomb_is_refused_from_the_header(tmp_path):
+    """A 20000x20000 1-bit PNG is ~50 KB on disk and 1.2 GB as RGB: refused before decoding, both when
+    PIL's own guard fires inside Image.open (400 MP) and when our lower limit does (120 MP)."""
+    import time
+
+    from workbench.media import MAX_IMAGE_PIXELS
+
+    Image.new("1", (20000, 20000)).save(tmp_path / "bomb.png")
+    Image.new("1", (12000, 10000)).save(tmp_path / "scan.png")
+    assert (tmp_path / "bomb.png").stat().st_size < 200_000
+    t0 = time.perf_counter()
+    with pytest.raises(MediaError) as e:
+        load_image(tmp_path / "bomb.png")
+    assert time.perf_counter() - t0 < 2.0  # nothing was decoded
+    msg = str(e.value)
+    assert "bomb.png: image is 400 megapixels, above the limit of 100 megapixels" in msg and "resize" in msg
+    with pytest.raises(MediaError, match=r"scan\.png: image is 12000x10000 \(120 megapixels\), above the limit"):
+        load_image(tmp_path / "scan.png")
+    assert MAX_IMAGE_PIXELS == 100_000_000
+
+
+def test_non_regular_files_are_refused_without_reading(tmp_path):
+    import os
+
+    from workbench.media import input_problem
+
+    os.mkfifo(tmp_path / "pipe.png")  # reading it would block forever
+    with pytest.raises(MediaError, match=r"pipe\.png: image is not a regular file \(a pipe"):
+        load_image(tmp_path / "pipe.png")
+    os.mkfifo(tmp_path / "pipe.wav")
+    with pytest.raises(MediaError, match=r"pipe\.wav: audio is not a regular file"):
+        load_audio(tmp_path / "pipe.wav")
+    os.mkfifo(tmp_path / "pipe.mp4")
+    with pytest.raises(MediaError, match=r"pipe\.mp4: file is not a regular file"):
+        Clip.open(tmp_path / "pipe.mp4")
+    with pytest.raises(MediaError, match="image is a folder, not a file"):
+        load_image(tmp_path)
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(MediaError, match=r"empty\.png: image is empty \(0 bytes\)"):
+        load_image(tmp_path / "empty.png")
+    assert input_problem("video", tmp_path / "pipe.mp4").endswith("is not a regular file (a pipe, socket or device); pass a media file")
+    Image.new("RGB", (4, 4)).save(tmp_path / "still.png")
+    assert "still.png: not a video file; pass one of .avi, .gif, .m4v" in input_problem("video", tmp_path / "still.png")
+
+
+def test_sixteen_bit_and_cmyk_images_keep_their_colours(tmp_path):
+    grey16 = (np.full((10, 20), 32768, np.uint16))  # mid grey in 16 bits
+    Image.fromarray(grey16).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    assert np.abs(load_image(tmp_path / "g16.png").astype(int) - 128).max() <= 1  # no contrast stretch
+    dark = np.full((10, 20), 2000, np.uint16)
+    dark[0, 0] = 4000  # a dark 16-bit image stays dark (stretching would make it span 0..255)
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    assert load_image(tmp_path / "dark16.png").max() <= 16
+    Image.new("CMYK", (20, 10), (0, 255, 255, 0)).save(tmp_path / "red.jpg")  # red in CMYK
+    rgb = load_image(tmp_path / "red.jpg")
+    assert rgb.shape == (10, 20, 3) and rgb[..., 0].mean() > 200 and rgb[..., 1:].mean() < 60
+    Image.new("LA", (20, 10), (0, 0)).save(tmp_path / "la.png")  # transparent -> white
+    assert (load_image(tmp_path / "la.png") == 255).all()
+
+
+def test_corrupt_image_is_one_line(tmp_path):
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(tmp_path / "full.png")
+    raw = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(MediaError) as e:
+        load_image(tmp_path / "cut.png")
+    assert str(e.value).startswith(str(tmp_path / "cut.png")) and "re-export it" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def _wav_bytes(seconds: float = 1.0, sr: int = 16000) -> bytes:
+    import io
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes((0.3 * 32767 * np.sin(np.arange(int(seconds * sr)) / 5)).astype("<i2").tobytes())
+    return buf.getvalue()
+
+
+def test_truncated_wav_is_refused_naming_both_lengths(tmp_path):
+    raw = _wav_bytes(2.8)
+    (tmp_path / "header_only.wav").write_bytes(raw[:44])  # header claims 2.8 s, no data
+    with pytest.raises(MediaError, match=r"header_only\.wav: audio is truncated: its header states 2\.80 s but "
+                                         r"the file holds 0\.00 s; re-export or re-download it"):
+        load_audio(tmp_path / "header_only.wav")
+    (tmp_path / "half.wav").write_bytes(raw[: 44 + (len(raw) - 44) // 2])
+    with pytest.raises(MediaError, match=r"states 2\.80 s but the file holds 1\.40 s"):
+        load_audio(tmp_path / "half.wav")
+    (tmp_path / "whole.wav").write_bytes(raw)
+    assert load_audio(tmp_path / "whole.wav").duration == pytest.approx(2.8)
+
+
+@pytest.mark.parametrize("size", [0, 0xFFFFFFFF])
+def test_streamed_wav_with_a_size_placeholder_reads_to_the_end(tmp_path, size):
+    import struct
+
+    raw = bytearray(_wav_bytes(1.0))
+    raw[4:8] = raw[40:44] = struct.pack("<I", size)  # what a writer to a pipe leaves in the header
+    (tmp_path / "streamed.wav").write_bytes(bytes(raw))
+    assert load_audio(tmp_path / "streamed.wav").duration == pytest.approx(1.0, abs=0.01)
+
+
+def test_eight_bit_and_8khz_wavs_load_centred(tmp_path):
+    import wave
+
+    with wave.open(str(tmp_path / "u8.wav"), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(1)
+        w.setframerate(8000)
+        tone = (128 + 100 * np.sin(np.arange(8000) / 3)).astype(np.uint8)
+        w.writeframes(np.repeat(tone, 2).tobytes())
+    a = load_audio(tmp_path / "u8.wav")
+    assert a.sample_rate == 8000 and a.duration == pytest.approx(1.0)
+    assert abs(float(a.samples.mean())) < 0.02 and 0.7 < float(a.samples.max()) <= 1.0
+    assert load_audio(tmp_path / "u8.wav", sample_rate=16000).sample_rate == 16000

@@ -221,7 +221,6 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> Audio:
     return audio.resample(sample_rate) if sample_rate else audio
 
 
-WAV_SIZE_PLACEHOLDERS = (0, 0xFFFFFFFF)  # data sizes a streaming writer leaves: "until the end of the file"
 TRUNCATION_TOLERANCE_S = 0.05  # a wav may hold this much less audio than its header states
 
 
@@ -237,7 +236,8 @@ def _load_wav(path: Path, sample_rate: int | None) -> Audio:
         raise MediaError(why)
     with wave.open(str(path), "rb") as w:
         n, ch, width, rate = w.getnframes(), w.getnchannels(), w.getsampwidth(), w.getframerate()
-        if n * ch * width in WAV_SIZE_PLACEHOLDERS:
+        claimed = n * ch * width
+        if claimed == 0 or claimed > 0xFFFFFFFF - 2 * ch * width:  # a placeholder, rounded down to whole frames
             raise ValueError("data size placeholder")  # PyAV reads to the end of the file
         raw = w.readframes(n)
     if width not in (1, 2, 4):

@@ -24,7 +24,7 @@ wider audio context and mouth->audio regression were each tried and did worse.
 
 A score is only given when the inputs can support one; otherwise it is null with the reason:
 fewer than `MIN_FPS` frames per second or `MIN_FACE_SECONDS` of visible face, a mouth that does not
-move, less than `MIN_VOICED_SECONDS` of voiced audio overlapping the video. `sync_offset` is null
+move (`NO_MOUTH_MOTION`: a still image, held or panned, has no lip motion to sync), less than `MIN_VOICED_SECONDS` of voiced audio overlapping the video. `sync_offset` is null
 ("no clear audio-visual sync peak") when the curve's peak is at the edge of the searched range or
 rises less than `PEAK_MIN_GAIN` above the median (a flat curve). `sync_confidence` >= `SYNC_THRESHOLD`
 is the one threshold that separates a clip's own audio from another clip's audio on the dev set.
@@ -50,7 +50,11 @@ MAX_OFFSET = 15  # SyncNet's vshift in frames (the learned backend's search rang
 MIN_FACE_SECONDS = 2.0
 MIN_FPS = 10.0  # syllables come at 4-6 Hz: below ~10 fps the mouth's motion is not sampled
 MIN_VOICED_SECONDS = 1.5  # voiced audio that must overlap frames with a face
-STATIC_MOUTH = 0.02  # spread (5th-95th percentile) of the lip opening / eye distance below which the mouth is still
+# spread (5th-95th percentile) of the lip opening / eye distance below which the mouth is still: landmark
+# jitter on a still portrait panned and zoomed (the `kenburns` baseline) spreads 0.020-0.024, speech on the
+# 15 real dev clips 0.062-0.37 (8 s windows), the `puppet` baseline 0.27; at 0.02 a pan could read as in sync
+STATIC_MOUTH = 0.04
+NO_MOUTH_MOTION = "no mouth motion: lip-sync is undefined"
 VOICE_LEVEL = 0.2  # a frame is voiced when its log energy is above floor + 0.2 * (loud - floor)
 SYNC_THRESHOLD = 0.33  # sync_confidence above it: the clip's own audio, below: foreign (dev set, bench_lipsync.py)
 PEAK_MIN_GAIN = 0.25  # a curve whose peak rises less than this above its median is flat: no offset
@@ -264,6 +268,21 @@ def local_sync_series(idx: np.ndarray, pred: np.ndarray, target: np.ndarray, n_f
 # --------------------------------------------------------------------------------------------------
 # the metric
 # --------------------------------------------------------------------------------------------------
+def still_mouth(opening: np.ndarray) -> str | None:
+    """The reason lip-sync is undefined when the lip opening (over the eye distance, faced frames only)
+    spreads less than `STATIC_MOUTH` (5th to 95th percentile): a still image, held or panned, whose
+    landmark jitter would otherwise correlate with the audio by chance. None when the mouth moves."""
+    opening = np.asarray(opening, dtype=np.float64)
+    opening = opening[np.isfinite(opening)]
+    if opening.size == 0:
+        return None
+    spread = float(np.percentile(opening, 95) - np.percentile(opening, 5))
+    if spread >= STATIC_MOUTH:
+        return None
+    return (f"{NO_MOUTH_MOTION} (the lip opening varies by {spread:.3f} of the eye distance, speech moves it by "
+            f"{STATIC_MOUTH:g} or more; a still or panned image has no lip motion to sync)")
+
+
 def score_sync(mouth: np.ndarray, samples_16k: np.ndarray, fps: float,
                max_offset_seconds: float = MAX_OFFSET_SECONDS, threshold: float = PEAK_MIN_GAIN) -> dict:
     """The offline lip-sync scores of one clip from its per-frame mouth signals (T, k) (NaN rows: no
@@ -285,11 +304,9 @@ def score_sync(mouth: np.ndarray, samples_16k: np.ndarray, fps: float,
     if faced.sum() / fps < MIN_FACE_SECONDS:
         return null(f"only {int(faced.sum())} of {T} frames ({faced.sum() / fps:.1f} s) show a face with landmarks; "
                     f"lip-sync needs at least {MIN_FACE_SECONDS:g} s of a visible, roughly frontal face")
-    opening = M[faced, 0]
-    spread = float(np.percentile(opening, 95) - np.percentile(opening, 5))
-    if spread < STATIC_MOUTH:
-        return null(f"the mouth does not move (lip opening varies by {spread:.3f} of the eye distance, "
-                    f"needs {STATIC_MOUTH:g}); nothing to sync with the audio")
+    why = still_mouth(M[faced, 0])
+    if why:
+        return null(why)
     n_audio = int(math.ceil(len(samples_16k) / SAMPLE_RATE * fps))
     feats = speech_band_features(samples_16k, fps, max(T, n_audio, 1))[:T]
     voiced = voiced_frames(feats)
@@ -317,7 +334,9 @@ class LipSync(Metric):
     """Audio-visual synchronisation of the main face's mouth with the speech track."""
 
     name = "lipsync"
-    version = "2"  # 2: mouth-ridge backend (lip opening + mouth brightness, voiced frames, lags in seconds, nulls)
+    # 2: mouth-ridge backend (lip opening + mouth brightness, voiced frames, lags in seconds, nulls);
+    # 3: no score without mouth motion (STATIC_MOUTH 0.02 -> 0.04, both backends): a panned still is not in sync
+    version = "3"
     requires = frozenset({"audio"})
     scores = (
         ScoreSpec("sync_offset", None, f"[-{MAX_OFFSET}, {MAX_OFFSET}] frames (+-{MAX_OFFSET_SECONDS:g} s)",
@@ -427,6 +446,9 @@ class LipSync(Metric):
                 raise MetricUnavailable(
                     f"only {faced} of {len(mouth)} frames ({faced / self.fps:.1f} s) show a face with landmarks; "
                     f"lip-sync needs at least {MIN_FACE_SECONDS:g} s of a visible, roughly frontal face")
+            why = still_mouth(mouth[:, 0])
+            if why:  # SyncNet's LSE-C on a still mouth is a number about nothing too
+                raise MetricUnavailable(why)
             try:
                 s = self._scorer.finish()
             except ValueError as e:
