@@ -1,9 +1,11 @@
 """Compare tab: a run folder's clips side by side, playing in step, with scores and CIs.
 
-Rows are (case, seed), columns are models; each row has one play/pause. Under each clip its scores,
-the best of the row per score starred (by the score's direction). Above the grid, the model summary:
+Rows are (case, seed), columns are models; each row has one play/pause. Several run folders can be
+joined ("join with": `workbench.runset.load_runs`, on case and seed), so model A run today and model B
+run tomorrow on the same inputs share a row. Under each clip its scores in the report's units, the
+best of the row per score starred (by the score's direction; ties all starred, none when all equal). Above the grid, the model summary:
 mean and bootstrap 95% CI per score over the selected jobs (`workbench.metrics.stats.model_summaries`).
-Stars mark favourites (kept in RUN/favourites.json). "Write report" writes the report of the selection:
+Hearts mark favourites (kept in each RUN/favourites.json). "Write report" writes the report of the selection:
 the whole run's `report.html`, or, for a subset, `RUN/selections/<name>/report.html` over a
 results.jsonl holding just those records (clip paths point back into the run's clips/).
 """
@@ -21,8 +23,8 @@ import ipywidgets as W
 from workbench.names import slug
 from workbench.ui.jobs import Worker
 from workbench.ui.media import jupyter_server, served_url
-from workbench.ui.widgets import (ClipGrid, Message, RunPicker, arrow, best_values, clip_item, directions, fmt,
-                                  html_table, score_order, scores_caption)
+from workbench.ui.widgets import (NA, ClipGrid, Message, RunPicker, arrow, best_in_row, clip_item, directions,
+                                  fmt_score, html_table, score_infos, score_order, scores_caption, unit_html)
 
 MAX_ROWS = 12
 
@@ -43,42 +45,61 @@ def save_favourites(run_dir: Path, keys: list[str]) -> None:
     tmp.replace(p)
 
 
-def summary_html(records: list[dict[str, Any]], dirs: dict[str, bool | None]) -> str:
-    """Model x score table: mean [95% CI] (n), the best mean per score in bold."""
+def summary_html(records: list[dict[str, Any]], dirs: dict[str, bool | None], infos: dict[str, Any] | None = None) -> str:
+    """Model x score table: mean [95% CI] (n) in each score's unit, the best mean per score in bold
+    (ties: every mean that reads the same as the best; none when all read the same)."""
     from workbench.metrics.stats import model_summaries
 
     ok = [r for r in records if r.get("status") == "ok"]
     if not ok:
         return "<i>no finished jobs selected</i>"
     names = score_order(dict.fromkeys(k for r in ok for k, v in (r.get("scores") or {}).items() if v is not None))
+    infos = infos if infos is not None else score_infos(ok, names)
     stats = model_summaries(ok, names)
     models = list(stats)
-    best: dict[str, float] = {}
+    best: dict[str, str] = {}
     for n in names:
         d = dirs.get(n)
         means = [stats[m][n]["mean"] for m in models if stats[m].get(n) and stats[m][n]["mean"] is not None]
-        if d is not None and len(means) > 1:
-            best[n] = max(means) if d else min(means)
+        shown = {fmt_score(n, x, infos) for x in means}
+        if d is not None and len(means) > 1 and len(shown) > 1:
+            best[n] = fmt_score(n, max(means) if d else min(means), infos)
     body = []
     for m in models:
         cells = [f"<b>{html.escape(m)}</b>"]
         for n in names:
             s = stats[m].get(n)
             if s is None or s["mean"] is None:
-                cells.append("<span style='color:#999'>&ndash;</span>")
+                cells.append(f"<span style='color:#999'>{NA}</span> <span style='color:#999;font-size:11px'>"
+                             "(no value in the selection)</span>")
                 continue
-            ci = f" <span style='color:#777'>[{fmt(s['lo'])}, {fmt(s['hi'])}]</span>" if s["lo"] is not None else ""
-            val = f"<b style='color:#0a7d32'>{fmt(s['mean'])}</b>" if best.get(n) == s["mean"] else fmt(s["mean"])
-            cells.append(f"{val}{ci} <span style='color:#999'>n={s['n']}</span>")
+            ci = f"[{fmt_score(n, s['lo'], infos)}, {fmt_score(n, s['hi'], infos)}] " if s["lo"] is not None else ""
+            text = fmt_score(n, s["mean"], infos)
+            val = f"<b style='color:#0a7d32'>{text}</b>" if best.get(n) == text else text
+            cells.append(f"<span style='white-space:nowrap'>{val}</span><br><span style='color:#777;font-size:11px;"
+                         f"white-space:nowrap'>{ci}n={s['n']}</span>")
         body.append(cells)
-    head = ["model"] + [f"{html.escape(n)} {arrow(dirs.get(n))}" for n in names]
-    return html_table(head, body, "model summary: mean [bootstrap 95% CI] over the selected cases and seeds", nowrap=True)
+    head = ["model"] + [f"{html.escape(n)} {arrow(dirs.get(n))}{unit_html(n, infos)}" for n in names]
+    return html_table(head, body, "model summary: mean [bootstrap 95% CI] over the selected cases and seeds")
+
+
+def _run_label(p: Path, root: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(root.parent.resolve()))
+    except ValueError:
+        return str(p)
 
 
 class CompareTab(W.VBox):
+    """One run folder's clips side by side (or several run folders joined on case and seed)."""
+
     def __init__(self, runs_root: Path) -> None:
         self.runs_root = Path(runs_root)
         self.picker = RunPicker(self.runs_root, on_change=lambda p: self.load(p))
+        self.join = W.SelectMultiple(description="join with", rows=3, layout=W.Layout(width="440px"),
+                                     style={"description_width": "80px"},
+                                     tooltip="other run folders to join on case and seed (ctrl/shift-click)")
+        self.join.observe(lambda _: self._joined_changed(), names="value")
         sel = dict(layout=W.Layout(width="220px", height="90px"))
         self.cases = W.SelectMultiple(description="cases", style={"description_width": "44px"}, **sel)
         self.models = W.SelectMultiple(description="models", style={"description_width": "48px"}, **sel)
@@ -89,10 +110,14 @@ class CompareTab(W.VBox):
                                 layout=W.Layout(width="260px"), style={"description_width": "50px"})
         self.report_btn = W.Button(description="Write report", icon="file-text-o", tooltip="report of the selection")
         self.message = Message()
-        self.summary = W.HTML()
+        self.summary = W.HTML(layout=W.Layout(max_width="100%", overflow="hidden"))
         self.grid = ClipGrid(width=240, stars=True, empty="pick a run folder")
         self.records: list[dict[str, Any]] = []
-        self.run_dir: Path | None = None
+        self.run_dir: Path | None = None  # the run picked first (selections of the comparison go under it)
+        self.runs: list[Path] = []  # every run folder shown
+        self.base: Path | None = None  # record paths (video, series, run) are relative to this folder
+        self.left_out: list[str] = []
+        self._infos: dict[str, Any] = {}
         self._loading = False
         self._report_worker: Worker | None = None
         for w in (self.cases, self.models, self.seeds, self.only_favs):
@@ -101,12 +126,39 @@ class CompareTab(W.VBox):
         self.grid.observe(self._favs_changed, names="favourites")
         self.report_btn.on_click(lambda _: self.write_report())
         filters = W.HBox([self.cases, self.models, self.seeds,
-                          W.VBox([self.only_favs, self.size, self.report_btn])], layout=W.Layout(justify_content="flex-start"))
-        super().__init__([self.picker, filters, self.message, self.summary, self.grid])
+                          W.VBox([self.only_favs, self.size, self.report_btn])],
+                         layout=W.Layout(justify_content="flex-start", flex_flow="row wrap"))
+        super().__init__([self.picker, self.join, filters, self.message, self.summary, self.grid])
+        self.add_class("wb-compare")
+        self._fill_join()
 
     # -- loading -----------------------------------------------------------------------------------------
+    def _fill_join(self) -> None:
+        """Offer every run folder under the runs root (but the one picked) to join."""
+        from workbench.runset import RunSetError, find_runs
+
+        try:
+            found = find_runs(self.runs_root) if self.runs_root.is_dir() else []
+        except RunSetError:
+            found = []
+        primary = self.run_dir.resolve() if self.run_dir is not None else None
+        chosen = set(self.join.value)
+        opts = [(_run_label(p, self.runs_root), str(p.resolve())) for p in found if p.resolve() != primary]
+        self._loading = True
+        try:
+            self.join.options = opts
+            self.join.value = tuple(v for _, v in opts if v in chosen)
+        finally:
+            self._loading = False
+
+    def _joined_changed(self) -> None:
+        if not self._loading:
+            self.load(self.run_dir)
+
     def load(self, run_dir: Path | None) -> None:
-        from workbench.store import load_records
+        """Show a run folder (with the folders chosen under "join with"): its current records, joined
+        on case and seed (`workbench.runset.load_runs`); what was left out is said in the message."""
+        from workbench.runset import load_runs
 
         self.run_dir = run_dir
         self.records = []
@@ -117,11 +169,16 @@ class CompareTab(W.VBox):
             self.grid.rows = []
             self.summary.value = ""
             return
+        self._fill_join()
+        runs = [run_dir] + [Path(v) for v in self.join.value if Path(v).resolve() != run_dir.resolve()]
+        base = run_dir if len(runs) == 1 else Path(os.path.commonpath([str(p.resolve()) for p in runs]))
         try:
-            self.records = load_records(run_dir)
+            rs = load_runs(runs, out_dir=base)
         except Exception as e:
             self.message.error(e)
             return
+        self.records, self.runs, self.base, self.left_out = rs.records, [Path(p) for p in rs.runs], base, rs.left_out
+        self._infos = score_infos(self.records)
         self._loading = True
         try:
             self.cases.options = list(dict.fromkeys(str(r.get("case")) for r in self.records))
@@ -130,10 +187,18 @@ class CompareTab(W.VBox):
             self.cases.value = tuple(self.cases.options)
             self.models.value = tuple(self.models.options)
             self.seeds.value = tuple(self.seeds.options)
-            self.grid.favourites = load_favourites(run_dir)
+            favs: list[str] = []
+            for run in self.runs:
+                favs += load_favourites(run)
+            self.grid.favourites = list(dict.fromkeys(favs))
         finally:
             self._loading = False
         self.show()
+
+    def _run_of(self, r: dict[str, Any]) -> Path:
+        """The run folder a record came from."""
+        assert self.base is not None
+        return (self.base / r["run"]).resolve() if r.get("run") else self.base
 
     def selected(self) -> list[dict[str, Any]]:
         cases, models, seeds = set(self.cases.value), set(self.models.value), set(self.seeds.value)
@@ -142,40 +207,49 @@ class CompareTab(W.VBox):
                 and int(r.get("seed", 0)) in seeds and (not self.only_favs.value or r.get("job_id") in favs)]
 
     def show(self) -> None:
-        if self._loading or self.run_dir is None:
+        if self._loading or self.run_dir is None or self.base is None:
             return
         recs = self.selected()
         dirs = directions()
         order = list(self.models.options)
+        several = len(self.runs) > 1
         groups: dict[tuple, list[dict]] = {}
         for r in recs:
             groups.setdefault((str(r.get("case")), int(r.get("seed", 0)), int(r.get("output") or 0)), []).append(r)
         rows = []
         for (case, seed, output), rs in list(groups.items())[:MAX_ROWS]:
             rs.sort(key=lambda r: order.index(str(r.get("model"))) if str(r.get("model")) in order else 0)
-            best = best_values([r for r in rs if r.get("status") == "ok"], dirs) if len(rs) > 1 else {}
+            best = best_in_row(rs, dirs, self._infos) if len(rs) > 1 else {}
             clips = []
             for r in rs:
-                title = str(r.get("model"))
+                title = str(r.get("model")) + (f" \u00b7 {self._run_of(r).name}" if several else "")
                 if r.get("status") != "ok" or not r.get("video"):
                     clips.append(clip_item(None, title, error=str(r.get("error") or "failed"), status="error",
                                            key=r.get("job_id", "")))
                 else:
-                    clips.append(clip_item(self.run_dir / r["video"], title, caption=scores_caption(r, dirs, best),
+                    clips.append(clip_item(self.base / r["video"], title,
+                                           caption=scores_caption(r, dirs, best, self._infos),
                                            key=r.get("job_id", "")))
-            rows.append({"label": f"{case} \u00b7 seed {seed}" + (f" \u00b7 output {output}" if output else ""),
-                         "clips": clips})
+            models_here = len({str(r.get("model")) for r in rs})
+            rows.append({"label": f"{case} \u00b7 seed {seed}" + (f" \u00b7 output {output}" if output else "")
+                         + (f" \u00b7 {models_here} models" if models_here > 1 else ""), "clips": clips})
         self.grid.rows = rows
         self.grid.empty = "nothing selected" if self.records else "this run has no jobs yet"
-        self.summary.value = summary_html(recs, dirs)
+        self.summary.value = summary_html(recs, dirs, self._infos)
         more = f"; showing the first {MAX_ROWS} of {len(groups)} rows (narrow the selection)" if len(groups) > MAX_ROWS else ""
-        self.message.info(f"{len(recs)} of {len(self.records)} jobs selected{more}")
+        joined = f" from {len(self.runs)} run folders joined on case and seed" if several else ""
+        notes = ("; left out: " + "; ".join(self.left_out)) if self.left_out else ""
+        self.message.info(f"{len(recs)} of {len(self.records)} jobs selected{joined}{more}{notes}")
 
     def _favs_changed(self, change: dict) -> None:
-        if self._loading or self.run_dir is None:
+        if self._loading or self.run_dir is None or self.base is None:
             return
+        keys = set(change["new"])
         try:
-            save_favourites(self.run_dir, list(change["new"]))
+            for run in self.runs:  # each run folder keeps the favourites among its own jobs
+                own = {str(r.get("job_id")) for r in self.records if self._run_of(r) == run.resolve()}
+                kept = [k for k in load_favourites(run) if k not in own]  # jobs not shown here stay
+                save_favourites(run, kept + sorted(keys & own))
         except OSError as e:
             self.message.error(f"favourites not saved: {e}")
         if self.only_favs.value:
@@ -183,10 +257,11 @@ class CompareTab(W.VBox):
 
     # -- report ------------------------------------------------------------------------------------------
     def selection_folder(self, recs: list[dict[str, Any]]) -> Path:
-        """The folder whose report covers `recs`: the run itself when everything is selected, else a
-        selection folder holding just those records (clip paths rewritten to point into the run)."""
-        assert self.run_dir is not None
-        if len(recs) == len(self.records):
+        """The folder whose report covers `recs`: the run itself when one whole run is selected, else a
+        selection folder under the first run holding just those records (clip paths rewritten to point
+        into their runs)."""
+        assert self.run_dir is not None and self.base is not None
+        if len(recs) == len(self.records) and len(self.runs) == 1:
             return self.run_dir
         digest = hashlib.sha256("\n".join(sorted(str(r.get("job_id")) for r in recs)).encode()).hexdigest()[:8]
         name = "-".join(sorted(self.models.value))[:40] + f"-{len(recs)}jobs-{digest}"  # one folder per selection
@@ -195,11 +270,11 @@ class CompareTab(W.VBox):
         lines = []
         for r in recs:
             r = dict(r)
-            if r.get("video"):
-                r["video"] = os.path.relpath(self.run_dir / r["video"], folder)
-            for key in ("series",):
+            for key in ("video", "series"):
                 if r.get(key):
-                    r[key] = os.path.relpath(self.run_dir / r[key], folder)
+                    r[key] = os.path.relpath(self.base / r[key], folder)
+            if r.get("run"):
+                r["run"] = os.path.relpath(self.base / r["run"], folder)
             lines.append(json.dumps(r, default=str))
         tmp = folder / "results.jsonl.part"
         tmp.write_text("\n".join(lines) + "\n")

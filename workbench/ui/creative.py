@@ -212,8 +212,8 @@ class BestOfBox(W.VBox):
         self.objective = W.Text(value="", description="objective", placeholder=self.PLACEHOLDER,
                                 layout=W.Layout(width="404px"), style={"description_width": "80px"},
                                 tooltip="weights per score (directions from the metric registry); empty: no ranking")
-        self.keep = W.BoundedIntText(value=1, min=1, max=64, description="keep", layout=W.Layout(width="130px"),
-                                     style={"description_width": "40px"}, tooltip="how many of the best to keep")
+        self.keep = W.Text(value="1", description="keep", layout=W.Layout(width="100px"),
+                           style={"description_width": "40px"}, tooltip="how many of the best to keep (1 to outputs)")
         self.note = W.HTML(layout=W.Layout(margin="0 0 0 84px"))
         super().__init__([W.HBox([self.objective, self.keep]), self.note], layout=W.Layout(display="none"))
         self._on_change = on_change
@@ -237,7 +237,6 @@ class BestOfBox(W.VBox):
         """Follow the outputs and metrics fields of the tab."""
         self._outputs, self._metrics = int(outputs), list(metrics)
         self.layout.display = None if self._outputs > 1 else "none"
-        self.keep.max = max(1, self._outputs)
         self.check()
 
     def check(self) -> None:
@@ -246,6 +245,7 @@ class BestOfBox(W.VBox):
         text = ""
         if self.active:
             try:
+                keep = self.keep_value()
                 spec = parse_objective(self.objective.value)
                 missing = uncomputed_scores(spec, self._metrics)
                 if missing:
@@ -256,7 +256,7 @@ class BestOfBox(W.VBox):
 
                 text = (f"<span style='color:#555'>ranks the {self._outputs} outputs of each seed by "
                         f"<code>{html.escape(Objective.parse(spec).describe())}</code>, keeps the best "
-                        f"{int(self.keep.value)}</span>")
+                        f"{keep}</span>")
             except ValueError as e:
                 self.error = one_line(e)
                 text = f"<span style='color:{RED}'>\u2716 {html.escape(self.error)}</span>"
@@ -266,11 +266,22 @@ class BestOfBox(W.VBox):
         if self._on_change:
             self._on_change()
 
+    def keep_value(self) -> int:
+        """How many takes to keep, typed as text; ValueError with one line when not 1 to outputs."""
+        from workbench.ui.forms import parse_number
+
+        v, err = parse_number(str(self.keep.value), integer=True)
+        if err:
+            raise ValueError(f"keep: {err}")
+        if not 1 <= v <= self._outputs:
+            raise ValueError(f"keep: must be 1 to {self._outputs} (the outputs per seed), got {v}")
+        return v
+
     def suite_entries(self) -> dict[str, Any]:
         """`objective:` and `best_of:` for the suite (empty when not ranking)."""
         if not self.active or self.error:
             return {}
-        keep = min(int(self.keep.value), self._outputs)
+        keep = min(self.keep_value(), self._outputs)
         return {"objective": parse_objective(self.objective.value), "best_of": {"n": self._outputs, "keep": keep}}
 
 
@@ -305,7 +316,7 @@ def mark_caption(mark: Mark) -> str:
     """HTML above a clip's scores: its objective value and rank, and whether it is kept."""
     if mark.rank is None:
         return f"<div style='color:#999'>not ranked: {html.escape(mark.why)}</div>"
-    kept = " &middot; <b style='color:#0a6'>\u2605 kept</b>" if mark.kept else ""
+    kept = " &middot; <span class='wb-badge'>kept</span>" if mark.kept else ""  # the star means best in row
     from workbench.report import fmt_number
 
     return f"<div>objective <b>{fmt_number(mark.objective, sig=4)}</b> &middot; rank {mark.rank}/{mark.of}{kept}</div>"

@@ -1,6 +1,6 @@
 """Evaluate tab: score one clip (from a run or a path) with chosen metrics, in the background.
 
-Shows the score table (value, direction, backend, and the reason for every null score) and the
+Shows the score table (value in the report's unit, direction, backend, and the reason for every n/a score) and the
 per-frame curves the metrics report (`EvalResult.series`), the worst frame of each marked.
 The references (image, audio) are filled from the record when the clip comes from a run.
 """
@@ -15,7 +15,8 @@ from typing import Any
 import ipywidgets as W
 
 from workbench.ui.jobs import Throttle, Worker
-from workbench.ui.widgets import ClipGrid, Message, RunPicker, arrow, clip_item, directions, fmt, html_table, score_order
+from workbench.ui.widgets import (NA, ClipGrid, Message, RunPicker, arrow, clip_item, directions, fmt_score, html_table,
+                                  score_infos, score_order, unit_html)
 
 DEFAULT_METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "dynamic_degree", "identity", "lipsync"]
 
@@ -60,20 +61,25 @@ def curves_png(series: dict[str, list], worst: dict[str, int]) -> bytes | None:
     return buf.getvalue()
 
 
-def score_table_html(result: Any, dirs: dict[str, bool | None]) -> str:
+def score_table_html(result: Any, dirs: dict[str, bool | None], infos: dict[str, Any] | None = None) -> str:
+    """Score, direction, value in the report's unit (`infos`, from the run's records when the clip is
+    from a run), backend, and for a score without a value `n/a` with the reason written out."""
+    if infos is None:
+        infos = score_infos([{"status": "ok", "scores": dict(result.scores), "backends": dict(result.backends)}])
     rows = []
     for name in score_order(result.scores):
         v = result.scores[name]
         backend = f"<span style='white-space:nowrap'>{html.escape(str(result.backends.get(name, '')))}</span>"
-        why = html.escape(result.errors.get(name, "")) if v is None else ""
-        val = "<span style='color:#999'>null</span>" if v is None else f"<b style='white-space:nowrap'>{fmt(v)}</b>"
-        rows.append([f"<code>{html.escape(name)}</code>", f"{arrow(dirs.get(name))}", val, backend,
-                     f"<span style='color:#b00020'>{why}</span>"])
+        why = html.escape(result.errors.get(name, "not computed")) if v is None else ""
+        val = (f"<span style='color:#999'>{NA}</span>" if v is None
+               else f"<b style='white-space:nowrap'>{fmt_score(name, v, infos)}</b>")
+        rows.append([f"<code>{html.escape(name)}</code>", f"{arrow(dirs.get(name))}", val,
+                     unit_html(name, infos).strip(), backend, f"<span style='color:#b00020'>{why}</span>"])
     for name, why in result.errors.items():  # errors for scores that never got a value slot
         if name not in result.scores:
-            rows.append([f"<code>{html.escape(name)}</code>", "", "<span style='color:#999'>null</span>", "",
+            rows.append([f"<code>{html.escape(name)}</code>", "", f"<span style='color:#999'>{NA}</span>", "", "",
                          f"<span style='color:#b00020'>{html.escape(why)}</span>"])
-    return html_table(["score", "better", "value", "backend", "why null"], rows)
+    return html_table(["score", "better", "value", "unit", "backend", f"why {NA}"], rows)
 
 
 class EvaluateTab(W.VBox):
@@ -174,7 +180,7 @@ class EvaluateTab(W.VBox):
             self.player.rows = [{"label": "", "clips": [clip_item(video, video.name)]}]
         stored = SimpleNamespace(scores=r.get("scores") or {}, backends=r.get("backends") or {},
                                  errors=r.get("score_errors") or {})
-        self.table.value = score_table_html(stored, directions())
+        self.table.value = score_table_html(stored, directions(), self._run_infos())
         series: dict[str, list] = {}
         if r.get("series") and self._run_dir is not None:
             try:
@@ -186,6 +192,15 @@ class EvaluateTab(W.VBox):
         if png:
             self.curves.value = png
         self.message.info("scores stored with this job; Evaluate scores it again with the metrics above")
+
+    def _run_infos(self) -> dict[str, Any] | None:
+        """Score formatting over the run's records (the unit its report uses); None without a run."""
+        if not self._records:
+            return None
+        try:
+            return score_infos(list(self._records.values()))
+        except Exception:
+            return None
 
     @property
     def video_path(self) -> Path | None:
@@ -232,14 +247,15 @@ class EvaluateTab(W.VBox):
             res = evaluate(video, metrics=metrics, progress=progress, skip_inapplicable=metrics is None, **refs)
             self.result = res
             dirs = directions()
-            self.table.value = score_table_html(res, dirs)
+            infos = self._run_infos() if not self.path.value.strip() else None
+            self.table.value = score_table_html(res, dirs, infos)
             png = curves_png(getattr(res, "series", {}) or {}, getattr(res, "worst_frame", {}) or {})
             if png:
                 self.curves.value = png
                 self.curves.layout.display = None
             nulls = sum(v is None for v in res.scores.values())
             self.message.ok(f"{len(res.scores)} scores over {res.frames} frames"
-                            + (f"; {nulls} null (reasons in the table)" if nulls else ""))
+                            + (f"; {nulls} {NA} (reasons in the table)" if nulls else ""))
 
         def done() -> None:
             self.run_btn.disabled = False

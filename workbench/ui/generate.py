@@ -27,7 +27,8 @@ from workbench.ui.creative import (AUTO, AUTO_LABEL, BestOfBox, Router, auto_des
                                    mark_caption, no_route_problem, rank_marks, routes_html)
 from workbench.ui.forms import MediaInput, ParamForm
 from workbench.ui.jobs import Throttle, Worker
-from workbench.ui.widgets import ClipGrid, Message, best_values, clip_item, directions, one_line, scores_caption
+from workbench.ui.widgets import (ClipGrid, Message, best_in_row, clip_item, directions, one_line, score_infos,
+                                  scores_caption)
 
 TASK_LABELS = {
     "image-to-video": "image \u2192 video",
@@ -713,7 +714,7 @@ class GenerateTab(W.VBox):
         self._older_rows = None  # marks of earlier rows' clips may change too
         self._render()
         kept = sum(1 for r in self._row if (m := marks.get(r.get("job_id"))) is not None and m.kept)
-        return f"; best of {self.best_of.n}: {kept} kept (\u2605)"
+        return f"; best of {self.best_of.n}: {kept} kept (marked kept)"
 
     # -- results -----------------------------------------------------------------------------------------
     def _row_label(self) -> str:
@@ -724,38 +725,48 @@ class GenerateTab(W.VBox):
     def _render(self) -> None:
         dirs = directions()
         root = self.runner.store.root if self.runner is not None else self.run_dir
-        rows = [{"label": self._row_label(), "clips": self._items(self._row, root, dirs)}]
+        # one unit per score: the report's formatting over the run folder's records (what its report shows)
+        shown = list(self._row) + [r for old in self._older for r in old["records"]]
+        try:
+            stored = list(self.runner.store.latest().values()) if self.runner is not None else []
+        except Exception:
+            stored = []
+        infos = score_infos(stored + shown)
+        units = tuple(sorted((k, i.unit_label) for k, i in infos.items()))
+        rows = [{"label": self._row_label(), "clips": self._items(self._row, root, dirs, infos)}]
         # the rows of earlier runs do not change while this one runs: rendered (clips read) once, again only
-        # when they change (a new run), the folder changes or the best-of-N marks change
-        if self._older_rows is None or self._older_root != root:
-            self._older_rows = [{"label": old["label"], "clips": self._items(old["records"], root, dirs)}
+        # when they change (a new run), the folder, a score's unit or the best-of-N marks change
+        if self._older_rows is None or self._older_root != root or getattr(self, "_older_units", None) != units:
+            self._older_rows = [{"label": old["label"], "clips": self._items(old["records"], root, dirs, infos)}
                                 for old in self._older]
             self._older_root = root
+            self._older_units = units
         self.results.rows = rows + self._older_rows
 
-    def _items(self, row: list[dict[str, Any]], root: Path, dirs: dict) -> list[dict[str, Any]]:
+    def _items(self, row: list[dict[str, Any]], root: Path, dirs: dict,
+               infos: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """The grid items of one row of records, the best value per score (over its finished jobs) starred."""
-        best = best_values([x for x in row if x.get("status") == "ok"], dirs) if len(row) > 1 else None
-        return [self._item(r, root, dirs, best, self._marks) for r in row]
+        best = best_in_row(row, dirs, infos) if len(row) > 1 else None
+        return [self._item(r, root, dirs, best, self._marks, infos) for r in row]
 
     @staticmethod
-    def _item(r: dict[str, Any], root: Path, dirs: dict, best: dict[str, float] | None,
-              marks: dict | None = None) -> dict[str, Any]:
+    def _item(r: dict[str, Any], root: Path, dirs: dict, best: dict[str, set[str]] | None,
+              marks: dict | None = None, infos: dict[str, Any] | None = None) -> dict[str, Any]:
         model = str(r.get("model"))
         if r.get("model_name") and not model.startswith(str(r["model_name"])):  # auto: say what it ran
             model += f" \u2192 {r['model_name']}"
         title = f"{model} \u00b7 seed {r.get('seed')}" + (f" \u00b7 #{r['output']}" if r.get("output") else "")
         mark = (marks or {}).get(r.get("job_id", ""))
-        if mark is not None and mark.kept:
-            title = "\u2605 " + title
+        badge = "kept" if mark is not None and mark.kept else ""  # a kept take has its badge, not the star
         if r.get("status") != "ok":
-            return clip_item(None, title, error=str(r.get("error") or "failed"), status="error", key=r.get("job_id", ""))
+            return clip_item(None, title, error=str(r.get("error") or "failed"), status="error",
+                             key=r.get("job_id", ""), badge=badge)
         secs = (r.get("timings") or {}).get("total")
-        cap = scores_caption(r, dirs, best)
+        cap = scores_caption(r, dirs, best, infos if infos is not None else score_infos([r]))
         if secs is not None:
             cap += f"<div style='color:#888'>{secs:.1f} s</div>"
         item = clip_item(root / r["video"], title, caption=(mark_caption(mark) if mark else "") + cap,
-                         key=r.get("job_id", ""))
+                         key=r.get("job_id", ""), badge=badge)
         if mark is not None:
             item.update(rank=mark.rank, objective=mark.objective, kept=mark.kept)
         return item

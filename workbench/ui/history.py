@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
-from workbench.ui.widgets import Message, RunPicker, fmt, html_table
+from workbench.ui.widgets import Message, RunPicker, fmt_score, html_table, score_infos, unit_html
 
 
 def job_label(r: dict[str, Any]) -> str:
@@ -17,7 +17,7 @@ def job_label(r: dict[str, Any]) -> str:
     return f"{status} {when}  {r.get('case')} / {r.get('model')} / seed {r.get('seed')}"
 
 
-def settings_html(r: dict[str, Any]) -> str:
+def settings_html(r: dict[str, Any], infos: dict[str, Any] | None = None) -> str:
     """A record's settings (model, parameters, inputs, prompt, timings, versions) and outcome."""
     rows = [["job", f"<code>{html.escape(str(r.get('job_id')))}</code>"],
             ["model", html.escape(f"{r.get('model')} ({r.get('model_name') or r.get('model')})")],
@@ -34,8 +34,12 @@ def settings_html(r: dict[str, Any]) -> str:
     if r.get("status") != "ok":
         rows.append(["error", f"<span style='color:#b00020'>{html.escape(str(r.get('error')))}</span>"])
     else:
-        scores = ", ".join(f"{k}={fmt(v)}" for k, v in (r.get("scores") or {}).items())
-        rows.append(["scores", html.escape(scores)])
+        infos = score_infos([r]) if infos is None else infos
+        errors = r.get("score_errors") or {}
+        scores = ", ".join(f"{html.escape(k)}={fmt_score(k, v, infos)}{unit_html(k, infos)}"
+                           + (f" <span style='color:#999'>({html.escape(errors.get(k, 'not computed'))})</span>"
+                              if v is None else "") for k, v in (r.get("scores") or {}).items())
+        rows.append(["scores", scores])
     v = r.get("versions") or {}
     if v:
         rows.append(["versions", "<span style='color:#777'>" + html.escape(", ".join(f"{k} {x}" for k, x in v.items())) + "</span>"])
@@ -53,6 +57,7 @@ class HistoryTab(W.VBox):
         self.details = W.HTML(layout=W.Layout(width="100%"))
         self.message = Message()
         self.records: list[dict[str, Any]] = []
+        self._infos: dict[str, Any] | None = None
         self.run_dir: Path | None = None
         self.jobs.observe(lambda _: self._picked(), names="value")
         self.load_btn.on_click(lambda _: self.load_settings())
@@ -67,6 +72,10 @@ class HistoryTab(W.VBox):
             self.records = sorted(load_records(run_dir), key=lambda r: str(r.get("finished_at") or ""), reverse=True)
         elif run_dir is not None:
             self.message.error(f"{run_dir}: no results.jsonl here")
+        try:
+            self._infos = score_infos(self.records)  # the run's units, as its report shows them
+        except Exception:
+            self._infos = None
         self.jobs.options = [(job_label(r), i) for i, r in enumerate(self.records)]
         self.jobs.value = 0 if self.records else None
         self._picked()
@@ -79,7 +88,7 @@ class HistoryTab(W.VBox):
     def _picked(self) -> None:
         r = self.record
         self.load_btn.disabled = r is None
-        self.details.value = settings_html(r) if r else ""
+        self.details.value = settings_html(r, self._infos) if r else ""
 
     def load_settings(self) -> None:
         r = self.record

@@ -4,7 +4,8 @@
 (which strips <script> from HTML outputs), Notebook 7, nbclassic and VS Code alike. Each row of clips
 has one play/pause that starts every clip of the row from the same time and keeps them in step (drift
 above 0.12 s is corrected while they play); the first clip of a row keeps its sound, the others start
-muted so one soundtrack is heard. A star on each clip marks it as a favourite (synced back to Python).
+muted so one soundtrack is heard. A heart on each clip marks it as a favourite (synced back to Python);
+the star is kept for one meaning, the best value of a score in its row.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ function render({ model, el }) {
     model.set("favourites", Array.from(favs));
     model.save_changes();
     star.classList.toggle("on", favs.has(key));
-    star.textContent = favs.has(key) ? "\u2605" : "\u2606";
+    star.textContent = favs.has(key) ? "\u2665" : "\u2661";
   }
 
   function rowControls(vids, head) {
@@ -118,11 +119,18 @@ function render({ model, el }) {
         const t = document.createElement("div");
         t.className = "wb-title";
         t.textContent = clip.title || "";
+        t.title = clip.title || "";
+        if (clip.badge) {
+          const b = document.createElement("span");
+          b.className = "wb-badge";
+          b.textContent = clip.badge;
+          t.prepend(b);
+        }
         if (model.get("stars") && clip.key) {
-          const star = document.createElement("span");
+          const star = document.createElement("span");  // a heart: favourites are not "best" (the star)
           star.className = "wb-star" + (favs.has(clip.key) ? " on" : "");
-          star.textContent = favs.has(clip.key) ? "\u2605" : "\u2606";
-          star.title = "favourite";
+          star.textContent = favs.has(clip.key) ? "\u2665" : "\u2661";
+          star.title = "favourite (kept in the run folder)";
           star.onclick = () => toggleFav(clip.key, star);
           t.prepend(star);
         }
@@ -184,16 +192,24 @@ _CSS = """
 .wb-cell { display: flex; flex-direction: column; gap: 2px; }
 .wb-title { font-weight: 600; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .wb-star { cursor: pointer; color: #999; margin-right: 4px; font-size: 14px; }
-.wb-star.on { color: #e6a700; }
+.wb-star.on { color: #d12a5c; }
+.wb-badge { background: #0a7d32; color: #fff; border-radius: 8px; padding: 0 6px; font-size: 10px; font-weight: 600;
+  margin-right: 4px; vertical-align: 1px; }
 .wb-video { background: #000; border-radius: 3px; display: block; }
 .wb-error { color: #b00020; background: #fdecee; padding: 4px 6px; border-radius: 3px; white-space: normal; }
 .wb-failed .wb-title { color: #b00020; }
 .wb-empty { color: var(--jp-ui-font-color2, #777); font-style: italic; padding: 6px 0; }
-.wb-caption table { border-collapse: collapse; width: 100%; }
-.wb-caption td { padding: 0 4px; border-bottom: 1px solid var(--jp-border-color3, #eee); }
-.wb-caption td.v { text-align: right; font-variant-numeric: tabular-nums; }
+.wb-caption table { border-collapse: collapse; width: 100%; table-layout: auto; }
+.wb-caption td { padding: 0 4px; border-bottom: 1px solid var(--jp-border-color3, #eee); vertical-align: top; }
+.wb-caption td.n { overflow-wrap: anywhere; }
+.wb-caption td.v { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.wb-caption .num { white-space: nowrap; }
+.wb-caption .mark { margin-left: 2px; }
 .wb-caption .best { color: #0a7d32; font-weight: 700; }
-.wb-caption .null { color: #999; }
+.wb-caption .na { color: #999; }
+.wb-caption tr.why td { color: #888; font-size: 11px; white-space: normal; padding-left: 10px; border-bottom: 1px solid var(--jp-border-color3, #eee); }
+.wb-caption tr:has(+ tr.why) td { border-bottom: none; }
+.wb-unit { color: #888; font-size: 10px; font-weight: 400; white-space: nowrap; }
 """
 
 
@@ -213,10 +229,11 @@ class ClipGrid(anywidget.AnyWidget):
 
 
 def clip_item(path: str | Path | None, title: str, caption: str = "", key: str = "", error: str = "",
-              status: str = "ok", server: Any = True) -> dict[str, Any]:
-    """One clip of a ClipGrid row: where the browser loads it from (served or embedded), its title,
-    caption HTML (scores) and, for a failed job, its one-line error instead of a player."""
-    item: dict[str, Any] = {"title": title, "caption": caption, "key": key, "status": status,
+              status: str = "ok", server: Any = True, badge: str = "") -> dict[str, Any]:
+    """One clip of a ClipGrid row: where the browser loads it from (served or embedded), its title (with
+    an optional badge before it, e.g. "kept"), caption HTML (scores) and, for a failed job, its one-line
+    error instead of a player."""
+    item: dict[str, Any] = {"title": title, "caption": caption, "key": key, "status": status, "badge": badge,
                             "src": "", "data": b"", "error": error, "mime": "video/mp4"}
     if path and not error:
         src = video_source(path, server=server)
@@ -270,20 +287,51 @@ class Message(W.HTML):
         return html.unescape(re.sub(r"<[^>]+>", "", self.value))
 
 
+NA = "n/a"  # the one word for a score without a value, here and in the report
+
+
 def fmt(v: Any) -> str:
+    """A value without a metric's unit (parameters, timings): as the report prints numbers; n/a for none."""
     if v is None:
-        return "null"
+        return NA
     if isinstance(v, bool):
         return str(v)
     if isinstance(v, (int, float)):
         if isinstance(v, float) and not math.isfinite(v):
-            return "null"
+            return NA
         if isinstance(v, int):
             return str(v)
         from workbench.report import fmt_number
 
         return fmt_number(v)  # as the report prints it: 3 significant digits, never e-notation
     return str(v)
+
+
+def score_infos(records: Iterable[dict[str, Any]], names: Iterable[str] | None = None) -> dict[str, Any]:
+    """The report's formatting of each score (`workbench.report.metric_infos`: unit, scale such as
+    \u00d710\u207b\u2076, direction) over these records, so the Studio shows a score in the unit the run's
+    report uses. Pass the whole run's records, not one row, for the same unit everywhere."""
+    from workbench.report import metric_infos
+
+    ok = [r for r in records if r.get("status") == "ok"]
+    if names is None:
+        names = dict.fromkeys(k for r in ok for k in (r.get("scores") or {}))
+    return metric_infos(ok, list(names))
+
+
+def fmt_score(name: str, v: Any, infos: dict[str, Any] | None) -> str:
+    """A score's value in its unit (the MetricInfo's scale); n/a when there is none."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return NA
+    info = (infos or {}).get(name)
+    return info.fmt(v) if info is not None else fmt(v)
+
+
+def unit_html(name: str, infos: dict[str, Any] | None) -> str:
+    """The unit label of a score (e.g. \u00d710\u207b\u2076), small and grey; empty when it has none."""
+    info = (infos or {}).get(name)
+    label = getattr(info, "unit_label", "") if info is not None else ""
+    return f" <span class='wb-unit'>{html.escape(label)}</span>" if label else ""
 
 
 def directions() -> dict[str, bool | None]:
@@ -298,6 +346,32 @@ def directions() -> dict[str, bool | None]:
 
 def arrow(direction: bool | None) -> str:
     return {True: "\u2191", False: "\u2193"}.get(direction, "")
+
+
+BEST_MARK = "\u2605"  # the one star: best in its row, nothing else (favourites are hearts, kept takes a badge)
+FAV_MARK, FAV_OFF = "\u2665", "\u2661"
+
+
+def best_in_row(records: Iterable[dict[str, Any]], dirs: dict[str, bool | None],
+                infos: dict[str, Any] | None = None) -> dict[str, set[str]]:
+    """Per score with a direction, the job ids of the row's best value. Ties are all best (values that
+    read the same as the best, in the score's unit); when every value reads the same, none is."""
+    shown: dict[str, list[tuple[str, float, str]]] = {}
+    for r in records:
+        if r.get("status", "ok") != "ok":
+            continue
+        for k, v in (r.get("scores") or {}).items():
+            if dirs.get(k) is None or v is None or isinstance(v, bool) or not isinstance(v, (int, float)) \
+                    or not math.isfinite(v):
+                continue
+            shown.setdefault(k, []).append((str(r.get("job_id", id(r))), float(v), fmt_score(k, v, infos)))
+    best: dict[str, set[str]] = {}
+    for k, vals in shown.items():
+        if len(vals) < 2 or len({t for _, _, t in vals}) == 1:
+            continue  # nothing to beat, or all equal: no best
+        top = (max if dirs[k] else min)(vals, key=lambda x: x[1])
+        best[k] = {j for j, _, t in vals if t == top[2]}
+    return best
 
 
 def best_values(records: Iterable[dict[str, Any]], dirs: dict[str, bool | None]) -> dict[str, float]:
@@ -325,27 +399,37 @@ def score_order(names: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda n: (known.get(n, len(known)), names.index(n)))
 
 
-def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: dict[str, float] | None = None) -> str:
-    """A small HTML table of a record's scores; the best of its row marked, null scores with their reason."""
+def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: dict[str, set[str]] | None = None,
+                   infos: dict[str, Any] | None = None) -> str:
+    """A small HTML table of a record's scores in their units (`infos`), the row's best marked with the
+    one star, a score without a value as n/a with its reason written out (not only on hover)."""
     scores = record.get("scores") or {}
     scores = {k: scores[k] for k in score_order(scores)}
     if not scores:
         return ""
+    if infos is None:
+        try:
+            infos = score_infos([record])
+        except Exception:
+            infos = {}
     errors = record.get("score_errors") or {}
     backends = record.get("backends") or {}
+    job = str(record.get("job_id", id(record)))
     rows = []
     for k, v in scores.items():
-        name = f"{html.escape(k)} {arrow(dirs.get(k))}"
-        if v is None:
+        name = f"{html.escape(k)} {arrow(dirs.get(k))}{unit_html(k, infos)}"
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
             why = html.escape(errors.get(k, "not computed"))
-            rows.append(f'<tr><td>{name}</td><td class="v null" title="{why}">null</td></tr>')
+            rows.append(f'<tr><td class="n">{name}</td><td class="v na">{NA}</td></tr>'
+                        f'<tr class="why"><td colspan="2">{why}</td></tr>')
             continue
-        is_best = best is not None and k in best and len(best) and v == best[k]
+        is_best = best is not None and job in best.get(k, ())
         cls = "v best" if is_best else "v"
-        mark = " \u2605" if is_best else ""
+        mark = f'<span class="mark">{BEST_MARK}</span>' if is_best else ""
         be = f' title="{html.escape(backends[k])}"' if backends.get(k) else ""
-        rows.append(f'<tr><td>{name}</td><td class="{cls}"{be}>{fmt(v)}{mark}</td></tr>')
-    return "<table>" + "".join(rows) + "</table>"
+        rows.append(f'<tr><td class="n">{name}</td><td class="{cls}"{be}>'
+                    f'<span class="num">{fmt_score(k, v, infos)}{mark}</span></td></tr>')
+    return '<table class="wb-scores">' + "".join(rows) + "</table>"
 
 
 def html_table(header: list[str], rows: list[list[str]], title: str = "", nowrap: bool = False) -> str:
