@@ -171,17 +171,25 @@ def test_report_content_from_a_real_run(run_dir):
     failed_error = next(r["error"] for r in records if r["status"] != "ok")
     assert failed_error in text
 
-    # videos: muted, looped, linked relative to the report and present in the run folder
+    # videos: muted, looped; small clips embedded (they play in JupyterLab's sandboxed viewer and from a lone
+    # extracted report.html); with --clips link, linked relative to the report and present in the run folder
     videos = page.find("video")
     assert len(videos) == len(ok)
+    assert all(v["src"].startswith("data:video/mp4;base64,") for v in videos)
     for v in videos:
-        assert not Path(v["src"]).is_absolute() and (run_dir / v["src"]).is_file()
         assert "muted" in v and "loop" in v and "playsinline" in v
+    linked = Page(write_report(run_dir, clips="link").read_text()).find("video")
+    assert len(linked) == len(ok)
+    for v in linked:
+        assert not Path(v["src"]).is_absolute() and (run_dir / v["src"]).is_file()
+    write_report(run_dir)
 
 
 def test_report_folder_can_be_zipped_and_moved(run_dir, tmp_path):
+    write_report(run_dir, clips="link")
     moved = tmp_path / "shared-copy"
     shutil.copytree(run_dir, moved)
+    write_report(run_dir)
     page = Page((moved / "report.html").read_text())
     srcs = [a["src"] for a in page.find("video")]
     assert srcs and all((moved / s).is_file() for s in srcs)

@@ -1,6 +1,7 @@
 """Matplotlib figures for the comparison report, returned as embeddable `data:image/png;base64,...` URIs.
 
-- `metric_bars`: per-metric bars of each model's mean with its 95% bootstrap CI (best bar outlined).
+- `metric_bars`: per-metric dot-and-whisker of each model's mean with its 95% bootstrap CI, the axis
+  zoomed to the values (best outlined).
 - `radar`: models over the metrics that have a direction, each axis scaled so the best model sits on
   the rim and the worst at the centre (min-max across models).
 - `frame_curves`: per-frame score series of every clip of one case (one panel per score, one colour
@@ -51,39 +52,55 @@ def plain_axis(ax) -> None:
 
 
 def metric_bars(models: list[str], metrics: list[dict[str, Any]], colors: dict[str, str]) -> str | None:
-    """`metrics`: [{"name", "label" (with unit), "scale", "higher": bool|None, "best": model|None,
-    "stats": {model: {"mean","lo","hi"}}}]. Values are multiplied by `scale` (the unit in the label)."""
+    """Each model's mean with its 95% bootstrap CI, one panel per score: a dot and whisker on an axis
+    zoomed to the values (0.994 vs 0.996 must look different; a bar from 0 would hide it, so no bars).
+    `metrics`: [{"name", "label" (with unit), "scale", "higher": bool|None, "best": [models], "still": [models]
+    (trivially good on this score: hollow), "stats": {model: {"mean","lo","hi"}}}]. Values are multiplied by `scale` (the unit in the label)."""
     shown = [m for m in metrics if any((m["stats"].get(x) or {}).get("mean") is not None for x in models)]
     if not models or not shown:
         return None
     plt = _plt()
     cols = min(4, len(shown))
     rows = math.ceil(len(shown) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.5 * rows), squeeze=False)
+    height = max(1.6, 0.32 * len(models) + 0.9)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, height * rows), squeeze=False)
+    ys = list(range(len(models)))[::-1]  # first model on top
     for ax, m in zip(axes.flat, shown):
-        means, lo_err, hi_err, edge = [], [], [], []
-        for x in models:
+        best = set(m.get("best") or [])
+        lows, highs = [], []
+        for x, y in zip(models, ys):
             s = m["stats"].get(x) or {}
-            mean = s.get("mean")
-            mean = float("nan") if mean is None else mean * m["scale"]
-            means.append(mean)
-            lo = s.get("lo")
-            hi = s.get("hi")
-            lo_err.append(max(0.0, mean - lo * m["scale"]) if lo is not None and mean == mean else 0.0)
-            hi_err.append(max(0.0, hi * m["scale"] - mean) if hi is not None and mean == mean else 0.0)
-            edge.append("black" if m.get("best") == x else "none")
-        ax.bar(range(len(models)), means, yerr=[lo_err, hi_err], capsize=3, color=[colors[x] for x in models],
-               edgecolor=edge, linewidth=1.6)
-        ax.set_xticks(range(len(models)), models, rotation=25, ha="right", fontsize=8)
+            if s.get("mean") is None:
+                ax.text(0.02, y, "n/a", transform=ax.get_yaxis_transform(), va="center", fontsize=7, color="#888")
+                continue
+            mean = s["mean"] * m["scale"]
+            lo = s["lo"] * m["scale"] if s.get("lo") is not None else mean
+            hi = s["hi"] * m["scale"] if s.get("hi") is not None else mean
+            lows.append(min(lo, mean))
+            highs.append(max(hi, mean))
+            ax.plot([lo, hi], [y, y], color=colors[x], linewidth=2.2, solid_capstyle="butt")
+            still = x in (m.get("still") or ())
+            ax.plot([mean], [y], "o", color=colors[x], markersize=6.5, markerfacecolor="white" if still else colors[x],
+                    markeredgecolor="black" if x in best else colors[x], markeredgewidth=1.6 if x in best else 1.2)
+        lo_all, hi_all = min(lows), max(highs)
+        pad = (hi_all - lo_all) * 0.12 or (abs(hi_all) * 0.01 or 0.01)
+        ax.set_xlim(lo_all - pad, hi_all + pad)
+        ax.set_ylim(-0.7, len(models) - 0.3)
+        ax.set_yticks(ys, [f"{x} (still)" if x in (m.get("still") or ()) else x for x in models], fontsize=8)
         arrow = {True: " \u2191", False: " \u2193"}.get(m.get("higher"), "")
         ax.set_title(m["label"] + arrow, fontsize=9)
-        ax.tick_params(axis="y", labelsize=8)
-        plain_axis(ax)
-        ax.grid(axis="y", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=7.5)
+        from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+        fmt = ScalarFormatter(useOffset=False)
+        fmt.set_scientific(False)
+        ax.xaxis.set_major_formatter(fmt)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.grid(axis="x", alpha=0.3)
     for ax in list(axes.flat)[len(shown):]:
         ax.axis("off")
-    fig.suptitle("mean per model with 95% bootstrap CI (\u2191 higher is better, \u2193 lower; best outlined)",
-                 fontsize=9)
+    fig.suptitle("mean per model with 95% bootstrap CI; each axis spans the values, not 0 to max "
+                 "(\u2191 higher is better, \u2193 lower; best outlined; hollow: still clips, not ranked)", fontsize=9)
     fig.tight_layout()
     return _uri(fig)
 

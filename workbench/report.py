@@ -428,10 +428,12 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
 
     # figures -----------------------------------------------------------------------------------------
     fig_metrics = [{"name": n, "label": i.label, "scale": i.scale, "higher": i.higher, "best": sorted(best_models[n]),
+                    "still": sorted(all_still_models) if i.rewards_stillness else [],
                     "stats": {m: stats.get(m, {}).get(n) for m in models}} for n, i in infos.items()]
     bars = figures.metric_bars(models, fig_metrics, colors)
-    spider = figures.radar(models, [f for f in fig_metrics if not infos[f["name"]].rewards_stillness
-                                    or not all_still_models], colors)
+    # on the radar a still model has no point on the axes it would top trivially
+    spider = figures.radar(models, [dict(f, stats={m: (None if m in f["still"] else s) for m, s in f["stats"].items()})
+                                    for f in fig_metrics], colors)
 
     # the grid: cases x models, one panel per seed ---------------------------------------------------
     by_cell: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
