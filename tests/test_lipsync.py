@@ -215,7 +215,38 @@ def test_inputs_that_cannot_support_a_score_give_null_with_reason(talking, media
     # a still portrait (the `static` baseline) with speech: the mouth does not move
     still = Clip.from_frames(np.repeat(clip.frames[:1], 100, axis=0), FPS, clip.audio.trim(4.0))
     r = evaluate(still, metrics=["lipsync"])
-    assert r.scores["sync_offset"] is None and "mouth does not move" in r.errors["sync_offset"]
+    assert r.scores["sync_offset"] is None and "no mouth motion: lip-sync is undefined" in r.errors["sync_offset"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_panned_still_with_speech_has_no_sync_score(talking, media_dir, seed):
+    """A still portrait panned and zoomed (the `kenburns` baseline) with speech: landmark jitter spreads
+    the lip opening by ~0.02 of the eye distance, which at the old floor read as sync (confidence 0.35,
+    above SYNC_THRESHOLD, offset 2, on the sample portrait). Both scores are null with the reason."""
+    from workbench.metrics.lipsync import NO_MOUTH_MOTION
+    from workbench.models import GenerationRequest, get_generator
+
+    speech = talking["00086"].audio
+    image = load_image(media_dir / "faces" / "sadtalker_happy.png")
+    clip = get_generator("kenburns")().generate(GenerationRequest(image=image, audio=speech, seed=seed))
+    r = evaluate(clip, metrics=["lipsync"])
+    for name in ("sync_offset", "sync_confidence"):
+        assert r.scores[name] is None, (name, r.scores)
+        assert r.errors[name].startswith(f"{name}: {NO_MOUTH_MOTION} (the lip opening varies by 0.0"), r.errors[name]
+    # the same speech on a real talking clip still scores, in sync
+    off, conf = _lipsync(talking["00086"], speech)
+    assert off is not None and abs(off) <= 2 and conf > SYNC_THRESHOLD
+
+
+def test_still_mouth_floor_separates_jitter_from_speech():
+    from workbench.metrics.lipsync import STATIC_MOUTH, still_mouth
+
+    rng = np.random.default_rng(0)
+    jitter = 0.35 + 0.007 * rng.normal(size=200)  # landmark noise on a panned still (spread ~0.023)
+    speech = 0.35 + 0.1 * _envelope(200, seed=3)  # the smallest real dev-clip spread is 0.062
+    assert still_mouth(jitter) is not None and still_mouth(speech) is None
+    assert still_mouth(np.full(10, np.nan)) is None  # no face: another reason says so
+    assert 0.024 < STATIC_MOUTH < 0.062
 
 
 def test_sync_series_follows_the_frames(talking):
