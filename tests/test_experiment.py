@@ -287,3 +287,83 @@ def test_report_pairs_models_and_flags_mixed_backends(workdir):
     assert mixed_backends(recs) == {}
     recs[0]["backends"]["temporal_flicker"] = "other-backend"
     assert mixed_backends(recs) == {"temporal_flicker": ["other-backend", "pixel-mae"]}
+
+
+# --- resume after a lost clip, suites sharing a folder, audio faults (issue 15) -----------------------
+@pytest.mark.parametrize("damage", ["delete", "empty", "garbage"])
+def test_a_lost_clip_is_made_again_on_resume(workdir, damage):
+    """A finished job whose clip was deleted (or emptied, or overwritten) is run again, exactly that
+    one, and the CLI says so instead of '4 of 4 already finished'."""
+    p = write_suite(workdir)
+    CountingGenerator.calls = 0
+    first = Runner(load_suite(p)).run_all()
+    assert CountingGenerator.calls == 4
+    victim = first[2]
+    clip = workdir / "run" / victim["video"]
+    if damage == "delete":
+        clip.unlink()
+    elif damage == "empty":
+        clip.write_bytes(b"")
+    else:
+        clip.write_bytes(b"<html>not a video</html>" * 10)
+    runner = Runner(load_suite(p))
+    assert [j.id for j, _ in runner.lost_clips()] == [victim["job_id"]]
+    r = CliRunner().invoke(app, ["run", str(p), "--no-report", "--wandb", "disabled"])
+    assert r.exit_code == 0, r.output
+    why = {"delete": "is missing", "empty": "is empty", "garbage": "is not an mp4 file"}[damage]
+    assert "3 of 4 jobs already finished" in r.output
+    assert f"1 finished job lost its clip, making it again: {victim['case']} / test-drift / seed {victim['seed']} " \
+           f"({clip.name} {why})" in r.output
+    assert CountingGenerator.calls == 5 and "1 jobs done, 0 failed" in r.output
+    again = lines(workdir / "run")[-1]
+    assert again["job_id"] == victim["job_id"] and again["status"] == "ok" and not again["reused_clip"]
+    assert again["regenerated"] == f"{clip.name} {why}: made again"
+    assert Clip.open(clip).num_frames == 6
+    assert Runner(load_suite(p)).pending() == []
+
+
+def test_a_second_suite_into_the_same_folder_is_refused_unless_forced(workdir):
+    a = write_suite(workdir)
+    assert len(Runner(load_suite(a)).run_all()) == 4
+    b = workdir / "other.yaml"
+    b.write_text(a.read_text().replace("name: t", "name: other").replace("seeds:\n- 0\n- 1", "seeds:\n- 5"))
+    r = CliRunner().invoke(app, ["run", str(b), "--no-report", "--wandb", "disabled"])
+    assert r.exit_code == 2, r.output
+    err = [x for x in r.output.splitlines() if x.startswith("error:")]
+    assert len(err) == 1 and "Traceback" not in r.output
+    assert err[0] == (f"error: {workdir / 'run'}: holds another suite, 't' (4 records); running suite 'other' into it "
+                      f"would pool both in one report; pass --out to another folder (or --force to mix them on purpose)")
+    assert len(lines(workdir / "run")) == 4  # nothing ran
+    from workbench.store import FolderHoldsOtherSuite
+
+    with pytest.raises(FolderHoldsOtherSuite):  # the Python API refuses too
+        Runner(load_suite(b)).run_all()
+    r = CliRunner().invoke(app, ["run", str(b), "--no-report", "--wandb", "disabled", "--force"])
+    assert r.exit_code == 0, r.output
+    assert "warning: " in r.output and "also holds suite 't'; --force: the report pools them with 'other'" in r.output
+    assert {x["suite"] for x in lines(workdir / "run")} == {"t", "other"}
+    # the same suite, edited (a seed more), is the normal way to grow a run: no question asked
+    grown = write_suite(workdir, seeds=[0, 1, 2])
+    assert Runner(load_suite(grown), mix_suites=False).other_suites() == {"other": 2}
+    assert len(Runner(load_suite(grown), mix_suites=True).run_all()) == 2
+    fresh = workdir / "fresh"
+    assert Runner(load_suite(b), fresh).other_suites() == {}
+
+
+def test_silent_audio_is_a_warning_truncated_audio_an_error(workdir):
+    import struct
+
+    Audio(np.zeros(16000, np.float32), 16000).save_wav(workdir / "silence.wav")
+    raw = (workdir / "tone.wav").read_bytes()
+    (workdir / "cut.wav").write_bytes(raw[:44])  # header states 0.5 s, no data
+    p = write_suite(workdir, seeds=[0], cases=[{"id": "quiet", "image": "a.png", "audio": "silence.wav"},
+                                               {"id": "cut", "image": "a.png", "audio": "cut.wav"}])
+    by = {r["case"]: r for r in Runner(load_suite(p)).run_all()}
+    assert by["quiet"]["status"] == "ok"
+    assert by["quiet"]["warnings"] == [f"{workdir / 'silence.wav'}: audio is silent (rms 0.0e+00 < 0.0001); the clip "
+                                       f"was made with the mouth at rest and lip-sync is not scored; pass a speech "
+                                       f"recording if silence was not meant"]
+    assert by["cut"]["status"] == "error" and by["cut"]["error"] == (
+        f"{workdir / 'cut.wav'}: audio is truncated: its header states 0.50 s but the file holds 0.00 s; "
+        f"re-export or re-download it")
+    assert struct.unpack("<I", raw[40:44])[0] == 16000  # the header really claims 0.5 s
