@@ -195,6 +195,10 @@ def test_current_suite_only_and_what_was_left_out(tmp_path):
     assert any("superseded" in n and n.startswith("4 ") for n in cur.left_out), cur.left_out
     html = write_report(run).read_text()
     assert "12 jobs" in html and 'id="left-out"' in html and "superseded" in html
+    # a Studio folder gathers one small suite per Run: the jobs of earlier Runs stay (only superseded slots go)
+    (run / "studio").mkdir()
+    studio = current_records(run)
+    assert len(studio.records) == 16 and {r["case"] for r in studio.records} == {"a", "a-renamed", "b", "c"}
 
 
 def test_runs_join_on_case_and_seed(tmp_path):

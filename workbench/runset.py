@@ -5,7 +5,8 @@ A run folder's results.jsonl keeps every record it ever got: jobs of an earlier 
 jobs only and says what it left out:
 
 - with the folder's suite snapshot (suite.json, the suite it was last run with), records whose case,
-  model or seed is not in that suite are left out;
+  model or seed is not in that suite are left out (not in a Studio folder, which gathers one small
+  suite per Run: there every job is current);
 - of several records for one slot (case, model, seed, output), the latest stands: the others were
   superseded (the case's inputs changed, or the same slot was run in two folders).
 
@@ -95,7 +96,9 @@ def current_records(run_dir: str | Path, records: list[dict[str, Any]] | None = 
     if records is None:
         records = list(RunStore(run_dir).latest().values())
     left_out: list[str] = []
-    wanted = _suite_slots(run_dir)
+    # a Studio folder (RUN/studio/suite-*.yaml, one small suite per Run) accumulates its suites: every job of
+    # it is current, only superseded slots go
+    wanted = None if (run_dir / "studio").is_dir() else _suite_slots(run_dir)
     if wanted is not None:
         cases, models, seeds = wanted
         keep, gone_cases, gone_models, gone_seeds = [], Counter(), Counter(), Counter()
