@@ -237,3 +237,25 @@ def test_joined_clip_paths_point_into_each_run(tmp_path):
     joined = load_runs([a], tmp_path / "out")
     assert joined.records[0]["video"] == os.path.join("..", "runs", "a", "clips", "x.mp4")
     assert (tmp_path / "out" / joined.records[0]["video"]).resolve() == (a / "clips" / "x.mp4").resolve()
+
+
+def test_the_suites_objective_is_ranked_as_one_score(tmp_path):
+    """With `objective:` in the suite the user has defined how scores combine: it is ranked like a score."""
+    y, x = np.mgrid[0:32, 0:32]
+    Image.fromarray(np.stack([x * 7, y * 7, 0 * x + 60], -1).astype(np.uint8)).save(tmp_path / "a.png")
+    spec = {"name": "obj", "output": "run", "metrics": ["temporal_flicker", "dynamic_degree"], "seeds": [0, 1],
+            "objective": {"temporal_flicker": 2.0},
+            "cases": [{"id": "a", "image": "a.png"}],
+            "models": [{"name": "test-drift", "label": "d1"}, {"name": "test-drift", "label": "d2",
+                                                               "params": {"num_frames": 8}}]}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(spec))
+    runner = Runner(load_suite(tmp_path / "suite.yaml"))
+    runner.run_all()
+    records = current_records(runner.store.root).records
+    ctx = build_context(records, runner.store.root)
+    block = next(b for b in ctx["ranking"] if b["info"].name == "objective")
+    assert block["info"].higher and "2*temporal_flicker" in ctx["objective"]
+    by_model = {row["model"]: row for row in block["rows"]}
+    for m in ("d1", "d2"):
+        want = np.mean([2 * r["scores"]["temporal_flicker"] for r in records if r["model"] == m])
+        assert by_model[m]["mean"] == block["info"].fmt(want)
