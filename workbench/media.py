@@ -164,16 +164,24 @@ def silent_audio_note(audio: Audio, name: str | Path) -> str:
             f"at rest and lip-sync is not scored; pass a speech recording if silence was not meant")
 
 
-def _open_container(path: Path):
+def _open_container(path: Path, kind: str = "video"):
+    """The PyAV container of `path`; MediaError (one line: the file, why, the fix) when it cannot be."""
     import av
 
-    why = file_problem(path)
+    why = file_problem(path, "audio" if kind == "audio" else "file")
     if why:
         raise MediaError(why)
     try:
         return av.open(str(path))
     except Exception as e:  # av.error.InvalidDataError and friends
-        raise MediaError(f"{path}: cannot be decoded ({type(e).__name__}: {e}); re-encode it as H.264 mp4 / wav") from None
+        fix = "re-encode it as wav (or mp3/m4a)" if kind == "audio" else "re-encode it as H.264 mp4"
+        raise MediaError(f"{path}: cannot be decoded ({_av_reason(e)}: cut short, or not a media file); {fix}") from None
+
+
+def _av_reason(e: BaseException) -> str:
+    """FFmpeg's reason without its errno and file name ("Invalid data found when processing input")."""
+    reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return str(reason).splitlines()[0].rstrip(".")
 
 
 def load_audio(path: str | Path, sample_rate: int | None = None) -> Audio:
@@ -186,7 +194,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> Audio:
             raise
         except Exception:
             pass  # not PCM wav (e.g. float or adpcm): fall back to PyAV
-    container = _open_container(path)
+    container = _open_container(path, "audio")
     try:
         if not container.streams.audio:
             raise MediaError(f"{path}: has no audio track; pass a file with speech audio (wav/mp3/m4a/mp4)")
@@ -209,7 +217,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> Audio:
                 chunks.append(arr)
         except Exception as e:
             if not chunks:
-                raise MediaError(f"{path}: audio cannot be decoded ({e}); re-encode it as wav") from None
+                raise MediaError(f"{path}: audio cannot be decoded ({_av_reason(e)}); re-encode it as wav") from None
     finally:
         container.close()
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
@@ -234,7 +242,13 @@ def _load_wav(path: Path, sample_rate: int | None) -> Audio:
     why = file_problem(path, "audio")
     if why:
         raise MediaError(why)
-    with wave.open(str(path), "rb") as w:
+    try:
+        w = wave.open(str(path), "rb")
+    except wave.Error as e:
+        if "channels" in str(e) or "sampwidth" in str(e) or "frame rate" in str(e):  # a header no player can use
+            raise MediaError(f"{path}: the wav header is broken ({e}); re-export the audio as wav") from None
+        raise  # e.g. float or ADPCM wav: PyAV reads those
+    with w:
         n, ch, width, rate = w.getnframes(), w.getnchannels(), w.getsampwidth(), w.getframerate()
         claimed = n * ch * width
         if claimed == 0 or claimed > 0xFFFFFFFF - 2 * ch * width:  # a placeholder, rounded down to whole frames

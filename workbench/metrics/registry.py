@@ -160,6 +160,8 @@ def evaluate(
         skip_inapplicable = metrics is None
     classes, wanted = resolve(metrics)
     result = EvalResult()
+    if reference is not None and any(c.requires & {"reference"} for c in classes):
+        result.warnings.extend(reference_mismatch(video, reference))
     live: list[Metric] = []
     options = metric_options or {}
     for cls in classes:
@@ -221,6 +223,23 @@ def evaluate(
                 result.errors.setdefault(s, f"{s}: {why}")
         _collect_series(result, m, names, n)
     return result
+
+
+def reference_mismatch(video: Clip, reference: Clip) -> list[str]:
+    """One-line warnings when a reference video does not line up with the clip: reference metrics pair
+    frames by index, so another frame rate compares different instants and another length scores only
+    the common prefix (known from the headers; nothing is decoded)."""
+    name = reference.path.name if reference.path is not None else "the reference"
+    out = []
+    if abs(reference.fps - video.fps) > 0.01 * max(video.fps, 1e-9):
+        out.append(f"{name}: the reference runs at {reference.fps:g} fps, the clip at {video.fps:g} fps; frames are "
+                   f"paired by index, so reference scores compare different instants; resample the reference to "
+                   f"{video.fps:g} fps")
+    n_ref, n = reference.num_frames, video.num_frames
+    if n_ref and n and abs(n_ref - n) > 1:
+        out.append(f"{name}: the reference has {n_ref} frames, the clip {n}; reference scores cover the first "
+                   f"{min(n_ref, n)} frames only")
+    return out
 
 
 def clean_series(values: Iterable, n_frames: int) -> list[float | None]:
