@@ -259,3 +259,20 @@ def test_the_suites_objective_is_ranked_as_one_score(tmp_path):
     for m in ("d1", "d2"):
         want = np.mean([2 * r["scores"]["temporal_flicker"] for r in records if r["model"] == m])
         assert by_model[m]["mean"] == block["info"].fmt(want)
+
+
+def test_malformed_records_are_left_out_with_a_note(tmp_path):
+    """Hand-edited or foreign lines (wrong types, inf, paths outside the run) never break the page or pull a
+    file that is not a clip into it."""
+    (tmp_path / "secret.txt").write_text("do-not-embed")
+    good = [_record("a", "m", 0, {"temporal_flicker": 0.9, "flow_magnitude": 1.0}),
+            _record("a", "n", 0, {"temporal_flicker": 1e308, "flow_magnitude": 1.0}, video=str(tmp_path / "secret.txt")),
+            _record("b", "n", 0, {"temporal_flicker": float("inf")}, video="../secret.txt", worst_frame={"x": 10 ** 30})]
+    bad = [dict(_record("a", "m", 1, {"temporal_flicker": "0.9"}), job_id="bad-score"),
+           dict(_record("a", "m", 2, {}), seed="zero", job_id="bad-seed"),
+           dict(_record("a", "m", 3, {}), scores=[1, 2], job_id="bad-scores"),
+           dict(_record("a", "m", 4, {}), case=None, job_id="bad-case")]
+    run = _write(tmp_path / "run", good + bad)
+    html = write_report(run).read_text()
+    assert "4 malformed records" in html and "bad-score" in html
+    assert "do-not-embed" not in html and "ZG8tbm90LWVtYmVk" not in html  # nor its base64

@@ -82,9 +82,13 @@ def metric_bars(models: list[str], metrics: list[dict[str, Any]], colors: dict[s
             still = x in (m.get("still") or ())
             ax.plot([mean], [y], "o", color=colors[x], markersize=6.5, markerfacecolor="white" if still else colors[x],
                     markeredgecolor="black" if x in best else colors[x], markeredgewidth=1.6 if x in best else 1.2)
-        lo_all, hi_all = min(lows), max(highs)
-        pad = (hi_all - lo_all) * 0.12 or (abs(hi_all) * 0.01 or 0.01)
-        ax.set_xlim(lo_all - pad, hi_all + pad)
+        lows = [v for v in lows if math.isfinite(v)]
+        highs = [v for v in highs if math.isfinite(v)]
+        if lows and highs:
+            lo_all, hi_all = min(lows), max(highs)
+            pad = (hi_all - lo_all) * 0.12 or (abs(hi_all) * 0.01 or 0.01)
+            if math.isfinite(lo_all - pad) and math.isfinite(hi_all + pad):
+                ax.set_xlim(lo_all - pad, hi_all + pad)
         ax.set_ylim(-0.7, len(models) - 0.3)
         ax.set_yticks(ys, [f"{x} (still)" if x in (m.get("still") or ()) else x for x in models], fontsize=8)
         arrow = {True: " \u2191", False: " \u2193"}.get(m.get("higher"), "")

@@ -34,7 +34,7 @@ from typing import Any
 
 from workbench.metrics.stats import finite as _finite, model_summaries, score_names
 from workbench.ranking import ALPHA, MIN_CASES, MOTION_FLOOR, MOTION_SCORE, holm, is_still, rank_all, shown_flow
-from workbench.runset import RunSet, RunSetError, current_records, load_runs
+from workbench.runset import RunSet, RunSetError, current_records, load_runs, well_formed
 from workbench.store import RunStore
 
 SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
@@ -247,6 +247,17 @@ def _media_kind(path: str | None) -> str:
     return "image" if path.lower().endswith(IMAGE_SUFFIXES) else "video"
 
 
+MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", *IMAGE_SUFFIXES)
+
+
+def _media_file(run_dir: Path, rel: Any) -> bool:
+    """Whether a record's clip can be shown: a relative path (as the runner writes it) to a media file that
+    exists. An absolute path or a non-media file named by a hand-edited record is never read into the page."""
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or not rel.lower().endswith(MEDIA_SUFFIXES):
+        return False
+    return (run_dir / rel).is_file()
+
+
 def _variant(r: dict[str, Any]) -> tuple:
     return (r.get("seed"), r.get("output") or 0)
 
@@ -308,6 +319,8 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
     `left_out`: notes on records not shown (superseded, not in the current suite)."""
     from workbench import figures
 
+    records, bad = well_formed(records)  # a foreign or hand-edited line never breaks the page
+    left_out = list(left_out or []) + bad
     objective = _objective(run_dir)
     if objective is not None:  # the user's own ranking across scores: one more score per record
         records = [dict(r, scores={**(r.get("scores") or {}), "objective": objective(r)}) if r.get("status") == "ok"
@@ -430,10 +443,21 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
     fig_metrics = [{"name": n, "label": i.label, "scale": i.scale, "higher": i.higher, "best": sorted(best_models[n]),
                     "still": sorted(all_still_models) if i.rewards_stillness else [],
                     "stats": {m: stats.get(m, {}).get(n) for m in models}} for n, i in infos.items()]
-    bars = figures.metric_bars(models, fig_metrics, colors)
+    figure_errors: list[str] = []
+
+    def drawn(what: str, make, *args, **kw) -> str | None:
+        """A figure, or None and the reason noted: a figure that cannot be drawn never stops the report."""
+        try:
+            return make(*args, **kw)
+        except Exception as e:  # matplotlib on odd values (inf, huge): say so, keep the page
+            figure_errors.append(f"{what}: not drawn ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            return None
+
+    bars = drawn("score figure", figures.metric_bars, models, fig_metrics, colors)
     # on the radar a still model has no point on the axes it would top trivially
-    spider = figures.radar(models, [dict(f, stats={m: (None if m in f["still"] else s) for m, s in f["stats"].items()})
-                                    for f in fig_metrics], colors)
+    spider = drawn("radar", figures.radar, models, [dict(f, stats={m: (None if m in f["still"] else s)
+                                                                   for m, s in f["stats"].items()})
+                                                    for f in fig_metrics], colors)
 
     # the grid: cases x models, one panel per seed ---------------------------------------------------
     by_cell: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -531,7 +555,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
                 panels.append({
                     "variant": _variant_label(v), "absent": False, "ok": r.get("status") == "ok",
                     "error": r.get("error") or "", "video": r.get("video"), "kind": _media_kind(r.get("video")),
-                    "exists": bool(r.get("video")) and (run_dir / r["video"]).is_file(),
+                    "exists": _media_file(run_dir, r.get("video")),
                     "clip": (f"{clip.get('width')}\u00d7{clip.get('height')}, {clip.get('frames')} frames, "
                              f"{fmt_number(clip.get('fps'))} fps" + (", audio" if clip.get("audio") else "")
                              if clip else ""),
@@ -547,9 +571,10 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
         labels = {n: i.label for n, i in infos.items()}
         grid.append({
             "case": case, "prompt": first.get("prompt") or "", "cells": cells,
-            "inputs": ", ".join(f"{k}: {Path(v.get('path', '')).name}" for k, v in (first.get("inputs") or {}).items()),
-            "curves": figures.frame_curves(case, curves_in, colors, labels, {n: i.scale for n, i in infos.items()},
-                                           order=names),
+            "inputs": ", ".join(f"{k}: {Path(str(v.get('path') or '')).name}" for k, v in (first.get("inputs") or {}).items()
+                                if v),
+            "curves": drawn(f"per-frame curves of {case}", figures.frame_curves, case, curves_in, colors, labels,
+                            {n: i.scale for n, i in infos.items()}, order=names),
             "series_errors": list(dict.fromkeys(series_errors)),
         })
 
@@ -568,7 +593,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
         "gated_names": gated_names, "still_models": sorted(all_still_models),
         "objective": objective.describe() if objective is not None else "",
         "summary_rows": summary_rows, "ranking": ranking, "n_tests": n_tests, "alpha": ALPHA, "min_cases": MIN_CASES,
-        "bars": bars, "radar": spider, "grid": grid,
+        "bars": bars, "radar": spider, "grid": grid, "figure_errors": figure_errors,
         "failed": [{"case": r.get("case"), "model": r.get("model"), "seed": r.get("seed"),
                     "error": r.get("error") or "no error text", "type": r.get("error_type") or "",
                     "traceback": r.get("traceback") or ""} for r in failed],

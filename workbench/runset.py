@@ -51,6 +51,50 @@ def input_signature(r: dict[str, Any]) -> tuple:
             r.get("prompt") or "", r.get("negative_prompt") or "")
 
 
+_SHAPE: dict[str, tuple[type, ...]] = {  # what each field of a record must be (None allowed for all but case/model)
+    "scores": (dict,), "backends": (dict,), "score_errors": (dict,), "inputs": (dict,), "clip": (dict,),
+    "timings": (dict,), "worst_frame": (dict,), "params": (dict,), "warnings": (list,), "video": (str,),
+    "series": (str,), "prompt": (str,), "error": (str,), "status": (str,), "job_id": (str,),
+}
+
+
+def malformed(r: Any) -> str | None:
+    """Why a record cannot be shown (a hand-edited or foreign line in results.jsonl); None when it can."""
+    if not isinstance(r, dict):
+        return "not a JSON object"
+    for key in ("case", "model"):
+        if not isinstance(r.get(key), (str, int)) or isinstance(r.get(key), bool):
+            return f"{key} is {type(r.get(key)).__name__}, not a name"
+    if r.get("seed") is not None and (not isinstance(r["seed"], int) or isinstance(r["seed"], bool)):
+        return f"seed is {r['seed']!r}, not an integer"
+    if r.get("output") is not None and (not isinstance(r["output"], int) or isinstance(r["output"], bool)):
+        return f"output is {r['output']!r}, not an integer"
+    for key, types in _SHAPE.items():
+        if r.get(key) is not None and not isinstance(r[key], types):
+            return f"{key} is {type(r[key]).__name__}, not {types[0].__name__}"
+    for name, v in (r.get("scores") or {}).items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return f"score {name} is {v!r}, not a number"
+    for key, v in (r.get("inputs") or {}).items():
+        if v is not None and not isinstance(v, dict):
+            return f"input {key} is {type(v).__name__}, not a mapping"
+    return None
+
+
+def well_formed(records: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records that can be shown, and one note for those that cannot."""
+    keep, bad = [], []
+    for r in records:
+        why = malformed(r)
+        if why is None:
+            keep.append(r)
+        else:
+            bad.append(f"{r.get('job_id') if isinstance(r, dict) else '?'} ({why})")
+    notes = [f"{_plural(len(bad), 'malformed record')} in results.jsonl: " + "; ".join(bad[:3])
+             + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "")] if bad else []
+    return keep, notes
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -95,7 +139,7 @@ def current_records(run_dir: str | Path, records: list[dict[str, Any]] | None = 
     run_dir = Path(run_dir)
     if records is None:
         records = list(RunStore(run_dir).latest().values())
-    left_out: list[str] = []
+    records, left_out = well_formed(records)
     # a Studio folder (RUN/studio/suite-*.yaml, one small suite per Run) accumulates its suites: every job of
     # it is current, only superseded slots go
     wanted = None if (run_dir / "studio").is_dir() else _suite_slots(run_dir)
