@@ -6,6 +6,7 @@ the key, so a typo never silently changes an experiment. Relative paths resolve 
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -200,10 +201,18 @@ def read_yaml_mapping(path: str | Path, what: str, keys: str, error: type[Except
     """Read a YAML file that must hold a mapping; every failure is one `error` line naming the file,
     the line and column of a syntax error, and the fix. `what` names the file kind, `keys` its keys."""
     path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: is a folder, not a {what}; pass a YAML file (see {where_to_look})")
+    if path.exists() and not path.is_file():
+        raise error(f"{path}: is not a regular file (a pipe or device); pass a YAML {what} (see {where_to_look})")
     if not path.is_file():
         raise error(f"{path}: {what} not found; pass a YAML file (see {where_to_look})")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise error(f"{path}: is not UTF-8 text (a binary file?); pass a YAML {what} (see {where_to_look})") from None
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror or e}); check its permissions") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -310,13 +319,23 @@ def check_suite(suite: Suite) -> list[str]:
             cls.resolve_options(m.options)
         except GenerationError as e:
             problems.append(f"{where}.options: {e}")
+        bad = set()
         for key, (lo, hi) in PARAM_LIMITS.items():
             v = params.get(key)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
+            if isinstance(v, float) and not math.isfinite(v):
+                problems.append(f"{where}.params.{key}: {v} is not a number; use a value in [{lo:g}, {hi:g}]")
+                bad.add(key)
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
                 problems.append(f"{where}.params.{key}: {v} is outside [{lo:g}, {hi:g}]; use a value in range")
         w, h = params.get("width"), params.get("height")
-        n = params.get("num_frames") or round(float(params.get("seconds") or 0) * float(params.get("fps") or 0))
-        if all(isinstance(x, (int, float)) and x > 0 for x in (w, h, n)) and w * h * 3 * n > MAX_FRAME_BYTES:
+        n = 0
+        if not bad:
+            try:
+                n = params.get("num_frames") or round(float(params.get("seconds") or 0) * float(params.get("fps") or 0))
+            except (TypeError, ValueError, OverflowError):
+                n = 0  # a parameter of the wrong type: the model's own check names it
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in (w, h, n)) \
+                and w * h * 3 * n > MAX_FRAME_BYTES:
             problems.append(f"{where}.params: {w}x{h} x {n} frames is {w * h * 3 * n / 2**30:.0f} GiB of frames; "
                             f"lower the size or the frame count")
         if m.image_from is not None:
@@ -385,6 +404,7 @@ def _first_error(e: ValidationError) -> str:
         elif err["type"] == "missing":
             parts.append(f"missing required key '{loc}'")
         else:
-            parts.append(f"'{loc}': {err['msg']}" if loc else err["msg"])
+            msg = str(err["msg"]).removeprefix("Value error, ")  # pydantic's prefix for our own checks
+            parts.append(f"'{loc}': {msg}" if loc else msg)
     more = f" (+{len(e.errors()) - 3} more)" if len(e.errors()) > 3 else ""
     return "; ".join(parts) + more

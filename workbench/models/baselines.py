@@ -391,6 +391,9 @@ class PuppetGenerator(Generator):
 
         self.check_inputs(request)
         p = self.params
+        if not 0.0 <= float(p["max_open"]) <= 1.0:
+            raise GenerationError(f"puppet: max_open must be in [0, 1] (of the mouth width), got {p['max_open']}; "
+                                  f"e.g. max_open: 0.35")
         audio = _check_audio(request)
         fps = float(p["fps"])
         n = _num_frames(p, audio)
@@ -428,8 +431,8 @@ class PuppetGenerator(Generator):
         """Scale so the longer side is `size` (aspect kept, even sides): never crops the face away."""
         import cv2
 
-        if size < 64:
-            raise GenerationError(f"puppet: size must be at least 64 px, got {size}; e.g. size: 384")
+        if not 64 <= size <= 4096:
+            raise GenerationError(f"puppet: size must be in [64, 4096] px, got {size}; e.g. size: 384")
         h, w = image.shape[:2]
         s = size / float(max(h, w))
         nw, nh = max(2, int(round(w * s / 2)) * 2), max(2, int(round(h * s / 2)) * 2)
