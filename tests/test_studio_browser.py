@@ -53,6 +53,8 @@ def lab(tmp_path):
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
            "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    # as `make lab` starts it: the tracked notebook is saved without outputs (workbench.ui.nbstrip)
+    cmd.append("--ContentsManager.pre_save_hook=workbench.ui.nbstrip.strip_outputs_hook")
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     with open(log, "wb") as out:
@@ -77,9 +79,22 @@ def lab(tmp_path):
             proc.kill()
 
 
+def _no_sideways_scroll(root_el, tab: str) -> None:
+    """The Studio fits its output area: nothing in it scrolls sideways or is cut off on the right."""
+    width = root_el.evaluate("e => ({scroll: e.scrollWidth, client: e.clientWidth})")
+    assert width["scroll"] <= width["client"] + 1, f"{tab}: the Studio scrolls sideways ({width})"
+    wide = root_el.evaluate(
+        """e => { const r = e.getBoundingClientRect();
+                  return [...e.querySelectorAll('*')].filter(x => x.offsetParent && x.scrollWidth > x.clientWidth + 1
+                      && getComputedStyle(x).overflowX !== 'visible' && x.clientWidth > 0
+                      && !x.closest('.lm-mod-hidden'))
+                    .map(x => (x.className || x.tagName) + ' ' + x.scrollWidth + '>' + x.clientWidth).slice(0, 5); }""")
+    assert not wide, f"{tab}: parts that scroll sideways or clip: {wide}"
+
+
 def test_studio_runs_and_plays_in_jupyterlab(browser, lab):
     url, root, log = lab
-    ctx = browser.new_context(viewport={"width": 1500, "height": 1400})
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})  # a laptop screen
     page = ctx.new_page()
     console_errors: list[str] = []
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
@@ -134,19 +149,44 @@ def test_studio_runs_and_plays_in_jupyterlab(browser, lab):
             time.sleep(0.2)
         # the Studio from its header down: the form, the progress and the new clip
         studio = page.locator(".jp-OutputArea-output", has_text="workbench studio").first
+        root_el = studio.locator(".wb-studio").first
         studio.evaluate("e => e.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "studio_generate.png"))
+        _no_sideways_scroll(root_el, "Generate")
+        row.evaluate("e => e.scrollIntoView({block: 'start'})")  # the clip cards with their scores
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(ARTIFACTS / "studio_generate_clips.png"))
         # the other tabs follow the finished run
-        for tab, expect in (("Compare", ".wb-row video"), ("History", "select option"), ("Evaluate", "select")):
+        for tab, expect in (("Compare", ".wb-row video"), ("Evaluate", "select"), ("History", "select option")):
             studio.locator(".lm-TabBar-tab", has_text=tab).first.click()
             studio.locator(f".widget-tab-contents > :not(.lm-mod-hidden) {expect}").first.wait_for(
                 state="attached", timeout=30_000)
             page.wait_for_timeout(700)
+            studio.evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(200)
             page.screenshot(path=str(ARTIFACTS / f"studio_{tab.lower()}.png"))
+            _no_sideways_scroll(root_el, tab)
+            if tab == "Compare":  # the clip grid under the model summary
+                studio.locator(".widget-tab-contents > :not(.lm-mod-hidden) .wb-row").first.evaluate(
+                    "e => e.scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(ARTIFACTS / "studio_compare_grid.png"))
         studio.locator(".lm-TabBar-tab", has_text="Generate").first.click()
         row.evaluate("e => e.scrollIntoView({block: 'center'})")
         page.wait_for_timeout(300)
+        # autosave / Ctrl+S keeps the tracked notebook free of outputs (the server's pre-save hook)
+        page.keyboard.press("Control+s")
+        nb_file = root / "notebooks" / "01_quickstart.ipynb"
+        t0 = time.monotonic()
+        saved = nb_file.stat().st_mtime
+        while nb_file.stat().st_mtime == saved and time.monotonic() - t0 < 20:
+            page.wait_for_timeout(250)
+        nb = json.loads(nb_file.read_text())
+        assert nb_file.stat().st_mtime != saved, "the notebook was not saved"
+        assert all(not c.get("outputs") and c.get("execution_count") is None
+                   for c in nb["cells"] if c["cell_type"] == "code"), "outputs were written into the tracked notebook"
+        assert "widgets" not in nb["metadata"]
     finally:
         page.screenshot(path=str(shot))
         ctx.close()

@@ -46,7 +46,7 @@ def save_favourites(run_dir: Path, keys: list[str]) -> None:
 
 
 def summary_html(records: list[dict[str, Any]], dirs: dict[str, bool | None], infos: dict[str, Any] | None = None) -> str:
-    """Model x score table: mean [95% CI] (n) in each score's unit, the best mean per score in bold
+    """Score x model table: mean [95% CI] (n) in each score's unit, the best mean per score in bold
     (ties: every mean that reads the same as the best; none when all read the same)."""
     from workbench.metrics.stats import model_summaries
 
@@ -64,10 +64,11 @@ def summary_html(records: list[dict[str, Any]], dirs: dict[str, bool | None], in
         shown = {fmt_score(n, x, infos) for x in means}
         if d is not None and len(means) > 1 and len(shown) > 1:
             best[n] = fmt_score(n, max(means) if d else min(means), infos)
+    # scores down, models across: a run compares a few models on many scores, so this stays narrow
     body = []
-    for m in models:
-        cells = [f"<b>{html.escape(m)}</b>"]
-        for n in names:
+    for n in names:
+        cells = [f"<code>{html.escape(n)}</code> {arrow(dirs.get(n))}{unit_html(n, infos)}"]
+        for m in models:
             s = stats[m].get(n)
             if s is None or s["mean"] is None:
                 cells.append(f"<span style='color:#999'>{NA}</span> <span style='color:#999;font-size:11px'>"
@@ -76,11 +77,12 @@ def summary_html(records: list[dict[str, Any]], dirs: dict[str, bool | None], in
             ci = f"[{fmt_score(n, s['lo'], infos)}, {fmt_score(n, s['hi'], infos)}] " if s["lo"] is not None else ""
             text = fmt_score(n, s["mean"], infos)
             val = f"<b style='color:#0a7d32'>{text}</b>" if best.get(n) == text else text
-            cells.append(f"<span style='white-space:nowrap'>{val}</span><br><span style='color:#777;font-size:11px;"
+            cells.append(f"<span style='white-space:nowrap'>{val}</span> <span style='color:#777;font-size:11px;"
                          f"white-space:nowrap'>{ci}n={s['n']}</span>")
         body.append(cells)
-    head = ["model"] + [f"{html.escape(n)} {arrow(dirs.get(n))}{unit_html(n, infos)}" for n in names]
-    return html_table(head, body, "model summary: mean [bootstrap 95% CI] over the selected cases and seeds")
+    head = ["score"] + [f"<b>{html.escape(m)}</b>" for m in models]
+    return html_table(head, body, "model summary: mean [bootstrap 95% CI] over the selected cases and seeds"
+                      " (best mean in bold)")
 
 
 def _run_label(p: Path, root: Path) -> str:
@@ -100,14 +102,14 @@ class CompareTab(W.VBox):
                                      style={"description_width": "80px"},
                                      tooltip="other run folders to join on case and seed (ctrl/shift-click)")
         self.join.observe(lambda _: self._joined_changed(), names="value")
-        sel = dict(layout=W.Layout(width="220px", height="90px"))
+        sel = dict(layout=W.Layout(width="200px", height="90px"))
         self.cases = W.SelectMultiple(description="cases", style={"description_width": "44px"}, **sel)
         self.models = W.SelectMultiple(description="models", style={"description_width": "48px"}, **sel)
         self.seeds = W.SelectMultiple(description="seeds", style={"description_width": "40px"},
                                       layout=W.Layout(width="140px", height="90px"))
         self.only_favs = W.Checkbox(value=False, description="favourites only", indent=False)
         self.size = W.IntSlider(value=240, min=128, max=512, step=16, description="clip px", continuous_update=False,
-                                layout=W.Layout(width="260px"), style={"description_width": "50px"})
+                                layout=W.Layout(width="220px"), style={"description_width": "50px"})
         self.report_btn = W.Button(description="Write report", icon="file-text-o", tooltip="report of the selection")
         self.message = Message()
         self.summary = W.HTML(layout=W.Layout(max_width="100%", overflow="hidden"))

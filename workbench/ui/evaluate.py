@@ -104,7 +104,7 @@ class EvaluateTab(W.VBox):
                                    style={"description_width": "50px"})
         self.message = Message()
         self.player = ClipGrid(width=300, empty="")
-        self.table = W.HTML()
+        self.table = W.HTML(layout=W.Layout(flex="1 1 560px", max_width="100%"))  # wraps under the player when narrow
         self.curves = W.Image(format="png", layout=W.Layout(display="none", max_width="100%"))
         self.result = None
         self.worker: Worker | None = None
@@ -119,7 +119,9 @@ class EvaluateTab(W.VBox):
                               self.metrics])
         super().__init__([self.picker, self.clip, self.path, self.image, self.audio, self.reference, metrics_row,
                           W.HBox([self.run_btn, self.bar]), self.message,
-                          W.HBox([self.player, self.table]), self.curves])
+                          W.HBox([self.player, self.table], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
+                          self.curves])
+        self.add_class("wb-evaluate")
 
     def _load_run(self, run_dir: Path | None) -> None:
         from workbench.store import load_records

@@ -70,7 +70,7 @@ class MediaInput(W.VBox):
                                  layout=W.Layout(width="300px"), style={"description_width": "80px"})
         accept = "image/*,video/*" if kind == "image" else "audio/*,.wav,.mp3,.m4a,.flac,.ogg"
         self.upload = W.FileUpload(accept=accept, multiple=False, description="upload",
-                                   layout=W.Layout(width="100px"))
+                                   layout=W.Layout(width="auto", min_width="100px"))
         self.path_box = W.Text(placeholder=f"or a path to an {kind} file" if kind == "image" else "or a path to an audio file",
                                layout=W.Layout(width="404px", margin="0 0 0 84px"))
         self.note = W.HTML(layout=W.Layout(margin="0 0 0 84px"))

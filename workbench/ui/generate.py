@@ -349,7 +349,7 @@ class GenerateTab(W.VBox):
             f"weights <code>{html.escape(str(w))}</code> " + ("present" if d.get("weights_available") else
                                                              "<b style='color:#b00020'>missing</b>: <code>workbench weights fetch "
                                                              f"{html.escape(d['name'])}</code> on a machine with network"))
-        self.model_info.value = (f"<div style='color:#444;font-size:12px'>{html.escape(d.get('description', ''))}<br>"
+        self.model_info.value = (f"<div style='color:#444;font-size:12px;line-height:1.4;margin:2px 0 4px 0'>{html.escape(d.get('description', ''))}<br>"
                                  f"needs: <b>{html.escape(needs)}</b> &middot; {wtxt}</div>")
         self.form.set_model(d["cls"], self._carried_params(d))
         self._entry = self.model.value

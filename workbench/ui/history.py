@@ -51,10 +51,10 @@ class HistoryTab(W.VBox):
         self.runs_root = Path(runs_root)
         self.on_load = on_load
         self.picker = RunPicker(self.runs_root, on_change=lambda p: self.load(p))
-        self.jobs = W.Select(options=[], rows=14, layout=W.Layout(width="520px"))
+        self.jobs = W.Select(options=[], rows=10, layout=W.Layout(width="520px", max_width="100%"))
         self.load_btn = W.Button(description="load settings", icon="upload", disabled=True,
                                  tooltip="fill the Generate tab with this job's settings")
-        self.details = W.HTML(layout=W.Layout(width="100%"))
+        self.details = W.HTML(layout=W.Layout(width="auto", max_width="100%"))
         self.message = Message()
         self.records: list[dict[str, Any]] = []
         self._infos: dict[str, Any] | None = None

@@ -38,7 +38,8 @@ class Studio(W.VBox):
             "<div style='display:flex;align-items:baseline;gap:12px;margin-bottom:4px'>"
             "<span style='font-size:16px;font-weight:700'>workbench studio</span>"
             f"<span style='color:#777;font-size:12px'>runs in <code>{html.escape(str(self.runs_root))}</code></span></div>")
-        super().__init__([header, self.tabs])
+        super().__init__([header, self.tabs], layout=W.Layout(max_width="100%", overflow_x="hidden"))
+        self.add_class("wb-studio")
         if (run_dir / "results.jsonl").is_file():
             self._finished(run_dir)
 
