@@ -344,3 +344,262 @@ def test_accelerate_launch_two_cpu_processes_do_each_job_once(workdir):
     assert len({x["pid"] for x in recs}) == 2  # both ranks worked
     assert r.stdout.count("report: ") == 1  # written once, by the main process
     assert (workdir / "run" / "report.html").exists()  # written once, by the main process
+
+
+# --- bad input, as a user brings it (issue 15): one line naming the file and the fix -------------------
+UNI = "ünï cødé dir"  # unicode and spaces in paths
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory) -> Path:
+    """A folder of broken, odd and awkward inputs (each a few KB: the decompression bomb is 48 KB)."""
+    import struct
+
+    from workbench.media import Audio
+
+    d = tmp_path_factory.mktemp("bad")
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (12, 64, 64, 3), dtype=np.uint8)
+    Clip.from_frames(frames, 10).save(d / "v.mp4")
+    raw = (d / "v.mp4").read_bytes()
+    (d / "zero.mp4").write_bytes(b"")
+    (d / "garbage.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(rng.integers(0, 255, 3000, dtype=np.uint8)))
+    (d / "half.mp4").write_bytes(raw[: len(raw) // 3])
+    (d / "text.mp4").write_text("hello")
+    Clip.from_frames(frames[:4], 0.5).save(d / "fps05.mp4")
+    (d / UNI).mkdir()
+    Clip.from_frames(frames, 10).save(d / UNI / "my clip é.mp4")
+    Image.new("RGB", (64, 64), (9, 9, 9)).save(d / UNI / "pørträit 1.png")
+    Image.new("RGBA", (64, 64), (255, 0, 0, 128)).save(d / "rgba.png")
+    Image.fromarray(np.full((64, 64), 30000, np.uint16)).save(d / "g16.png")
+    Image.new("CMYK", (64, 64), (0, 255, 255, 0)).save(d / "cmyk.jpg")
+    Image.new("1", (20000, 20000)).save(d / "bomb.png")
+    (d / "zero.png").write_bytes(b"")
+    (d / "text.png").write_text("not an image")
+    Image.new("RGB", (64, 64)).save(d / "full.png")
+    (d / "cut.png").write_bytes((d / "full.png").read_bytes()[:60])
+    gif = [Image.new("RGB", (64, 64), (i * 40, 0, 0)) for i in range(3)]
+    gif[0].save(d / "anim.gif", save_all=True, append_images=gif[1:])
+    (d / "adir.png").mkdir()
+    Audio((0.3 * np.sin(np.arange(32000) / 5)).astype(np.float32), 16000).save_wav(d / "ok.wav")
+    wav = (d / "ok.wav").read_bytes()
+    (d / "trunc.wav").write_bytes(wav[:44])  # the header states 2 s, no data follows
+    (d / "zero.wav").write_bytes(b"")
+    ch0 = bytearray(wav)
+    ch0[22:24] = struct.pack("<H", 0)
+    (d / "ch0.wav").write_bytes(bytes(ch0))
+    Audio((0.3 * np.sin(np.arange(16000) / 2)).astype(np.float32), 8000).save_wav(d / "k8.wav")
+    Audio(np.zeros(32000, np.float32), 16000).save_wav(d / "silent.wav")
+    _write_mp3(d / "speech.mp3")
+    for name in ("fifo.png", "fifo.mp4", "fifo.wav"):
+        os.mkfifo(d / name)
+    return d
+
+
+def _write_mp3(path: Path) -> None:
+    import av
+
+    x = (0.3 * np.sin(np.arange(44100) / 5)).astype(np.float32)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mp3", rate=22050)
+        s.layout = "mono"
+        rs = av.AudioResampler(format=s.codec_context.format.name, layout="mono", rate=22050)
+        for start in range(0, len(x), 1152):
+            f = av.AudioFrame.from_ndarray(x[None, start:start + 1152], format="fltp", layout="mono")
+            f.sample_rate = 22050
+            for rf in rs.resample(f):
+                for p in s.encode(rf):
+                    c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+
+
+def _one_error_line(output: str, code: int, exit_code: int) -> str:
+    assert exit_code == code, output
+    assert "Traceback" not in output, output
+    err = [x for x in output.splitlines() if x.startswith("error:")]
+    assert len(err) == 1, output
+    return err[0]
+
+
+V = "v.mp4"
+EVAL_REFUSED = [  # (arguments, the line the user sees, after "error: <folder>/")
+    ([("nope.mp4")], "nope.mp4: video not found; check the path"),
+    (["zero.mp4"], "zero.mp4: video is empty (0 bytes); re-export or replace it"),
+    (["garbage.mp4"], "garbage.mp4: cannot be decoded (Invalid data found when processing input: cut short, or not a "
+                      "media file); re-encode it as H.264 mp4"),
+    (["half.mp4"], "half.mp4: cannot be decoded ("),
+    (["text.mp4"], "text.mp4: cannot be decoded ("),
+    (["full.png"], "full.png: not a video file; pass one of .avi, .gif, .m4v, .mkv, .mov, .mp4, .webm"),
+    (["ok.wav"], "ok.wav: not a video file; pass one of"),
+    ([V, "--image", "bomb.png"], "bomb.png: image is 400 megapixels, above the limit of 100 megapixels (a decompression "
+                                 "bomb or a huge scan); resize it first (e.g. `convert 'bomb.png' -resize 10000x10000"),
+    ([V, "--image", "zero.png"], "zero.png: image is empty (0 bytes); re-export or replace it"),
+    ([V, "--image", "text.png"], "text.png: not a readable image; save it as PNG or JPEG"),
+    ([V, "--image", "cut.png"], "cut.png: image is corrupt or truncated (OSError: image file is truncated); re-export it"),
+    ([V, "--image", "adir.png"], "adir.png: image is a folder, not a file; pass a media file inside it"),
+    ([V, "--image", "ok.wav"], "ok.wav: not an image file; pass one of"),
+    ([V, "--image", "nope.png"], "nope.png: image not found; check the path"),
+    ([V, "--audio", "trunc.wav"], "trunc.wav: audio is truncated: its header states 2.00 s but the file holds 0.00 s; "
+                                  "re-export or re-download it"),
+    ([V, "--audio", "zero.wav"], "zero.wav: audio is empty (0 bytes); re-export or replace it"),
+    ([V, "--audio", "ch0.wav"], "ch0.wav: the wav header is broken (bad # of channels); re-export the audio as wav"),
+    ([V, "--audio", V], "v.mp4: has no audio track; pass a file with speech audio (wav/mp3/m4a/mp4)"),
+    ([V, "--audio", "full.png"], "full.png: not an audio file; pass one of"),
+    ([V, "--reference", "garbage.mp4"], "garbage.mp4: cannot be decoded ("),
+    ([V, "--reference", "adir.png"], "adir.png: reference is a folder, not a file"),
+]
+
+
+@pytest.mark.parametrize("args,line", EVAL_REFUSED, ids=[" ".join(a) for a, _ in EVAL_REFUSED])
+def test_eval_refuses_bad_inputs_in_one_line(bad, args, line):
+    r = CliRunner().invoke(app, ["eval", *[str(bad / a) if not a.startswith("-") else a for a in args],
+                                 "--metrics", "temporal_flicker"])
+    err = _one_error_line(r.output, 2, r.exit_code)
+    assert err.startswith(f"error: {bad}/{line}"), err
+
+
+@pytest.mark.parametrize("value", [",", " ", ", ,", "nope", "temporal_flicker,nope"])
+def test_eval_metrics_that_name_nothing_valid_are_a_usage_error(bad, value):
+    r = CliRunner().invoke(app, ["eval", str(bad / V), "--metrics", value, "--json"])
+    err = _one_error_line(r.output, 2, r.exit_code)
+    assert err.startswith(f"error: --metrics {value!r}: ")
+    assert ("names no metric; name one or more of: " in err) != ("unknown metric 'nope'; known: " in err)
+    assert "temporal_flicker" in err and "warp_error" in err  # the valid names are listed
+    assert not r.output.lstrip().startswith("{")  # no empty score table
+
+
+EVAL_SCORED = [  # (arguments, score that must be a number, text that must appear in the output)
+    ([V, "--image", "rgba.png"], "temporal_flicker", "rgba.png"),
+    ([V, "--image", "g16.png"], "temporal_flicker", "g16.png"),
+    ([V, "--image", "cmyk.jpg"], "temporal_flicker", "cmyk.jpg"),
+    ([V, "--image", "anim.gif"], "temporal_flicker", "anim.gif"),
+    ([f"{UNI}/my clip é.mp4", "--image", f"{UNI}/pørträit 1.png"], "temporal_flicker", "pørträit 1.png"),
+    ([V, "--audio", "k8.wav"], "temporal_flicker", "show a face with landmarks"),  # the audio loaded
+    ([V, "--audio", "speech.mp3"], "temporal_flicker", "show a face with landmarks"),
+    ([V, "--audio", "silent.wav"], "temporal_flicker", "audio is silent"),
+    ([V, "--reference", "fps05.mp4"], "psnr", "warning: fps05.mp4: the reference runs at 0.5 fps, the clip at 10 fps; "
+                                              "frames are paired by index"),
+    ([V, "--metrics", "temporal_flicker,"], "temporal_flicker", "temporal_flicker"),
+]
+
+
+@pytest.mark.parametrize("args,score,text", EVAL_SCORED, ids=[" ".join(a) for a, _, _ in EVAL_SCORED])
+def test_eval_scores_awkward_but_valid_inputs(bad, args, score, text):
+    """Odd images (RGBA, 16-bit, CMYK, animated GIF), unicode paths with spaces, 8 kHz wav, mp3,
+    silence, a reference at another fps: scored, with a reason or warning where something is off."""
+    metrics = [] if "--metrics" in args else ["--metrics", {"psnr": "psnr"}.get(score, "temporal_flicker") +
+                                              (",identity" if "--image" in args else "") +
+                                              (",lipsync" if "--audio" in args else "")]
+    r = CliRunner().invoke(app, ["eval", *[str(bad / a) if not a.startswith("-") and "," not in a else a for a in args],
+                                 *metrics, "--json"])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    payload = json.loads(r.stdout[r.stdout.index("{"):])
+    assert isinstance(payload["scores"][score], float)
+    assert text in r.output or text in json.dumps(payload, ensure_ascii=False)  # JSON escapes non-ASCII
+
+
+@pytest.mark.parametrize("args", [[V, "--image", "fifo.png"], ["fifo.mp4"], [V, "--audio", "fifo.wav"],
+                                  [V, "--reference", "fifo.mp4"]], ids=["image", "video", "audio", "reference"])
+def test_eval_never_blocks_on_a_named_pipe(bad, args):
+    r = subprocess.run([PY, "-m", "workbench", "eval", *[str(bad / a) if not a.startswith("-") else a for a in args]],
+                       capture_output=True, text=True, timeout=60)
+    err = _one_error_line(r.stdout + r.stderr, 2, r.returncode)
+    assert "is not a regular file (a pipe, socket or device); pass a media file" in err and "fifo." in err
+
+
+def _suite(folder: Path, tag: str, cases=None, models=None, raw: str | None = None, **spec) -> Path:
+    path = folder / "suites" / f"{tag}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    if raw is not None:
+        path.write_text(raw)
+        return path
+    base = {"name": "probe", "output": str(folder / "runs" / tag), "seeds": [0], "metrics": ["temporal_flicker"],
+            "cases": cases or [{"id": "a", "image": str(folder / "full.png")}],
+            "models": models or [{"name": "static", "params": {"width": 32, "height": 32, "seconds": 0.4, "fps": 10}}]}
+    base.update(spec)
+    path.write_text(yaml.safe_dump(base, allow_unicode=True))
+    return path
+
+
+PORTRAIT = Path(__file__).resolve().parents[1] / "data" / "images" / "portrait.png"
+PUPPET = [{"name": "puppet", "params": {"size": 128}}]
+RUN_REFUSED = [  # (tag, suite, the line after "error: ") -- exit 2, nothing run
+    ("unknown-model", dict(models=["nosuch"]), "models.0.name: unknown model 'nosuch'; registered: "),
+    ("bad-yaml", dict(raw="name: x\ncases: [\n"), "not valid YAML at line 3, column 1"),
+    ("tab-yaml", dict(raw="name: x\n\tcases: []\n"), "not valid YAML at line 2, column 1"),
+    ("empty-yaml", dict(raw=""), "a suite file must be a YAML mapping with name, cases, models (got NoneType)"),
+    ("list-yaml", dict(raw="- a\n"), "a suite file must be a YAML mapping with name, cases, models (got list)"),
+    ("binary-yaml", dict(raw=None), "is not UTF-8 text"),
+    ("fps-zero", dict(models=[{"name": "static", "params": {"fps": 0}}]), "models.0.params.fps: 0 is outside [0.1, 240]"),
+    ("fps-text", dict(models=[{"name": "static", "params": {"fps": "abc"}}]), "parameter fps must be a number, got 'abc'"),
+    ("fps-nan", dict(models=[{"name": "static", "params": {"fps": float("nan")}}]),
+     "models.0.params.fps: nan is not a number; use a value in [0.1, 240]"),
+    ("fps-inf", dict(models=[{"name": "puppet", "params": {"fps": float("inf")}}]), "models.0.params.fps: inf is not a number"),
+    ("metrics-empty", dict(metrics=[]), "metrics: the selection [] names no metric; name one or more of: "),
+    ("metrics-blank", dict(metrics=[" "]), "metrics: the selection [' '] names no metric"),
+    ("seeds-empty", dict(seeds=[]), "a suite needs at least one case, one model and one seed"),
+    ("seeds-text", dict(seeds=["abc"]), "'seeds.0': Input should be a valid integer"),
+    ("case-id-space", dict(cases=[{"id": "a b", "image": "full.png"}]), "case id 'a b' must be letters, digits"),
+]
+
+
+@pytest.mark.parametrize("tag,spec,line", RUN_REFUSED, ids=[t for t, _, _ in RUN_REFUSED])
+def test_run_refuses_bad_suites_in_one_line(bad, tag, spec, line):
+    path = _suite(bad, tag, **spec)
+    if tag == "binary-yaml":
+        path.write_bytes(b"\xff\xfe\x00name")
+    r = CliRunner().invoke(app, ["run", str(path), "--no-report", "--wandb", "disabled"])
+    err = _one_error_line(r.output, 2, r.exit_code)
+    assert err.startswith(f"error: {path}: ") and line in err and "Value error" not in err, err
+    assert not (bad / "runs" / tag).exists()
+
+
+@pytest.mark.parametrize("what", ["folder", "pipe", "missing"])
+def test_run_refuses_a_suite_path_that_is_no_file(bad, what):
+    path = {"folder": bad / "adir.png", "pipe": bad / "fifo.png", "missing": bad / "nope.yaml"}[what]
+    r = CliRunner().invoke(app, ["run", str(path)])
+    err = _one_error_line(r.output, 2, r.exit_code)
+    assert err.startswith(f"error: {path}: ") and {"folder": "is a folder, not a suite file",
+                                                   "pipe": "is not a regular file", "missing": "suite file not found"}[what] in err
+
+
+RUN_JOBS = [  # (tag, cases, models, exit code, text in the job's error or warning; "" when it must be clean)
+    ("dir-image", [{"id": "a", "image": "adir.png"}], None, 1, "adir.png: image is a folder, not a file"),
+    ("fifo-image", [{"id": "a", "image": "fifo.png"}], None, 1, "fifo.png: image is not a regular file"),
+    ("bomb-image", [{"id": "a", "image": "bomb.png"}], None, 1, "bomb.png: image is 400 megapixels, above the limit"),
+    ("truncated-wav", [{"id": "a", "image": str(PORTRAIT), "audio": "trunc.wav"}], PUPPET, 1,
+     "trunc.wav: audio is truncated: its header states 2.00 s but the file holds 0.00 s"),
+    ("zero-wav", [{"id": "a", "image": str(PORTRAIT), "audio": "zero.wav"}], PUPPET, 1, "zero.wav: audio is empty (0 bytes)"),
+    ("image-as-audio", [{"id": "a", "image": str(PORTRAIT), "audio": "full.png"}], PUPPET, 1, "full.png: not an audio file"),
+    ("puppet-size", [{"id": "a", "image": str(PORTRAIT), "audio": "ok.wav"}],
+     [{"name": "puppet", "params": {"size": 100000}}], 1, "puppet: size must be in [64, 4096] px, got 100000"),
+    ("corrupt-reference", [{"id": "a", "image": "full.png", "reference": "garbage.mp4"}], None, 1, "garbage.mp4: cannot be decoded"),
+    ("odd-images", [{"id": "a", "image": "rgba.png"}, {"id": "b", "image": "cmyk.jpg"}, {"id": "c", "image": "g16.png"},
+                    {"id": "d", "image": f"{UNI}/pørträit 1.png"}], None, 0, ""),
+    ("silent-wav", [{"id": "a", "image": str(PORTRAIT), "audio": "silent.wav"}], PUPPET, 0,
+     "silent.wav: audio is silent (rms 0.0e+00 < 0.0001); the clip was made with the mouth at rest"),
+    ("mp3-8khz", [{"id": "a", "image": str(PORTRAIT), "audio": "speech.mp3"},
+                  {"id": "b", "image": str(PORTRAIT), "audio": "k8.wav"}], PUPPET, 0, ""),
+    ("reference-fps", [{"id": "a", "image": "full.png", "reference": "fps05.mp4"}], None, 0,
+     "fps05.mp4: the reference runs at 0.5 fps, the clip at 10 fps"),
+]
+
+
+@pytest.mark.parametrize("tag,cases,models,code,text", RUN_JOBS, ids=[t for t, *_ in RUN_JOBS])
+def test_run_fails_only_the_job_with_a_bad_input(bad, tag, cases, models, code, text):
+    cases = [{k: (v if k == "id" or v.startswith("/") else str(bad / v)) for k, v in c.items()} for c in cases]
+    metrics = ["psnr"] if any("reference" in c for c in cases) else ["temporal_flicker"]
+    path = _suite(bad, tag, cases=cases, models=models, metrics=metrics)
+    r = CliRunner().invoke(app, ["run", str(path), "--no-report", "--wandb", "disabled"])
+    assert r.exit_code == code and "Traceback" not in r.output, r.output
+    recs = lines(bad / "runs" / tag)
+    assert len(recs) == len(cases)
+    if code:
+        (rec,) = [x for x in recs if x["status"] == "error"]
+        assert text in rec["error"] and "\n" not in rec["error"] and "traceback" not in rec
+        assert f"failed: a / {rec['model']} / seed 0: " in r.output and "1 of 1 jobs failed" in r.output
+    else:
+        assert all(x["status"] == "ok" for x in recs)
+        notes = [w for x in recs for w in x["warnings"]]
+        assert (text in " ".join(notes)) if text else notes == [], notes

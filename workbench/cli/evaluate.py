@@ -42,6 +42,9 @@ def eval_(
         result = evaluate(clip, image=image, audio=audio, reference=reference, metrics=names)
     except (MediaError, UnknownMetric) as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        typer.echo("interrupted: nothing was scored", err=True)
+        raise typer.Exit(130)
     except Exception as e:  # a bug, not a bad input: one line, the trace on request
         unexpected(e, f"{video}: scoring failed")
     payload = result.to_json(str(video))
