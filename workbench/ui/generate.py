@@ -343,12 +343,13 @@ class GenerateTab(W.VBox):
             also = d.get("also_loads") or []
             wtxt = (f"local checkpoint <code>{html.escape(d['checkpoint_label'])}</code> (model_id), run as "
                     f"<b>{html.escape(d['name'])}</b>" + (f"; also loads as {html.escape(', '.join(also))}" if also else ""))
+        elif not w:
+            wtxt = "model-free (runs anywhere)"
         else:
-            wtxt = ""
-        wtxt = wtxt or "model-free (runs anywhere)" if not w else wtxt or (
-            f"weights <code>{html.escape(str(w))}</code> " + ("present" if d.get("weights_available") else
-                                                             "<b style='color:#b00020'>missing</b>: <code>workbench weights fetch "
-                                                             f"{html.escape(d['name'])}</code> on a machine with network"))
+            wtxt = f"weights <code>{html.escape(str(w))}</code> " + (
+                "present" if d.get("weights_available") else
+                "<b style='color:#b00020'>missing</b>: <code>workbench weights fetch "
+                f"{html.escape(d['name'])}</code> on a machine with network")
         self.model_info.value = (f"<div style='color:#444;font-size:12px;line-height:1.4;margin:2px 0 4px 0'>{html.escape(d.get('description', ''))}<br>"
                                  f"needs: <b>{html.escape(needs)}</b> &middot; {wtxt}</div>")
         self.form.set_model(d["cls"], self._carried_params(d))

@@ -23,6 +23,10 @@ def settings_html(r: dict[str, Any], infos: dict[str, Any] | None = None) -> str
             ["model", html.escape(f"{r.get('model')} ({r.get('model_name') or r.get('model')})")],
             ["case", html.escape(str(r.get("case")))], ["seed", html.escape(str(r.get("seed")))],
             ["prompt", html.escape(str(r.get("prompt") or ""))]]
+    speech = (r.get("workflow") or {}).get("speech") or {}
+    if speech.get("text"):  # the words typed (the audio input below is their cached wav)
+        rows.append(["spoken words", f"{html.escape(str(speech['text']))} <span style='color:#777'>(voice "
+                     f"{html.escape(str(speech.get('voice') or ''))})</span>"])
     for k, v in (r.get("params") or {}).items():
         rows.append([f"param <code>{html.escape(k)}</code>", html.escape(json.dumps(v, default=str))])
     for k, v in (r.get("inputs") or {}).items():
