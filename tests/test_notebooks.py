@@ -88,6 +88,7 @@ def test_02_compare_models(env, tmp_path):
     assert len(recs) == 2 * 2 * 2 + 2  # two cases x two seeds for the image models, puppet on the speech case only
     text = _text(nb)
     assert "temporal_flicker" in text and "[" in text  # the CI column
+    assert "(motion-gated)" in text and "static" in text and "not ranked: all" in text  # the still baseline never wins
     assert list(run.glob("wandb/offline-run-*")), "an offline W&B run was written"
 
 

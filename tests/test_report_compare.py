@@ -276,3 +276,19 @@ def test_malformed_records_are_left_out_with_a_note(tmp_path):
     html = write_report(run).read_text()
     assert "4 malformed records" in html and "bad-score" in html
     assert "do-not-embed" not in html and "ZG8tbm90LWVtYmVk" not in html  # nor its base64
+
+
+def test_a_run_asking_for_consistency_also_measures_motion(tmp_path):
+    """The ranking judges consistency on moving clips, so a run that asks for temporal_flicker alone records
+    flow_magnitude and dynamic_degree beside it; a run asking only for lip-sync does not pay for flow."""
+    y, x = np.mgrid[0:32, 0:32]
+    Image.fromarray(np.stack([x * 7, y * 7, 0 * x + 60], -1).astype(np.uint8)).save(tmp_path / "a.png")
+    spec = {"name": "mc", "output": "run", "metrics": ["temporal_flicker"], "seeds": [0],
+            "cases": [{"id": "a", "image": "a.png"}], "models": [{"name": "test-drift"}]}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(spec))
+    runner = Runner(load_suite(tmp_path / "suite.yaml"))
+    (rec,) = runner.run_all()
+    assert {"temporal_flicker", "flow_magnitude", "dynamic_degree"} <= set(rec["scores"])
+    assert rec["scores"]["flow_magnitude"] > MOTION_FLOOR  # the drifting gradient moves 1 px per frame
+    again = Runner(load_suite(tmp_path / "suite.yaml"))
+    assert again.run_all() == []  # resumed: nothing to do, nothing rescored

@@ -185,7 +185,7 @@ def scoring_plan(metrics: list[str] | None) -> tuple[list[str], dict[str, str]]:
     """(score names asked for, {score name: "group@version"}) for a suite's metric selection."""
     from workbench.metrics import resolve
 
-    classes, wanted = resolve(metrics)
+    classes, wanted = resolve(metrics, motion_context=True)  # consistency is ranked beside motion
     version = {s: f"{cls.name}@{getattr(cls, 'version', '1')}" for cls in classes for s in cls.score_names()}
     return wanted, {s: version[s] for s in wanted}
 

@@ -56,13 +56,30 @@ def score_owner() -> dict[str, type[Metric]]:
     return {s.name: cls for cls in metric_classes() for s in cls.scores}
 
 
-def resolve(names: Iterable[str] | None) -> tuple[list[type[Metric]], list[str]]:
+MOTION_CONTEXT = "dynamic_degree"  # the group whose scores (dynamic_degree, flow_magnitude) tell still clips apart
+
+
+def resolve(names: Iterable[str] | None, motion_context: bool = False) -> tuple[list[type[Metric]], list[str]]:
     """Map score or metric-group names to (metric classes to run, score names to report).
 
     None selects every metric. Unknown names raise UnknownMetric listing the known ones; so does a
     selection that names nothing (`[]`, `[""]`, `--metrics ,`): an empty score table is never what
-    was meant.
+    was meant. `motion_context` (runs, whose rankings compare models): a selection holding a score that
+    is trivially perfect on a still clip (`ScoreSpec.rewards_stillness`) also gets dynamic_degree and
+    flow_magnitude, which the ranking needs to judge those scores on moving clips only.
     """
+    picked, wanted = _resolve(names)
+    if motion_context:
+        specs = score_specs()
+        if any(specs[s].rewards_stillness for s in wanted if s in specs) and "flow_magnitude" not in wanted:
+            cls = next(c for c in metric_classes() if c.name == MOTION_CONTEXT)
+            if cls not in picked:
+                picked.append(cls)
+            wanted.extend(s for s in cls.score_names() if s not in wanted)
+    return picked, wanted
+
+
+def _resolve(names: Iterable[str] | None) -> tuple[list[type[Metric]], list[str]]:
     classes = metric_classes()
     if names is None:
         return classes, [s.name for c in classes for s in c.scores]
