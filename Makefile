@@ -40,6 +40,7 @@ test: setup
 
 # JupyterLab with the repository root as the server root (notebooks, runs and reports all reachable),
 # on a free port (or LAB_PORT), a fresh token, --allow-root when run as root; prints the URL to open.
+# The tracked notebooks are saved without outputs (workbench.ui.nbstrip), so autosave never dirties git.
 # LAB_IP=0.0.0.0 listens on every interface (a GPU box reached over the network; prefer an ssh tunnel).
 LAB_IP ?= 127.0.0.1
 lab: setup
@@ -50,7 +51,8 @@ lab: setup
 	echo ""; echo "  JupyterLab (server root $(CURDIR)):"; \
 	echo "  http://$$HOST:$$PORT/lab/tree/notebooks/01_quickstart.ipynb?token=$$TOKEN"; echo ""; \
 	exec $(BIN)/jupyter lab --no-browser --ip=$(LAB_IP) --port=$$PORT --ServerApp.port_retries=0 \
-	  --ServerApp.root_dir="$(CURDIR)" --IdentityProvider.token=$$TOKEN $$ROOT
+	  --ServerApp.root_dir="$(CURDIR)" --IdentityProvider.token=$$TOKEN $$ROOT \
+	  --ContentsManager.pre_save_hook=workbench.ui.nbstrip.strip_outputs_hook
 
 bench: setup
 	$(BIN)/python benchmarks/bench_metrics.py
