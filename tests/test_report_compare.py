@@ -138,11 +138,19 @@ def test_report_faults_are_one_line(tmp_path):
                 write_report(run)
         finally:
             os.chmod(run, 0o755)
+    # a file where a run folder should be; a results file of garbage
+    with pytest.raises(ReportError, match="is a file, not a run folder"):
+        write_report(tmp_path / "file") if (tmp_path / "file").write_text("x") else None
+    (odd / "results.jsonl").rmdir()
+    (odd / "results.jsonl").write_text("garbage\n{not json\n")
+    with pytest.raises(ReportError, match=r"holds no records \(2 lines are not a record\)"):
+        write_report(odd)
     # --out is a file
     (tmp_path / "file").write_text("x")
     with pytest.raises(ReportError, match="is a file"):
         write_report(run, tmp_path / "file")
-    for args in (["report", str(odd)], ["report", str(empty)], ["report", str(run), str(empty)]):
+    for args in (["report", str(odd)], ["report", str(empty)], ["report", str(run), str(empty)],
+                 ["report", str(tmp_path / "file")], ["report", str(tmp_path / "nowhere")]):
         r = CliRunner().invoke(app, args)
         assert r.exit_code != 0 and len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output, r.output
 
@@ -212,6 +220,7 @@ def test_runs_join_on_case_and_seed(tmp_path):
     _write(tmp_path / "runs" / "day3", mk("C", 0.8, case="p", sha="different-image"))
     (day1 / "selections" / "sub").mkdir(parents=True)
     _write(day1 / "selections" / "sub", mk("A", 0.1))  # a selection inside a run is not another run
+    assert write_report(tmp_path / "runs") == tmp_path / "runs" / "report.html"  # a folder of runs: joined into it
     joined = load_runs([tmp_path / "runs"], tmp_path / "cmp")
     assert [r.name for r in joined.runs] == ["day1", "day2", "day3"]
     cases = {(r["case"], r["model"]) for r in joined.records}

@@ -658,7 +658,8 @@ def render(records: list[dict[str, Any]], run_dir: str | Path, left_out: list[st
 
 def _gather(run_dirs: list[Path], out_dir: Path) -> RunSet:
     """The records to show: the run folder's current ones, or several folders joined (see runset)."""
-    if len(run_dirs) == 1 and run_dirs[0].resolve() == out_dir.resolve():
+    if len(run_dirs) == 1 and run_dirs[0].resolve() == out_dir.resolve() and (
+            (run_dirs[0] / "results.jsonl").exists() or not run_dirs[0].is_dir()):
         run_dir = run_dirs[0]
         store = RunStore(run_dir)
         if not run_dir.exists():
@@ -678,7 +679,13 @@ def _gather(run_dirs: list[Path], out_dir: Path) -> RunSet:
         except OSError as e:
             raise ReportError(f"{store.results}: cannot be read ({e.strerror or e}); fix its permissions") from None
         if not records:
-            raise ReportError(f"{store.results}: holds no records; run the suite first (`workbench run SUITE.yaml`)")
+            try:
+                lines = sum(1 for line in store.results.open("rb") if line.strip())
+            except OSError:
+                lines = 0
+            raise ReportError(f"{store.results}: holds no records"
+                              + (f" ({lines} line{' is' if lines == 1 else 's are'} not a record)" if lines else "")
+                              + "; run the suite first (`workbench run SUITE.yaml`)")
         return current_records(run_dir, records)
     try:
         runset = load_runs(run_dirs, out_dir)
@@ -700,10 +707,14 @@ def write_report(run_dir: str | Path | list[str | Path], out_dir: str | Path | N
                                                     else [run_dir])}.values())  # a folder named twice is one
     if not dirs:
         raise ReportError("no run folder given; pass a run folder written by `workbench run`")
+    for d in dirs:
+        if d.exists() and not d.is_dir():
+            raise ReportError(f"{d}: is a file, not a run folder; pass a run folder written by `workbench run` "
+                              f"(it holds results.jsonl)")
     if out_dir is None:
         if len(dirs) > 1:
             raise ReportError("several run folders: say where the joined report goes with --out DIR")
-        out_dir = dirs[0]
+        out_dir = dirs[0]  # a run folder, or a folder of runs (runs/): the joined report goes into it
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError(f"{out_dir}: is a file, not a folder; pass --out a folder")
