@@ -76,12 +76,15 @@ def test_new_metrics_score_existing_clips_without_regenerating(workdir):
     CountingGenerator.calls = 0
     Runner(load_suite(suite_file(workdir))).run_all()
     assert CountingGenerator.calls == 1
-    suite2 = load_suite(suite_file(workdir, metrics=["temporal_flicker", "flow_magnitude"]))
+    suite2 = load_suite(suite_file(workdir, metrics=["temporal_flicker", "warp_error"]))
     runner = Runner(suite2)
     assert len(runner.pending()) == 1
     (rec,) = runner.run_all()
     assert CountingGenerator.calls == 1  # no regeneration
-    assert rec["rescored"] == ["flow_magnitude"] and set(rec["scores"]) == {"temporal_flicker", "flow_magnitude"}
+    assert rec["rescored"] == ["warp_error"]
+    # (a consistency score brings the motion context along: dynamic_degree, flow_magnitude)
+    assert {"temporal_flicker", "warp_error"} <= set(rec["scores"]) <= {"temporal_flicker", "warp_error",
+                                                                       "dynamic_degree", "flow_magnitude"}
     assert Runner(suite2).run_all() == []
 
 
@@ -222,7 +225,7 @@ def test_non_media_inputs_are_refused_before_reading(workdir, tmp_path):
     recs = Runner(suite).run_all()
     by = {r["case"]: r for r in recs}
     assert "shadow: not an image file" in by["s"]["error"] and by["s"]["inputs"]["image"]["sha256"] is None
-    assert "is not a regular file" in by["d"]["error"]
+    assert "image is a folder, not a file" in by["d"]["error"]
 
 
 # --- early errors and exit codes ----------------------------------------------------------------------

@@ -226,7 +226,11 @@ class RunStore:
         """{suite name: records} over the folder's latest records: which experiments the folder holds.
         A folder without records answers with the name in its suite.json snapshot (0 records)."""
         out: dict[str, int] = {}
-        for rec in self.latest().values():
+        try:
+            latest = self.latest()
+        except OSError:  # not a usable folder: prepare() names the fault
+            return {}
+        for rec in latest.values():
             name = rec.get("suite")
             if isinstance(name, str):
                 out[name] = out.get(name, 0) + 1
