@@ -301,3 +301,17 @@ def test_a_run_asking_for_consistency_also_measures_motion(tmp_path):
     assert rec["scores"]["flow_magnitude"] > MOTION_FLOOR  # the drifting gradient moves 1 px per frame
     again = Runner(load_suite(tmp_path / "suite.yaml"))
     assert again.run_all() == []  # resumed: nothing to do, nothing rescored
+
+
+def test_text_to_image_results_show_as_pictures(tmp_path):
+    """A text-to-image job's record names its PNG in image_out (video is None): the report shows the picture."""
+    run = tmp_path / "run"
+    (run / "clips").mkdir(parents=True)
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(run / "clips" / "sdxl__s0.png")
+    t2i = _record("p", "sdxl", 0, {}, task="text-to-image", video=None, image_out="clips/sdxl__s0.png")
+    _write(run, [t2i, _record("p", "other", 0, {})])
+    html = write_report(run).read_text()
+    assert "clip file missing" not in html
+    assert '<img src="data:image/png;base64,' in html or '<img src="clips/sdxl__s0.png"' in html
+    linked = write_report(run, clips="link").read_text()
+    assert 'src="clips/sdxl__s0.png"' in linked

@@ -34,7 +34,7 @@ from typing import Any
 
 from workbench.metrics.stats import finite as _finite, model_summaries, score_names
 from workbench.ranking import ALPHA, MIN_CASES, MOTION_FLOOR, MOTION_SCORE, holm, is_still, rank_all, shown_flow
-from workbench.runset import RunSet, RunSetError, current_records, load_runs, well_formed
+from workbench.runset import RunSet, RunSetError, current_records, load_runs, media_of, well_formed
 from workbench.store import RunStore
 
 SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
@@ -554,8 +554,8 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
                                            f"and earn no \u2605"))
                 panels.append({
                     "variant": _variant_label(v), "absent": False, "ok": r.get("status") == "ok",
-                    "error": r.get("error") or "", "video": r.get("video"), "kind": _media_kind(r.get("video")),
-                    "exists": _media_file(run_dir, r.get("video")),
+                    "error": r.get("error") or "", "video": media_of(r), "kind": _media_kind(media_of(r)),
+                    "exists": _media_file(run_dir, media_of(r)),
                     "clip": (f"{clip.get('width')}\u00d7{clip.get('height')}, {clip.get('frames')} frames, "
                              f"{fmt_number(clip.get('fps'))} fps" + (", audio" if clip.get("audio") else "")
                              if clip else ""),

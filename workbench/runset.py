@@ -39,6 +39,12 @@ class RunSet:
     left_out: list[str] = field(default_factory=list)
 
 
+def media_of(r: dict[str, Any]) -> str | None:
+    """The record's output file, relative to its run folder: the clip, or a text-to-image job's picture."""
+    out = r.get("video") or r.get("image_out")
+    return out if isinstance(out, str) and out else None
+
+
 def slot(r: dict[str, Any]) -> tuple:
     """What one clip stands for in a comparison: (case, model, seed, output)."""
     return (str(r.get("case")), str(r.get("model")), r.get("seed"), r.get("output") or 0)
@@ -54,7 +60,7 @@ def input_signature(r: dict[str, Any]) -> tuple:
 _SHAPE: dict[str, tuple[type, ...]] = {  # what each field of a record must be (None allowed for all but case/model)
     "scores": (dict,), "backends": (dict,), "score_errors": (dict,), "inputs": (dict,), "clip": (dict,),
     "timings": (dict,), "worst_frame": (dict,), "params": (dict,), "warnings": (list,), "video": (str,),
-    "series": (str,), "prompt": (str,), "error": (str,), "status": (str,), "job_id": (str,),
+    "series": (str,), "image_out": (str,), "prompt": (str,), "error": (str,), "status": (str,), "job_id": (str,),
 }
 
 
@@ -183,7 +189,7 @@ def _latest_per_slot(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
 def _rebase(r: dict[str, Any], run_dir: Path, out_dir: Path) -> dict[str, Any]:
     """A copy of `r` whose clip and series paths are relative to `out_dir` (they were relative to run_dir)."""
     r = dict(r)
-    for key in ("video", "series"):
+    for key in ("video", "image_out", "series"):
         if r.get(key):
             r[key] = os.path.relpath((run_dir / r[key]).resolve(), out_dir.resolve())
     return r

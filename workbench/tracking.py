@@ -323,9 +323,14 @@ class WandbTracker:
         return self._media[key]
 
     def _video(self, r: dict[str, Any]):
-        if not r.get("video"):
+        """The job's output as a W&B medium: the clip, or a text-to-image job's picture."""
+        from workbench.runset import media_of
+
+        out = media_of(r)
+        if out is None:
             return None
-        return self._medium("video", self.root / r["video"], f"{r.get('case')} | {r.get('model')} | seed {r.get('seed')}")
+        kind = "image" if out.lower().endswith((".png", ".jpg", ".jpeg", ".webp")) else "video"
+        return self._medium(kind, self.root / out, f"{r.get('case')} | {r.get('model')} | seed {r.get('seed')}")
 
     def _input(self, r: dict[str, Any], kind: str):
         info = (r.get("inputs") or {}).get(kind) or {}
@@ -344,7 +349,7 @@ class WandbTracker:
                            json.dumps(r.get("params") or {}, sort_keys=True, default=str),
                            self._video(r), self._input(r, "image"), self._input(r, "audio"),
                            *[_finite(scores.get(n)) for n in names],
-                           r.get("error") or None, r.get("video"), r.get("job_id"))
+                           r.get("error") or None, r.get("video") or r.get("image_out"), r.get("job_id"))
         return table
 
     @contextlib.contextmanager
