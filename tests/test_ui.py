@@ -148,9 +148,9 @@ def test_bad_inputs_show_one_line_errors_in_the_widget(tmp_path):
     _pick(gen, "kenburns", seconds=0.4, width=48, height=48)
     # a path that does not exist: refused in place, and Run says why in one line
     gen.image.path_box.value = str(tmp_path / "nope.png")
-    assert "file not found" in gen.image.note.value
+    assert "image not found; check the path" in gen.image.note.value
     gen.run_btn.click()
-    assert gen.message.text.startswith("error: image") and "not found" in gen.message.text
+    assert gen.message.text.startswith("error: ") and "nope.png: image not found" in gen.message.text
     assert "\n" not in gen.message.text and not run_dir.joinpath("results.jsonl").exists()
     # a file that is not an image
     (tmp_path / "notes.png").write_text("hello")
@@ -629,3 +629,20 @@ def test_a_long_image_name_with_a_prompt_still_makes_a_valid_case_id(tmp_path):
     assert load_suite(gen.write_suite()).cases[0].id == case_id
     gen.prompt.value = "a fast pan"  # another prompt: another case
     assert gen.suite_dict()["cases"][0]["id"] != case_id
+
+
+def test_image_picker_refuses_a_pipe_and_a_bomb_without_reading(tmp_path):
+    """The picker uses the run's own checks: a named pipe is refused before any read (no hang), a huge image
+    from its header (no decode)."""
+    import os
+
+    gen = _studio(tmp_path).generate
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    gen.image.path_box.value = str(fifo)
+    assert "not a regular file" in gen.image.note.value
+    from PIL import Image
+
+    Image.new("1", (12000, 12000)).save(tmp_path / "bomb.png")
+    gen.image.path_box.value = str(tmp_path / "bomb.png")
+    assert "megapixels" in gen.image.note.value

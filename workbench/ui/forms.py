@@ -203,8 +203,11 @@ class MediaInput(W.VBox):
         if element is not None and element.portrait is None:
             self.error = one_line(element.error or f"element {element.name} has no reference image")
         elif p is not None:
-            if not p.is_file():
-                self.error = f"{self.kind} {p}: file not found; check the path"
+            from workbench.media import file_problem
+
+            why = file_problem(p, self.kind)  # missing, a folder, a pipe, unreadable: the run's own words
+            if why:
+                self.error = why
             else:
                 try:
                     self._show(p)
@@ -233,11 +236,11 @@ class MediaInput(W.VBox):
         if self.kind == "image":
             from PIL import Image
 
-            with Image.open(p) as im:
-                im = im.convert("RGB")
-                im.thumbnail((160, 160))
-                buf = io.BytesIO()
-                im.save(buf, format="PNG")
+            from workbench.media import load_image
+
+            # the one image loader: a pipe, a folder or a decompression bomb is refused with its reason, as in a run
+            buf = io.BytesIO()
+            Image.fromarray(load_image(p, max_side=160)).save(buf, format="PNG")
             self.preview.value = buf.getvalue()
         else:
             from workbench.media import load_audio
