@@ -11,6 +11,10 @@ A run folder is safe for any number of writer processes (shards, accelerate rank
   it. A claim whose process died (same host, pid gone) or whose heartbeat is older than
   `STALE_CLAIM_SECONDS` is taken over, so a crash never blocks a job forever.
 - **No stray temp files.** `.part` files left by a crashed writer are removed when the folder is prepared.
+- **Never pay twice.** A hosted generation's remote job (its id and what is needed to poll and download
+  it) is written to `claims/<clip id>.remote.json` (atomically, fsynced) *before* the process waits on
+  it. The file outlives the claim: a run killed while waiting, or one that timed out, resumes by polling
+  that job; only a remote job that ended in failure is submitted again (with a new idempotency key).
 
 Readers take the latest record of each job id and need nothing but results.jsonl.
 """
@@ -279,6 +283,18 @@ class RunStore:
     def release(self, job_id: str) -> None:
         (self.claims / job_id).unlink(missing_ok=True)
 
+    # remote jobs (hosted generators) -----------------------------------------------------------------
+    def remote(self, clip_id: str) -> "RemoteJob":
+        """The persisted remote side of generation `clip_id` (see `RemoteJob`)."""
+        return RemoteJob(self.claims, clip_id)
+
+    def remote_state(self, clip_id: str) -> dict[str, Any] | None:
+        """The stored remote job of `clip_id` (None when none was submitted)."""
+        return self.remote(clip_id).load()
+
+    def save_remote(self, clip_id: str, data: dict[str, Any]) -> None:
+        self.remote(clip_id).save(data)
+
     def _stale(self, path: Path) -> bool:
         try:
             info = json.loads(path.read_bytes() or b"{}")
@@ -288,6 +304,93 @@ class RunStore:
         if info.get("host") == self._host and isinstance(info.get("pid"), int):
             return not pid_alive(info["pid"])
         return age > STALE_CLAIM_SECONDS
+
+
+class RemoteJob:
+    """The remote side of one hosted generation, kept in `<folder>/<clip id>.remote.json`.
+
+    A hosted generator calls `save()` with the provider's job id (and whatever it needs to poll and
+    download) right after submitting and before waiting, and `load()` first thing: a stored job that
+    has not failed is polled, never submitted again. `submitting()` holds an exclusive lock across
+    load-then-submit, so two processes that share a clip submit it once. `idempotency_key()` is stable
+    per (clip, attempt): a retried submit of the same attempt is the same request to the provider.
+    `info` collects what the record shows (provider, remote id, cost, warnings); it is never persisted
+    here and holds no key.
+    """
+
+    def __init__(self, folder: str | Path | None, clip_id: str):
+        self.folder = Path(folder) if folder is not None else None
+        self.clip_id = clip_id
+        self.info: dict[str, Any] = {}
+        self._memory: dict[str, Any] | None = None  # no folder (a notebook call): state lives here
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.folder is None else self.folder / f"{self.clip_id}.remote.json"
+
+    def download_path(self, suffix: str = ".mp4") -> Path | None:
+        """Where the provider's output is downloaded to before it is verified (kept for a resume)."""
+        return None if self.folder is None else self.folder / f"{self.clip_id}.download{suffix}"
+
+    def load(self) -> dict[str, Any] | None:
+        if self.path is None:
+            return None if self._memory is None else dict(self._memory)
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return None  # torn by a crash before the rename cannot happen (atomic); unreadable: start over
+        return data if isinstance(data, dict) else None
+
+    def save(self, data: dict[str, Any]) -> None:
+        """Write the state atomically and durably (fsync of the file, then the rename)."""
+        if self.path is None:
+            self._memory = dict(data)
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            with open(tmp, "w") as f:
+                f.write(json.dumps(data, default=json_default, indent=1))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+            dfd = os.open(self.folder, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise _os_fault(self.path, e) from None
+
+    def update(self, **changes: Any) -> dict[str, Any]:
+        data = {**(self.load() or {}), **changes}
+        self.save(data)
+        return data
+
+    def idempotency_key(self, attempt: int | None = None) -> str:
+        if attempt is None:
+            attempt = int((self.load() or {}).get("attempt", 1))
+        return f"workbench-{self.clip_id}-{attempt}"
+
+    @contextmanager
+    def submitting(self) -> Iterator[None]:
+        """Exclusive across processes (flock on `<clip id>.remote.lock`): load, and submit only when
+        nothing is stored, inside it."""
+        if self.folder is None:
+            yield
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = self.folder / f"{self.clip_id}.remote.lock"
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:

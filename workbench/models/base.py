@@ -36,6 +36,9 @@ class GenerationRequest:
     params: dict[str, Any] = field(default_factory=dict)  # defaults merged with overrides
     image_path: str | None = None  # for messages
     audio_path: str | None = None
+    # hosted generators: the persisted remote job of this clip (store.RemoteJob), set by the Runner;
+    # None in a plain Python call (the state then lives in memory)
+    remote: Any = None
 
 
 class Generator(ABC):
@@ -130,6 +133,7 @@ def register(cls: type[Generator]) -> type[Generator]:
 
 def _load_builtin() -> None:
     from workbench.models import baselines, diffusers_pipeline, external  # noqa: F401  (registers on import)
+    from workbench.models import hosted  # noqa: F401  (hosted providers: Hedra, fal, Replicate, ...)
 
 
 def registry() -> dict[str, type[Generator]]:

@@ -1,0 +1,1 @@
+"""Local fake servers that speak hosted providers' protocols, for the real clients to talk to."""
