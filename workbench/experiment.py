@@ -169,8 +169,10 @@ def _make_job(suite: Suite, case: CaseSpec, model: ModelSpec, seed: int, output:
         inputs[kind] = f"invalid:{p}" if why else file_hash(p)
     if job.upstream is not None:
         inputs["image"] = f"clip:{job.upstream.clip_id}"
+    volatile = getattr(cls, "volatile_options", frozenset())  # hosted: how to wait, not what to make
     job.clip_id = _digest({
-        "v": RECORD_VERSION, "model": model.name, "params": job.params, "options": job.options,
+        "v": RECORD_VERSION, "model": model.name, "params": job.params,
+        "options": {k: v for k, v in job.options.items() if k not in volatile},
         "seed": job.gen_seed, "prompt": case.prompt, "negative_prompt": case.negative_prompt,
         "image": inputs["image"], "audio": inputs["audio"], "max_image_side": suite.max_image_side,
     })
@@ -249,6 +251,19 @@ class RunCallbacks(Protocol):
 
 class Cancelled(Exception):
     """Raised inside a job when `Runner.cancel()` was called."""
+
+
+class NotReady(RuntimeError):
+    """The run cannot start: a hosted model's key is missing, or the estimate exceeds the budget.
+    One line naming the variable or the figures, and the fix; nothing was run."""
+
+
+@lru_cache(maxsize=256)
+def _audio_seconds(path: str) -> float | None:
+    try:
+        return load_audio(path).duration
+    except (MediaError, OSError):
+        return None
 
 
 class Runner:
@@ -377,6 +392,68 @@ class Runner:
             out["missing" if rec is None else "ok" if rec.get("status") == "ok" else "failed"] += 1
         return out
 
+    # hosted models: keys, cost, budget ----------------------------------------------------------------
+    def missing_keys(self, jobs: list[Job] | None = None) -> list[str]:
+        """One line per provider whose key is absent, over the (pending) jobs of hosted models."""
+        out: dict[str, str] = {}
+        for j in (self.pending() if jobs is None else jobs):
+            cls = get_generator(j.model.name)
+            if getattr(cls, "provider", None):
+                prov = cls.provider_info()
+                if not prov.key_present() and prov.name not in out:
+                    out[prov.name] = prov.missing_key_message(j.model.display)
+        return list(out.values())
+
+    def estimate(self, jobs: list[Job] | None = None) -> dict[str, Any]:
+        """Estimated cost of the jobs still to run (default: pending), per model label and in total (USD).
+
+        {"models": {label: {"model", "provider", "jobs", "submitted", "estimate", "currency", "usd",
+        "unknown", "rule"}}, "total_usd", "unknown", "jobs"}. A job whose remote job is already stored
+        (submitted, not failed) is resumed, not paid again: it is counted under "submitted" at 0.
+        Local models cost nothing here and are listed with usd 0."""
+        jobs = self.pending() if jobs is None else jobs
+        models: dict[str, dict[str, Any]] = {}
+        for j in jobs:
+            cls = get_generator(j.model.name)
+            row = models.setdefault(j.model.display, {
+                "model": j.model.name, "provider": getattr(cls, "provider", None), "jobs": 0, "submitted": 0,
+                "estimate": 0.0, "currency": "USD", "usd": 0.0, "unknown": 0, "rule": None})
+            row["jobs"] += 1
+            if not getattr(cls, "provider", None):
+                continue
+            state = self.store.remote_state(j.clip_id) if self.store.claims.is_dir() else None
+            if state and state.get("handle") and state.get("status") not in ("failed", "refused"):
+                row["submitted"] += 1
+                continue
+            audio_s = _audio_seconds(str(j.audio)) if j.audio else None
+            amount, rule = cls.estimate_cost(j.params, audio_seconds=audio_s)
+            if rule is not None:
+                row["rule"], row["currency"] = rule.describe(), rule.currency
+            usd = rule.to_usd(amount) if rule is not None else None
+            if amount is None or usd is None:
+                row["unknown"] += 1
+                continue
+            row["estimate"] = round(row["estimate"] + amount, 6)
+            row["usd"] = round(row["usd"] + usd, 6)
+        return {"models": models, "total_usd": round(sum(r["usd"] for r in models.values()), 6),
+                "unknown": sum(r["unknown"] for r in models.values()), "jobs": len(jobs)}
+
+    def check_ready(self) -> dict[str, Any]:
+        """Refuse (NotReady, one line) a run whose hosted models lack their keys, or whose estimate of
+        the not-yet-finished jobs exceeds the suite's `budget:`. Returns the estimate."""
+        todo = self.pending()
+        missing = self.missing_keys(todo)
+        if missing:
+            more = f" (and {len(missing) - 1} more provider{'s' if len(missing) > 2 else ''})" if len(missing) > 1 else ""
+            raise NotReady(f"{missing[0]}{more}; nothing was run")
+        est = self.estimate(todo)
+        budget = getattr(self.suite, "budget", None)
+        if budget is not None and est["total_usd"] > budget:
+            raise NotReady(f"estimated cost {est['total_usd']:.2f} USD of {est['jobs']} unfinished jobs exceeds the "
+                           f"suite's budget {budget:.2f} USD; raise `budget:`, drop cases or models, or see "
+                           f"`workbench run --dry-run`; nothing was run")
+        return est
+
     def _emit(self, event: str, *args: Any) -> None:
         for cb in self.callbacks:
             fn = getattr(cb, event, None)
@@ -391,6 +468,7 @@ class Runner:
         to it; a job whose upstream text-to-image job another process holds waits for it.
         """
         self.check_folder()
+        self.check_ready()  # hosted models: keys present, estimate within the budget
         self.store.prepare()
         save_snapshot(self.suite, self.store.root)  # RUN_DIR/suite.json: what this folder was run with
         self.lost = {j.id: why for j, why in self.lost_clips()}  # finished, but the clip is gone: made again
@@ -463,6 +541,7 @@ class Runner:
         record = self._base_record(job)
         timings: dict[str, float] = {}
         warnings: list[str] = []
+        request: GenerationRequest | None = None
         t_start = time.perf_counter()
         try:
             if job.setup_error:
@@ -478,7 +557,10 @@ class Runner:
             reused = prev is not None or clip_problem(path) is None  # a broken leftover is made again
             if not reused:
                 t0 = time.perf_counter()
-                generator = get_generator(job.model.name)(options=job.options, **job.params)
+                cls = get_generator(job.model.name)
+                if getattr(cls, "provider", None):  # hosted: the remote job persists beside the claims
+                    request.remote = self.store.remote(job.clip_id)
+                generator = cls(options=job.options, **job.params)
                 clip = generator.generate(request, progress=self._step(job, "generate"))
                 timings["generate"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
@@ -486,6 +568,8 @@ class Runner:
                     _save_png(clip.first_frame(), path)
                 else:
                     clip.save(path)
+                if request.remote is not None:
+                    request.remote.cleanup()  # the provider's download, now saved as the clip
                 timings["save"] = time.perf_counter() - t0
             record["reused_clip"] = reused
             if job.task == "text-to-image":
@@ -503,15 +587,43 @@ class Runner:
             self._cancel.set()
             raise Cancelled() from None
         except (MediaError, GenerationError, UnknownModel, StoreError) as e:
-            record.update(status="error", error=str(e), error_type=type(e).__name__)
+            record.update(status="error", error=str(e), error_type=getattr(e, "error_type", type(e).__name__))
         except Exception as e:  # an unexpected failure: keep the run going, keep the trace
             record.update(status="error", error=f"{type(e).__name__}: {e}".splitlines()[0],
                           error_type=type(e).__name__, traceback=traceback.format_exc(limit=8))
+        finally:
+            self._remote_fields(job, record, request, prev, warnings)
         timings["total"] = time.perf_counter() - t_start
         record["warnings"] = warnings
         record["timings"] = {k: round(v, 4) for k, v in timings.items()}
         record["finished_at"] = _now()
         return record
+
+    def _remote_fields(self, job: Job, record: dict[str, Any], request: GenerationRequest | None,
+                       prev: dict[str, Any] | None, warnings: list[str]) -> None:
+        """Hosted models: the record's `remote` (provider, remote job id, status, resumed, retries) and
+        `cost` (estimated, charged, currency, usd, source, rule) blocks, and the generator's warnings.
+        A clip reused from an earlier record keeps that record's blocks; one shared with another case
+        is charged there (source "reused")."""
+        remote = getattr(request, "remote", None)
+        if remote is not None and remote.info:
+            info = remote.info
+            record["remote"] = dict(info.get("remote") or {})
+            if info.get("cost") is not None:
+                record["cost"] = dict(info["cost"])
+            warnings.extend(w for w in info.get("warnings") or [] if w not in warnings)
+            return
+        if not getattr(get_generator(job.model.name), "provider", None) or not record.get("reused_clip"):
+            return
+        if prev is not None and prev.get("cost") is not None:
+            record["remote"], record["cost"] = prev.get("remote"), prev["cost"]
+            return
+        state = self.store.remote_state(job.clip_id) or {}
+        handle = state.get("handle") or {}
+        record["remote"] = {"provider": state.get("provider"), "model": state.get("remote_model"),
+                            "job_id": handle.get("id"), "status": state.get("status"), "resumed": False}
+        record["cost"] = {"estimated": state.get("estimate"), "charged": 0.0, "currency": state.get("currency") or "USD",
+                          "usd": 0.0, "source": "reused", "rule": None}
 
     def _element_face(self, job: Job):
         """The stored face embedding of the job's Element (a character), for identity; else None.

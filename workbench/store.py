@@ -370,6 +370,14 @@ class RemoteJob:
         self.save(data)
         return data
 
+    def cleanup(self) -> None:
+        """Drop the downloaded output once the clip is saved in clips/ (the state file stays: it is
+        the record of what was submitted and paid)."""
+        for suffix in (".mp4", ".png", ".webm", ".mov"):
+            p = self.download_path(suffix)
+            if p is not None:
+                p.unlink(missing_ok=True)
+
     def idempotency_key(self, attempt: int | None = None) -> str:
         if attempt is None:
             attempt = int((self.load() or {}).get("attempt", 1))

@@ -121,6 +121,9 @@ class Suite(_Strict):
     objective: dict[str, Any] | None = Field(None, description="weighted scores with directions (workflow.bestofn)")
     best_of: BestOfSpec | None = None
     compose: ComposeSpec | None = None
+    budget: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                 description="USD: refuse to start when the estimated cost of the unfinished "
+                                             "jobs of hosted models exceeds it (see `workbench run --dry-run`)")
     base_dir: Path = Field(default=Path("."), exclude=True, description="set by load_suite: the suite file's folder")
 
     @field_validator("name")

@@ -382,6 +382,7 @@ class HostedGenerator(Generator):
         w, h = clip.size
         actual = {"width": w, "height": h, "fps": clip.fps, "seconds": seconds}
         warn = self._info.setdefault("warnings", []) if hasattr(self, "_info") else []
+        diffs = []
         for k, want in self.asked(request).items():
             have = actual.get(k)
             if want is None or have is None:
@@ -389,8 +390,10 @@ class HostedGenerator(Generator):
             tol = max(0.6, 0.1 * want) if k == "seconds" else (0.5 if k == "fps" else 0)
             if abs(float(have) - float(want)) > tol:
                 unit = " s" if k == "seconds" else ""
-                warn.append(f"{self.name}: asked for {k} {want:g}{unit}, {title} returned {have:g}{unit}; "
-                            f"the record holds the actual values")
+                diffs.append(f"{k} {want:.4g}{unit} -> {have:.4g}{unit}")
+        if diffs:
+            warn.append(f"{self.name}: {title} returned another clip than asked ({', '.join(diffs)}); "
+                        f"the record holds the actual values")
         return clip
 
     def _verify_image(self, path: Path, title: str) -> Clip:
