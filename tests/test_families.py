@@ -59,7 +59,8 @@ def test_native_defaults_obey_the_family_rules(spec):
     gen.check_request(type("R", (), {"image": object() if spec.task == I2V else None, "prompt": "a" if
                                      "prompt" in spec.requires else "", "audio": None, "negative_prompt": "",
                                      "params": {}})())
-    assert gen.resolve_options(None) == {**OPTION_DEFAULTS, "dtype": "auto"}
+    unset = {k: v for k, v in OPTION_DEFAULTS.items() if k != "lora"}  # no LoRA: left out (clip ids unchanged)
+    assert gen.resolve_options(None) == {**unset, "dtype": "auto"}
     assert spec.hub_ids and all("/" in h for h in spec.hub_ids)
 
 
@@ -82,3 +83,12 @@ def test_denoiser_capabilities_match_diffusers():
 def test_every_family_has_a_tiny_builder():
     missing = {s.name for s in FAMILIES if s.tiny not in DIFFUSERS_BUILDERS}
     assert missing == NO_TINY
+
+
+def test_lora_flag_matches_diffusers_and_audio_out_takes_no_audio():
+    """`lora` is true exactly where the pipeline has diffusers' LoRA loader; a family that makes its own
+    soundtrack never lists audio among its inputs."""
+    for spec in FAMILIES:
+        assert spec.lora == hasattr(getattr(diffusers, spec.pipeline), "load_lora_weights"), spec.name
+        if spec.audio_out:
+            assert "audio" not in spec.inputs, spec.name

@@ -72,12 +72,13 @@ METRIC_WEIGHTS: tuple[Weights, ...] = (
 def model_weights() -> list[Weights]:
     """One entry per registered model that needs weights (diffusers families and external repos)."""
     from workbench.models import registry
+    from workbench.models.families import FamilySpec
 
     out = []
     for cls in registry().values():
-        spec = getattr(cls, "spec", None)
+        spec = getattr(cls, "spec", None)  # hosted providers have a spec of their own: not hub weights
         recipe = getattr(cls, "recipe", None)
-        if spec is not None:
+        if isinstance(spec, FamilySpec):
             out.append(Weights(cls.name, "hub", spec.model_id, f"model {cls.name} ({spec.task})", spec.licence))
         elif recipe is not None:
             out.append(Weights(cls.name, "repo", recipe.repo, f"model {cls.name} ({recipe.task})", recipe.licence,
@@ -146,6 +147,68 @@ def require(name: str) -> Path:
     return path
 
 
+def _causes(e: BaseException) -> list[BaseException]:
+    """`e` and the exceptions it was raised from (or while handling), outermost first."""
+    out: list[BaseException] = []
+    while e is not None and e not in out:
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out
+
+
+def _status(e: BaseException) -> int | None:
+    """The HTTP status code an exception carries (huggingface_hub / httpx / urllib), if any."""
+    response = getattr(e, "response", None)
+    code = getattr(response, "status_code", None) if response is not None else getattr(e, "code", None)
+    return code if isinstance(code, int) else None
+
+
+_NETWORK_ERRORS = ("ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutException", "NetworkError",
+                   "ConnectionError", "ProxyError", "gaierror", "timeout", "URLError", "RemoteProtocolError")
+
+
+def download_failure(w: Weights, e: BaseException) -> str:
+    """What went wrong with a download, in one line with the fix: offline mode, the network or hub
+    unreachable, a gated repo without access (401/403), a repo not found (404) or anything else. The
+    licence advice is given only where it applies (a gated repo, or a refusal of one marked gated)."""
+    chain = _causes(e)
+    names = {type(c).__name__ for c in chain}
+    where = w.source
+    if w.kind == "hub":
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+        page = f"{endpoint}/{w.source}"
+    else:
+        endpoint = page = w.source
+    if "OfflineModeIsEnabled" in names:
+        return (f"{w.name}: offline mode is on (HF_HUB_OFFLINE): nothing was downloaded; run `HF_HUB_OFFLINE=0 "
+                f"workbench weights fetch {w.name}` on a machine with network")
+    status = next((code for code in map(_status, chain) if code is not None), None)
+    if "GatedRepoError" in names or (status in (401, 403) and "gated" in w.note):
+        return (f"{w.name}: {where} is gated (HTTP {status or 401}): accept its licence at {page} and log in "
+                f"(`hf auth login` or HF_TOKEN), then retry")
+    if status in (401, 403) or "RepositoryNotFoundError" in names:
+        return (f"{w.name}: the hub refused {where} (HTTP {status or 404}: not found, or private and you are not "
+                f"logged in); check the id, or log in (`hf auth login`) if it is private")
+    if status == 404:
+        return f"{w.name}: {where} not found (HTTP 404); check the source or update the workbench"
+    if status is not None:
+        return f"{w.name}: {endpoint} answered HTTP {status} for {where}; retry later"
+    network = next((c for c in chain if type(c).__name__ in _NETWORK_ERRORS or isinstance(c, (ConnectionError,
+                                                                                               TimeoutError))), None)
+    if network is not None or "LocalEntryNotFoundError" in names:
+        why = _one_line(chain[-1])
+        return (f"{w.name}: network unreachable: could not reach {endpoint} to download {where} ({why}); check the "
+                f"connection or proxy (HF_ENDPOINT, HTTPS_PROXY) and retry")
+    return f"{w.name}: download of {where} failed: {_one_line(e)}"
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(getattr(e, "reason", None) or e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -173,10 +236,8 @@ def fetch(name: str, dest: str | Path | None = None, allow_pickle: bool = False)
             kwargs["local_dir"] = str(Path(dest).expanduser() / name)
         try:
             return Path(snapshot_download(w.source, **kwargs))
-        except Exception as e:  # gated repo, no network, unknown id
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            hint = " (gated: accept the licence on the hub and `huggingface-cli login`)" if "gated" in w.note else ""
-            raise WeightsError(f"{name}: download of {w.source} failed: {first}{hint}") from None
+        except Exception as e:  # no network, offline mode, gated or private repo, unknown id
+            raise WeightsError(download_failure(w, e)) from None
     folder = Path(dest).expanduser() if dest is not None else (
         torch_hub_checkpoints() if w.torch_cache else workbench_cache())
     folder.mkdir(parents=True, exist_ok=True)
@@ -187,8 +248,7 @@ def fetch(name: str, dest: str | Path | None = None, allow_pickle: bool = False)
             with urllib.request.urlopen(w.source, timeout=60) as r, open(part, "wb") as f:
                 shutil.copyfileobj(r, f)
         except Exception as e:
-            raise WeightsError(f"{name}: download of {w.source} failed: {e}; retry, or fetch it by hand and set "
-                               f"{w.env}") from None
+            raise WeightsError(f"{download_failure(w, e)}; or fetch it by hand and set {w.env}") from None
         if w.member:
             with zipfile.ZipFile(part) as z:
                 member = next((m for m in z.namelist() if m.endswith(w.member)), None)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import re
 import threading
 from collections import OrderedDict
@@ -57,6 +58,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "attention_backend": None,  # e.g. native, flash, sage, _native_cudnn, flex, xformers
     "cache": None,  # {kind: first_block | faster | pab | taylorseer | magcache, ...that config's fields}
     "allow_pickle": False,  # also accept pickled .bin weights (unsafe with untrusted repos)
+    "lora": None,  # [{path: file.safetensors or a folder holding one, scale: 1.0}, ...] (left out when unset)
 }
 OFFLOAD_MODES = ("none", "model", "sequential", "group")
 # diffusers.models.attention_dispatch.AttentionBackendName values in diffusers 0.42 (checked by a test)
@@ -220,6 +222,61 @@ def check_options(spec: FamilySpec, options: dict[str, Any] | None) -> dict[str,
     if out["offload"] != "none" and out["device"] in ("cpu", "mps"):
         raise GenerationError(f"{where}: options.offload {out['offload']} moves weights to the CPU between uses and "
                               f"needs a GPU; set device: cuda (or offload: none)")
+    lora = check_lora(spec, out.pop("lora"))
+    if lora:  # unset lora is left out, so clip ids made before LoRA support stay the same
+        out["lora"] = lora
+    return out
+
+
+def lora_file(path: Path) -> Path | None:
+    """The LoRA weight file of `path`: the file itself (.safetensors), or in a folder
+    pytorch_lora_weights.safetensors (what save_lora_weights writes), else its only .safetensors file."""
+    if path.is_file():
+        return path if path.suffix == ".safetensors" else None
+    if not path.is_dir():
+        return None
+    if (path / "pytorch_lora_weights.safetensors").is_file():
+        return path / "pytorch_lora_weights.safetensors"
+    found = sorted(path.glob("*.safetensors"))
+    return found[0] if len(found) == 1 else None
+
+
+def check_lora(spec: FamilySpec, value: Any) -> list[dict[str, Any]]:
+    """Validate `options.lora` ([{path, scale}], a single mapping also accepted) and resolve each entry to
+    {path (the weight file, absolute), scale (float), sha256 (of the file's bytes)}: the digest puts the
+    LoRA's contents in the clip id, so a retrained file at the same path never reuses a clip."""
+    from workbench.hashing import file_hash
+
+    where = f"model '{spec.name}': options.lora"
+    if value is None or value == []:
+        return []
+    if not spec.lora:
+        raise GenerationError(f"{where} does not apply ({spec.pipeline} has no LoRA loader in diffusers); remove it")
+    entries = [value] if isinstance(value, dict) else value
+    if not isinstance(entries, list):
+        raise GenerationError(f"{where} must be a list of {{path, scale}}, e.g. lora: [{{path: my_lora.safetensors, "
+                              f"scale: 0.8}}]")
+    out = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        if not isinstance(entry, dict) or not entry.get("path"):
+            raise GenerationError(f"{where}[{i}] needs path: a .safetensors file or a folder holding one")
+        unknown = sorted(set(entry) - {"path", "scale"})
+        if unknown:
+            raise GenerationError(f"{where}[{i}]: unknown key(s) {', '.join(unknown)}; known: path, scale")
+        scale = entry.get("scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+            raise GenerationError(f"{where}[{i}].scale must be a number (1.0 = full strength), got {scale!r}")
+        given = Path(str(entry["path"])).expanduser()
+        if not given.exists():
+            raise GenerationError(f"{where}[{i}].path {given} not found; point it at a local LoRA .safetensors file "
+                                  f"(or a folder holding one)")
+        weights = lora_file(given)
+        if weights is None:
+            raise GenerationError(f"{where}[{i}].path {given} holds no single LoRA .safetensors file (pickled LoRAs are "
+                                  f"not loaded); point it at the .safetensors file")
+        out.append({"path": str(weights.resolve()), "scale": float(scale), "sha256": file_hash(weights.resolve())})
     return out
 
 
@@ -288,6 +345,44 @@ _LOAD_OPTIONS = ("offload", "vae_tiling", "vae_slicing", "layerwise_fp8", "compi
                  "attention_backend", "cache", "allow_pickle")
 
 
+def _lora_key(options: dict[str, Any]) -> tuple[str, ...]:
+    """The LoRA files a pipeline carries (their digests): scales are set per call, not per load."""
+    return tuple(entry["sha256"] for entry in options.get("lora") or ())
+
+
+def _load_loras(pipe: Any, spec: FamilySpec, loras: list[dict[str, Any]]) -> None:
+    """Load each LoRA file as its own adapter (`lora0`, `lora1`, ...) with diffusers' load_lora_weights."""
+    try:
+        import peft  # noqa: F401  (diffusers' LoRA loading runs on peft)
+    except ImportError:
+        raise GenerationError(f"{spec.name}: options.lora needs peft; pip install peft") from None
+    import diffusers.utils.logging as dlog
+
+    level = dlog.get_verbosity()
+    dlog.set_verbosity_error()  # "no LoRA keys for text_encoder" notes for every component a LoRA leaves alone
+    try:
+        for i, entry in enumerate(loras):
+            path = Path(entry["path"])
+            try:
+                with _quiet_loading():
+                    pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=f"lora{i}")
+            except Exception as e:  # a LoRA made for another model: shape mismatches, unknown formats
+                raise GenerationError(f"{spec.name}: LoRA {path} does not load into {spec.pipeline}: "
+                                      f"{_first_line(e)}; use a LoRA trained for this model") from None
+            loaded = {a for names in pipe.get_list_adapters().values() for a in names}
+            if f"lora{i}" not in loaded:
+                raise GenerationError(f"{spec.name}: LoRA {path} has no weights for any part of {spec.pipeline} (made "
+                                      f"for another model?); use a LoRA trained for this model")
+    finally:
+        dlog.set_verbosity(level)
+
+
+def set_lora_scales(pipe: Any, loras: list[dict[str, Any]]) -> None:
+    """Activate the pipeline's LoRA adapters at this job's scales (a cached pipeline serves several scales)."""
+    if loras:
+        pipe.set_adapters([f"lora{i}" for i in range(len(loras))], adapter_weights=[e["scale"] for e in loras])
+
+
 class _quiet_loading:
     """No diffusers / transformers loading progress bars (they fill logs and notebooks with noise)."""
 
@@ -333,7 +428,7 @@ def load_pipeline(spec: FamilySpec, model_id: str, options: dict[str, Any], vari
     device = resolve_device(options["device"])
     dtype = resolve_dtype(options["dtype"], device)
     key = (spec.pipeline, source, stamp, variant, dtype, device,
-           json.dumps({k: options.get(k) for k in _LOAD_OPTIONS}, sort_keys=True, default=str))
+           json.dumps({k: options.get(k) for k in _LOAD_OPTIONS}, sort_keys=True, default=str), _lora_key(options))
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -361,6 +456,8 @@ def load_pipeline(spec: FamilySpec, model_id: str, options: dict[str, Any], vari
                     "check model_id / variant, or the hub login for gated repos")
             raise GenerationError(f"{family}: could not load {model_id}: {why}; {hint}") from None
         pipe.set_progress_bar_config(disable=True)
+        if options.get("lora"):
+            _load_loras(pipe, spec, options["lora"])
         pipe = _apply_options(pipe, spec, options, device, dtype)
         while len(_cache) >= PIPELINE_CACHE_SIZE:
             _cache.popitem(last=False)
@@ -433,21 +530,46 @@ class DiffusersGenerator(Generator):
     @classmethod
     def describe(cls) -> dict[str, Any]:
         s = cls.spec
-        return {**super().describe(), "hub_ids": list(s.hub_ids),
+        return {**super().describe(), "hub_ids": list(s.hub_ids), "inputs": cls.input_notes(),
                 "pipeline": s.pipeline, "licence": s.licence, "gated": s.gated, "tiny": s.tiny,
-                "options": dict(OPTION_DEFAULTS),
+                "options": dict(OPTION_DEFAULTS), "lora": s.lora,
                 "rules": {"frame_rule": s.frame_rule, "max_frames": s.max_frames, "size_multiple": s.size_multiple}}
+
+    @classmethod
+    def input_notes(cls) -> dict[str, str]:
+        """What the family does with each request field (shown by `workbench models`): required, optional
+        (and what runs when it is absent), or refused."""
+        s = cls.spec
+        notes: dict[str, str] = {}
+        for field_name in ("image", "prompt", "negative_prompt", "audio"):
+            if field_name in cls.requires:
+                notes[field_name] = "required"
+            elif field_name in cls.accepts:
+                notes[field_name] = {"prompt": "optional (an empty prompt when the case has none)",
+                                     "negative_prompt": "optional (the pipeline's default when absent)"
+                                     }.get(field_name, "optional")
+            elif field_name == "audio" and s.audio_out:
+                notes[field_name] = "refused (the model makes its own soundtrack)"
+            else:
+                notes[field_name] = "refused"
+        return notes
 
     @classmethod
     def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
         """Refuse, before anything loads, a request this family cannot honour: an input it does not take
         (unless `strict` is False: then such inputs are left unused), a missing required input, a frame
-        count off its k*n+1 rule or above its limit, an unsupported size."""
+        count off its k*n+1 rule or above its limit, an unsupported size. Driving audio to a family that
+        makes its own soundtrack (LTX-2) is refused even when not strict: its clip would carry a soundtrack
+        the case's audio never drove, and lip-sync would be scored against audio the model never heard."""
         s, name = cls.spec, cls.name
         p = cls.resolve_params(getattr(request, "params", None) if params is None else params)
         have = {"image": getattr(request, "image", None) is not None, "audio": getattr(request, "audio", None) is not None,
                 "prompt": bool(getattr(request, "prompt", "")),
                 "negative_prompt": bool(getattr(request, "negative_prompt", ""))}
+        if s.audio_out and have["audio"]:
+            raise GenerationError(f"model '{name}' makes its own soundtrack and cannot follow driving audio (lip-sync "
+                                  f"would be scored against audio it never heard); remove `audio:` from the case or "
+                                  f"pick a talking-head model (puppet, infinitetalk, ...)")
         fixes = {"image": f"remove `image:` from the case or pick an image-to-video model ({name} is {s.task})",
                  "prompt": f"remove `prompt:` from the case ({name} is not text-conditioned)",
                  "negative_prompt": "remove `negative_prompt:` from the case",
@@ -483,6 +605,12 @@ class DiffusersGenerator(Generator):
             _int_param(name, p, "motion_bucket_id", 0)
             if not 0.0 <= p["noise_aug_strength"] <= 10.0:
                 raise GenerationError(f"{name}: noise_aug_strength must be in [0, 10], got {p['noise_aug_strength']}")
+        if p.get("use_resolution_binning") not in (None, True, False):
+            raise GenerationError(f"{name}: use_resolution_binning must be true, false or left out (auto: on where "
+                                  f"the checkpoint has size bins), got {p['use_resolution_binning']!r}")
+        if p.get("prompt_template") is not None and not isinstance(p["prompt_template"], dict):
+            raise GenerationError(f"{name}: prompt_template must be a mapping (template, crop_start, image_emb_len, "
+                                  f"...) or left out (fitted to the checkpoint), got {p['prompt_template']!r}")
 
     def pipeline(self) -> Any:
         """The loaded (cached) diffusers pipeline for these params and options."""
@@ -494,7 +622,10 @@ class DiffusersGenerator(Generator):
         from PIL import Image
 
         s, p = self.spec, self.params
-        common: dict[str, Any] = {"prompt": request.prompt or None, "negative_prompt": request.negative_prompt or None,
+        # a family that takes a prompt runs with an empty one when the case has none (every image-to-video
+        # pipeline accepts ""; None makes diffusers refuse after loading)
+        common: dict[str, Any] = {"prompt": (request.prompt or "") if "prompt" in self.accepts else None,
+                                  "negative_prompt": request.negative_prompt or None,
                                   "num_inference_steps": int(p["num_inference_steps"])}
         for key in ("num_frames", "width", "height", "guidance_scale", "fps"):
             if key in p:
@@ -504,6 +635,7 @@ class DiffusersGenerator(Generator):
             common["image"] = Image.fromarray(img)
         kwargs = {s.arg(k): v for k, v in common.items() if s.arg(k) and v is not None}
         kwargs.update({k: p[k] for k in s.extras if p[k] is not None})  # None: the pipeline's own default
+        kwargs.update(checkpoint_extras(s, pipe, p))  # ... or, for some extras, one fitted to the checkpoint
         params = inspect.signature(type(pipe).__call__).parameters
         denoiser = getattr(pipe, s.denoiser, None)
         text_len = getattr(getattr(denoiser, "config", None), "max_text_seq_length", None)
@@ -529,6 +661,7 @@ class DiffusersGenerator(Generator):
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> Clip:
         self.check_inputs(request)
         pipe = self.pipeline()
+        set_lora_scales(pipe, self.options.get("lora") or [])
         kwargs = self.call_kwargs(pipe, request, progress)
         out = pipe(**kwargs)
         vocoder = getattr(getattr(pipe, "vocoder", None), "config", None)
@@ -547,6 +680,57 @@ class DiffusersGenerator(Generator):
         if self.spec.audio_out and getattr(out, "audio", None) is not None:
             audio = _audio_from(out.audio, int(audio_rate or 24000))
         return Clip.from_frames(frames, float(self.params["fps"]), audio=audio)
+
+
+# Sana-Video's size bins exist for these transformer sample sizes (480p, 720p: diffusers' SanaImageToVideoPipeline)
+SANA_BIN_SAMPLE_SIZES = (30, 22)
+
+
+def hunyuan_i2v_template(pipe: Any) -> dict[str, Any] | None:
+    """A HunyuanVideo-I2V prompt template fitted to this checkpoint, or None where the pipeline's default fits.
+
+    The default template's numbers (576 image tokens, the system prompt's token count) hold for the released
+    LLaVA encoder only. A checkpoint whose vision tower gives another number of image tokens (the tiny test
+    one, a re-trained encoder) gets the same template text with the numbers counted from its own tokenizer
+    and vision config: where the prompt starts (crop_start), where <image> sits and how many tokens it is."""
+    from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_image2video import DEFAULT_PROMPT_TEMPLATE
+
+    config = getattr(getattr(pipe, "text_encoder", None), "config", None)
+    vision = getattr(config, "vision_config", None)
+    if vision is None:
+        return None
+    n = (int(vision.image_size) // int(vision.patch_size)) ** 2
+    if getattr(config, "vision_feature_select_strategy", "default") == "full":
+        n += 1  # the CLS token is kept
+    if n == DEFAULT_PROMPT_TEMPLATE["image_emb_len"]:
+        return None
+    prefix = DEFAULT_PROMPT_TEMPLATE["template"].split("{}")[0]
+    ids = list(pipe.tokenizer(prefix).input_ids)
+    image_token = int(config.image_token_index)
+    if image_token not in ids:
+        return None  # not a LLaVA-style tokenizer: leave the pipeline's default (its own error names the problem)
+    start = ids.index(image_token)
+    return {"template": DEFAULT_PROMPT_TEMPLATE["template"], "crop_start": len(ids), "image_emb_start": start,
+            "image_emb_end": start + n, "image_emb_len": n}
+
+
+def checkpoint_extras(spec: FamilySpec, pipe: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """Values for the family extras left at None ("auto") that depend on the loaded checkpoint: a real
+    checkpoint runs with the pipeline's defaults, a tiny or re-trained one with values fitted to it."""
+    out: dict[str, Any] = {}
+    if "prompt_template" in spec.extras and params.get("prompt_template") is None:
+        template = hunyuan_i2v_template(pipe)
+        if template is not None:
+            out["prompt_template"] = template
+    if "use_resolution_binning" in spec.extras:
+        size = getattr(getattr(getattr(pipe, spec.denoiser, None), "config", None), "sample_size", None)
+        has_bins = size in SANA_BIN_SAMPLE_SIZES
+        wanted = params.get("use_resolution_binning")
+        if wanted and not has_bins:
+            raise GenerationError(f"{spec.name}: use_resolution_binning needs a checkpoint with 480p/720p size bins "
+                                  f"(transformer sample_size 30 or 22; this one has {size}); leave it out or set false")
+        out["use_resolution_binning"] = has_bins if wanted is None else bool(wanted)
+    return out
 
 
 def _audio_from(audio: Any, rate: int) -> Any:

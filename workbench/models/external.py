@@ -36,6 +36,7 @@ from workbench.models.base import GenerationError, GenerationRequest, Generator,
 RECIPES_DIR = Path(__file__).with_name("recipes")
 RECIPES_ENV = "WORKBENCH_RECIPES"
 STDERR_TAIL = 400  # characters of stderr kept in the error
+INSTALL_HINT = 200  # characters of an install note or command quoted in an error (cut at a word boundary)
 
 
 class InputsFile(BaseModel):
@@ -130,6 +131,17 @@ def fill(template: Any, values: dict[str, Any]) -> Any:
     return template
 
 
+def shorten(text: str, limit: int) -> str:
+    """`text` on one line (whitespace runs joined), cut at the last word boundary within `limit` characters
+    with an ellipsis: a hint is never cut mid-word. Text within the limit is kept whole."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    head = text[:limit + 1]
+    cut = head.rsplit(" ", 1)[0] if " " in head else text.split(" ", 1)[0]  # one long word: kept whole
+    return cut.rstrip(" ,;:&|") + " ..." if len(cut) < len(text) else text
+
+
 def _tail(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     tail = " | ".join(lines[-4:])
@@ -145,8 +157,9 @@ class ExternalGenerator(Generator):
     recipe: ClassVar[Recipe | None] = None
     recipe_path: ClassVar[Path | None] = None
     accepts: ClassVar[frozenset[str] | None] = frozenset({"image", "audio", "prompt"})
-    COMMON: ClassVar[dict[str, Any]] = {"repo_dir": "", "python": "", "timeout": 0.0, "fps": 0.0, "width": 0,
-                                        "height": 0, "recipe": "", "recipe_dir": ""}
+    # None / "" / 0: the recipe's own value (fps, timeout, python) or the model's own output size (width, height)
+    COMMON: ClassVar[dict[str, Any]] = {"repo_dir": "", "python": "", "timeout": 0.0, "fps": None, "width": None,
+                                        "height": None, "recipe": "", "recipe_dir": ""}
 
     # recipe ---------------------------------------------------------------------------------------
     def active_recipe(self) -> tuple[Recipe, Path]:
@@ -161,8 +174,10 @@ class ExternalGenerator(Generator):
 
     @classmethod
     def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
-        """Required inputs present; with `strict`, no prompt / audio the model does not take."""
+        """Required inputs present, output size and frame rate sane; with `strict`, no prompt / audio the model
+        does not take."""
         super().check_request(request, params)
+        cls.resolve_params(getattr(request, "params", None) if params is None else params)  # output size, fps
         accepts = cls.accepts or frozenset()
         if not strict:
             return
@@ -171,6 +186,30 @@ class ExternalGenerator(Generator):
         audio = getattr(request, "audio", None)
         if audio is not None and "audio" not in accepts:
             raise GenerationError(f"model '{cls.name}' takes no audio input; remove `audio:` from the case")
+
+    @classmethod
+    def resolve_params(cls, overrides: dict[str, Any] | None) -> dict[str, Any]:
+        """The base resolution, then the output size and frame rate checked (so a suite is refused at load)."""
+        params = super().resolve_params(overrides)
+        cls.check_output_params(params)
+        return params
+
+    @classmethod
+    def check_output_params(cls, p: dict[str, Any]) -> None:
+        """width / height both set (integers in [8, 8192]) or both left out (the model's own size); fps left
+        out (the recipe's) or a number in (0, 240]."""
+        w, h = p.get("width"), p.get("height")
+        for key, v in (("width", w), ("height", h)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 8 <= v <= 8192):
+                raise GenerationError(f"model '{cls.name}': {key} must be an integer in [8, 8192] or left out (the "
+                                      f"model's own size), got {v!r}")
+        if (w is None) != (h is None):
+            raise GenerationError(f"model '{cls.name}': set both width and height (the clip is fitted to them) or "
+                                  f"neither (the model's own size)")
+        fps = p.get("fps")
+        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 240):
+            raise GenerationError(f"model '{cls.name}': fps must be a number in (0, 240] or left out (the recipe's "
+                                  f"{cls.recipe.fps if cls.recipe else 'native'} fps), got {fps!r}")
 
     @classmethod
     def weights_available(cls) -> bool:
@@ -189,10 +228,10 @@ class ExternalGenerator(Generator):
 
     def repo_folder(self, recipe: Recipe) -> Path:
         given = self.params["repo_dir"] or os.environ.get(recipe.env_var, "")
-        install = " ".join(recipe.install.split())
         if not given:
             raise GenerationError(f"{self.name}: repo folder not set; clone {recipe.repo} and set params.repo_dir or "
-                                  f"{recipe.env_var} (install: {install[:200]})")
+                                  f"{recipe.env_var} (install: {shorten(recipe.install, INSTALL_HINT)}; the whole note: "
+                                  f"`workbench models --json`)")
         folder = Path(given).expanduser()
         if not folder.is_dir():
             raise GenerationError(f"{self.name}: repo folder {folder} not found; set params.repo_dir or "
@@ -254,7 +293,7 @@ class ExternalGenerator(Generator):
         if proc.returncode != 0:
             tail = _tail((work / "stderr.log").read_text(errors="replace"))
             raise GenerationError(f"{self.name}: exited with {proc.returncode}: {tail} (command: "
-                                  f"{shlex.join(argv)[:200]})")
+                                  f"{shorten(shlex.join(argv), INSTALL_HINT)})")
         if progress:
             progress(1, 1)
         found = self._find_output(recipe, values, started)
@@ -303,7 +342,7 @@ class ExternalGenerator(Generator):
             n = max(1, int(round(len(frames) * fps / src_fps)))
             idx = np.minimum((np.arange(n) * src_fps / fps).round().astype(int), len(frames) - 1)
             frames = frames[idx]
-        width, height = int(p["width"]), int(p["height"])
+        width, height = int(p["width"] or 0), int(p["height"] or 0)
         if width and height and (frames.shape[2], frames.shape[1]) != (width, height):
             frames = np.stack([fit_image(f, width, height) for f in frames])
         audio = None
@@ -315,7 +354,7 @@ class ExternalGenerator(Generator):
 
 
 def _make(recipe: Recipe, path: Path) -> type[ExternalGenerator]:
-    defaults = {**ExternalGenerator.COMMON, "fps": float(recipe.fps), **recipe.defaults}
+    defaults = {**ExternalGenerator.COMMON, "fps": float(recipe.fps), **recipe.defaults}  # a number: checked as one
     attrs = {"name": recipe.name, "task": recipe.task, "description": recipe.description,
              "requires": frozenset(recipe.requires), "accepts": frozenset(recipe.accepts), "defaults": defaults,
              "weights": recipe.repo, "recipe": recipe, "recipe_path": path}

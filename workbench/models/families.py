@@ -53,7 +53,8 @@ class FamilySpec:
     repeated_blocks: bool = True  # the denoiser supports compile_repeated_blocks
     decode_chunk_size: bool = False  # __call__ takes decode_chunk_size (SVD)
     vae_tiling: bool = True  # the VAE supports enable_tiling / enable_slicing
-    audio_out: bool = False  # the pipeline returns a soundtrack with the video (LTX-2)
+    audio_out: bool = False  # the pipeline returns a soundtrack with the video (LTX-2); it takes no driving audio
+    lora: bool = True  # the pipeline has diffusers' LoRA loader (load_lora_weights / set_adapters)
     gated: bool = False
 
     @property
@@ -88,7 +89,8 @@ _SVD_XT = FamilySpec(
                                                                       "negative_prompt": None},
     extras={"min_guidance_scale": 1.0, "max_guidance_scale": 3.0, "motion_bucket_id": 127,
             "noise_aug_strength": 0.02},
-    denoiser="unet", cache=False, repeated_blocks=False, decode_chunk_size=True, vae_tiling=False, gated=True)
+    denoiser="unet", cache=False, repeated_blocks=False, decode_chunk_size=True, vae_tiling=False, lora=False,
+    gated=True)
 
 _WAN21_I2V_480P = FamilySpec(
     "wan2.1-i2v-480p", "WanImageToVideoPipeline", I2V, ("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",),
@@ -163,7 +165,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "HunyuanVideo 1.5 I2V (8.3B) at 480p: the output size follows the image's aspect; guidance by its guider",
         "Tencent Hunyuan Community licence (excludes the EU, UK, South Korea); not gated", "hunyuanvideo15-i2v",
         num_frames=121, fps=24, width=848, height=480, steps=50, guidance=None, frame_rule=4, max_frames=121,
-        inputs=_VIDEO_IN, requires=frozenset({"image"}), args={"height": None, "width": None}),
+        inputs=_VIDEO_IN, requires=frozenset({"image"}), args={"height": None, "width": None}, lora=False),
     FamilySpec(
         "skyreels-v2-i2v", "SkyReelsV2ImageToVideoPipeline", I2V, ("Skywork/SkyReels-V2-I2V-14B-540P-Diffusers",),
         "SkyReels-V2 I2V 14B at 540P (Wan architecture, film-tuned), 24 fps",
@@ -176,7 +178,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "NVIDIA Sana licence (see the model card); not gated", "sana-video",
         num_frames=81, fps=16, width=832, height=480, steps=50, guidance=6.0, frame_rule=4, max_frames=81,
         inputs=_VIDEO_IN, requires=frozenset({"image"}), args={"num_frames": "frames"},
-        extras={"use_resolution_binning": True}, cache=False, repeated_blocks=False),
+        extras={"use_resolution_binning": None}, cache=False, repeated_blocks=False),
     # ----------------------------------------------------------------------------------------- text-to-video
     FamilySpec(
         "wan2.1-t2v-1.3b", "WanPipeline", T2V, ("Wan-AI/Wan2.1-T2V-1.3B-Diffusers",),
@@ -204,7 +206,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
         ("hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v",),
         "HunyuanVideo 1.5 T2V (8.3B) at 480p; guidance by its guider",
         "Tencent Hunyuan Community licence (excludes the EU, UK, South Korea); not gated", "hunyuanvideo15-t2v",
-        num_frames=121, fps=24, width=848, height=480, steps=50, guidance=None, frame_rule=4, max_frames=121),
+        num_frames=121, fps=24, width=848, height=480, steps=50, guidance=None, frame_rule=4, max_frames=121,
+        lora=False),
     # ----------------------------------------------------------------------------------------- text-to-image
     FamilySpec(
         "sdxl", "StableDiffusionXLPipeline", T2I, ("stabilityai/stable-diffusion-xl-base-1.0",),

@@ -259,12 +259,6 @@ def build_tiny_skyreels_v2_i2v(path: str | Path) -> Path:
 LLAMA_SPECIALS = ["<unk>", "<s>", "</s>", "<pad>", "<image>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 IMAGE_TOKEN = 4  # id of <image> in llama_tokenizer()
 
-# A prompt template for the tiny checkpoint: its CLIP vision tower gives 49 image tokens (224 px, 32 px patches),
-# where HunyuanVideo-I2V's default template expects 576 (LLaVA-Llama-3 at 336 px). Pass it as the family
-# parameter `prompt_template` when running the tiny folder.
-HUNYUAN_I2V_TINY_TEMPLATE = {"template": "{}", "crop_start": 0, "image_emb_len": 49,
-                             "image_emb_start": 5, "image_emb_end": 54}
-
 
 def llama_tokenizer() -> Any:
     """A Llama-3-style tokenizer (metaspace BPE, no merges, byte fallback) with LLaVA's <image> token."""
@@ -277,8 +271,8 @@ def llama_tokenizer() -> Any:
 
 def build_tiny_hunyuanvideo_i2v(path: str | Path) -> Path:
     """Tiny HunyuanVideoImageToVideoPipeline: a 2-layer LLaVA (Llama text + CLIP vision) encoder, a CLIP text
-    encoder, one double and one single stream block, a 4-level 8-channel 3D VAE. Run it with
-    `prompt_template: HUNYUAN_I2V_TINY_TEMPLATE` (49 image tokens instead of 576)."""
+    encoder, one double and one single stream block, a 4-level 8-channel 3D VAE. Its vision tower gives 49 image
+    tokens (the released one 576): the adapter fits the prompt template to it, so it runs with the defaults."""
     from diffusers import (AutoencoderKLHunyuanVideo, FlowMatchEulerDiscreteScheduler, HunyuanVideoImageToVideoPipeline,
                            HunyuanVideoTransformer3DModel)
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
@@ -512,8 +506,8 @@ def build_tiny_ltx2(path: str | Path) -> Path:
 # --------------------------------------------------------------------------------------------------
 def build_tiny_sana_video(path: str | Path) -> Path:
     """Tiny Sana-Video checkpoint (saved as SanaImageToVideoPipeline): a 1-layer Gemma 2, a 2-layer
-    SanaVideoTransformer3DModel, the Wan VAE at base width 3. Run it with use_resolution_binning off (the
-    bins are the real model's 480p sizes)."""
+    SanaVideoTransformer3DModel, the Wan VAE at base width 3. Its transformer has no size bins (sample_size 8),
+    so the adapter's default (use_resolution_binning: auto) runs it unbinned; the released 480p one is binned."""
     from diffusers import FlowMatchEulerDiscreteScheduler, SanaImageToVideoPipeline, SanaVideoTransformer3DModel
     from transformers import Gemma2Config, Gemma2Model
 
@@ -603,6 +597,36 @@ def build_tiny_sd3(path: str | Path) -> Path:
         text_encoder_2=clip_text(32, projection=True), tokenizer_2=clip_tokenizer(),
         text_encoder_3=t5_encoder(32), tokenizer_3=t5_tokenizer())
     return _save(pipe, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# a tiny LoRA (peft) for a tiny checkpoint
+# --------------------------------------------------------------------------------------------------
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # attention projections in diffusers' transformers and UNets
+
+
+def build_tiny_lora(checkpoint: str | Path, path: str | Path, rank: int = 4, seed: int = 0) -> Path:
+    """A random LoRA for the tiny checkpoint folder `checkpoint`, written into `path` as
+    pytorch_lora_weights.safetensors by the pipeline's own save_lora_weights (what `options.lora` loads).
+
+    peft's LoraConfig targets the denoiser's (transformer's or UNet's) attention projections; both LoRA
+    matrices are random (peft's default zero-initialises B, which would make a LoRA that changes nothing)."""
+    import diffusers
+    import torch
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = diffusers.DiffusionPipeline.from_pretrained(checkpoint)
+    name = "unet" if getattr(pipe, "unet", None) is not None else "transformer"
+    denoiser = getattr(pipe, name)
+    torch.manual_seed(SEED + seed)
+    denoiser.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(LORA_TARGETS),
+                                    init_lora_weights=False))
+    layers = get_peft_model_state_dict(denoiser)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    type(pipe).save_lora_weights(path, **{f"{name}_lora_layers": layers})
+    return path
 
 
 # --------------------------------------------------------------------------------------------------
