@@ -307,7 +307,13 @@ class HostedGenerator(Generator):
         poll_s = float(self.options["poll_s"])
         last = None
         while True:
-            res = self._call(lambda: self.poll(client, handle), "status")
+            try:
+                res = self._call(lambda: self.poll(client, handle), "status")
+            except Refused as e:  # refused when the result was fetched (fal): the job is over
+                res = Poll("refused", error=str(e).split(": ", 1)[-1])
+            except ProviderError as e:
+                raise ProviderError(f"{e}; the remote job {handle['id']} is kept: run again to poll it again "
+                                    f"(delete claims/<clip id>.remote.json to submit anew)") from None
             if res.state != last:
                 last = res.state
                 self._info["remote"]["status"] = res.state

@@ -1,0 +1,163 @@
+"""fal (official client `fal-client`): Kling, MiniMax Hailuo, Seedance and Wan image-to-video through
+fal's queue, one table row per model (fal's endpoint ids are data).
+
+Protocol (what fal-client speaks, and tests/fakes/fal.py answers): `Authorization: Key <FAL_KEY>`;
+`POST {queue}/<endpoint id>` with the arguments as JSON -> `{request_id, status_url, response_url,
+cancel_url}`; `GET {queue}/<owner>/<alias>/requests/<id>/status` -> `{status: IN_QUEUE | IN_PROGRESS |
+COMPLETED, logs}`; `GET {queue}/<owner>/<alias>/requests/<id>` -> the result (`{"video": {"url": ...}}`),
+or a 4xx with `{"detail": ...}`; a content-policy refusal is a 422 whose detail has type
+`content_policy_violation` (or an `x-fal-error-type` header / `error_type` saying so). Inputs go as
+base64 data URIs (no upload step). fal does not report a charge per request: the record's cost is the
+estimate from prices.yaml.
+
+Key: FAL_KEY (or FAL_KEY_ID + FAL_KEY_SECRET as fal-client reads them). Base URL of the queue:
+WORKBENCH_FAL_BASE_URL (default https://queue.fal.run); fal-client builds queue URLs from a module
+constant, which `make_client` points at this URL.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.models.base import GenerationRequest, register
+from workbench.models.hosted.base import Fault, HostedGenerator, Poll, data_uri, encoded_image
+from workbench.models.hosted.keys import Provider, register_provider
+
+PROVIDER = register_provider(Provider(
+    name="fal", title="fal", key_env="FAL_KEY", base_url_env="WORKBENCH_FAL_BASE_URL",
+    default_base_url="https://queue.fal.run", client_package="fal-client",
+    docs="https://docs.fal.ai/model-apis/model-endpoints/queue"))
+
+REFUSAL_TYPES = {"content_policy_violation", "content_moderation", "nsfw", "safety_check_failed"}
+
+
+@dataclass(frozen=True)
+class FalModel:
+    """One fal endpoint as data: our name, fal's endpoint id, how duration is passed, fixed arguments."""
+
+    name: str
+    endpoint: str
+    description: str
+    defaults: dict[str, Any]
+    durations: tuple[str, ...] = ()  # accepted `duration` values (fal takes them as strings)
+    arguments: dict[str, Any] = field(default_factory=dict)  # passed as they are
+    seed: bool = False  # the endpoint takes a seed
+    negative_prompt: bool = True
+
+
+MODELS: tuple[FalModel, ...] = (
+    FalModel("fal-kling-2.1-standard-i2v", "fal-ai/kling-video/v2.1/standard/image-to-video",
+             "Kling 2.1 Standard image-to-video on fal (hosted)", {"duration": 5.0, "cfg_scale": 0.5},
+             durations=("5", "10")),
+    FalModel("fal-kling-2.1-pro-i2v", "fal-ai/kling-video/v2.1/pro/image-to-video",
+             "Kling 2.1 Pro image-to-video on fal (hosted)", {"duration": 5.0, "cfg_scale": 0.5},
+             durations=("5", "10")),
+    FalModel("fal-hailuo-02-standard-i2v", "fal-ai/minimax/hailuo-02/standard/image-to-video",
+             "MiniMax Hailuo-02 Standard (768p) image-to-video on fal (hosted)",
+             {"duration": 6.0, "prompt_optimizer": True}, durations=("6", "10"), negative_prompt=False),
+    FalModel("fal-seedance-1-lite-i2v", "fal-ai/bytedance/seedance/v1/lite/image-to-video",
+             "ByteDance Seedance 1.0 Lite image-to-video on fal (hosted)", {"duration": 5.0, "resolution": "720p"},
+             durations=("5", "10"), seed=True, negative_prompt=False),
+    FalModel("fal-wan-2.1-i2v", "fal-ai/wan-i2v", "Wan 2.1 image-to-video (480p) on fal (hosted)",
+             {"num_frames": 81, "frames_per_second": 16, "resolution": "480p"}, seed=True),
+)
+
+
+class FalGenerator(HostedGenerator):
+    provider = "fal"
+    spec: FalModel
+    requires = frozenset({"image", "prompt"})
+    accepts = frozenset({"image", "prompt", "negative_prompt"})
+    task = "image-to-video"
+
+    @classmethod
+    def output_seconds(cls, params: dict[str, Any], audio_seconds: float | None) -> float | None:
+        if "num_frames" in params and params.get("frames_per_second"):
+            return float(params["num_frames"]) / float(params["frames_per_second"])
+        return super().output_seconds(params, audio_seconds)
+
+    def asked(self, request: GenerationRequest) -> dict[str, float]:
+        out = super().asked(request)
+        if self.params.get("frames_per_second"):
+            out["fps"] = float(self.params["frames_per_second"])
+        return out
+
+    def make_client(self, key: str, base_url: str) -> Any:
+        import fal_client
+        import fal_client.client as fc
+
+        fc.QUEUE_URL_FORMAT = base_url.rstrip("/") + "/"  # fal-client's queue host (tests: the local fake)
+        return fal_client.SyncClient(key=key, default_timeout=60.0)
+
+    def arguments(self, request: GenerationRequest) -> dict[str, Any]:
+        spec = self.spec
+        data, mime = encoded_image(request)
+        args: dict[str, Any] = {"prompt": request.prompt, "image_url": data_uri(None, data, mime), **spec.arguments}
+        for k, v in self.params.items():
+            if k == "duration":
+                d = f"{float(v):g}"
+                args["duration"] = d if not spec.durations or d in spec.durations else spec.durations[0]
+            else:
+                args[k] = v
+        if spec.negative_prompt and request.negative_prompt:
+            args["negative_prompt"] = request.negative_prompt
+        if spec.seed:
+            args["seed"] = int(request.seed)
+        return args
+
+    def submit(self, client: Any, request: GenerationRequest, idempotency_key: str) -> dict[str, Any]:
+        # fal's queue has no idempotency key: the stored request id (and the clip's lock) keep it to one
+        handle = client.submit(self.spec.endpoint, self.arguments(request))
+        return {"id": handle.request_id, "endpoint": self.spec.endpoint}
+
+    def poll(self, client: Any, handle: dict[str, Any]) -> Poll:
+        import fal_client
+
+        status = client.status(handle["endpoint"], handle["id"])
+        if isinstance(status, fal_client.Queued):
+            return Poll("queued")
+        if isinstance(status, fal_client.InProgress):
+            return Poll("running")
+        if getattr(status, "error", None):
+            kind = "refused" if (getattr(status, "error_type", None) or "") in REFUSAL_TYPES else "failed"
+            return Poll(kind, error=str(status.error))
+        result = client.result(handle["endpoint"], handle["id"])
+        media = result.get("video") or result.get("image") or (result.get("images") or [None])[0] or {}
+        url = media.get("url") if isinstance(media, dict) else None
+        meta = {k: media[k] for k in ("width", "height", "fps") if isinstance(media, dict) and media.get(k)}
+        if isinstance(media, dict) and media.get("duration"):
+            meta["seconds"] = float(media["duration"])
+        return Poll("done", progress=1.0, outputs=[url] if url else [], meta=meta)
+
+    def fault(self, exc: BaseException) -> Fault:
+        try:
+            from fal_client.client import FalClientHTTPError
+        except ImportError:  # pragma: no cover
+            return Fault("fatal", "the fal client is not installed: pip install fal-client")
+        if isinstance(exc, FalClientHTTPError):
+            detail = exc.message
+            types = {exc.error_type or ""}
+            if isinstance(detail, list):
+                types |= {str(d.get("type", "")) for d in detail if isinstance(d, dict)}
+                detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+            if types & REFUSAL_TYPES:
+                return Fault("refused", str(detail))
+            code = exc.status_code
+            retry_after = None
+            try:
+                retry_after = float(exc.response_headers.get("retry-after"))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                pass
+            return Fault("transient" if code in (408, 429) or code >= 500 else "fatal", f"HTTP {code}: {detail}",
+                         retry_after)
+        return super().fault(exc)
+
+
+def _make(spec: FalModel) -> type[FalGenerator]:
+    ns = {"name": spec.name, "remote_model": spec.endpoint, "defaults": dict(spec.defaults),
+          "description": spec.description, "spec": spec, "__doc__": spec.description, "__module__": __name__}
+    return register(type(f"Fal_{spec.name.replace('-', '_').replace('.', '_')}", (FalGenerator,), ns))
+
+
+GENERATORS = {spec.name: _make(spec) for spec in MODELS}
+
