@@ -32,21 +32,20 @@ def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
         typer.echo(f"{r['name']:20s} {r['task']:15s} {weights}")
         note = f"  [{r['licence']}]" if r.get("licence") else ""
         typer.echo(f"    {r['description']}{note}")
+        typer.echo(f"    {inputs_line(r)}")
 
 
-@models_app.command("build-tiny")
-def build_tiny(out: Path = typer.Argument(..., help="folder to write one checkpoint folder per family into"),
-               only: Optional[list[str]] = typer.Option(None, "--only", help="just these tiny names (repeatable)"),
-               force: bool = typer.Option(False, "--force", help="rebuild folders that already exist")) -> None:
-    """Write tiny random-weight checkpoints of every diffusers family (OUT/NAME, loadable by
-    diffusers.DiffusionPipeline.from_pretrained); point a suite's `params: {model_id: OUT/NAME}` at one."""
-    from workbench.models.families import FAMILIES
-    from workbench.models.tiny import build_all
-
-    try:
-        built = build_all(out, list(only) if only else None, skip_existing=not force)
-    except KeyError as e:
-        fail(str(e.args[0]))
-    for name, folder in built.items():
-        users = ", ".join(s.name for s in FAMILIES if s.tiny == name)
-        typer.echo(f"{folder}  ({users})")
+def inputs_line(row: dict) -> str:
+    """`needs image; optional: prompt (empty when absent), ...; refuses audio (...)` from a describe() row:
+    what a case must have, what else the model uses (and what runs without it), what it refuses."""
+    needs = ", ".join(row.get("requires") or []) or "nothing"
+    accepts, notes = row.get("accepts"), row.get("inputs") or {}
+    if accepts is None:
+        return f"needs {needs}; uses whatever else the case has"
+    optional = []
+    for field in sorted(set(accepts) - set(row.get("requires") or [])):
+        why = notes.get(field, "optional").partition(": ")[2]
+        optional.append(f"{field} ({why})" if why else field)
+    line = f"needs {needs}" + (f"; optional: {', '.join(optional)}" if optional else "")
+    refused = [f"{f} ({n.partition(': ')[2]})" for f, n in notes.items() if n.startswith("refused: ")]
+    return line + (f"; refuses {', '.join(refused)}" if refused else "")

@@ -262,7 +262,7 @@ def check_lora(spec: FamilySpec, value: Any) -> list[dict[str, Any]]:
             entry = {"path": entry}
         if not isinstance(entry, dict) or not entry.get("path"):
             raise GenerationError(f"{where}[{i}] needs path: a .safetensors file or a folder holding one")
-        unknown = sorted(set(entry) - {"path", "scale"})
+        unknown = sorted(set(entry) - {"path", "scale", "sha256"})  # sha256: an already-resolved entry
         if unknown:
             raise GenerationError(f"{where}[{i}]: unknown key(s) {', '.join(unknown)}; known: path, scale")
         scale = entry.get("scale", 1.0)
@@ -276,7 +276,11 @@ def check_lora(spec: FamilySpec, value: Any) -> list[dict[str, Any]]:
         if weights is None:
             raise GenerationError(f"{where}[{i}].path {given} holds no single LoRA .safetensors file (pickled LoRAs are "
                                   f"not loaded); point it at the .safetensors file")
-        out.append({"path": str(weights.resolve()), "scale": float(scale), "sha256": file_hash(weights.resolve())})
+        digest = file_hash(weights.resolve())
+        if entry.get("sha256") and entry["sha256"] != digest:
+            raise GenerationError(f"{where}[{i}].path {weights} changed since the job was planned (its bytes differ); "
+                                  f"run the suite again to plan it with this file")
+        out.append({"path": str(weights.resolve()), "scale": float(scale), "sha256": digest})
     return out
 
 
@@ -545,11 +549,11 @@ class DiffusersGenerator(Generator):
             if field_name in cls.requires:
                 notes[field_name] = "required"
             elif field_name in cls.accepts:
-                notes[field_name] = {"prompt": "optional (an empty prompt when the case has none)",
-                                     "negative_prompt": "optional (the pipeline's default when absent)"
+                notes[field_name] = {"prompt": "optional: an empty prompt when the case has none",
+                                     "negative_prompt": "optional: the pipeline's default when absent"
                                      }.get(field_name, "optional")
             elif field_name == "audio" and s.audio_out:
-                notes[field_name] = "refused (the model makes its own soundtrack)"
+                notes[field_name] = "refused: the model makes its own soundtrack"
             else:
                 notes[field_name] = "refused"
         return notes
