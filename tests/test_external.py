@@ -293,3 +293,91 @@ def test_suite_mixing_baselines_diffusers_t2i_chain_and_external(tiny_models, tm
     assert by_model["sdxl"]["image_out"].endswith(".png")  # the still the chained I2V model animates
     assert by_model["sadtalker"]["clip"]["fps"] == 25 and by_model["sadtalker"]["clip"]["audio"] is True
     assert by_model["wan2.1-i2v-480p"]["clip"]["frames"] == 5 and by_model["ltx-video-i2v"]["clip"]["frames"] == 9
+
+
+# ------------------------------------------------------------------ recipes from `- name` and their repo folder
+def _suite(tmp_path: Path, models: list, repo_root: Path) -> Path:
+    import yaml
+    from PIL import Image
+
+    Image.open(repo_root / "data" / "images" / "portrait.png").convert("RGB").resize((96, 96)).save(tmp_path / "face.png")
+    Audio.load(repo_root / "data" / "audio" / "hello.wav").trim(0.6).save_wav(tmp_path / "speech.wav")
+    spec = {"name": "talkers", "output": "run", "seeds": [0], "metrics": ["temporal_flicker"],
+            "cases": [{"id": "face", "image": "face.png", "audio": "speech.wav"}], "models": models}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return tmp_path / "suite.yaml"
+
+
+def test_every_recipe_validates_from_its_name(tmp_path, repo_root):
+    """`- NAME`, the README's `params: {repo_dir, python}` and `{name: external, params: {recipe: NAME}}` all
+    validate with the recipe's own defaults (no width 0 / fps 0 refusals)."""
+    from workbench.suite import load_suite
+
+    models = [*SHIPPED, *({"name": n, "label": f"{n}-dir", "params": {"repo_dir": str(tmp_path), "python": sys.executable}}
+                          for n in SHIPPED), {"name": "external", "params": {"recipe": "infinitetalk"}}]
+    suite = load_suite(_suite(tmp_path, models, repo_root))
+    assert len(suite.models) == 2 * len(SHIPPED) + 1
+    for name in SHIPPED:
+        params = get_generator(name).resolve_params({})
+        assert (params["width"], params["height"]) == (None, None) and params["fps"] == get_generator(name).recipe.fps
+
+
+def test_every_recipe_runs_from_its_repo_folder(tmp_path, repo_root, torchrun):
+    """The README's form, nothing else set: the clip keeps the model's own size, at the recipe's frame rate,
+    with the driving audio."""
+    from workbench.experiment import Runner
+    from workbench.suite import load_suite
+
+    models = [{"name": n, "params": {"repo_dir": str(standin_repo(tmp_path / "repos", n)), "python": sys.executable}}
+              for n in SHIPPED]
+    records = Runner(load_suite(_suite(tmp_path, models, repo_root))).run_all()
+    assert {r["model_name"]: r["error"] for r in records if r["status"] != "ok"} == {}
+    for rec in records:
+        fps = get_generator(rec["model_name"]).recipe.fps
+        assert (rec["clip"]["width"], rec["clip"]["height"]) == (40, 30) and rec["clip"]["fps"] == fps
+        assert rec["clip"]["audio"] is True
+
+
+def test_a_bare_name_runs_with_the_env_var(tmp_path, repo_root, monkeypatch):
+    from workbench.experiment import Runner
+    from workbench.suite import load_suite
+
+    monkeypatch.setenv("SADTALKER_DIR", str(standin_repo(tmp_path / "repos", "sadtalker")))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # `python`
+    (rec,) = Runner(load_suite(_suite(tmp_path, ["sadtalker"], repo_root))).run_all()
+    assert rec["status"] == "ok", rec["error"]
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"width": 64}, r"model 'sadtalker': set both width and height \(the clip is fitted to them\) or neither"),
+    ({"width": 0, "height": 64}, r"model 'sadtalker': width must be an integer in \[8, 8192\] or left out"),
+    ({"fps": 0}, r"model 'sadtalker': fps must be a number in \(0, 240\] or left out"),
+])
+def test_output_size_and_rate_are_checked_at_load(params, message, tmp_path, repo_root):
+    from workbench.suite import SuiteError, load_suite
+
+    with pytest.raises(SuiteError, match=message):
+        load_suite(_suite(tmp_path, [{"name": "sadtalker", "params": params}], repo_root))
+    with pytest.raises(SuiteError, match=r"model 'external': fps must be a number"):
+        load_suite(_suite(tmp_path, [{"name": "external", "params": {"recipe": "sonic", "fps": -1.0}}], repo_root))
+
+
+def test_install_hint_is_never_cut_mid_word(inputs, monkeypatch):
+    monkeypatch.delenv("INFINITETALK_DIR", raising=False)
+    with pytest.raises(GenerationError) as e:
+        get_generator("infinitetalk")().generate(GenerationRequest(image=inputs["image"], audio=inputs["audio"]))
+    msg = str(e.value)
+    whole = " ".join(get_generator("infinitetalk").recipe.install.split())
+    quoted = msg.split("(install: ", 1)[1].split(" ...; the whole note: `workbench models --json`)")[0]
+    rest = whole[len(quoted):]
+    assert whole.startswith(quoted) and len(quoted) <= external.INSTALL_HINT
+    assert rest.lstrip(" ,;:&|")[:1] and rest[:1] in " ,;:&|"  # the cut falls between words
+    assert msg.endswith("; the whole note: `workbench models --json`)") and "\n" not in msg
+
+
+def test_shorten_cuts_at_word_boundaries():
+    assert external.shorten("pip  install\n  torch", 40) == "pip install torch"  # within the limit: whole
+    assert external.shorten("git clone https://example.com/repo && cd repo", 30) == "git clone ..."
+    assert external.shorten("conda create -n x; pip install -r requirements.txt", 20) == "conda create -n x ..."
+    assert external.shorten("a " + "x" * 50, 10) == "a ..."
+    assert external.shorten("y" * 50 + " tail", 10) == "y" * 50 + " ..."  # one long word: kept whole
