@@ -59,9 +59,10 @@ def data_uri(path: str | Path) -> str:
     return f"data:{mime_type(p)};base64," + base64.b64encode(p.read_bytes()).decode("ascii")
 
 
-def encoded_size(n_bytes: int) -> int:
-    """Characters a base64 data: URI of n_bytes takes (without its short header)."""
-    return 4 * math.ceil(n_bytes / 3)
+def encoded_size(n_bytes: int, path: str | Path | None = None) -> int:
+    """Characters a base64 data: URI of n_bytes takes (with its header when the file's path is given)."""
+    header = len(f"data:{mime_type(path)};base64,") if path is not None else 0
+    return header + 4 * math.ceil(n_bytes / 3)
 
 
 def embed_budget_mb(value: float | str | None = None, env: Mapping[str, str] | None = None) -> float:
@@ -174,7 +175,8 @@ def assign_sources(grid: Iterable[dict[str, Any]], base_dir: str | Path, mode: s
             except OSError:
                 sizes[rel] = -1
     plan = MediaPlan(mode=mode, budget_mb=budget, run_dir=shlex.quote(str(base)))
-    plan.needed_bytes = sum(encoded_size(sizes[str(p["video"])]) for _, p in panels if sizes[str(p["video"])] >= 0)
+    cost = {rel: encoded_size(n, rel) for rel, n in sizes.items() if n >= 0}  # characters in the page
+    plan.needed_bytes = sum(cost[str(p["video"])] for _, p in panels if str(p["video"]) in cost)
     order = sorted(range(len(panels)), key=lambda k: (panels[k][0] > 0, k))  # first seeds first, then page order
     limit = budget * MB
     uris: dict[str, str] = {}
@@ -182,7 +184,7 @@ def assign_sources(grid: Iterable[dict[str, Any]], base_dir: str | Path, mode: s
         p = panels[k][1]
         rel = str(p["video"])
         size = sizes[rel]
-        embed = size >= 0 and (mode == "embed" or (mode == "auto" and plan.embedded_bytes + encoded_size(size) <= limit))
+        embed = size >= 0 and (mode == "embed" or (mode == "auto" and plan.embedded_bytes + cost[rel] <= limit))
         if embed:
             try:
                 uris.setdefault(rel, data_uri(base / rel))
