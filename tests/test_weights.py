@@ -122,3 +122,87 @@ def test_build_tiny_cli_writes_loadable_folders_once(tmp_path):
     assert index.stat().st_mtime_ns == stamp  # existing folders are kept
     bad = runner.invoke(app, ["models", "build-tiny", str(tmp_path), "--only", "nope"])
     assert bad.exit_code == 2 and "no tiny builder for nope" in bad.output
+
+
+# ------------------------------------------------------------------------ what a failed fetch says (no network)
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: refused at once, nothing leaves the machine
+
+
+def test_fetch_offline_says_offline_not_gated():
+    for name in ("wan2.1-t2v-1.3b", "flux-dev"):  # not gated, gated
+        t0 = time.perf_counter()
+        out = run_cli("weights", "fetch", name, env={"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": UNREACHABLE})
+        assert out.returncode == 1 and time.perf_counter() - t0 < 30
+        assert f"error: {name}: HF_HUB_OFFLINE=1 forbids downloads; run `HF_HUB_OFFLINE=0 workbench weights fetch " \
+               f"{name}` on a machine with network" in out.stderr
+        assert "gated" not in out.stderr and "licence" not in out.stderr
+
+
+def test_fetch_with_the_network_down_says_so(tmp_path):
+    env = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": UNREACHABLE, "HF_HUB_CACHE": str(tmp_path / "hub"),
+           "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2"}
+    for name, repo in (("wan2.1-t2v-1.3b", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"),
+                       ("flux-dev", "black-forest-labs/FLUX.1-dev")):
+        out = run_cli("weights", "fetch", name, env=env)
+        assert out.returncode == 1, out.stdout
+        assert f"error: {name}: network unreachable: could not reach {UNREACHABLE} to download {repo} (" in out.stderr
+        assert "check the connection or proxy (HF_ENDPOINT, HTTPS_PROXY) and retry" in out.stderr
+        assert "gated" not in out.stderr and "licence" not in out.stderr
+
+
+def _hub_refusing(code: str):
+    """A local stand-in for the hub that answers every request 401 with the hub's X-Error-Code header."""
+    import http.server
+    import threading
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = b'{"error": "Access restricted"}'
+            self.send_response(401)
+            self.send_header("X-Error-Code", code)
+            self.send_header("X-Error-Message", "Access to this repo is restricted" if code == "GatedRepo"
+                             else "Repository not found")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = _answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_fetch_refused_401_names_the_licence_only_for_gated_repos(tmp_path):
+    for code, name, expect in (
+            ("GatedRepo", "flux-dev", "error: flux-dev: black-forest-labs/FLUX.1-dev is gated (HTTP 401): accept its "
+                                      "licence at http://127.0.0.1:{port}/black-forest-labs/FLUX.1-dev and log in "
+                                      "(`hf auth login` or HF_TOKEN), then retry"),
+            ("RepoNotFound", "wan2.1-t2v-1.3b", "error: wan2.1-t2v-1.3b: the hub refused Wan-AI/Wan2.1-T2V-1.3B-Diffusers "
+                                               "(HTTP 401: not found, or private and you are not logged in)")):
+        server = _hub_refusing(code)
+        try:
+            port = server.server_address[1]
+            out = run_cli("weights", "fetch", name, env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{port}",
+                                                         "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_TOKEN": ""})
+        finally:
+            server.shutdown()
+        assert out.returncode == 1 and expect.format(port=port) in out.stderr, out.stderr[-1500:]
+        if code != "GatedRepo":
+            assert "gated" not in out.stderr and "licence" not in out.stderr
+
+
+def test_download_failure_reads_url_errors_too():
+    import urllib.error
+
+    w = weights.catalogue()["raft"]
+    refused = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+    assert weights.download_failure(w, refused).startswith(f"raft: network unreachable: could not reach {w.source}")
+    missing = urllib.error.HTTPError(w.source, 404, "Not Found", {}, None)
+    assert weights.download_failure(w, missing) == f"raft: {w.source} not found (HTTP 404); check the source or " \
+                                                   f"update the workbench"

@@ -37,6 +37,7 @@ class Weights:
     filename: str = ""  # url kind: the file name as the metric looks for it
     torch_cache: bool = False  # url kind: lands in the torch hub checkpoints folder (where torchvision looks)
     member: str = ""  # url kind: the file to extract from a zip
+    gated: bool = False  # hub kind: the repo asks users to accept a licence before downloading
 
 
 def torch_hub_checkpoints() -> Path:
@@ -79,7 +80,8 @@ def model_weights() -> list[Weights]:
         spec = getattr(cls, "spec", None)  # hosted providers have a spec of their own: not hub weights
         recipe = getattr(cls, "recipe", None)
         if isinstance(spec, FamilySpec):
-            out.append(Weights(cls.name, "hub", spec.model_id, f"model {cls.name} ({spec.task})", spec.licence))
+            out.append(Weights(cls.name, "hub", spec.model_id, f"model {cls.name} ({spec.task})", spec.licence,
+                               gated=spec.gated))
         elif recipe is not None:
             out.append(Weights(cls.name, "repo", recipe.repo, f"model {cls.name} ({recipe.task})", recipe.licence,
                                recipe.env_var))
@@ -185,7 +187,7 @@ def download_failure(w: Weights, e: BaseException) -> str:
         return (f"{w.name}: offline mode is on (HF_HUB_OFFLINE): nothing was downloaded; run `HF_HUB_OFFLINE=0 "
                 f"workbench weights fetch {w.name}` on a machine with network")
     status = next((code for code in map(_status, chain) if code is not None), None)
-    if "GatedRepoError" in names or (status in (401, 403) and "gated" in w.note):
+    if "GatedRepoError" in names or (status in (401, 403) and w.gated):
         return (f"{w.name}: {where} is gated (HTTP {status or 401}): accept its licence at {page} and log in "
                 f"(`hf auth login` or HF_TOKEN), then retry")
     if status in (401, 403) or "RepositoryNotFoundError" in names:

@@ -49,3 +49,21 @@ def inputs_line(row: dict) -> str:
     line = f"needs {needs}" + (f"; optional: {', '.join(optional)}" if optional else "")
     refused = [f"{f} ({n.partition(': ')[2]})" for f, n in notes.items() if n.startswith("refused: ")]
     return line + (f"; refuses {', '.join(refused)}" if refused else "")
+
+
+@models_app.command("build-tiny")
+def build_tiny(out: Path = typer.Argument(..., help="folder to write one checkpoint folder per family into"),
+               only: Optional[list[str]] = typer.Option(None, "--only", help="just these tiny names (repeatable)"),
+               force: bool = typer.Option(False, "--force", help="rebuild folders that already exist")) -> None:
+    """Write tiny random-weight checkpoints of every diffusers family (OUT/NAME, loadable by
+    diffusers.DiffusionPipeline.from_pretrained); point a suite's `params: {model_id: OUT/NAME}` at one."""
+    from workbench.models.families import FAMILIES
+    from workbench.models.tiny import build_all
+
+    try:
+        built = build_all(out, list(only) if only else None, skip_existing=not force)
+    except KeyError as e:
+        fail(str(e.args[0]))
+    for name, folder in built.items():
+        users = ", ".join(s.name for s in FAMILIES if s.tiny == name)
+        typer.echo(f"{folder}  ({users})")
