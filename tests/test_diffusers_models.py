@@ -321,3 +321,19 @@ def test_generate_leaves_inputs_it_does_not_take_unused(tiny_models, image):
         type(gen).check_request(full)
     type(gen).check_request(full, strict=False)
     assert np.array_equal(gen.generate(full).frames, gen.generate(GenerationRequest(image=image, seed=2)).frames)
+
+
+def test_text_to_image_record_points_at_its_png(tiny_models, tmp_path):
+    """A text-to-image job's output is a PNG in the run folder, named by the record (the report shows it)."""
+    spec = {"name": "t2i", "output": "run", "cases": [{"id": "fox", "prompt": "a red fox"}], "seeds": [0],
+            "models": [{"name": "sdxl", "params": {"model_id": str(tiny_models["sdxl"]), "width": 32, "height": 32,
+                                                   "num_inference_steps": 1}}]}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(spec))
+    (rec,) = Runner(load_suite(tmp_path / "suite.yaml")).run_all()
+    assert rec["status"] == "ok", rec["error"]
+    png = tmp_path / "run" / rec["image_out"]
+    assert png.suffix == ".png" and png.read_bytes()[:4] == b"\x89PNG"
+    assert Image.open(png).size == (32, 32)
+    if rec["video"] is None:  # experiment.py (not this file's owner) names the PNG in image_out only, for now
+        pytest.xfail("experiment.py sets record['image_out'] but leaves record['video'] None for text-to-image jobs")
+    assert rec["video"] == rec["image_out"]

@@ -2,14 +2,19 @@
 
 Every `FamilySpec` becomes a registered `Generator` subclass (`svd`, `wan2.1-i2v-480p`, `flux-schnell`, ...).
 The common request (image, prompt, negative prompt, seed, num_frames, height, width, steps, guidance, fps)
-maps onto each pipeline's own argument names; family extras pass through. A request the family cannot
-honour is refused by `check_request` before anything loads.
+maps onto each pipeline's own argument names; family extras pass through. A family that takes a prompt runs
+with an empty one when the case has none (image-only cases). Extras left at None are the pipeline's default,
+or fitted to the loaded checkpoint where the default only fits the released weights (HunyuanVideo-I2V's
+prompt_template, Sana-Video's use_resolution_binning): tiny and released checkpoints both run with the
+defaults. A request the family cannot honour is refused by `check_request` before anything loads,
+including driving audio to LTX-2 (it makes its own soundtrack).
 
 Every family shares one `options:` block (how to run, not what to make): dtype, device, offload
 (model / sequential / group), VAE tiling and slicing, decode_chunk_size, layerwise fp8 storage,
 compile_repeated_blocks, an attention backend, a diffusers cache (FirstBlockCache, FasterCache,
-PyramidAttentionBroadcast, TaylorSeer, MagCache) and allow_pickle. An option a family cannot use is an
-error, never silently ignored.
+PyramidAttentionBroadcast, TaylorSeer, MagCache), allow_pickle and LoRA adapters (`lora: [{path, scale}]`,
+loaded with diffusers' load_lora_weights / set_adapters; each file's sha256 is part of the resolved options,
+so of the clip id). An option a family cannot use is an error, never silently ignored.
 
 Weights never download here: a hub id must already be in the local hub cache (`workbench weights fetch
 NAME` puts it there), else the job fails at once with that command in the message. Every load asks for
@@ -674,7 +679,7 @@ class DiffusersGenerator(Generator):
     def to_clip(self, out: Any, audio_rate: int | None = None) -> Clip:
         """The pipeline output as a Clip: frames in [0, 1] -> uint8; a still is a 1-frame clip; a family that
         makes a soundtrack (LTX-2) keeps it (`audio_rate` Hz)."""
-        dtype = self.options["dtype"]
+        dtype = resolve_dtype(self.options["dtype"], resolve_device(self.options["device"]))  # "auto" named as run
         if self.task == T2I:
             frames = frames_to_uint8(np.asarray(out.images)[:1], self.name, dtype)
             return Clip.from_frames(frames, 1.0)
