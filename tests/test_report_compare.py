@@ -315,3 +315,16 @@ def test_text_to_image_results_show_as_pictures(tmp_path):
     assert '<img src="data:image/png;base64,' in html or '<img src="clips/sdxl__s0.png"' in html
     linked = write_report(run, clips="link").read_text()
     assert 'src="clips/sdxl__s0.png"' in linked
+
+
+def test_the_motion_floor_scales_with_the_clip_size():
+    """0.1 px/frame at a 256 px short side; flow is measured on frames shrunk to <= 512 px, so a 720p clip's
+    floor is 0.1 * 720 * (512/1280) / 256 and a 96 px clip's 0.1 * 96 / 256."""
+    from workbench.ranking import floor_for
+
+    assert floor_for({"clip": {"width": 256, "height": 256}}) == pytest.approx(0.1)
+    assert floor_for({"clip": {"width": 96, "height": 96}}) == pytest.approx(0.0375)
+    assert floor_for({"clip": {"width": 1280, "height": 720}}) == pytest.approx(0.1 * 720 * 0.4 / 256)
+    assert floor_for({"clip": None}) == pytest.approx(0.1)
+    small_pan = _record("a", "k", 0, {"flow_magnitude": 0.05}, clip={"width": 96, "height": 96})
+    assert build_context([small_pan, _record("a", "s", 0, {"flow_magnitude": 0.0})], Path("."))["still_models"] == ["s"]

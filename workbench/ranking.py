@@ -30,7 +30,7 @@ import numpy as np
 from workbench.metrics.stats import compare, finite, model_summaries
 
 MOTION_SCORE = "flow_magnitude"
-MOTION_FLOOR = 0.1  # px per frame at analysis size (<= 512 px side): below it a clip is "still"
+MOTION_FLOOR = 0.1  # px per frame at a 256 px short side (analysis size, scaled with it): below it a clip is "still"
 MIN_CASES = 6  # smallest number of cases for which a sign-flip test can reach p < 0.05 (2/2^6 = 0.031)
 ALPHA = 0.05
 EXACT_MAX = 16  # up to 2^16 sign patterns enumerated exactly; Monte Carlo beyond
@@ -83,10 +83,24 @@ def paired_units(records: list[dict[str, Any]], a: str, b: str, metric: str) -> 
     return {c: float(np.mean(v)) for c, v in sorted(per_case.items())}
 
 
+def floor_for(record: dict[str, Any], floor: float = MOTION_FLOOR) -> float:
+    """The motion floor in px/frame for this clip's size: `floor` is for a 256 px short side at analysis
+    size (frames shrunk to <= ANALYSIS_MAX_SIDE), scaled with the side as VBench scales its dynamic
+    threshold, so a 96 px clip and a 720p clip panning the same share of the frame are judged alike."""
+    from workbench.metrics.base import ANALYSIS_MAX_SIDE
+
+    clip = record.get("clip") or {}
+    w, h = clip.get("width"), clip.get("height")
+    if not (isinstance(w, (int, float)) and isinstance(h, (int, float))) or w <= 0 or h <= 0:
+        return floor
+    shrink = min(1.0, ANALYSIS_MAX_SIDE / max(w, h))
+    return floor * min(w, h) * shrink / 256.0
+
+
 def is_still(record: dict[str, Any], floor: float = MOTION_FLOOR) -> bool | None:
-    """Whether a clip's mean flow is below the motion floor; None when the clip has no flow measure."""
+    """Whether a clip's mean flow is below the motion floor for its size; None without a flow measure."""
     flow = finite((record.get("scores") or {}).get(MOTION_SCORE))
-    return None if flow is None else flow < floor
+    return None if flow is None else flow < floor_for(record, floor)
 
 
 @dataclass
@@ -140,7 +154,7 @@ def rank_score(records: list[dict[str, Any]], name: str, higher: bool, shown: Ca
         for m, fl in flows.items():
             if still_count.get(m, 0) == len(fl):
                 excluded[m] = (f"not ranked: all {len(fl)} clips are still (mean flow {shown_flow(float(np.mean(fl)))} "
-                               f"px/frame < floor {shown_flow(floor)}), and a still clip is trivially consistent")
+                               f"px/frame, below the motion floor), and a still clip is trivially consistent")
         ok = moving
     stats = model_summaries(ok, [name])
     have = [(s[name]["mean"], m) for m, s in stats.items() if s.get(name, {}).get("mean") is not None]

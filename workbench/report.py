@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.metrics.stats import finite as _finite, model_summaries, score_names
-from workbench.ranking import ALPHA, MIN_CASES, MOTION_FLOOR, MOTION_SCORE, holm, is_still, rank_all, shown_flow
+from workbench.ranking import (ALPHA, MIN_CASES, MOTION_FLOOR, MOTION_SCORE, floor_for, holm, is_still, rank_all,
+                              shown_flow)
 from workbench.runset import RunSet, RunSetError, current_records, load_runs, media_of, well_formed
 from workbench.store import RunStore
 
@@ -374,7 +375,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
         dyn = [d for r in ok if str(r.get("model")) == m
                and (d := _finite((r.get("scores") or {}).get("dynamic_degree"))) is not None]
         if flows:
-            still = sum(f < motion_floor for f in flows)
+            still = sum(bool(is_still(r, motion_floor)) for r in ok if str(r.get("model")) == m)
             motion_rows.append({"model": m, "color": colors[m], "flow": shown_flow(sum(flows) / len(flows)),
                                 "still": still, "of": len(flows),
                                 "dynamic": f"{round(100 * sum(dyn) / len(dyn))}%" if dyn else "n/a",
@@ -549,9 +550,9 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
                     marks.append(("\u2665 favourite", "marked favourite in the Studio's Compare tab"))
                 if still:
                     flow = _finite((r.get("scores") or {}).get(MOTION_SCORE)) or 0.0
-                    marks.append(("still", f"mean flow {shown_flow(flow)} px/frame is below the motion floor "
-                                           f"({shown_flow(motion_floor)}): its consistency scores are trivially high "
-                                           f"and earn no \u2605"))
+                    marks.append(("still", f"mean flow {shown_flow(flow)} px/frame is below the motion floor for its "
+                                           f"size ({shown_flow(floor_for(r, motion_floor))}): its consistency scores "
+                                           f"are trivially high and earn no \u2605"))
                 panels.append({
                     "variant": _variant_label(v), "absent": False, "ok": r.get("status") == "ok",
                     "error": r.get("error") or "", "video": media_of(r), "kind": _media_kind(media_of(r)),

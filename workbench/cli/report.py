@@ -16,8 +16,9 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", help="folder for report.html (default: the run folder; "
                                                            "required when several are joined)"),
     motion_floor: float = typer.Option(MOTION_FLOOR, "--motion-floor", min=0.0,
-                                       help="mean optical flow (px/frame) below which a clip counts as still: its "
-                                            "consistency scores are left out of the ranking"),
+                                       help="mean optical flow (px/frame at a 256 px short side, scaled with the clip's "
+                                            "size) below which a clip counts as still: its consistency scores are "
+                                            "left out of the ranking"),
     clips: str = typer.Option("auto", "--clips", metavar="auto|embed|link",
                               help="auto: embed clips in report.html (plays anywhere: JupyterLab, Notebook, VS Code, "
                                    "a lone copy of the file) up to $WORKBENCH_REPORT_EMBED_MB (default 64) and link the "
