@@ -5,7 +5,8 @@ A spec says which diffusers pipeline class runs the family, its hub ids (the fir
 must follow (frame count k*n+1, size multiple, most frames), which request fields it takes, how the
 common request maps onto the pipeline's own argument names, family extras passed through as they are
 (None: the pipeline's default, or a value the adapter fits to the loaded checkpoint), and which tiny
-checkpoint (`tiny.py`) stands in for it in tests. Adding a family is one entry here plus one tiny builder; `diffusers_pipeline.py` turns every entry into a registered `Generator`.
+checkpoint (`tiny.py`) stands in for it in tests. Adding a family is one entry here plus one tiny builder;
+`diffusers_pipeline.py` turns every entry into a registered `Generator`.
 
 Pure data: importing this module imports neither torch nor diffusers (`workbench models --json` is fast).
 """
