@@ -1,0 +1,161 @@
+"""Runway (official client `runwayml`): image-to-video tasks, one table row per model (Runway's
+model ids are data).
+
+Protocol (what runwayml speaks, and tests/fakes/runway.py answers): `Authorization: Bearer <key>`
+and `X-Runway-Version: 2024-11-06`; `POST {base}/v1/image_to_video` with `{model, promptImage (a
+base64 data URI up to 5 MB), promptText, ratio ("1280:720"), duration, seed}` -> `{id}`;
+`GET /v1/tasks/<id>` -> `{id, status: PENDING | THROTTLED | RUNNING | SUCCEEDED | FAILED | CANCELLED,
+progress, output: [url], failure, failureCode, cost: {credits}}`. The output URL is presigned
+(downloaded without the key). A refusal is a FAILED task whose failureCode starts with `SAFETY`
+(or a 400 at submit that names content moderation). What the task says it cost (credits) is the
+record's `charged`; a credit is 0.01 USD.
+
+Key: RUNWAYML_API_SECRET. Base URL: WORKBENCH_RUNWAY_BASE_URL (default https://api.dev.runwayml.com).
+Runway takes no idempotency key: the stored task id (and the clip's lock) keep a clip to one task.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.models.base import GenerationError, GenerationRequest, register
+from workbench.models.hosted.base import Fault, HostedGenerator, Poll, data_uri, encoded_image
+from workbench.models.hosted.keys import Provider, register_provider
+
+PROVIDER = register_provider(Provider(
+    name="runway", title="Runway", key_env="RUNWAYML_API_SECRET", base_url_env="WORKBENCH_RUNWAY_BASE_URL",
+    default_base_url="https://api.dev.runwayml.com", client_package="runwayml",
+    docs="https://docs.dev.runwayml.com/api/"))
+
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+REFUSAL_WORDS = ("safety", "moderation", "content policy")
+
+
+@dataclass(frozen=True)
+class RunwayModel:
+    """One Runway model as data."""
+
+    name: str
+    remote_model: str
+    description: str
+    ratios: tuple[str, ...]
+    durations: tuple[int, ...]
+    defaults: dict[str, Any]
+    fps: float = 24.0
+
+
+MODELS: tuple[RunwayModel, ...] = (
+    RunwayModel("runway-gen4-turbo-i2v", "gen4_turbo", "Runway Gen-4 Turbo image-to-video, 720p (hosted)",
+                ("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"), (5, 10),
+                {"duration": 5.0, "ratio": "auto"}),
+)
+
+
+class RunwayGenerator(HostedGenerator):
+    """A Runway model; `spec` (a RunwayModel row) says which."""
+
+    provider = "runway"
+    spec: RunwayModel
+    task = "image-to-video"
+    requires = frozenset({"image"})
+    accepts = frozenset({"image", "prompt"})
+
+    @classmethod
+    def duration_for(cls, params: dict[str, Any]) -> int:
+        want = float(params.get("duration", cls.spec.durations[0]))
+        return min(cls.spec.durations, key=lambda d: (abs(d - want), d))
+
+    @classmethod
+    def output_seconds(cls, params: dict[str, Any], audio_seconds: float | None) -> float | None:
+        return float(cls.duration_for(params))
+
+    @classmethod
+    def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
+        super().check_request(request, params, strict)
+        p = {**cls.defaults, **(params if params is not None else getattr(request, "params", {}) or {})}
+        r = str(p.get("ratio", "auto"))
+        if r != "auto" and r not in cls.spec.ratios:
+            raise GenerationError(f"model '{cls.name}': ratio {r!r}; use auto or one of {', '.join(cls.spec.ratios)}")
+
+    def _ratio(self, request: GenerationRequest) -> str:
+        r = str(self.params.get("ratio", "auto"))
+        if r != "auto":
+            return r
+        img = request.image
+        if img is None:
+            return self.spec.ratios[0]
+        aspect = img.shape[1] / img.shape[0]
+        return min(self.spec.ratios, key=lambda s: abs(int(s.split(":")[0]) / int(s.split(":")[1]) - aspect))
+
+    def asked(self, request: GenerationRequest) -> dict[str, float]:
+        w, h = (int(v) for v in self._ratio(request).split(":"))
+        return {"seconds": float(self.duration_for(self.params)), "width": w, "height": h, "fps": self.spec.fps}
+
+    # ---- the provider hooks --------------------------------------------------------------------------
+    def make_client(self, key: str, base_url: str) -> Any:
+        import runwayml
+
+        return runwayml.RunwayML(api_key=key, base_url=base_url, max_retries=0, timeout=120.0)
+
+    def submit(self, client: Any, request: GenerationRequest, idempotency_key: str) -> dict[str, Any]:
+        data, mime = encoded_image(request)
+        if len(data) * 4 / 3 > MAX_IMAGE_BYTES:  # a data URI is base64: 4/3 of the bytes
+            data, mime = encoded_image(request, fmt="JPEG")
+        kwargs: dict[str, Any] = {"model": self.spec.remote_model, "prompt_image": data_uri(None, data, mime),
+                                  "ratio": self._ratio(request), "duration": self.duration_for(self.params),
+                                  "seed": int(request.seed) % 4294967295}
+        if request.prompt:
+            kwargs["prompt_text"] = request.prompt[:1000]
+        task = client.image_to_video.create(**kwargs)
+        return {"id": task.id}
+
+    def poll(self, client: Any, handle: dict[str, Any]) -> Poll:
+        task = client.tasks.retrieve(handle["id"])
+        status = task.status
+        if status in ("PENDING", "THROTTLED"):
+            return Poll("queued")
+        if status == "RUNNING":
+            return Poll("running", progress=float(getattr(task, "progress", 0) or 0))
+        cost = getattr(task, "cost", None)
+        charged = float(cost.credits) if cost is not None and getattr(cost, "credits", None) is not None else None
+        if status == "SUCCEEDED":
+            return Poll("done", progress=1.0, outputs=list(task.output or []), charged=charged,
+                        currency="credits" if charged is not None else None)
+        if status == "CANCELLED":
+            return Poll("failed", error="the task was cancelled", charged=charged,
+                        currency="credits" if charged is not None else None)
+        code = getattr(task, "failure_code", None) or ""
+        reason = f"{code}: {task.failure}" if code else (getattr(task, "failure", None) or "no reason given")
+        return Poll("refused" if code.upper().startswith("SAFETY") else "failed", error=reason, charged=charged,
+                    currency="credits" if charged is not None else None)
+
+    def fault(self, exc: BaseException) -> Fault:
+        try:
+            import runwayml
+        except ImportError:  # pragma: no cover
+            return Fault("fatal", "the Runway client is not installed: pip install runwayml")
+        if isinstance(exc, runwayml.APIStatusError):
+            code = exc.status_code
+            body = exc.body if isinstance(exc.body, dict) else {}
+            message = str(body.get("error") or body.get("message") or exc.message)
+            if code == 400 and any(w in message.lower() for w in REFUSAL_WORDS):
+                return Fault("refused", message)
+            retry_after = None
+            try:
+                retry_after = float(exc.response.headers.get("retry-after"))
+            except (TypeError, ValueError):
+                pass
+            return Fault("transient" if code in (408, 429) or code >= 500 else "fatal", f"HTTP {code}: {message}",
+                         retry_after)
+        if isinstance(exc, (runwayml.APIConnectionError, runwayml.APITimeoutError)):
+            return Fault("transient", type(exc).__name__)
+        return super().fault(exc)
+
+
+def _make(spec: RunwayModel) -> type[RunwayGenerator]:
+    ns = {"name": spec.name, "remote_model": spec.remote_model, "defaults": dict(spec.defaults),
+          "description": spec.description, "spec": spec, "__doc__": spec.description, "__module__": __name__}
+    return register(type(f"Runway_{spec.name.replace('-', '_').replace('.', '_')}", (RunwayGenerator,), ns))
+
+
+GENERATORS = {spec.name: _make(spec) for spec in MODELS}
