@@ -139,6 +139,12 @@ def test_families_without_a_lora_loader_and_loras_for_another_model(tiny_models,
                                               r"weights for any part of WanPipeline \(made for another model\?\)") as e:
         wrong.generate(GenerationRequest(prompt="a fox"))
     assert "\n" not in str(e.value)
+    clash = get_generator("flux-schnell")(options={"lora": [{"path": str(loras["wan"])}]},
+                                          model_id=str(tiny_models["flux"]), width=32, height=32, num_inference_steps=1)
+    with pytest.raises(GenerationError, match=r"^flux-schnell: LoRA .* does not load into FluxPipeline: .* \.\.\.; use "
+                                              r"a LoRA trained for this model$") as e:
+        clash.generate(GenerationRequest(prompt="a fox"))
+    assert "\n" not in str(e.value) and len(str(e.value)) < 500
     moved = tmp_path / "moved.safetensors"  # a file path works as well as its folder
     shutil.copy(loras["wan"] / "pytorch_lora_weights.safetensors", moved)
     opts = get_generator("wan2.1-i2v-480p").resolve_options({"lora": [{"path": str(moved), "scale": 1}]})

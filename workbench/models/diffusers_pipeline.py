@@ -376,8 +376,10 @@ def _load_loras(pipe: Any, spec: FamilySpec, loras: list[dict[str, Any]]) -> Non
                 with _quiet_loading():
                     pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=f"lora{i}")
             except Exception as e:  # a LoRA made for another model: shape mismatches, unknown formats
+                from workbench.models.external import shorten
+
                 raise GenerationError(f"{spec.name}: LoRA {path} does not load into {spec.pipeline}: "
-                                      f"{_first_line(e)}; use a LoRA trained for this model") from None
+                                      f"{shorten(_first_line(e), 200)}; use a LoRA trained for this model") from None
             loaded = {a for names in pipe.get_list_adapters().values() for a in names}
             if f"lora{i}" not in loaded:
                 raise GenerationError(f"{spec.name}: LoRA {path} has no weights for any part of {spec.pipeline} (made "
