@@ -73,14 +73,17 @@ def run(
                                                               "tracking block; default: online when logged in, else offline)"),
     force: bool = typer.Option(False, "--force", help="run into a folder that holds another suite's records "
                                                       "(both are pooled in one report)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the jobs still to run and the estimated cost of "
+                                                          "hosted models per model and in total; run nothing"),
 ) -> None:
     """Run every (case x model x seed) job of a suite; finished jobs are skipped.
 
     Exit status: 0 when every job succeeded, 1 when any failed (or the run folder could not be
-    written), 2 for a bad suite or option (or a folder holding another suite, without --force), 130
-    after Ctrl-C or SIGTERM. A finished job whose clip was deleted is run again.
+    written), 2 for a bad suite or option (or a folder holding another suite, without --force; a
+    hosted model without its key; an estimate over the suite's `budget:`), 130 after Ctrl-C or
+    SIGTERM. A finished job whose clip was deleted is run again. `--dry-run` exits 0 and runs nothing.
     """
-    from workbench.experiment import Runner, distributed_shard
+    from workbench.experiment import NotReady, Runner, distributed_shard
     from workbench.store import FolderHoldsOtherSuite, StoreError
     from workbench.suite import SuiteError, load_suite
 
@@ -88,6 +91,9 @@ def run(
         spec = load_suite(suite)
     except SuiteError as e:
         _fail(str(e))
+    note = single_cpu_launch_note()
+    if note:
+        typer.echo(note, err=True)
     dist = distributed_shard()
     if shard is not None:
         try:
@@ -109,6 +115,13 @@ def run(
         _fail(str(e))
     except StoreError as e:
         _fail(str(e), code=1)
+    if dry_run:
+        print_dry_run(runner)
+        return
+    try:
+        runner.check_ready()  # hosted models: keys present, estimate within `budget:`
+    except NotReady as e:
+        _fail(str(e))
     others = runner.other_suites()
     if others and main_process:
         typer.echo(f"warning: {runner.store.root} also holds suite {', '.join(repr(k) for k in sorted(others))}; "
@@ -156,6 +169,60 @@ def run(
                    f"{runner.store.results}", err=True)
     if status["failed"]:
         raise typer.Exit(1)
+
+
+def print_dry_run(runner) -> None:
+    """The jobs still to run, one line each, then the estimated cost per model and in total (hosted
+    models; local ones cost nothing here), the keys that are missing and the budget."""
+    todo = runner.pending()
+    done = len(runner.jobs) - len(todo)
+    typer.echo(f"{len(todo)} of {len(runner.jobs)} jobs to run" + (f" ({done} already finished)" if done else "")
+               + f" into {runner.store.root}")
+    for j in todo:
+        typer.echo(f"  {j.name}")
+    for why in runner.skipped:
+        typer.echo(f"  not applicable, skipped: {why}")
+    est = runner.estimate(todo)
+    typer.echo("estimated cost:")
+    for label, row in est["models"].items():
+        if not row["provider"]:
+            typer.echo(f"  {label:28s} {row['jobs']:3d} job{'s' if row['jobs'] != 1 else ' '}  local")
+            continue
+        extra = []
+        if row["submitted"]:
+            extra.append(f"{row['submitted']} already submitted, resumed at no cost")
+        if row["unknown"]:
+            extra.append(f"{row['unknown']} not estimated")
+        extra_s = f" ({'; '.join(extra)})" if extra else ""
+        typer.echo(f"  {label:28s} {row['jobs']:3d} job{'s' if row['jobs'] != 1 else ' '}  {row['usd']:8.2f} USD"
+                   f"  [{row['provider']}: {row['rule'] or 'no price rule'}]{extra_s}")
+    budget = getattr(runner.suite, "budget", None)
+    over = budget is not None and est["total_usd"] > budget
+    typer.echo(f"  {'total':28s} {est['jobs']:3d} jobs  {est['total_usd']:8.2f} USD"
+               + (f"  (budget {budget:.2f} USD{': OVER, the run would be refused' if over else ''})"
+                  if budget is not None else ""))
+    for line in runner.missing_keys(todo):
+        typer.echo(f"missing key: {line}")
+    typer.echo("dry run: nothing was run")
+
+
+def single_cpu_launch_note() -> str | None:
+    """One line when `accelerate launch --cpu --num_processes N` (N > 1) started this as its only
+    process: accelerate runs CPU processes in parallel only through MPI, so without it every job runs
+    here. Seen as ACCELERATE_USE_CPU=True with MASTER_ADDR set (what its simple launcher exports when
+    more than one process was asked) and no WORLD_SIZE or MPI rank variables."""
+    import os
+
+    env = os.environ
+    if env.get("ACCELERATE_USE_CPU", "").lower() not in ("true", "1", "yes"):
+        return None
+    if not env.get("MASTER_ADDR") or int(env.get("WORLD_SIZE", "0") or 0) > 1:
+        return None
+    if any(env.get(v) for v in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE")):
+        return None
+    return ("note: accelerate launch --cpu started one process (it splits CPU processes only through MPI), so this "
+            "process runs every job; to split on CPU use `accelerate launch --multi_gpu --num_processes N -m workbench "
+            "run ...` (gloo ranks on the CPU) or `workbench run SUITE --shard i/N` in N terminals")
 
 
 @contextmanager

@@ -87,6 +87,7 @@ class FalGenerator(HostedGenerator):
         import fal_client.client as fc
 
         fc.QUEUE_URL_FORMAT = base_url.rstrip("/") + "/"  # fal-client's queue host (tests: the local fake)
+        fc.MAX_ATTEMPTS = 2  # fal-client's own retries (up to 10, 30 s apart): ours are bounded and configurable
         return fal_client.SyncClient(key=key, default_timeout=60.0)
 
     def arguments(self, request: GenerationRequest) -> dict[str, Any]:
