@@ -35,6 +35,14 @@ class FakeHedra(FakeServer):
         self.route("GET", r"/v3/jobs/(?P<id>[\w\-]+)")(self._result)
         self.route("GET", r"/cdn/(?P<name>[\w.\-]+)")(self._download)
 
+    def inject(self, method: str, pattern: str, *statuses: int, body: Any = None,
+               headers: dict[str, str] | None = None) -> None:
+        """As FakeServer.inject, with Hedra's error body ({"error": {"code", "message"}}) by default."""
+        codes = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+        for s in statuses:
+            super().inject(method, pattern, s, headers=headers, body=body if body is not None else {
+                "error": {"code": codes.get(s, "UNKNOWN"), "message": f"injected {s}", "retryable": s >= 429}})
+
     @property
     def submissions(self) -> int:
         """Jobs created (a repeated Idempotency-Key answers the first job and is not counted)."""

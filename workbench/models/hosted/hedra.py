@@ -177,9 +177,10 @@ class HedraGenerator(HostedGenerator):
     def fault(self, exc: BaseException) -> Fault:
         try:
             from hedra.core.api_error import ApiError
+            from hedra.core.parse_error import ParsingError
         except ImportError:  # pragma: no cover
-            ApiError = ()  # type: ignore[assignment]
-        if isinstance(exc, ApiError):
+            ApiError = ParsingError = ()  # type: ignore[assignment,misc]
+        if isinstance(exc, (ApiError, ParsingError)):  # ParsingError: an error body of another shape
             code, message = _error_envelope(exc.body)
             status = exc.status_code or 0
             text = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
