@@ -146,3 +146,98 @@ def test_neural_engine_runs_from_a_local_checkpoint(monkeypatch, tmp_path):
     tiny_vits(root / "deu", sampling_rate=22050)
     other = synthesize("hallo welt", "mms-tts:deu", cache_dir=tmp_path / "c1")
     assert not other.cached and other.key != s.key and other.load().sample_rate == 22050
+
+
+# --------------------------------------------------------------------------------------------------
+# ElevenLabs voices: the official client against a local fake (tests/fakes/elevenlabs.py)
+# --------------------------------------------------------------------------------------------------
+XI_KEY = "xi-FAKE-elevenlabs-key-0123456789"
+
+
+@pytest.fixture
+def eleven(monkeypatch):
+    from tests.fakes.elevenlabs import FakeElevenLabs
+    from workbench.models.hosted.base import RetryPolicy
+
+    monkeypatch.setattr(speech.ElevenLabsTTS, "retry", property(lambda self: RetryPolicy(3, 0.01, 0.05)))
+    with FakeElevenLabs() as server:
+        monkeypatch.setenv("ELEVENLABS_API_KEY", XI_KEY)
+        monkeypatch.setenv("WORKBENCH_ELEVENLABS_BASE_URL", server.url)
+        yield server
+
+
+def test_elevenlabs_voice_is_cached_and_costed(eleven, tmp_path, monkeypatch):
+    text = "Hello from a hosted voice."
+    s = synthesize(text, "elevenlabs:JBFqnCBsd6RMkjVDRZzb", cache_dir=tmp_path)
+    a = s.load()
+    assert not s.cached and a.sample_rate == 24000 and not a.is_silent and a.duration > 1.0
+    assert s.voice == Voice("elevenlabs", "JBFqnCBsd6RMkjVDRZzb") and "eleven_multilingual_v2" in s.engine_version
+    body = eleven.bodies[0]
+    assert body["text"] == text and body["model_id"] == "eleven_multilingual_v2"
+    assert eleven.requests[0].query["output_format"] == ["pcm_24000"] and XI_KEY in eleven.keys_seen
+    # cost: the characters the API billed x the price rule (per 1000 characters)
+    assert s.cost["source"] == "api" and s.cost["characters"] == len(text)
+    assert s.cost["usd"] == pytest.approx(len(text) / 1000 * 0.10) and "1000 characters" in s.cost["rule"]
+    meta = json.loads((tmp_path / f"{s.key}.json").read_text())
+    assert meta["cost"]["usd"] == s.cost["usd"] and meta["voice"] == "elevenlabs:JBFqnCBsd6RMkjVDRZzb"
+    # the same words again: from the cache, not paid again, and no key needed
+    monkeypatch.delenv("ELEVENLABS_API_KEY")
+    again = synthesize(text, "elevenlabs:JBFqnCBsd6RMkjVDRZzb", cache_dir=tmp_path)
+    assert again.cached and again.path == s.path and eleven.syntheses == 1
+    assert again.cost["charged"] == 0 and again.cost["source"] == "cached" and again.cost["estimated"] > 0
+    # another voice or model is another utterance (and needs the key)
+    with pytest.raises(SpeechError, match="ELEVENLABS_API_KEY"):
+        synthesize(text, "elevenlabs:21m00Tcm4TlvDq8ikWAM", cache_dir=tmp_path)
+    monkeypatch.setenv("ELEVENLABS_API_KEY", XI_KEY)
+    flash = synthesize(text, "elevenlabs:JBFqnCBsd6RMkjVDRZzb+eleven_flash_v2_5", cache_dir=tmp_path)
+    assert flash.key != s.key and eleven.bodies[-1]["model_id"] == "eleven_flash_v2_5"
+    assert flash.cost["usd"] == pytest.approx(len(text) / 1000 * 0.05)
+    slow = synthesize(text, "elevenlabs:JBFqnCBsd6RMkjVDRZzb", speed=0.8, cache_dir=tmp_path)
+    assert eleven.bodies[-1]["voice_settings"]["speed"] == 0.8 and slow.load().duration > a.duration
+    for f in tmp_path.iterdir():  # the key is in no file the cache holds
+        assert XI_KEY.encode() not in f.read_bytes()
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_elevenlabs_retries_transient_faults(eleven, tmp_path, status):
+    eleven.inject("POST", r"/v1/text-to-speech/.*", status, status)
+    s = synthesize("Retry me.", "elevenlabs:JBFqnCBsd6RMkjVDRZzb", cache_dir=tmp_path)
+    assert s.load().duration > 0 and eleven.count("POST", r"/v1/text-to-speech/.*") == 3 and eleven.syntheses == 1
+
+
+def test_elevenlabs_errors(eleven, tmp_path, monkeypatch):
+    eleven.inject("POST", r"/v1/text-to-speech/.*", 503, 503, 503, 503)
+    with pytest.raises(SpeechError, match="ElevenLabs text-to-speech failed after 4 tries: HTTP 503"):
+        synthesize("Never.", "elevenlabs:JBFqnCBsd6RMkjVDRZzb", cache_dir=tmp_path)
+    n = eleven.count("POST", r"/v1/text-to-speech/.*")
+    with pytest.raises(SpeechError, match="refused by ElevenLabs: content_against_policy"):
+        synthesize("REFUSE this", "elevenlabs:JBFqnCBsd6RMkjVDRZzb", cache_dir=tmp_path)
+    assert eleven.count("POST", r"/v1/text-to-speech/.*") == n + 1  # a refusal is not retried
+    with pytest.raises(SpeechError, match="elevenlabs has no voice 'NoSuchVoice123'"):
+        synthesize("Hi.", "elevenlabs:NoSuchVoice123", cache_dir=tmp_path)
+    with pytest.raises(SpeechError, match="out of range for elevenlabs"):
+        synthesize("Hi.", "elevenlabs:JBFqnCBsd6RMkjVDRZzb", speed=2.0, cache_dir=tmp_path)
+    assert speech.get_engine("elevenlabs").voices() == sorted(["JBFqnCBsd6RMkjVDRZzb", "21m00Tcm4TlvDq8ikWAM"])
+    monkeypatch.setenv("ELEVENLABS_API_KEY", "")
+    row = {r["name"]: r for r in speech.describe_engines()}["elevenlabs"]
+    assert row["available"] is False and "ELEVENLABS_API_KEY" in row["unavailable_reason"]
+    assert not list(tmp_path.glob("*.wav"))  # nothing half-made was cached
+
+
+def test_elevenlabs_speech_cost_lands_in_the_record(eleven, tmp_path, monkeypatch):
+    """A suite case with `text:` + `voice: elevenlabs:...`: the record's workflow.speech holds the cost."""
+    from workbench.experiment import Runner
+    from workbench.suite import load_suite
+
+    monkeypatch.setenv(speech.CACHE_ENV, str(tmp_path / "cache"))
+    image = os.path.join(os.path.dirname(__file__), "..", "data", "images", "portrait.png")
+    (tmp_path / "s.yaml").write_text(
+        "name: xi\ncases:\n"
+        f"  - {{id: p, image: {os.path.abspath(image)}, text: \"Hello there.\", voice: \"elevenlabs:JBFqnCBsd6RMkjVDRZzb\"}}\n"
+        "models: [static]\nseeds: [0]\nmetrics: [temporal_flicker]\ntracking: {wandb: false, html_report: false}\n")
+    (rec,) = list(Runner(load_suite(tmp_path / "s.yaml"), tmp_path / "run").run())
+    cost = rec["workflow"]["speech"]["cost"]
+    assert rec["status"] == "ok" and cost["source"] == "api" and cost["characters"] == 12 and cost["usd"] > 0
+    for f in (tmp_path / "run").rglob("*"):
+        if f.is_file():
+            assert XI_KEY.encode() not in f.read_bytes()

@@ -9,6 +9,11 @@ An engine turns (text, voice) into `Audio`. Engines live in a registry:
   ISO 639-3 codes (`eng`, `deu`, `fra`). Neural, so it needs weights: a local folder
   (`$WORKBENCH_MMS_TTS/<code>/` or `.../mms-tts-<code>/`) or the hub cache (`facebook/mms-tts-<code>`).
   Without them it raises `SpeechError` saying where to put them; nothing downloads.
+- `elevenlabs`: ElevenLabs' hosted voices through the official client (`pip install elevenlabs`),
+  `elevenlabs:<voice id>` or `elevenlabs:<voice id>+<model id>` (default model
+  `eleven_multilingual_v2`). Needs `ELEVENLABS_API_KEY`; billed per character: the cost (characters
+  the API billed x the price rule in workbench/models/hosted/prices.yaml) is kept with the cached wav
+  and handed to the record. A cached utterance is never paid again and needs no key.
 
 A new engine is a `TTSEngine` subclass decorated with `@register_engine`.
 
@@ -99,6 +104,10 @@ class TTSEngine(ABC):
     @abstractmethod
     def synthesize(self, text: str, voice: str, speed: float | None = None) -> Audio:
         """Speak `text` with `voice`; `speed` is a rate multiplier (1.0 = the engine's normal pace)."""
+
+    def synthesize_billed(self, text: str, voice: str, speed: float | None = None) -> tuple[Audio, dict[str, Any] | None]:
+        """`synthesize` plus what it cost (None for engines that run here for free)."""
+        return self.synthesize(text, voice, speed), None
 
 
 _ENGINES: dict[str, type[TTSEngine]] = {}
@@ -324,6 +333,155 @@ def _load_vits(folder: str, stamp: str):
     return model, tokenizer
 
 
+ELEVENLABS_SPEED = (0.7, 1.2)  # the range ElevenLabs' voice_settings.speed takes
+
+
+def _elevenlabs():
+    """The ElevenLabs provider (key, base URL) and its constants; registered with the hosted providers."""
+    from workbench.models.hosted import elevenlabs
+
+    return elevenlabs
+
+
+@register_engine
+class ElevenLabsTTS(TTSEngine):
+    """ElevenLabs' hosted voices through the official client: `elevenlabs:<voice id>[+<model id>]`.
+
+    One request per utterance (no remote job to resume): 429 and 5xx are retried with backoff
+    (`retry`), any other error is a one-line `SpeechError` (a refusal says so), keys are scrubbed from
+    every message. The audio comes back as 24 kHz PCM; what it cost is what `synthesize_billed` returns."""
+
+    name = "elevenlabs"
+    description = ("ElevenLabs hosted voices: elevenlabs:<voice id>[+<model id>]; needs ELEVENLABS_API_KEY; "
+                   "billed per character")
+    default_voice = "JBFqnCBsd6RMkjVDRZzb"  # "George", a premade voice every account has
+    hosted = True
+
+    @property
+    def retry(self):
+        from workbench.models.hosted.base import RetryPolicy
+
+        return RetryPolicy(retries=4, base_s=1.0, cap_s=30.0)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import elevenlabs  # noqa: F401
+        except ImportError:
+            return "elevenlabs voices need the official client: `pip install elevenlabs`"
+        prov = _elevenlabs().PROVIDER
+        if not prov.key_present():
+            return f"elevenlabs voices need an API key: set {prov.key_env} in the environment"
+        return None
+
+    @staticmethod
+    def split(voice: str) -> tuple[str, str]:
+        """`<voice id>[+<model id>]` -> (voice id, model id)."""
+        vid, _, model = voice.partition("+")
+        return vid, model or _elevenlabs().DEFAULT_MODEL
+
+    def version(self) -> str:
+        return "elevenlabs"
+
+    def voice_version(self, voice: str) -> str:
+        return f"elevenlabs {self.split(voice)[1]} {_elevenlabs().OUTPUT_FORMAT}"  # no call: cache hits need no key
+
+    def _client(self):
+        from elevenlabs.client import ElevenLabs
+
+        prov = _elevenlabs().PROVIDER
+        return ElevenLabs(api_key=prov.key(), base_url=prov.base_url(), timeout=120)
+
+    def _call(self, fn, what: str, voice: str = ""):
+        """One API call with bounded retries on 429/5xx and connection faults; else a SpeechError."""
+        import time
+
+        import httpx
+        from elevenlabs.core.api_error import ApiError
+
+        from workbench.models.hosted.keys import scrub
+
+        policy = self.retry
+        for attempt in range(policy.retries + 1):
+            try:
+                return fn()
+            except ApiError as e:
+                code = int(e.status_code or 0)
+                detail = e.body.get("detail", e.body) if isinstance(e.body, dict) else e.body
+                if isinstance(detail, dict):
+                    status, message = str(detail.get("status") or ""), str(detail.get("message") or detail)
+                else:
+                    status, message = "", str(detail or "")
+                transient = code in (408, 429) or code >= 500
+                if transient and attempt < policy.retries:
+                    try:
+                        after = float((e.headers or {}).get("retry-after"))
+                    except (TypeError, ValueError):
+                        after = None
+                    time.sleep(policy.delay(attempt, after))
+                    continue
+                line = scrub(f"{status}: {message}" if status else message)
+                if code == 404 or status == "voice_not_found":
+                    raise SpeechError(f"elevenlabs has no voice '{voice}' ({line}); list yours with "
+                                      "`workbench.speech.get_engine('elevenlabs').voices()`") from None
+                if any(w in f"{status} {message}".lower() for w in ("policy", "moderation", "safety", "terms")):
+                    raise SpeechError(f"refused by ElevenLabs: {line}") from None
+                tries = f" after {attempt + 1} tries" if attempt else ""
+                raise SpeechError(f"ElevenLabs {what} failed{tries}: HTTP {code} {line}") from None
+            except (httpx.TransportError, httpx.TimeoutException) as e:
+                if attempt < policy.retries:
+                    time.sleep(policy.delay(attempt))
+                    continue
+                raise SpeechError(f"ElevenLabs {what} failed after {attempt + 1} tries: {type(e).__name__}") from None
+        raise AssertionError("unreachable")
+
+    def voices(self) -> list[str]:
+        """The voice ids of this account (an API call; [] without a key)."""
+        if self.unavailable_reason():
+            return []
+        res = self._call(lambda: self._client().voices.search(page_size=100), "voices list")
+        return sorted(v.voice_id for v in res.voices)
+
+    def synthesize(self, text: str, voice: str, speed: float | None = None) -> Audio:
+        return self.synthesize_billed(text, voice, speed)[0]
+
+    def synthesize_billed(self, text: str, voice: str, speed: float | None = None) -> tuple[Audio, dict[str, Any]]:
+        from elevenlabs.types import VoiceSettings
+
+        from workbench.models.hosted.pricing import cost_record, price_rule
+
+        self.check()
+        el = _elevenlabs()
+        vid, model = self.split(voice)
+        if speed not in (None, 1.0) and not ELEVENLABS_SPEED[0] <= float(speed) <= ELEVENLABS_SPEED[1]:
+            raise SpeechError(f"speech speed {speed} is out of range for elevenlabs; use "
+                              f"{ELEVENLABS_SPEED[0]} to {ELEVENLABS_SPEED[1]}")
+        kwargs: dict[str, Any] = {"text": text, "model_id": model, "output_format": el.OUTPUT_FORMAT, "seed": 0,
+                                  "request_options": {"max_retries": 0}}  # ours are bounded, with backoff
+        if speed not in (None, 1.0):
+            kwargs["voice_settings"] = VoiceSettings(speed=float(speed))
+
+        def call() -> tuple[bytes, dict[str, str]]:
+            with self._client().text_to_speech.with_raw_response.convert(vid, **kwargs) as resp:
+                return b"".join(resp.data), {k.lower(): v for k, v in dict(resp.headers).items()}
+
+        pcm, headers = self._call(call, "text-to-speech", vid)
+        if len(pcm) < 2:
+            raise SpeechError(f"elevenlabs:{voice} returned no audio for {text[:40]!r}")
+        samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+        rule = price_rule(f"elevenlabs:{model}")
+        try:
+            billed = int(headers["x-character-count"])
+        except (KeyError, ValueError):
+            billed = None
+        estimate = rule.estimate(characters=len(text)) if rule else None
+        charged = rule.estimate(characters=billed) if rule and billed is not None else None
+        cost = cost_record(rule, estimate, charged, "USD") | {
+            "characters": billed if billed is not None else len(text),
+            "source": "api" if charged is not None else "estimate", "request_id": headers.get("request-id")}
+        return Audio(samples, el.SAMPLE_RATE), cost
+
+
 # --------------------------------------------------------------------------------------------------
 # the cache
 # --------------------------------------------------------------------------------------------------
@@ -342,6 +500,9 @@ class Speech:
     key: str
     cached: bool  # True when it was already there
     engine_version: str
+    # hosted engines: {"estimated", "charged", "currency", "usd", "source", "rule", "characters"};
+    # a cached utterance shows what it cost once with charged 0 (source "cached")
+    cost: dict[str, Any] | None = None
 
     def load(self) -> Audio:
         from workbench.media import load_audio
@@ -368,18 +529,19 @@ def speech_key(text: str, voice: Voice, engine_version: str, speed: float | None
 
 def synthesize(text: str, voice: str | dict | Voice | None = None, *, speed: float | None = None,
                cache_dir: str | Path | None = None) -> Speech:
-    """Speak `text` with `voice` into the cache (or find it there) and return the wav's place."""
+    """Speak `text` with `voice` into the cache (or find it there) and return the wav's place.
+    A cached utterance needs nothing of its engine but its version (a hosted voice: no key, no call)."""
     text = check_text(text)
     v = parse_voice(voice)
     engine = get_engine(v.engine)
-    engine.check()
     version = engine.voice_version(v.voice)
     key = speech_key(text, v, version, speed)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     path = root / f"{key}.wav"
     if path.is_file() and path.stat().st_size > 44:
-        return Speech(path, v, text, key, True, version)
-    audio = engine.synthesize(text, v.voice, speed)
+        return Speech(path, v, text, key, True, version, _cached_cost(root / f"{key}.json"))
+    engine.check()
+    audio, cost = engine.synthesize_billed(text, v.voice, speed)
     if audio.is_silent:
         raise SpeechError(f"{v}: produced silence for {text[:40]!r}; check that the voice speaks this language")
     root.mkdir(parents=True, exist_ok=True)
@@ -391,8 +553,21 @@ def synthesize(text: str, voice: str | dict | Voice | None = None, *, speed: flo
         tmp.unlink(missing_ok=True)
     meta = {"text": text, "voice": str(v), "engine_version": version, "speed": speed,
             "seconds": round(audio.duration, 3), "sample_rate": audio.sample_rate}
+    if cost is not None:
+        meta["cost"] = cost
     write_json_atomic(root / f"{key}.json", meta, ensure_ascii=False, indent=1)
-    return Speech(path, v, text, key, False, version)
+    return Speech(path, v, text, key, False, version, cost)
+
+
+def _cached_cost(meta: Path) -> dict[str, Any] | None:
+    """What a cached hosted utterance cost when it was made, now charged 0 (it is not paid again)."""
+    try:
+        cost = json.loads(meta.read_text()).get("cost")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(cost, dict):
+        return None
+    return {**cost, "charged": 0.0, "usd": 0.0, "source": "cached"}
 
 
 def describe_engines() -> list[dict[str, Any]]:

@@ -57,6 +57,8 @@ def resolve_case(suite: "Suite", case: "CaseSpec") -> tuple["CaseSpec", dict[str
             update["audio"] = str(speech.path.resolve())
             info["speech"] = {"text": case.text, "voice": str(speech.voice), "key": speech.key,
                               "engine_version": speech.engine_version}
+            if speech.cost is not None:  # a hosted voice (ElevenLabs): what it cost, 0 charged when cached
+                info["speech"]["cost"] = speech.cost
         except SpeechError as e:
             error = error or f"case {case.id}: {e}"
             update["audio"] = f"speech-{case.id}.wav"  # a placeholder: the job fails with `error`

@@ -14,7 +14,7 @@ from workbench.models.hosted.base import (Fault, HostedGenerator, KeyMissing, Po
 from workbench.models.hosted.keys import PROVIDERS, Provider, get_provider, providers, register_provider, scrub  # noqa: F401
 
 # provider modules, imported for their registrations (another provider: add its module here)
-PROVIDER_MODULES: tuple[str, ...] = ("hedra", "fal", "replicate", "veo", "sora", "runway", "luma")
+PROVIDER_MODULES: tuple[str, ...] = ("hedra", "fal", "replicate", "veo", "sora", "runway", "luma", "elevenlabs")
 
 _loaded = False
 
