@@ -301,3 +301,24 @@ def test_run_options_do_not_change_the_clip_id(tmp_path, env):
     b = make_suite(tmp_path / "b", [m("hedra-character-3", timeout_s=500, poll_s=3)])
     ja, jb = Runner(load_suite(a), tmp_path / "ra").jobs[0], Runner(load_suite(b), tmp_path / "rb").jobs[0]
     assert ja.clip_id == jb.clip_id and ja.options != jb.options
+
+
+def test_studio_marks_hosted_models_and_shows_the_cost_before_run(tmp_path, monkeypatch):
+    from workbench.ui import Studio
+
+    monkeypatch.delenv("FAL_KEY", raising=False)
+    monkeypatch.setenv("HEDRA_API_KEY", HEDRA_KEY)
+    gen = Studio(runs=tmp_path / "runs").generate
+    gen.task.value = "image-to-video"
+    labels = dict((v, k) for k, v in gen.model.options)
+    assert labels["fal-kling-2.1-standard-i2v"].endswith("fal (hosted), \u2717 key missing")
+    assert labels["hedra-kling-2.1-master"].endswith("Hedra (hosted), \u2713 key set")
+    gen.model.value = "fal-kling-2.1-standard-i2v"
+    assert "FAL_KEY" in gen.model_info.value and "missing" in gen.model_info.value
+    assert any("set FAL_KEY" in p for p in gen.problems()) and gen.run_btn.disabled
+    gen.seeds.value = "0, 1"
+    gen.form.set_value("duration", 10.0)
+    est = gen.cost_estimate()
+    assert est == {"per_clip": 0.5, "clips": 2, "total": 1.0, "currency": "USD", "rule": est["rule"]}
+    assert "estimated cost: <b>1.00 USD</b>" in gen.run_note.value
+    assert HEDRA_KEY not in gen.model_info.value + gen.run_note.value

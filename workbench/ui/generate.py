@@ -57,6 +57,22 @@ def model_catalogue() -> dict[str, dict[str, Any]]:
     return out
 
 
+def hosted_mark(d: dict[str, Any]) -> str:
+    """The model menu's mark of a hosted model: its provider and whether its key is set."""
+    key = "\u2713 key set" if d.get("key_present") else "\u2717 key missing"
+    return f"{d.get('provider_title', d.get('provider'))} (hosted), {key}"
+
+
+def hosted_info_html(d: dict[str, Any]) -> str:
+    """The info line of a hosted model: provider, remote id, key variable (never its value), price rule."""
+    key = ("present" if d.get("key_present") else
+           f"<b style='color:#b00020'>missing</b>: set <code>{html.escape(str(d.get('key_env')))}</code>")
+    price = d.get("price") or {}
+    rule = html.escape(price.get("rule") or "no price rule")
+    return (f"hosted on <b>{html.escape(str(d.get('provider_title')))}</b> as <code>{html.escape(str(d.get('remote_model')))}"
+            f"</code> &middot; key <code>{html.escape(str(d.get('key_env')))}</code> {key} &middot; price {rule}")
+
+
 def _elements() -> dict[str, Any]:
     """The Elements offered as images (a broken library must not take the Studio down)."""
     try:
@@ -307,6 +323,8 @@ class GenerateTab(W.VBox):
                 continue
             if d.get("checkpoint"):
                 mark = "\u2713 local checkpoint"
+            elif d.get("hosted"):
+                mark = hosted_mark(d)
             else:
                 mark = "model-free" if not d.get("weights") else ("\u2713 weights here" if d.get("weights_available")
                                                                   else "\u2717 weights missing")
@@ -343,6 +361,8 @@ class GenerateTab(W.VBox):
             also = d.get("also_loads") or []
             wtxt = (f"local checkpoint <code>{html.escape(d['checkpoint_label'])}</code> (model_id), run as "
                     f"<b>{html.escape(d['name'])}</b>" + (f"; also loads as {html.escape(', '.join(also))}" if also else ""))
+        elif d.get("hosted"):
+            wtxt = hosted_info_html(d)
         elif not w:
             wtxt = "model-free (runs anywhere)"
         else:
@@ -468,10 +488,10 @@ class GenerateTab(W.VBox):
         field_errs = seed_errs + ([out_err] if out_err else [])
         self.seeds_note.value = "".join(f"<div style='color:#b00020'>\u2716 {html.escape(e)}</div>" for e in field_errs)
         problems = self.problems()
-        self.run_note.value = "" if not problems else (
+        self.run_note.value = self.cost_note() + ("" if not problems else (
             "<div style='color:#b00020;font-size:12px;line-height:1.4'><b>Run waits for "
             f"{len(problems)} fix{'es' if len(problems) > 1 else ''}:</b>"
-            + "".join(f"<div>\u2716 {html.escape(p)}</div>" for p in problems) + "</div>")
+            + "".join(f"<div>\u2716 {html.escape(p)}</div>" for p in problems) + "</div>"))
         self.run_btn.disabled = self._busy or bool(problems)
         self.run_btn.tooltip = "; ".join(problems) if problems else "run the jobs"
         if not problems and getattr(self, "_refused", False):
@@ -489,6 +509,9 @@ class GenerateTab(W.VBox):
             if inp.error:
                 out.append(inp.error)
         needs = set(d.get("requires") or [])
+        if d.get("hosted") and not d.get("key_present") and not d["cls"].weights_available():
+            out.append(f"{d['name']} runs on {d.get('provider_title')} and needs an API key: set {d.get('key_env')} "
+                       f"in the environment of this kernel (see `workbench providers check`)")
         if d.get("weights") and not d.get("weights_available") and "model_id" not in self.form.overrides() \
                 and "model_id" not in self.form.errors:
             out.append(f"{d['name']}: weights {d['weights']} are not on this machine; run `workbench weights fetch "
@@ -526,6 +549,45 @@ class GenerateTab(W.VBox):
             except Exception as e:
                 out.append(one_line(e))
         return out
+
+    def cost_estimate(self) -> dict[str, Any] | None:
+        """For a hosted model: {"per_clip", "clips", "total", "currency", "rule"} of what Run would cost
+        (the price rule, the form's parameters, the audio's length); None for local models."""
+        d = self._desc()
+        if d is None or not d.get("hosted"):
+            return None
+        cls = d["cls"]
+        try:
+            params = cls.resolve_params(self.form.overrides())
+        except Exception:
+            params = dict(cls.defaults)
+        audio_s = None
+        if _takes(d, "audio") and self.audio.path is not None:
+            from workbench.experiment import _audio_seconds
+
+            audio_s = _audio_seconds(str(self.audio.path))
+        per_clip, rule = cls.estimate_cost(params, audio_seconds=audio_s)
+        seeds = len(parse_seeds(self.seeds.value) or [0]) if not seed_problems(self.seeds.value) else 1
+        outputs = (parse_outputs(self.outputs.value)[0] or 1)
+        clips = seeds * outputs
+        return {"per_clip": per_clip, "clips": clips, "total": None if per_clip is None else round(per_clip * clips, 4),
+                "currency": rule.currency if rule else "USD", "rule": rule.describe() if rule else None}
+
+    def cost_note(self) -> str:
+        """One line above Run: the estimated cost of a hosted model's clips (empty for local models)."""
+        try:
+            est = self.cost_estimate()
+        except Exception:  # an estimate must never break the form
+            return ""
+        if est is None:
+            return ""
+        if est["per_clip"] is None:
+            what = "no price rule" if est["rule"] is None else "the length is not known yet"
+            return f"<div style='color:#444;font-size:12px'>estimated cost: unknown ({html.escape(what)})</div>"
+        n = est["clips"]
+        return (f"<div class='wb-cost' style='color:#444;font-size:12px'>estimated cost: <b>{est['total']:.2f} "
+                f"{html.escape(est['currency'])}</b> ({n} clip{'s' if n != 1 else ''} \u00d7 {est['per_clip']:.2f}; "
+                f"{html.escape(est['rule'] or '')})</div>")
 
     def suite_dict(self) -> dict[str, Any]:
         """The form as a suite mapping (the YAML a `workbench run` would take)."""
