@@ -651,7 +651,14 @@ class Runner:
         """Score the saved clip (only the missing scores when rescoring) and fill the record."""
         from workbench.metrics import evaluate
 
-        saved = Clip.open(path, load_audio_track=request.audio is None)  # a generated soundtrack is scored too
+        # lip-sync follows the audio the model heard: a model that takes no driving audio (an image-to-video
+        # family) is scored against its own soundtrack, if it made one, never against the case's speech
+        takes = getattr(get_generator(job.model.name), "accepts", None)
+        heard = request.audio if takes is None or "audio" in takes else None
+        if request.audio is not None and heard is None:
+            warnings.append(f"{job.model.name} takes no driving audio: the case's audio is not used for lip-sync "
+                            f"(scored against the clip's own soundtrack, if any)")
+        saved = Clip.open(path, load_audio_track=heard is None)  # a generated soundtrack is scored too
         w, h = saved.size
         record["clip"] = {"frames": saved.num_frames, "fps": saved.fps, "width": w, "height": h,
                           "seconds": round(saved.duration, 3), "audio": saved._info.has_audio if saved._info else False}
@@ -659,7 +666,7 @@ class Runner:
         reference = Clip.open(job.reference) if job.reference else None
         t0 = time.perf_counter()
         face_reference = self._element_face(job)
-        result = evaluate(saved, image=request.image, audio=request.audio, reference=reference, metrics=names,
+        result = evaluate(saved, image=request.image, audio=heard, reference=reference, metrics=names,
                           skip_inapplicable=True, progress=self._step(job, "evaluate"), face_reference=face_reference)
         if face_reference is not None and "identity_similarity" in result.scores:
             used = result.backends.get("identity_similarity") == face_reference.backend
