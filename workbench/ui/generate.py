@@ -14,14 +14,13 @@ import datetime as _dt
 import hashlib
 import html
 import json
-import re
 from pathlib import Path
 from typing import Any, Callable
 
 import ipywidgets as W
 import yaml
 
-from workbench.names import MAX_NAME, slug
+from workbench.names import MAX_NAME, SEED_MAX, SEED_RANGE_MAX, parse_seeds, seed_problems, slug  # noqa: F401
 from workbench.ui.cases import KnownCases, canonical_voice, case_id as make_case_id
 from workbench.ui.creative import (AUTO, AUTO_LABEL, BestOfBox, Router, auto_descriptor, element_choices,
                                    mark_caption, no_route_problem, rank_marks, routes_html)
@@ -100,58 +99,6 @@ def _takes(d: dict[str, Any], kind: str) -> bool:
     if accepts is not None:
         return kind in accepts
     return kind == "prompt" or (kind == "audio" and d.get("task") == "audio-to-video")
-
-
-SEED_MAX = 2**32 - 1  # the suite's limit (numpy's seed range)
-SEED_RANGE_MAX = 1000  # seeds one range may list
-
-
-def seed_problems(text: str) -> list[str]:
-    """Every reason `text` is not a list of seeds, one line each (empty: it is)."""
-    problems: list[str] = []
-    found = False
-    for part in (p.strip() for p in str(text).replace(";", ",").split(",")):
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-        if m:
-            a, b = int(m.group(1)), int(m.group(2))
-            if b < a:
-                problems.append(f"seeds: range {part!r} runs backwards; write {b}-{a}")
-            elif b - a >= SEED_RANGE_MAX:
-                problems.append(f"seeds: range {part!r} lists {b - a + 1} seeds; at most {SEED_RANGE_MAX} per range")
-            elif b > SEED_MAX:
-                problems.append(f"seeds: {b} is above the largest seed {SEED_MAX}")
-            else:
-                found = True
-            continue
-        if re.fullmatch(r"[-−]\s*\d+", part):
-            problems.append(f"seeds: {part} is negative; seeds are whole numbers from 0 to {SEED_MAX}")
-        elif re.fullmatch(r"\d+", part):
-            if int(part) > SEED_MAX:
-                problems.append(f"seeds: {part} is above the largest seed {SEED_MAX}")
-            else:
-                found = True
-        else:
-            problems.append(f"seeds: {part!r} is not a seed; write 0, or 0, 1, 2, or 0-3")
-    if not problems and not found:
-        problems.append("seeds: give at least one seed, e.g. 0")
-    return problems
-
-
-def parse_seeds(text: str) -> list[int]:
-    """'0', '0, 1, 2' or '0-3' (inclusive) as a list of seeds (0 to 2**32-1); ValueError with the
-    first problem otherwise (`seed_problems` lists them all)."""
-    problems = seed_problems(text)
-    if problems:
-        raise ValueError(problems[0])
-    seeds: list[int] = []
-    for part in (p.strip() for p in str(text).replace(";", ",").split(",")):
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-        seeds.extend(range(int(m.group(1)), int(m.group(2)) + 1) if m else [int(part)])
-    return list(dict.fromkeys(seeds))
 
 
 OUTPUTS_MAX = 64  # the suite's num_outputs limit
