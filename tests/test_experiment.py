@@ -367,3 +367,26 @@ def test_silent_audio_is_a_warning_truncated_audio_an_error(workdir):
         f"{workdir / 'cut.wav'}: audio is truncated: its header states 0.50 s but the file holds 0.00 s; "
         f"re-export or re-download it")
     assert struct.unpack("<I", raw[40:44])[0] == 16000  # the header really claims 0.5 s
+
+
+def test_accelerate_cpu_launch_of_one_process_says_how_to_split(workdir):
+    """`accelerate launch --cpu --num_processes 2` starts one process (CPU processes split only through
+    MPI): the run says so in one line and how to split instead; a plain run says nothing."""
+    import os
+    import subprocess
+    import sys
+
+    from workbench.cli.run import single_cpu_launch_note
+
+    suite = write_suite(workdir, models=["static"])
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "workbench", "run", str(suite), "--dry-run"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=workdir)
+    assert r.returncode == 0, r.stderr[-2000:]
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note: accelerate launch --cpu started one process")]
+    assert len(notes) == 1 and "--multi_gpu --num_processes N" in notes[0] and "--shard i/N" in notes[0]
+    plain = {k: v for k, v in os.environ.items() if k not in ("ACCELERATE_USE_CPU", "MASTER_ADDR", "WORLD_SIZE")}
+    r = subprocess.run([sys.executable, "-m", "workbench", "run", str(suite), "--dry-run"], capture_output=True,
+                       text=True, timeout=120, cwd=workdir, env=plain)
+    assert r.returncode == 0 and "note: accelerate" not in r.stderr
+    assert single_cpu_launch_note() is None or os.environ.get("ACCELERATE_USE_CPU")
