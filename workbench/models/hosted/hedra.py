@@ -23,7 +23,7 @@ from workbench.models.hosted.keys import Provider, register_provider
 PROVIDER = register_provider(Provider(
     name="hedra", title="Hedra", key_env="HEDRA_API_KEY", base_url_env="WORKBENCH_HEDRA_BASE_URL",
     default_base_url="https://api.hedra.com/v3", client_package="hedra-sdk",
-    docs="https://api.hedra.com/web-app/redoc (API v3; models list: GET /v3/models)"))
+    docs="hedra-sdk on PyPI; API v3 at https://api.hedra.com/v3 (models: GET /v3/models, prices: POST /v3/models/<id>/estimate)"))
 
 REFUSAL_CODES = {"MODERATION_FAILED"}
 RESOLUTION_HEIGHT = {"540p": 540, "720p": 720, "1080p": 1080, "4K": 2160}
