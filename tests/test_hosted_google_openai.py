@@ -248,3 +248,18 @@ def test_kill_while_polling_then_rerun_submits_once(provider, tmp_path):
         if f.is_file():
             assert case.key.encode() not in f.read_bytes(), f"the key leaked into {f.relative_to(out)}"
     assert case.key not in log
+
+
+def test_veo_gemini_backend_on_a_vertex_only_client(monkeypatch, tmp_path):
+    """google-genai 3.x runs Veo on Vertex AI only: asking for the Gemini API says so in one line."""
+    import google.genai
+
+    if int(google.genai.__version__.split(".")[0]) < 3:
+        pytest.skip("this google-genai still has the Gemini API path")
+    with FakeVeo() as server:
+        monkeypatch.setenv("GOOGLE_API_KEY", CASES["veo"].key)
+        monkeypatch.setenv("WORKBENCH_VEO_BASE_URL", server.url)
+        monkeypatch.setenv("WORKBENCH_VEO_BACKEND", "gemini")
+        with pytest.raises(ProviderError, match="Vertex AI only"):
+            _gen(CASES["veo"]).generate(_request(tmp_path, "g"))
+        assert server.submissions == 0
