@@ -6,6 +6,11 @@ Before (while expanding jobs):
   which the Runner passes as `face_reference`), its prompt snippet is appended to
   the case prompt, and `text:` + `voice:` become a cached speech wav (voice: the case's, else the
   Element's default voice, else en-us). The wav's bytes enter the job id like any audio file.
+- the prompt enhancer (`workflow.enhance`): a case with `enhance: true` (or `enhance: MODEL`) runs the
+  prompt its model family reads best (template, or the local language model in $WORKBENCH_PROMPT_LM)
+  with the family's recommended negative prompt; the record keeps `prompt_original` and
+  `prompt_source` ("template:wan", "lm:<folder>") under `workflow.enhance`. `true` takes the family of
+  the suite's first model that reads prompts, so a suite comparing families names the model.
 - `resolve_auto`: a model entry named `auto` becomes the router's first usable model for the case,
   with the reasons kept for the record.
 
@@ -50,6 +55,10 @@ def resolve_case(suite: "Suite", case: "CaseSpec") -> tuple["CaseSpec", dict[str
         except ElementError as e:
             error = f"case {case.id}: {e}"
             update["image"] = f"{case.image}.png"  # a placeholder: the job fails with `error`
+    enhance = getattr(case, "enhance", None)  # the case field (suite.CaseSpec); absent on older suites
+    if enhance:
+        problem = _enhance(suite, case, enhance, update, info)
+        error = error or problem
     if case.text is not None:
         voice = case.voice or (element.voice if element is not None and element.voice else None)
         try:
@@ -63,6 +72,39 @@ def resolve_case(suite: "Suite", case: "CaseSpec") -> tuple["CaseSpec", dict[str
             error = error or f"case {case.id}: {e}"
             update["audio"] = f"speech-{case.id}.wav"  # a placeholder: the job fails with `error`
     return (case.model_copy(update=update) if update else case), info, error
+
+
+def enhance_model(suite: "Suite", enhance: bool | str) -> str:
+    """The model whose family an `enhance:` value means: a named model, else the suite's first model
+    that reads prompts (the first model when none does)."""
+    from workbench.models import registry
+
+    if isinstance(enhance, str) and enhance not in ("true", "auto"):
+        return enhance
+    models = registry()
+    names = [m.name for m in suite.models if m.name in models]
+    for name in names:
+        cls = models[name]
+        if "prompt" in (cls.accepts if cls.accepts is not None else cls.requires):
+            return name
+    return names[0] if names else "kenburns"
+
+
+def _enhance(suite: "Suite", case: "CaseSpec", enhance: bool | str, update: dict[str, Any],
+             info: dict[str, Any]) -> str | None:
+    """Enhance the case's prompt (after an Element's snippet) into `update`, its provenance into `info`."""
+    from workbench.models.base import UnknownModel
+    from workbench.workflow.enhance import EnhanceError, enhance_prompt
+
+    prompt = update.get("prompt", case.prompt)
+    negative = update.get("negative_prompt", case.negative_prompt)
+    try:
+        result = enhance_prompt(prompt, enhance_model(suite, enhance), negative)
+    except (EnhanceError, UnknownModel) as e:
+        return f"case {case.id}: enhance: {e}"
+    update["prompt"], update["negative_prompt"] = result.prompt, result.negative_prompt
+    info["enhance"] = result.to_record()
+    return None
 
 
 def resolve_auto(case: "CaseSpec", model: "ModelSpec", suite: "Suite") -> tuple["ModelSpec", dict[str, Any] | None, str | None]:
