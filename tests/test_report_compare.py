@@ -328,3 +328,32 @@ def test_the_motion_floor_scales_with_the_clip_size():
     assert floor_for({"clip": None}) == pytest.approx(0.1)
     small_pan = _record("a", "k", 0, {"flow_magnitude": 0.05}, clip={"width": 96, "height": 96})
     assert build_context([small_pan, _record("a", "s", 0, {"flow_magnitude": 0.0})], Path("."))["still_models"] == ["s"]
+
+
+def test_cost_per_model_and_quality_per_cost(tmp_path):
+    """Hosted records carry a cost block; the report totals it per model (local models at $0), per clip and per
+    second, and marks the models no other model beats on both cost and quality."""
+    from workbench.costs import cost_summary, pareto_front
+
+    def hosted(case, model, seed, q, usd, source="api"):
+        return _record(case, model, seed, {"temporal_flicker": q, "flow_magnitude": 1.0},
+                       clip={"fps": 24.0, "frames": 120, "width": 256, "height": 256, "seconds": 5.0},
+                       cost={"estimated": usd, "charged": usd, "currency": "USD", "usd": usd, "source": source})
+    recs = [hosted("a", "veo", s, 0.99, 2.0) for s in (0, 1)] + [hosted("a", "kling", s, 0.95, 0.5, "estimate")
+                                                                 for s in (0, 1)]
+    recs += [_record("a", "wan", s, {"temporal_flicker": 0.96, "flow_magnitude": 1.0}) for s in (0, 1)]
+    recs.append(dict(hosted("a", "veo", 2, 0.9, 2.0), status="failed", error="boom"))  # charged, failed
+    costs = cost_summary(recs)
+    assert costs["veo"]["usd"] == pytest.approx(6.0) and costs["veo"]["clips"] == 2
+    assert costs["veo"]["usd_per_clip"] == pytest.approx(3.0) and costs["veo"]["charged_failed"] == 1
+    assert costs["veo"]["usd_per_second"] == pytest.approx(0.6) and costs["kling"]["sources"] == ["estimate"]
+    assert costs["wan"]["local"] and costs["wan"]["usd"] == 0
+    # wan (0 USD, 0.96) beats kling (0.5 USD, 0.95) on both: kling is off the front; veo is best, so on it
+    assert pareto_front({"veo": (3.0, 0.99), "kling": (0.5, 0.95), "wan": (0.0, 0.96)}, True) == {"veo", "wan"}
+    run = _write(tmp_path / "run", recs)
+    html = write_report(run).read_text()
+    assert 'id="cost"' in html and "$6.00" in html and "$3.00" in html and "local" in html
+    assert "quality against cost per clip" in html
+    # a run of open models only has no cost section
+    plain = _write(tmp_path / "plain", [_record("a", "wan", 0, {"temporal_flicker": 0.9})])
+    assert 'id="cost"' not in write_report(plain).read_text()

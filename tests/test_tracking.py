@@ -305,3 +305,32 @@ def test_reader_waits_for_a_log_still_being_written(tmp_path):
     t0 = time.monotonic()
     held = read_offline_run(crashed, wait_s=0.3)
     assert held["project"] is None and 0.3 <= time.monotonic() - t0 < 5
+
+
+def test_costs_reach_the_wandb_tables_and_summary(inputs):
+    """Records with a cost block (hosted models) put cost_usd in the comparison table and cost per model in
+    model_summary and the run summary; local models read 0."""
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    path = suite_file(inputs, seeds=(0,))
+    r = CliRunner().invoke(app, ["run", str(path), "--wandb", "disabled", "--no-report"])
+    assert r.exit_code in (0, 1), r.output
+    run = inputs / "run"
+    lines = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    for rec in lines:  # price the 'drift' model as a hosted one would: $0.25 a clip, charged by the API
+        if rec["model"] == "drift" and rec["status"] == "ok":
+            rec["cost"] = {"estimated": 0.25, "charged": 0.25, "currency": "USD", "usd": 0.25, "source": "api"}
+    (run / "results.jsonl").write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+    r = CliRunner().invoke(app, ["report", str(run), "--wandb", "offline"])
+    assert r.exit_code == 0, r.output
+    (held,) = [read_offline_run(p) for p in offline_runs(run)]
+    comp = held["tables"]["comparison"]
+    rows = [dict(zip(comp["columns"], row)) for row in comp["data"]]
+    assert {row["cost_usd"] for row in rows if row["model"] == "drift" and row["status"] == "ok"} == {0.25}
+    assert {row["cost_usd"] for row in rows if row["model"] == "drift-long"} == {0.0}
+    summary = held["tables"]["model_summary"]
+    by_model = {row[0]: dict(zip(summary["columns"], row)) for row in summary["data"]}
+    assert by_model["drift"]["cost_usd"] == pytest.approx(0.5) and by_model["drift"]["cost_usd_per_clip"] == pytest.approx(0.25)
+    assert held["summary"]["drift/cost_usd"] == pytest.approx(0.5) and "drift-long/cost_usd" not in held["summary"]

@@ -219,3 +219,36 @@ def gain_curve(points: list[dict[str, Any]], formula: str) -> str | None:
     ax.legend(fontsize=7, frameon=False, loc="upper left")
     fig.tight_layout()
     return _uri(fig)
+
+
+def cost_quality(panels: list[dict[str, Any]], colors: dict[str, str]) -> str | None:
+    """Quality against cost per clip, one panel per score: `panels` = [{"label", "higher", "points":
+    {model: (usd_per_clip, mean)}, "front": {models on the Pareto front}}]. Front models are outlined and
+    joined; local models sit at 0 USD."""
+    panels = [p for p in panels if len(p["points"]) >= 2]
+    if not panels:
+        return None
+    plt = _plt()
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    for ax, p in zip(axes.flat, panels):
+        for m, (c, q) in p["points"].items():
+            front = m in p["front"]
+            ax.plot([c], [q], "o", color=colors[m], markersize=7, markeredgecolor="black" if front else colors[m],
+                    markeredgewidth=1.5 if front else 0.5)
+            ax.annotate(m, (c, q), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        line = sorted(p["points"][m] for m in p["front"])
+        if len(line) > 1:
+            ax.plot([c for c, _ in line], [q for _, q in line], color="#444", linewidth=0.8, linestyle="--")
+        arrow = {True: " \u2191", False: " \u2193"}.get(p.get("higher"), "")
+        ax.set_title(p["label"] + arrow, fontsize=9)
+        ax.set_xlabel("USD per clip", fontsize=8)
+        ax.tick_params(labelsize=7.5)
+        plain_axis(ax)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle("quality against cost per clip (outlined and joined: no model is both cheaper and better)", fontsize=9)
+    fig.tight_layout()
+    return _uri(fig)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.costs import any_cost, cost_summary, pareto_front
 from workbench.metrics.stats import finite as _finite, model_summaries, score_names
 from workbench.ranking import (ALPHA, MIN_CASES, MOTION_FLOOR, MOTION_SCORE, floor_for, holm, is_still, rank_all,
                               shown_flow)
@@ -283,6 +284,13 @@ def _not_run(records: list[dict[str, Any]], case: str, model: str) -> str:
     return f"{model} needs {' and '.join(lacks)}; case {case} has none" if lacks else generic
 
 
+def _usd(v: float | None) -> str:
+    """A dollar amount for reading: cents below 100 USD, no cents above; "" for None."""
+    if v is None:
+        return ""
+    return f"${v:,.0f}" if v >= 100 else (f"${v:,.2f}" if v >= 0.1 or v == 0 else f"${v:,.4f}")
+
+
 def _marks(run_dir: Path) -> tuple[set[str], set[str]]:
     """Job ids kept by best-of-N (bestofn.json) and marked favourite in the Studio (favourites.json)."""
     kept: set[str] = set()
@@ -460,6 +468,33 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
                                                                    for m, s in f["stats"].items()})
                                                     for f in fig_metrics], colors)
 
+    # cost: per model, and quality against cost per clip (hosted models; local ones at 0 USD) -----------
+    cost_rows, cost_figure = [], None
+    if any_cost(records):
+        costs = cost_summary(records)
+        for m in models:
+            c = costs.get(m) or {}
+            cost_rows.append({"model": m, "color": colors[m], "local": c.get("local", True), "clips": c.get("clips", 0),
+                              "usd": _usd(c.get("usd")), "per_clip": _usd(c.get("usd_per_clip")),
+                              "per_second": _usd(c.get("usd_per_second")), "sources": ", ".join(c.get("sources") or []),
+                              "unpriced": c.get("unpriced", 0), "charged_failed": c.get("charged_failed", 0)})
+        chosen = (["objective"] if "objective" in infos else []) + [n for n, i in infos.items()
+                                                                    if i.higher is not None and n != "objective"]
+        panels = []
+        for n in chosen[:6]:
+            info = infos[n]
+            pts: dict[str, tuple[float, float]] = {}
+            for m in models:
+                mean = (stats.get(m, {}).get(n) or {}).get("mean")
+                c = costs.get(m) or {}
+                usd = 0.0 if c.get("local", True) else c.get("usd_per_clip")
+                if mean is None or usd is None or (info.rewards_stillness and m in all_still_models):
+                    continue
+                pts[m] = (usd, mean * info.scale)
+            panels.append({"label": info.label, "higher": info.higher, "points": pts,
+                           "front": pareto_front(pts, bool(info.higher))})
+        cost_figure = drawn("cost figure", figures.cost_quality, panels, colors)
+
     # the grid: cases x models, one panel per seed ---------------------------------------------------
     by_cell: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
@@ -595,6 +630,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
         "objective": objective.describe() if objective is not None else "",
         "summary_rows": summary_rows, "ranking": ranking, "n_tests": n_tests, "alpha": ALPHA, "min_cases": MIN_CASES,
         "bars": bars, "radar": spider, "grid": grid, "figure_errors": figure_errors,
+        "cost_rows": cost_rows, "cost_figure": cost_figure,
         "failed": [{"case": r.get("case"), "model": r.get("model"), "seed": r.get("seed"),
                     "error": r.get("error") or "no error text", "type": r.get("error_type") or "",
                     "traceback": r.get("traceback") or ""} for r in failed],

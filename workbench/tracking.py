@@ -340,7 +340,9 @@ class WandbTracker:
     def comparison_table(self, records: list[dict[str, Any]], names: list[str]):
         import wandb
 
-        columns = ["case", "model", "seed", "status", "params", "video", "image", "audio", *names, "error",
+        from workbench.costs import usd_of
+
+        columns = ["case", "model", "seed", "status", "params", "video", "image", "audio", *names, "cost_usd", "error",
                    "video_path", "job_id"]
         table = wandb.Table(columns=columns, allow_mixed_types=True)
         for r in records:
@@ -348,7 +350,7 @@ class WandbTracker:
             table.add_data(str(r.get("case")), str(r.get("model")), r.get("seed"), r.get("status"),
                            json.dumps(r.get("params") or {}, sort_keys=True, default=str),
                            self._video(r), self._input(r, "image"), self._input(r, "audio"),
-                           *[_finite(scores.get(n)) for n in names],
+                           *[_finite(scores.get(n)) for n in names], usd_of(r),
                            r.get("error") or None, r.get("video") or r.get("image_out"), r.get("job_id"))
         return table
 
@@ -378,14 +380,22 @@ class WandbTracker:
             self.run.log({"comparison": self.comparison_table(records, names)})
         stats = model_summaries(records, names)
         models = list(dict.fromkeys(str(r.get("model")) for r in records))
-        cols = ["model", "n_ok", "n_failed"]
+        from workbench.costs import cost_summary
+
+        costs = cost_summary(records)
+        cols = ["model", "n_ok", "n_failed", "cost_usd", "cost_usd_per_clip"]
         for n in names:
             cols += [n, f"{n}_ci_lo", f"{n}_ci_hi"]
         summary_table = wandb.Table(columns=cols, allow_mixed_types=True)
         for m in models:
             mine = [r for r in records if str(r.get("model")) == m]
             ok = sum(r.get("status") == "ok" for r in mine)
-            row: list[Any] = [m, ok, len(mine) - ok]
+            c = costs.get(m) or {}
+            row: list[Any] = [m, ok, len(mine) - ok, c.get("usd"), c.get("usd_per_clip")]
+            if c and not c.get("local"):
+                self.run.summary[f"{m}/cost_usd"] = c.get("usd")
+                if c.get("usd_per_clip") is not None:
+                    self.run.summary[f"{m}/cost_usd_per_clip"] = c["usd_per_clip"]
             for n in names:
                 s = stats.get(m, {}).get(n) or {}
                 row += [s.get("mean"), s.get("lo"), s.get("hi")]
