@@ -440,7 +440,9 @@ class Runner:
 
     def check_ready(self) -> dict[str, Any]:
         """Refuse (NotReady, one line) a run whose hosted models lack their keys, or whose estimate of
-        the not-yet-finished jobs exceeds the suite's `budget:`. Returns the estimate."""
+        the not-yet-finished jobs exceeds the suite's `budget:`. Returns the estimate. Prepares the run
+        folder first, so a folder fault is named as `run()` names it (StoreError)."""
+        self.store.prepare()
         todo = self.pending()
         missing = self.missing_keys(todo)
         if missing:
@@ -468,8 +470,7 @@ class Runner:
         to it; a job whose upstream text-to-image job another process holds waits for it.
         """
         self.check_folder()
-        self.check_ready()  # hosted models: keys present, estimate within the budget
-        self.store.prepare()
+        self.check_ready()  # prepares the folder; hosted models: keys present, estimate within the budget
         save_snapshot(self.suite, self.store.root)  # RUN_DIR/suite.json: what this folder was run with
         self.lost = {j.id: why for j, why in self.lost_clips()}  # finished, but the clip is gone: made again
         todo = self.pending()

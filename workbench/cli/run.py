@@ -116,12 +116,17 @@ def run(
     except StoreError as e:
         _fail(str(e), code=1)
     if dry_run:
-        print_dry_run(runner)
+        try:
+            print_dry_run(runner)
+        except OSError as e:
+            _fail(f"{runner.store.root}: cannot be read ({e.strerror or e}); pass --out to a folder path", code=1)
         return
     try:
-        runner.check_ready()  # hosted models: keys present, estimate within `budget:`
+        runner.check_ready()  # prepares the folder; hosted models: keys present, estimate within `budget:`
     except NotReady as e:
         _fail(str(e))
+    except StoreError as e:
+        _fail(str(e), code=1)
     others = runner.other_suites()
     if others and main_process:
         typer.echo(f"warning: {runner.store.root} also holds suite {', '.join(repr(k) for k in sorted(others))}; "
