@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -147,7 +148,16 @@ def route(inputs: Inputs, gpu: bool | None = None, models: Mapping[str, Any] | N
             reasons.append("follows the prompt")
         elif inputs.prompt:
             reasons.append("does not read the prompt")
-        if cls.weights is None:
+        if callable(getattr(cls, "provider_info", None)):  # hosted: runs where its provider's key is set
+            provider = cls.provider_info()
+            if not cls.weights_available():
+                available = False
+                reasons.append(f"hosted by {provider.title}: needs {provider.key_env} (not set)")
+            else:
+                score += 1.0
+                reasons.append(f"hosted by {provider.title} ({provider.key_env} set): billed per clip "
+                               "(`workbench run SUITE --dry-run` estimates it)")
+        elif cls.weights is None:
             prior, note = BASELINE_NOTES.get(name, (0.0, "model-free"))
             score += prior
             reasons.append(f"runs anywhere, no weights ({note})")
@@ -193,25 +203,117 @@ class Plan:
     routes: list[dict[str, Any]] = field(default_factory=list)  # the top alternatives with reasons
     reasons: list[str] = field(default_factory=list)  # why each choice was made
     planner: str = "rules"
+    negative_prompt: str = ""
+    prompt_original: str | None = None  # the brief's words before the enhancer (None: not enhanced)
+    prompt_source: str = "brief"  # "brief", "template:<family>", "lm:<id>", "planner:<lm>"
+    has_face: bool | None = None  # the image shows a face (None: not known)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def to_suite(self, name: str = "plan", seeds: Sequence[int] = (0,), output: str | Path | None = None,
+    @property
+    def name(self) -> str:
+        """A suite name for this plan: the brief's first words and a digest of the brief and inputs."""
+        from workbench.names import slug
+
+        blob = json.dumps([self.brief, self.image, self.audio], ensure_ascii=False).encode()
+        words = slug(" ".join(self.brief.split()[:5]).lower(), "brief", 40).rstrip("-._") or "brief"
+        return f"plan-{words}-{hashlib.sha256(blob).hexdigest()[:6]}"
+
+    def to_suite(self, name: str | None = None, seeds: Sequence[int] = (0,), output: str | Path | None = None,
                  metrics: list[str] | None = None) -> dict[str, Any]:
-        """A one-case suite (as a dict for `Suite.model_validate`) that carries the plan out."""
+        """A one-case suite (a dict for `Suite.model_validate` or a YAML file) that carries the plan out:
+        name, cases, models, seeds and metrics all written out, so the file can be edited and re-run.
+        Speech from the brief is a `text:` + `voice:` case (synthesised and cached by the run)."""
         case: dict[str, Any] = {"id": "brief", "prompt": self.prompt}
+        if self.negative_prompt:
+            case["negative_prompt"] = self.negative_prompt
         if self.image:
-            case["image"] = self.image
+            case["image"] = str(Path(self.image).expanduser().resolve())
         if self.audio:
-            case["audio"] = self.audio
-        suite: dict[str, Any] = {"name": name, "cases": [case],
-                                 "models": [{"name": self.model, "params": dict(self.params)}], "seeds": list(seeds)}
+            case["audio"] = str(Path(self.audio).expanduser().resolve())
+        elif self.speech:
+            case.update(text=self.speech["text"], voice=self.speech["voice"])
+        model: dict[str, Any] = {"name": self.model}
+        if self.params:
+            model["params"] = dict(self.params)
+        suite: dict[str, Any] = {
+            "name": name or self.name, "description": f"planned from the brief: {self.brief}",
+            "cases": [case], "models": [model], "seeds": [int(x) for x in seeds],
+            "metrics": list(metrics) if metrics is not None else default_metrics(
+                image=bool(self.image) and self.has_face is not False, audio=bool(self.audio or self.speech),
+                task=self.task)}
         if output is not None:
             suite["output"] = str(output)
-        if metrics is not None:
-            suite["metrics"] = metrics
         return suite
+
+
+OFFLINE_METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "dynamic_degree"]
+
+
+def default_metrics(image: bool, audio: bool, task: str = "image-to-video") -> list[str]:
+    """The metric groups a one-case suite scores by default: what runs offline and fits its inputs
+    (temporal and motion always; identity with an image of a face; lip-sync with speech)."""
+    if task == "text-to-image":
+        return ["identity"] if image else ["temporal_flicker"]
+    out = list(OFFLINE_METRICS)
+    if image:
+        out.append("identity")
+    if audio:
+        out.append("lipsync")
+    return out
+
+
+SUITE_FILE = "suite.yaml"
+
+
+def suite_yaml(data: Mapping[str, Any]) -> str:
+    """A suite as YAML the way suites are written by hand: block mappings, scalar lists on one line."""
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _list(dumper: yaml.SafeDumper, value: list) -> Any:
+        flow = all(not isinstance(v, (dict, list)) for v in value)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+    _Dumper.add_representer(list, _list)
+    return yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100,
+                     default_flow_style=False)
+
+
+def save_suite(data: Mapping[str, Any], folder: str | Path, header: str = "") -> Path:
+    """Check a suite (schema and `check_suite`, as `workbench run` does) and only then write it to
+    FOLDER/suite.yaml, atomically, with `output: .` so that `workbench run FOLDER/suite.yaml` runs into
+    FOLDER. Raises PlanError (one line, nothing written) for a suite that would be refused."""
+    import yaml
+    from pydantic import ValidationError
+
+    from workbench.suite import Suite, SuiteError, _first_error, check_suite, load_suite
+
+    folder = Path(folder).resolve()
+    data = {**dict(data), "output": "."}
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as e:
+        raise PlanError(_first_error(e)) from None
+    suite.base_dir = folder
+    problems = check_suite(suite)
+    if problems:
+        raise PlanError("; ".join(problems))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / SUITE_FILE
+    tmp = folder / f".{SUITE_FILE}.{os.getpid()}"
+    lines = [f"# {line}" for line in header.splitlines()] if header else []
+    lines.append(f"# edit and run again with: workbench run {path}")
+    tmp.write_text("\n".join(lines) + "\n" + suite_yaml(data), encoding="utf-8")
+    tmp.replace(path)
+    try:
+        load_suite(path)
+    except SuiteError as e:  # pragma: no cover - the checks above are the ones load_suite makes
+        raise PlanError(str(e)) from None
+    return path
 
 
 class PlannerLM(Protocol):
@@ -305,9 +407,12 @@ def _params_for(model_cls: Any, seconds: float | None, motion: dict[str, Any], r
 
 
 def plan_brief(brief: str, image: str | Path | None = None, audio: str | Path | None = None,
-               lm: PlannerLM | None = None, gpu: bool | None = None, models: Mapping[str, Any] | None = None) -> Plan:
+               lm: PlannerLM | None = None, gpu: bool | None = None, models: Mapping[str, Any] | None = None,
+               enhance: bool = True) -> Plan:
     """Turn a plain-words brief (+ optional image and audio) into a `Plan` by offline rules, then let
-    `lm` (if given) propose changes; every change is checked and the ones that do not fit are noted."""
+    `lm` (if given) propose changes; every change is checked and the ones that do not fit are noted.
+    `enhance`: the prompt enhancer (`workflow.enhance`) writes the chosen model's prompt and negative
+    prompt from the brief's words (`prompt_original`, `prompt_source` say so)."""
     if not isinstance(brief, str) or not brief.strip():
         raise PlanError("the brief is empty; describe the video in a sentence, e.g. \"a slow zoom on this "
                         "portrait, 3 seconds\"")
@@ -330,18 +435,57 @@ def plan_brief(brief: str, image: str | Path | None = None, audio: str | Path | 
             usable = still + [r for r in usable if r.model != "static"]
             reasons.append("the brief asks for no motion -> static")
     if not usable:
-        why = "; ".join(f"{r.model}: {r.reasons[0]}" for r in routes[:3] if r.reasons)
-        raise PlanError(f"no model here fits this brief ({why}); give an image (and audio for a talking head)")
+        raise PlanError(nothing_fits(inputs, routes, models))
     chosen = usable[0]
     reasons.append(f"model {chosen.model}: {'; '.join(chosen.reasons)}")
     cls = models[chosen.model]
     params = _params_for(cls, found.get("seconds"), found["motion"], reasons)
     plan = Plan(brief=brief, task=chosen.task, model=chosen.model, prompt=found["prompt"], params=params,
                 image=inputs.image, audio=inputs.audio, seconds=found.get("seconds"), speech=speech,
+                has_face=inputs.has_face,
                 routes=[r.to_dict() for r in routes[:5]], reasons=reasons)
     if lm is not None:
         _apply_lm(plan, lm, routes, models)
+    if enhance and plan.prompt:
+        from workbench.workflow.enhance import enhance_prompt
+
+        result = enhance_prompt(plan.prompt, plan.model, plan.negative_prompt)
+        if result.source.startswith("unchanged:"):
+            plan.reasons.append(f"prompt kept as written: {plan.model} does not read it")
+        else:
+            plan.prompt_original, plan.prompt_source = plan.prompt, result.source
+            plan.prompt, plan.negative_prompt = result.prompt, result.negative_prompt
+            plan.reasons.append(f"prompt enhanced ({result.source}): {'; '.join(result.notes)}")
     return plan
+
+
+def nothing_fits(inputs: Inputs, routes: list[Route], models: Mapping[str, Any] | None = None) -> str:
+    """Why no model can carry out a request here, in one line that names the real cause and the fix.
+    A brief with no image needs text-to-video: the usual cause is that no such weights are here."""
+    from workbench.models import registry
+
+    models = registry() if models is None else models
+    if not inputs.image:
+        t2v = [r for r in routes if r.task == "text-to-video" and r.fits]
+        hosted = [r for r in t2v if callable(getattr(models[r.model], "provider_info", None))]
+        local = [r for r in t2v if r not in hosted]
+        parts = []
+        if local:
+            absent = [r.model for r in local if not models[r.model].weights_available()]
+            names = ", ".join(r.model for r in local)
+            if absent:
+                parts.append(f"a brief without an image needs a text-to-video model ({names}) and their weights are "
+                             f"not on this machine (`workbench weights fetch {absent[0]}`, then run it on a GPU)")
+            else:
+                parts.append(f"a brief without an image needs a text-to-video model ({names}); their weights are "
+                             "here but there is no GPU to run them")
+        if hosted:
+            keys = sorted({models[r.model].provider_info().key_env for r in hosted})
+            parts.append(f"or a hosted one ({', '.join(r.model for r in hosted)}) with its key set ({', '.join(keys)})")
+        parts.append("or give --image to animate a still")
+        return "; ".join(parts)
+    why = "; ".join(f"{r.model}: {r.reasons[0]}" for r in routes[:3] if r.reasons)
+    return f"no model here fits this brief ({why}); give an image (and audio for a talking head)"
 
 
 def _apply_lm(plan: Plan, lm: PlannerLM, routes: list[Route], models: Mapping[str, Any]) -> None:
@@ -372,6 +516,7 @@ def _apply_lm(plan: Plan, lm: PlannerLM, routes: list[Route], models: Mapping[st
     prompt = proposal.get("prompt")
     if isinstance(prompt, str) and prompt.strip():
         plan.prompt = prompt.strip()
+        plan.prompt_source = f"planner:{lm.name}"
         plan.reasons.append(f"planner {lm.name} rewrote the prompt")
     params = proposal.get("params")
     if isinstance(params, Mapping):
@@ -467,17 +612,19 @@ def parse_json_object(text: str) -> dict[str, Any]:
 
 
 def run_plan(plan: Plan, out_dir: str | Path, seeds: Sequence[int] = (0,), metrics: list[str] | None = None,
-             speech_cache: str | Path | None = None, callbacks: list[Any] | None = None) -> list[dict[str, Any]]:
-    """Carry a plan out: synthesise its speech (cached), run it as a one-case suite, return the records."""
+             callbacks: list[Any] | None = None, report: bool = True) -> list[dict[str, Any]]:
+    """Carry a plan out as `workbench run` would: save it as OUT/suite.yaml (editable, re-runnable),
+    run that file into OUT and write OUT/report.html. Returns the records."""
     from workbench.experiment import Runner
-    from workbench.suite import Suite
+    from workbench.suite import load_suite
 
-    if plan.speech and not plan.audio:
-        from workbench.speech import synthesize
+    path = save_suite(plan.to_suite(seeds=seeds, metrics=metrics), out_dir, header=f"planned from: {plan.brief}")
+    records = Runner(load_suite(path), callbacks=callbacks).run_all()
+    if report and records:
+        from workbench.report import write_report
 
-        plan.audio = str(synthesize(plan.speech["text"], plan.speech["voice"], cache_dir=speech_cache).path)
-    suite = Suite.model_validate(plan.to_suite(seeds=seeds, output=Path(out_dir).resolve(), metrics=metrics))
-    return Runner(suite, out_dir, callbacks=callbacks).run_all()
+        write_report(path.parent)
+    return records
 
 
 # --------------------------------------------------------------------------------------------------
