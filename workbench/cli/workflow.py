@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from workbench.cli.app import app, fail as _fail
+from workbench.cli.app import app, fail as _fail, wandb_mode
 
 
 @app.command()
@@ -142,40 +142,44 @@ def plan(
     audio: Optional[Path] = typer.Option(None, "--audio", help="speech to drive a talking head"),
     lm: Optional[Path] = typer.Option(None, "--lm", help="local language model folder to refine the plan (default: rules only)"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as one JSON object"),
-    run_it: bool = typer.Option(False, "--run", help="carry the plan out after showing it"),
-    out: Path = typer.Option(Path("runs/plan"), "--out", help="run folder for --run"),
-    seeds: str = typer.Option("0", "--seeds", help="comma-separated seeds for --run"),
+    run_it: bool = typer.Option(False, "--run", help="carry the plan out (as `workbench run OUT/suite.yaml`) after showing it"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for suite.yaml and the run (default runs/plan/<brief>)"),
+    seeds: str = typer.Option("0", "--seeds", help="seeds: 0, or 0,1,2, or 0-3"),
+    no_enhance: bool = typer.Option(False, "--no-enhance", help="keep the brief's words as the prompt"),
+    wandb: Optional[str] = typer.Option(None, "--wandb", callback=wandb_mode, help="online | offline | disabled (with --run)"),
 ) -> None:
-    """Turn a brief into a plan (task, model, prompt, parameters) by offline rules; --run carries it out."""
+    """Turn a brief into a plan (task, model, prompt, parameters) by offline rules and save it as an
+    editable suite (OUT/suite.yaml); --run runs that suite and writes the report."""
+    from workbench.cli.generate import run_suite_file
     from workbench.media import MediaError
-    from workbench.speech import SpeechError
-    from workbench.workflow.agent import PlanError, TransformersPlannerLM, plan_brief, run_plan
+    from workbench.names import parse_seeds
+    from workbench.workflow.agent import PlanError, TransformersPlannerLM, plan_brief, save_suite
 
     try:
+        seed_list = parse_seeds(seeds)
+    except ValueError as e:
+        _fail(f"--seeds {seeds!r}: {str(e).removeprefix('seeds: ')}")
+    for option, value in (("--image", image), ("--audio", audio)):
+        if value is not None and not value.expanduser().is_file():
+            _fail(f"{option} {value}: no such file")
+    try:
         planner = TransformersPlannerLM(lm) if lm else None
-        p = plan_brief(brief, image=image, audio=audio, lm=planner)
+        p = plan_brief(brief, image=image, audio=audio, lm=planner, enhance=not no_enhance)
+        folder = (out or Path("runs") / "plan" / p.name.removeprefix("plan-")).resolve()
+        path = save_suite(p.to_suite(seeds=seed_list), folder, header=f"planned from: {brief}")
     except (PlanError, MediaError) as e:
         _fail(str(e))
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        _fail(f"--seeds {seeds!r} must be comma-separated integers, e.g. 0,1,2")
     if as_json:
-        typer.echo(json.dumps(p.to_dict(), indent=2))
+        typer.echo(json.dumps({**p.to_dict(), "suite": str(path)}, indent=2))
     else:
-        typer.echo(f"task:   {p.task}\nmodel:  {p.model}\nprompt: {p.prompt}\nparams: {json.dumps(p.params)}")
+        typer.echo(f"task:   {p.task}\nmodel:  {p.model}\nprompt: {p.prompt}")
+        if p.negative_prompt:
+            typer.echo(f"negative prompt: {p.negative_prompt}")
+        typer.echo(f"params: {json.dumps(p.params)}")
         if p.speech:
             typer.echo(f"speech: {p.speech['text']!r} ({p.speech['voice']})")
         for why in p.reasons:
             typer.echo(f"  - {why}")
-    if not run_it:
-        return
-    try:
-        records = run_plan(p, out, seeds=seed_list)
-    except (PlanError, SpeechError, MediaError) as e:
-        _fail(str(e))
-    failed = [r for r in records if r.get("status") != "ok"]
-    for r in records:
-        typer.echo(f"{r.get('status')}: {r.get('video') or r.get('error')}", err=as_json)
-    if failed:
-        raise typer.Exit(1)
+        typer.echo(f"suite:  {path}" + ("" if run_it else f" (run it: workbench run {path})"))
+    if run_it:
+        run_suite_file(path, wandb)
