@@ -80,8 +80,25 @@ def test_plan_talking_brief_with_speech_in_german(data):
 def test_plan_errors(data):
     with pytest.raises(PlanError, match="brief is empty"):
         plan_brief("  ")
-    with pytest.raises(PlanError, match="no model here fits"):
+    with pytest.raises(PlanError, match="needs a text-to-video model") as e:
         plan_brief("a fox running in the snow", gpu=False)
+    msg = str(e.value)  # the real cause: no text-to-video weights here (not "give an image")
+    assert "wan2.1-t2v-1.3b" in msg and "weights are not on this machine" in msg and "workbench weights fetch" in msg
+    assert "\n" not in msg
+
+
+def test_route_hosted_models_need_their_key(data, monkeypatch):
+    from workbench.models import get_generator
+
+    inputs = Inputs.from_paths(data / "images/portrait.png", data / "audio/hello.wav", "she says hello")
+    hedra = get_generator("hedra-character-3")
+    key = hedra.provider_info().key_env
+    monkeypatch.delenv(key, raising=False)
+    r = [x for x in route(inputs, gpu=False) if x.model == "hedra-character-3"][0]
+    assert not r.usable and any(key in w and "not set" in w for w in r.reasons)
+    monkeypatch.setenv(key, "test-key")
+    r = [x for x in route(inputs, gpu=False) if x.model == "hedra-character-3"][0]
+    assert r.usable and any("billed" in w for w in r.reasons)
 
 
 class ScriptedLM:
@@ -131,6 +148,58 @@ def test_run_plan_makes_records(data, tmp_path):
     records = run_plan(p, tmp_path / "run", metrics=["temporal_flicker"])
     assert len(records) == 1 and records[0]["status"] == "ok" and records[0]["model"] == "kenburns"
     assert records[0]["params"]["direction"] == "in" and records[0]["clip"]["frames"] == 4
+    assert (tmp_path / "run" / "report.html").is_file()  # --run writes the report, as `workbench run` does
+
+
+def test_plan_is_saved_as_a_suite_that_loads_and_runs(data, tmp_path):
+    """A plan's suite.yaml has name, cases, models, seeds and metrics; load_suite accepts it (from any
+    working folder: the inputs are absolute) and a Runner runs it into its own folder."""
+    import os
+
+    import yaml
+
+    from workbench.experiment import Runner
+    from workbench.suite import load_suite
+    from workbench.workflow.agent import save_suite
+
+    p = plan_brief('the astronaut says "Hallo aus dem All" in German', image=data / "images/portrait.png", gpu=False)
+    p.params.update(size=96, fps=10)
+    path = save_suite(p.to_suite(seeds=[0, 1]), tmp_path / "plan")
+    data_ = yaml.safe_load(path.read_text())
+    assert {"name", "cases", "models", "seeds", "metrics"} <= set(data_)
+    assert data_["cases"][0]["text"] == "Hallo aus dem All" and data_["cases"][0]["voice"] == "de"
+    assert "lipsync" in data_["metrics"] and "identity" in data_["metrics"] and data_["seeds"] == [0, 1]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        suite = load_suite(path)
+    finally:
+        os.chdir(cwd)
+    assert suite.output_dir() == path.parent.resolve()
+    suite.metrics = ["temporal_flicker"]
+    records = Runner(suite).run_all()
+    assert [r["status"] for r in records] == ["ok", "ok"] and records[0]["workflow"]["speech"]["voice"] == "espeak-ng:de"
+    with pytest.raises(PlanError, match="unknown parameter"):  # a suite that would be refused is not written
+        bad = p.to_suite()
+        bad["models"][0]["params"]["zom"] = 1
+        save_suite(bad, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_plan_prompt_is_enhanced_for_a_prompt_reading_model(data, monkeypatch):
+    """With a learned model chosen, the plan's prompt is written for its family (Wan: its negative)."""
+    from workbench.models import get_generator
+    from workbench.models.families import _WAN_NEG
+
+    wan = get_generator("wan2.1-i2v-480p")
+    monkeypatch.setattr(wan, "weights_available", classmethod(lambda cls: True))
+    monkeypatch.delenv("WORKBENCH_PROMPT_LM", raising=False)
+    p = plan_brief("a cup of coffee, slow turn", image=data / "images/product.png", gpu=True)
+    assert p.model == "wan2.1-i2v-480p" and p.prompt_source == "template:wan"
+    assert p.prompt_original == "a cup of coffee, slow turn" and p.prompt.startswith("A cup of coffee, slow turn.")
+    assert p.negative_prompt == _WAN_NEG and p.to_suite()["cases"][0]["negative_prompt"] == _WAN_NEG
+    plain = plan_brief("a cup of coffee, slow turn", image=data / "images/product.png", gpu=True, enhance=False)
+    assert plain.prompt == "a cup of coffee, slow turn" and plain.prompt_source == "brief"
 
 
 def test_refine_successive_halving_within_budget(data, tmp_path):
@@ -178,8 +247,16 @@ def test_cli_plan(data, tmp_path):
     p = json.loads(r.stdout)
     assert p["model"] == "kenburns" and p["params"]["seconds"] == 4.0 and p["task"] == "image-to-video"
     r = CliRunner().invoke(app, ["plan", "a still shot, 0.2 s", "--image", str(data / "images/product.png"),
-                                 "--run", "--out", str(tmp_path / "run")])
+                                 "--run", "--out", str(tmp_path / "run"), "--seeds", "0-1"])
     assert r.exit_code == 0, r.output
-    assert "model:  static" in r.stdout and "ok: clips/" in r.stdout
-    r = CliRunner().invoke(app, ["plan", "a fox in the snow"])
-    assert r.exit_code == 2 and "no model here fits" in r.output
+    assert "model:  static" in r.stdout and "2 jobs done, 0 failed" in r.stdout
+    assert (tmp_path / "run" / "report.html").is_file() and "report: " in r.stdout
+    assert len(RunStore(tmp_path / "run").latest()) == 2
+    # the saved suite is what `workbench run` accepts: running it again does nothing new
+    r = CliRunner().invoke(app, ["run", str(tmp_path / "run" / "suite.yaml")])
+    assert r.exit_code == 0 and "0 jobs done" in r.stdout, r.output
+    r = CliRunner().invoke(app, ["plan", "a fox in the snow", "--out", str(tmp_path / "fox")])
+    assert r.exit_code == 2 and "text-to-video" in r.output and "weights" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "fox").exists()
+    r = CliRunner().invoke(app, ["plan", "a cup", "--image", str(data / "images/product.png"), "--seeds", "2-1"])
+    assert r.exit_code == 2 and "runs backwards" in r.output
