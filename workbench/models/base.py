@@ -39,6 +39,9 @@ class GenerationRequest:
     # hosted generators: the persisted remote job of this clip (store.RemoteJob), set by the Runner;
     # None in a plain Python call (the state then lives in memory)
     remote: Any = None
+    # source footage (face swap): a Clip (opened lazily from a file, with its soundtrack, or frames in memory)
+    video: Clip | None = None
+    video_path: str | None = None
 
 
 class Generator(ABC):
@@ -111,6 +114,8 @@ class Generator(ABC):
             raise GenerationError(f"model '{cls.name}' needs audio; add `audio:` to the case")
         if "prompt" in cls.requires and not getattr(request, "prompt", ""):
             raise GenerationError(f"model '{cls.name}' needs a prompt; add `prompt:` to the case")
+        if "video" in cls.requires and getattr(request, "video", None) is None:
+            raise GenerationError(f"model '{cls.name}' needs a source video; add `video:` to the case")
 
     def check_inputs(self, request: GenerationRequest) -> None:
         """At generation time inputs the model does not take are left unused (a suite's case serves many
@@ -134,6 +139,7 @@ def register(cls: type[Generator]) -> type[Generator]:
 def _load_builtin() -> None:
     from workbench.models import baselines, diffusers_pipeline, external  # noqa: F401  (registers on import)
     from workbench.models import hosted  # noqa: F401  (hosted providers: Hedra, fal, Replicate, ...)
+    from workbench.models import faceswap  # noqa: F401  (face-swap floor: faceswap-landmarks)
 
 
 def registry() -> dict[str, type[Generator]]:
