@@ -71,6 +71,7 @@ class Job:
     upstream: "Job | None" = None  # the text-to-image job whose image this job animates (image_from)
     setup_error: str | None = None  # known before running (a bad input file)
     workflow: dict[str, Any] = field(default_factory=dict)  # resolved Element, speech, auto route
+    video: Path | None = None  # source footage (face swap)
 
     @property
     def gen_seed(self) -> int:
@@ -96,7 +97,7 @@ def inapplicable(case: CaseSpec, model: ModelSpec) -> str | None:
     """Why a registered model cannot take this case at all (it needs an input the case lacks)."""
     cls = get_generator(model.name)
     have = {"image": bool(case.image) or model.image_from is not None, "audio": bool(case.audio),
-            "prompt": bool(case.prompt)}
+            "prompt": bool(case.prompt), "video": bool(case.video)}
     missing = [k for k in sorted(cls.requires) if not have.get(k, False)]
     return f"{model.display} needs {', '.join(missing)}; case {case.id} has none" if missing else None
 
@@ -150,7 +151,7 @@ def _make_job(suite: Suite, case: CaseSpec, model: ModelSpec, seed: int, output:
     cls = get_generator(model.name)
     job = Job(case, model, seed, suite.resolve(case.image), suite.resolve(case.audio), suite.resolve(case.reference),
               output=output, params=cls.resolve_params(model.params), options=cls.resolve_options(model.options),
-              task=cls.task)
+              task=cls.task, video=suite.resolve(case.video))
     if model.image_from is not None:
         job.upstream = earlier.get(model.image_from)
         job.image = None
@@ -158,7 +159,7 @@ def _make_job(suite: Suite, case: CaseSpec, model: ModelSpec, seed: int, output:
             job.setup_error = (f"image_from '{model.image_from}' has no job for case {case.id} (it does not fit "
                                f"this case); give the case an image or drop image_from")
     inputs: dict[str, str | None] = {}
-    for kind in ("image", "audio", "reference"):
+    for kind in ("image", "audio", "reference", "video"):
         p = getattr(job, kind)
         if p is None:
             inputs[kind] = None
@@ -175,6 +176,7 @@ def _make_job(suite: Suite, case: CaseSpec, model: ModelSpec, seed: int, output:
         "options": {k: v for k, v in job.options.items() if k not in volatile},
         "seed": job.gen_seed, "prompt": case.prompt, "negative_prompt": case.negative_prompt,
         "image": inputs["image"], "audio": inputs["audio"], "max_image_side": suite.max_image_side,
+        **({"video": inputs["video"]} if inputs["video"] else {}),  # face swap's source (absent: ids unchanged)
     })
     job.id = _digest({"v": RECORD_VERSION, "clip": job.clip_id, "case": case.id, "reference": inputs["reference"]})
     return job
@@ -563,6 +565,7 @@ class Runner:
                     request.remote = self.store.remote(job.clip_id)
                 generator = cls(options=job.options, **job.params)
                 clip = generator.generate(request, progress=self._step(job, "generate"))
+                warnings.extend(getattr(generator, "warnings", None) or [])  # e.g. face swap: frames without a face
                 timings["generate"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if job.task == "text-to-image":
@@ -722,7 +725,9 @@ class Runner:
                                       f"{job.seed}{why}; fix that job and re-run")
         image = load_image(image_path, max_side=self.suite.max_image_side) if image_path else None
         audio = load_audio(job.audio) if job.audio else None
-        return GenerationRequest(image=image, audio=audio, prompt=job.case.prompt,
+        video = Clip.open(job.video) if job.video else None  # lazy: frames stream, the soundtrack is loaded
+        return GenerationRequest(image=image, audio=audio, video=video, video_path=str(job.video) if job.video else None,
+                                 prompt=job.case.prompt,
                                  negative_prompt=job.case.negative_prompt, seed=job.gen_seed,
                                  params=dict(job.params), image_path=str(image_path) if image_path else None,
                                  audio_path=str(job.audio) if job.audio else None)
@@ -747,7 +752,8 @@ class Runner:
             "image_from": job.model.image_from,
             "inputs": {
                 kind: {"path": str(p), "sha256": None if input_problem(kind, p) else file_hash(p)}
-                for kind, p in (("image", job.image), ("audio", job.audio), ("reference", job.reference)) if p
+                for kind, p in (("image", job.image), ("audio", job.audio), ("reference", job.reference),
+                                ("video", job.video)) if p
             },
             **({"workflow": job.workflow} if job.workflow else {}),
             "status": "running",

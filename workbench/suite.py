@@ -31,6 +31,7 @@ class CaseSpec(_Strict):
     prompt: str = ""
     negative_prompt: str = ""
     reference: str | None = Field(None, description="ground-truth video for reference metrics (psnr, ssim, lpips)")
+    video: str | None = Field(None, description="source footage for face swap (its soundtrack is kept)")
     text: str | None = Field(None, description="words to speak instead of an audio file (synthesised, cached)")
     voice: str | None = Field(None, description="voice for `text`: ENGINE:VOICE or an espeak-ng voice (en-us, de)")
 
