@@ -25,7 +25,12 @@ def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
     for r in rows:
-        if r["weights"] is None:
+        if r.get("hosted"):
+            key = "key set" if r.get("key_present") else "key missing"
+            weights = f"hosted: {r.get('provider_title') or r.get('provider')} {r.get('remote_model')} ({r.get('key_env')} {key})"
+            if (r.get("price") or {}).get("rule"):
+                weights += f"; {r['price']['rule']}"
+        elif r["weights"] is None:
             weights = "model-free"
         else:
             weights = f"{r['weights']} ({'here' if r['weights_available'] else 'not here'})"
