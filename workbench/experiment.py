@@ -668,10 +668,12 @@ class Runner:
                           "seconds": round(saved.duration, 3), "audio": saved._info.has_audio if saved._info else False}
         names = only if only is not None else self.wanted
         reference = Clip.open(job.reference) if job.reference else None
+        source = Clip.open(job.video, load_audio_track=False) if job.video else None  # face swap's footage
         t0 = time.perf_counter()
         face_reference = self._element_face(job)
         result = evaluate(saved, image=request.image, audio=heard, reference=reference, metrics=names,
-                          skip_inapplicable=True, progress=self._step(job, "evaluate"), face_reference=face_reference)
+                          skip_inapplicable=True, progress=self._step(job, "evaluate"), face_reference=face_reference,
+                          source=source)
         if face_reference is not None and "identity_similarity" in result.scores:
             used = result.backends.get("identity_similarity") == face_reference.backend
             flow = record.get("workflow") or {}

@@ -102,6 +102,16 @@ def mouth_opening(landmarks: np.ndarray) -> float:
     return float(gap / eyes)
 
 
+def with_forehead(landmarks: np.ndarray, lift: float) -> np.ndarray:
+    """68 landmarks plus 10 forehead points: the brows (17-26) moved up the face (along chin 8 -> nose
+    bridge 27) by `lift` x that distance, so a face region can include the forehead. (78, 2) float32;
+    the 68 alone when `lift` <= 0."""
+    lm = np.asarray(landmarks, np.float64)
+    if lift <= 0:
+        return lm.astype(np.float32)
+    return np.vstack([lm, lm[17:27] + lift * (lm[27] - lm[8])]).astype(np.float32)
+
+
 def _to_rect(box):
     import dlib
 

@@ -61,6 +61,7 @@ class EvalInputs:
     reference: Clip | None = None
     face_reference: FaceReference | None = None
     image_path: str | None = None  # where `image` was read from, for messages (None: given as an array)
+    source: Clip | None = None  # the footage a face swap started from (the case's `video:`)
 
     def __post_init__(self) -> None:
         if self.audio is None and self.video.audio is not None:
@@ -197,7 +198,7 @@ class Metric(ABC):
     name: ClassVar[str]  # group name, e.g. "lipsync"
     version: ClassVar[str] = "1"  # bump when the algorithm changes: stored scores are then recomputed
     scores: ClassVar[tuple[ScoreSpec, ...]]
-    requires: ClassVar[frozenset[str]] = frozenset()  # subset of {"image", "audio", "reference"}
+    requires: ClassVar[frozenset[str]] = frozenset()  # subset of {"image", "audio", "reference", "source"}
     # A metric that reads the shared flows (`flow_reach() > 0`) is fed on a second thread while the
     # main thread feeds the others (face tracking, embeddings; dlib holds the GIL, OpenCV releases it),
     # and the flows it will read are computed ahead on a small pool; it must only read the step's

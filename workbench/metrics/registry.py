@@ -28,6 +28,7 @@ METRIC_MODULES = (
     "workbench.metrics.identity",
     "workbench.metrics.lipsync",
     "workbench.metrics.quality",
+    "workbench.metrics.faceswap",
 )
 
 
@@ -140,6 +141,8 @@ def _applies(cls: type[Metric], inputs: EvalInputs) -> str | None:
         missing.append("audio (--audio, or a clip with a soundtrack)")
     if "reference" in cls.requires and inputs.reference is None:
         missing.append("a reference video (--reference)")
+    if "source" in cls.requires and inputs.source is None:
+        missing.append("the source video a face swap started from (a case's `video:`)")
     return f"needs {' and '.join(missing)}" if missing else None
 
 
@@ -154,12 +157,14 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     parallel: bool = True,
     face_reference: FaceReference | None = None,
+    source: Clip | str | Path | None = None,
 ) -> EvalResult:
     """Score one clip with the selected metrics in a single streaming pass.
 
     Metrics whose inputs are absent are left out when `metrics` is None (every *applicable* score),
     and reported as errors when asked for by name. `face_reference` (a stored embedding, e.g. an
     Element's) is what identity compares against when its backend made it; else the image's face.
+    `source` is the footage a face swap started from (the face-swap scores compare with it).
     """
     if not isinstance(video, Clip):
         video = Clip.open(video)
@@ -171,8 +176,10 @@ def evaluate(
         audio = load_audio(audio)
     if reference is not None and not isinstance(reference, Clip):
         reference = Clip.open(reference)
+    if source is not None and not isinstance(source, Clip):
+        source = Clip.open(source, load_audio_track=False)
     inputs = EvalInputs(video=video, image=image, audio=audio, reference=reference, face_reference=face_reference,
-                        image_path=image_path)
+                        image_path=image_path, source=source)
     if skip_inapplicable is None:
         skip_inapplicable = metrics is None
     classes, wanted = resolve(metrics)

@@ -27,7 +27,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from workbench.media import Audio, Clip, cap_side, write_video
+from workbench.faces import with_forehead
+from workbench.media import Audio, Clip, write_video
 from workbench.models.base import GenerationError, GenerationRequest, Generator, ProgressFn, register
 
 INNER_MOUTH = slice(60, 68)
@@ -45,17 +46,6 @@ class TargetFace:
     points: np.ndarray  # (68 or 78, 2) float32: the landmarks (+ forehead points, `with_forehead`)
     triangles: np.ndarray  # (K, 3) indices into `points`
     forehead: float = 0.0
-
-
-def with_forehead(landmarks: np.ndarray, lift: float) -> np.ndarray:
-    """The 68 landmarks plus 10 forehead points: the brows (17-26) moved up the face (along chin ->
-    nose bridge) by `lift` x the chin-to-bridge distance, so the swap covers the forehead too. (78, 2);
-    the 68 alone when `lift` is 0."""
-    lm = np.asarray(landmarks, np.float64)
-    if lift <= 0:
-        return lm.astype(np.float32)
-    up = lm[27] - lm[8]
-    return np.vstack([lm, lm[17:27] + lift * up]).astype(np.float32)
 
 
 def triangulate(points: np.ndarray) -> np.ndarray:
