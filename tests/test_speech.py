@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -241,3 +242,28 @@ def test_elevenlabs_speech_cost_lands_in_the_record(eleven, tmp_path, monkeypatc
     for f in (tmp_path / "run").rglob("*"):
         if f.is_file():
             assert XI_KEY.encode() not in f.read_bytes()
+
+
+def test_a_dry_run_never_pays_for_speech(eleven, tmp_path, monkeypatch):
+    """`workbench run --dry-run` on a suite whose case speaks with a paid voice: no call to ElevenLabs, the plan
+    uses an offline stand-in of the same words and shows the voice's estimated cost; the real run then pays once."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    monkeypatch.setenv("WORKBENCH_SPEECH_CACHE", str(tmp_path / "cache"))
+    portrait = Path(__file__).resolve().parents[1] / "data" / "images" / "portrait.png"
+    spec = {"name": "voiced", "output": str(tmp_path / "run"), "seeds": [0], "metrics": ["temporal_flicker"],
+            "cases": [{"id": "talk", "image": str(portrait), "text": "Hello there, this costs money.",
+                       "voice": "elevenlabs:JBFqnCBsd6RMkjVDRZzb"}],
+            "models": [{"name": "puppet", "params": {"size": 96}}], "tracking": {"wandb": False}}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(spec))
+    r = CliRunner().invoke(app, ["run", str(tmp_path / "suite.yaml"), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert eleven.syntheses == 0 and not (tmp_path / "run" / "results.jsonl").exists()
+    r = CliRunner().invoke(app, ["run", str(tmp_path / "suite.yaml"), "--wandb", "disabled"])
+    assert r.exit_code == 0, r.output
+    assert eleven.syntheses == 1
+    rec = json.loads((tmp_path / "run" / "results.jsonl").read_text().splitlines()[-1])
+    assert rec["workflow"]["speech"]["cost"]["source"] == "api"

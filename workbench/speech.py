@@ -24,6 +24,8 @@ by the runner) change only when one of those does.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -36,7 +38,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
@@ -445,6 +447,16 @@ class ElevenLabsTTS(TTSEngine):
     def synthesize(self, text: str, voice: str, speed: float | None = None) -> Audio:
         return self.synthesize_billed(text, voice, speed)[0]
 
+    billed = True  # a call costs money: a dry run plans with a stand-in instead (see `planning`)
+
+    def estimate_cost(self, text: str, voice: str) -> dict[str, Any]:
+        """What speaking `text` would cost, from the character count and the price rule (no call)."""
+        from workbench.models.hosted.pricing import cost_record, price_rule
+
+        _, model = self.split(voice)
+        rule = price_rule(f"elevenlabs:{model}")
+        return cost_record(rule, rule.estimate(characters=len(text)) if rule else None) | {"characters": len(text)}
+
     def synthesize_billed(self, text: str, voice: str, speed: float | None = None) -> tuple[Audio, dict[str, Any]]:
         from elevenlabs.types import VoiceSettings
 
@@ -527,6 +539,32 @@ def speech_key(text: str, voice: Voice, engine_version: str, speed: float | None
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
+_PLANNING: contextvars.ContextVar[bool] = contextvars.ContextVar("workbench_speech_planning", default=False)
+
+
+@contextlib.contextmanager
+def planning() -> Iterator[None]:
+    """Within it (`workbench run --dry-run`), a paid voice that is not cached is not called: a free offline
+    stand-in (espeak-ng, same text) gives the length the plan needs, and the cost is the estimate from the
+    character count. A dry run never pays for speech."""
+    token = _PLANNING.set(True)
+    try:
+        yield
+    finally:
+        _PLANNING.reset(token)
+
+
+def _stand_in(text: str, v: Voice, key: str, version: str, engine: TTSEngine, cache_dir: str | Path | None) -> Speech:
+    """The plan's stand-in for a paid utterance: the text in the default offline voice, the paid voice's
+    estimated cost (source "estimate (dry run)")."""
+    free = synthesize(text, None, cache_dir=cache_dir)
+    cost = None
+    estimate = getattr(engine, "estimate_cost", None)
+    if estimate is not None:
+        cost = {**estimate(text, v.voice), "charged": 0.0, "source": "estimate (dry run: not synthesized)"}
+    return Speech(free.path, v, text, key, False, version, cost)
+
+
 def synthesize(text: str, voice: str | dict | Voice | None = None, *, speed: float | None = None,
                cache_dir: str | Path | None = None) -> Speech:
     """Speak `text` with `voice` into the cache (or find it there) and return the wav's place.
@@ -540,6 +578,8 @@ def synthesize(text: str, voice: str | dict | Voice | None = None, *, speed: flo
     path = root / f"{key}.wav"
     if path.is_file() and path.stat().st_size > 44:
         return Speech(path, v, text, key, True, version, _cached_cost(root / f"{key}.json"))
+    if _PLANNING.get() and getattr(engine, "billed", False):
+        return _stand_in(text, v, key, version, engine, cache_dir)
     engine.check()
     audio, cost = engine.synthesize_billed(text, v.voice, speed)
     if audio.is_silent:

@@ -1,6 +1,7 @@
 """`workbench run`: run a suite with progress bars; a thin shell over `Runner`."""
 from __future__ import annotations
 
+import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -108,7 +109,10 @@ def run(
         i, n = dist or (0, 1)
     main_process = i == 0 or dist is None
     bar = _ProgressBar()
-    runner = Runner(spec, out, [bar], shard=(i, n), retry_failed=not no_retry_failed, mix_suites=force)
+    from workbench.speech import planning
+
+    with planning() if dry_run else contextlib.nullcontext():  # a dry run never pays for speech
+        runner = Runner(spec, out, [bar], shard=(i, n), retry_failed=not no_retry_failed, mix_suites=force)
     try:
         runner.check_folder()
     except FolderHoldsOtherSuite as e:
