@@ -13,7 +13,11 @@ separated; a user recipe with a shipped name replaces it). A suite can also poin
 file: `{name: external, params: {recipe: path/to/my.yaml}}`.
 
 Placeholders in `command`, `inputs_file.content` and `output`: {python} {repo} {work} {image} {audio}
-{video} {prompt} {negative_prompt} {seed} {inputs_file} {out} plus every parameter (e.g. {fps}).
+{video} {prompt} {negative_prompt} {seed} {inputs_file} {out} {recipes} (the recipe file's folder, for a
+helper script shipped beside it) plus every parameter (e.g. {fps}).
+
+Face swap (`task: face-swap`, e.g. FaceFusion, InsightFace's inswapper): `{video}` is the case's source
+footage and `{image}` the target face; the output clip gets the source's soundtrack.
 """
 from __future__ import annotations
 
@@ -53,12 +57,12 @@ class Recipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    task: Literal["audio-to-video", "video-to-video", "image-to-video"] = "audio-to-video"
+    task: Literal["audio-to-video", "video-to-video", "image-to-video", "face-swap"] = "audio-to-video"
     description: str
     repo: str = Field(description="where the code lives (git URL)")
     licence: str
     install: str = Field(description="how to install the repo and its weights")
-    requires: list[Literal["image", "audio", "prompt"]] = ["image", "audio"]
+    requires: list[Literal["image", "audio", "prompt", "video"]] = ["image", "audio"]
     accepts: list[Literal["image", "audio", "prompt", "negative_prompt", "video"]] = ["image", "audio", "prompt"]
     video_from_image: bool = Field(False, description="the command takes a video: made from the case image "
                                                       "(a still clip as long as the audio)")
@@ -253,7 +257,13 @@ class ExternalGenerator(Generator):
             still.save(values["image"])
         if request.audio is not None:
             values["audio"] = str(request.audio.save_wav(work / "audio.wav"))
-        if recipe.video_from_image and request.image is not None:
+        if getattr(request, "video", None) is not None:  # face swap: the source footage as it is
+            if request.video_path:
+                values["video"] = str(Path(request.video_path).resolve())
+            else:
+                values["video"] = str(write_video(work / "video.mp4", request.video.iter_frames(), request.video.fps,
+                                                  request.video.audio))
+        elif recipe.video_from_image and request.image is not None:
             seconds = request.audio.duration if request.audio is not None else 2.0
             n = max(1, int(round(seconds * recipe.fps)))
             frame = np.asarray(still.convert("RGB"), dtype=np.uint8)  # the saved image (PNG is lossless)
@@ -264,7 +274,7 @@ class ExternalGenerator(Generator):
     # run ------------------------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> Clip:
         self.check_inputs(request)
-        recipe, _ = self.active_recipe()
+        recipe, recipe_file = self.active_recipe()
         repo = self.repo_folder(recipe)
         p = self.params
         work = Path(tempfile.mkdtemp(prefix=f"wb-{self.name}-"))
@@ -272,7 +282,8 @@ class ExternalGenerator(Generator):
         values = {**recipe.defaults, **{k: v for k, v in p.items() if k not in ("python", "repo_dir")}}
         values["fps"] = p["fps"] or recipe.fps
         values.update(self._write_inputs(recipe, request, work))
-        values.update(python=p["python"] or recipe.python, repo=str(repo), work=str(work), out=str(work / "out"))
+        values.update(python=p["python"] or recipe.python, repo=str(repo), work=str(work), out=str(work / "out"),
+                      recipes=str(Path(recipe_file).resolve().parent) if recipe_file else "")
         if recipe.inputs_file is not None:
             values["inputs_file"] = str(self._write_inputs_file(recipe, values, work))
         argv = [str(a) for a in fill(recipe.command, values)]
@@ -329,8 +340,8 @@ class ExternalGenerator(Generator):
         return max(hits, key=lambda h: h.stat().st_mtime)
 
     def normalise(self, clip: Clip, request: GenerationRequest) -> Clip:
-        """Resample to params.fps (nearest frame), fit to width x height, mux the driving audio (trimmed or
-        padded with silence to the clip's length)."""
+        """Resample to params.fps (nearest frame), fit to width x height, mux the driving audio (a face swap:
+        the source video's soundtrack), trimmed or padded with silence to the clip's length."""
         p = self.params
         try:
             frames = clip.to_array()
@@ -346,15 +357,18 @@ class ExternalGenerator(Generator):
         if width and height and (frames.shape[2], frames.shape[1]) != (width, height):
             frames = np.stack([fit_image(f, width, height) for f in frames])
         audio = None
-        if request.audio is not None:
-            need = int(round(len(frames) / fps * request.audio.sample_rate))
-            s = request.audio.samples[:need]
-            audio = Audio(np.pad(s, (0, need - len(s))), request.audio.sample_rate)
+        sound = request.audio if request.audio is not None else getattr(getattr(request, "video", None), "audio", None)
+        if sound is not None:
+            need = int(round(len(frames) / fps * sound.sample_rate))
+            s = sound.samples[:need]
+            audio = Audio(np.pad(s, (0, need - len(s))), sound.sample_rate)
         return Clip.from_frames(frames, fps, audio=audio)
 
 
 def _make(recipe: Recipe, path: Path) -> type[ExternalGenerator]:
-    defaults = {**ExternalGenerator.COMMON, "fps": float(recipe.fps), **recipe.defaults}  # a number: checked as one
+    # a number: checked as one; a face swap keeps its source's rate unless fps is set
+    defaults = {**ExternalGenerator.COMMON, "fps": None if recipe.task == "face-swap" else float(recipe.fps),
+                **recipe.defaults}
     attrs = {"name": recipe.name, "task": recipe.task, "description": recipe.description,
              "requires": frozenset(recipe.requires), "accepts": frozenset(recipe.accepts), "defaults": defaults,
              "weights": recipe.repo, "recipe": recipe, "recipe_path": path}
