@@ -251,7 +251,7 @@ def lm_folder(lm: str | Path | None = None) -> tuple[Path | None, str | None]:
 def _pipeline(path: str) -> Any:
     from transformers import pipeline
 
-    return pipeline("text-generation", model=path, tokenizer=path, device="cpu", model_kwargs={"local_files_only": True})
+    return pipeline("text-generation", model=path, tokenizer=path, device="cpu")  # a local folder: nothing downloads
 
 
 def _lm_instruction(prompt: str, fam: Family, hint: str) -> str:
@@ -265,6 +265,7 @@ def clean_lm_answer(text: str) -> str:
     text = re.sub(r"<\|[^|>]*\|>|</?s>", " ", text or "").strip()
     para = next((p for p in re.split(r"\n\s*\n", text) if p.strip()), "")
     para = re.sub(r"^\s*(rewritten prompt|prompt|answer)\s*:\s*", "", para.strip(), flags=re.I)
+    para = "".join(ch for ch in para if ch.isprintable() and ch != "\ufffd")
     para = " ".join(para.split()).strip("\"'“”‘’ ")
     return para
 
@@ -331,3 +332,43 @@ def enhance_prompt(prompt: str, model: str | Family, negative_prompt: str = "", 
     if added:
         notes.append(f"template added: {', '.join(added)}")
     return Enhanced(text, negative, prompt, negative_prompt, f"template:{fam.key}", fam.key, fam.model, notes)
+
+
+# --------------------------------------------------------------------------------------------------
+# plain vs enhanced, side by side in one suite (best-of-N compares them)
+# --------------------------------------------------------------------------------------------------
+PLAIN, ENHANCED = "plain", "enhanced"
+
+
+def prompt_variants(case: dict[str, Any], model: str) -> list[dict[str, Any]]:
+    """A suite case as two cases, `<id>-plain` and `<id>-enhanced`, for one suite to compare them.
+
+    The enhanced one carries `enhance: true` where the suite schema has that field (the run then
+    records `prompt_original` / `prompt_source`), else the enhanced prompt and negative written in."""
+    from workbench.suite import CaseSpec
+
+    plain = {**case, "id": f"{case['id']}-{PLAIN}"}
+    enhanced = {**case, "id": f"{case['id']}-{ENHANCED}"}
+    if "enhance" in CaseSpec.model_fields:
+        enhanced["enhance"] = model
+    else:
+        result = enhance_prompt(case.get("prompt", ""), model, case.get("negative_prompt", ""))
+        enhanced.update(prompt=result.prompt, negative_prompt=result.negative_prompt)
+    return [plain, enhanced]
+
+
+def compare_prompt_variants(records: list[dict[str, Any]], objective: Any) -> dict[str, Any]:
+    """Best-of-N over plain vs enhanced prompts: for each request (case base, model, seed) the best
+    sample's objective under each variant, and the mean difference enhanced - plain over the pairs."""
+    from workbench.workflow.bestofn import rank
+
+    best: dict[tuple[str, str, Any], dict[str, float]] = {}
+    for rk in rank(records, objective):
+        base, _, variant = rk.case.rpartition("-")
+        if variant not in (PLAIN, ENHANCED) or rk.best is None:
+            continue
+        best.setdefault((base, rk.model, rk.seed), {})[variant] = rk.best["objective"]
+    pairs = [{"case": k[0], "model": k[1], "seed": k[2], **v} for k, v in best.items() if len(v) == 2]
+    diffs = [p[ENHANCED] - p[PLAIN] for p in pairs]
+    return {"pairs": pairs, "mean_gain": sum(diffs) / len(diffs) if diffs else None,
+            "enhanced_better": sum(d > 0 for d in diffs), "n": len(diffs)}
