@@ -17,7 +17,6 @@ from workbench.workflow.enhance import (EnhanceError, compare_prompt_variants, e
                                         prompt_variants)
 
 
-@register
 class PromptedWan(Generator):
     """A model-free stand-in that reads the prompt like a Wan I2V model: its motion depends on the prompt."""
 
@@ -40,6 +39,16 @@ class PromptedWan(Generator):
 @pytest.fixture(autouse=True)
 def no_lm(monkeypatch):
     monkeypatch.delenv("WORKBENCH_PROMPT_LM", raising=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prompted_model():
+    """PromptedWan registered for this module only (the router would otherwise pick it elsewhere)."""
+    from workbench.models import base
+
+    register(PromptedWan)
+    yield PromptedWan
+    base._REGISTRY.pop(PromptedWan.name, None)
 
 
 def test_wan_template_keeps_the_words_adds_motion_camera_light_and_the_family_negative():
