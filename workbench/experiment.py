@@ -115,7 +115,7 @@ def expand_jobs(suite: Suite, skipped: list[str] | None = None) -> list[Job]:
     for case in suite.cases:
         extra: dict[str, Any] = {}
         case_error = None
-        if case.text is not None or (case.image or "").startswith("element:"):
+        if case.text is not None or (case.image or "").startswith("element:") or case.enhance:
             case, extra, case_error = resolve_case(suite, case)  # Element image, speech from text
         fitting = []
         for model in suite.models:
@@ -758,6 +758,8 @@ class Runner:
                                 ("video", job.video)) if p
             },
             **({"workflow": job.workflow} if job.workflow else {}),
+            **({k: job.workflow["enhance"][k] for k in ("prompt_original", "prompt_source")}
+               if "enhance" in (job.workflow or {}) else {}),
             "status": "running",
             "error": None,
             "video": None,

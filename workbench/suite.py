@@ -34,6 +34,8 @@ class CaseSpec(_Strict):
     video: str | None = Field(None, description="source footage for face swap (its soundtrack is kept)")
     text: str | None = Field(None, description="words to speak instead of an audio file (synthesised, cached)")
     voice: str | None = Field(None, description="voice for `text`: ENGINE:VOICE or an espeak-ng voice (en-us, de)")
+    enhance: bool | str = Field(False, description="run the prompt the model family reads best (workflow.enhance): "
+                                                   "true, or the model whose family to write for")
 
     @field_validator("id")
     @classmethod
