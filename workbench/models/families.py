@@ -57,6 +57,9 @@ class FamilySpec:
     audio_out: bool = False  # the pipeline returns a soundtrack with the video (LTX-2); it takes no driving audio
     lora: bool = True  # the pipeline has diffusers' LoRA loader (load_lora_weights / set_adapters)
     gated: bool = False
+    # the family's recommended negative prompt (its authors' default): the prompt enhancer adds it
+    # (workflow/enhance.py); a request's own negative prompt is never replaced
+    negative_prompt: str = ""
 
     @property
     def model_id(self) -> str:
@@ -98,7 +101,7 @@ _WAN21_I2V_480P = FamilySpec(
     "Wan 2.1 I2V 14B at 480P: CLIP image tokens + first-frame latents, 16 fps, frames 4k+1",
     "Apache-2.0; not gated", "wan-i2v",
     num_frames=81, fps=16, width=832, height=480, steps=50, guidance=5.0, frame_rule=4, max_frames=81,
-    inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"max_sequence_length": 512})
+    inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"max_sequence_length": 512}, negative_prompt=_WAN_NEG)
 
 
 FAMILIES: tuple[FamilySpec, ...] = (
@@ -145,13 +148,13 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "Apache-2.0; not gated", "wan22-i2v",
         num_frames=81, fps=16, width=1280, height=720, steps=40, guidance=3.5, frame_rule=4, max_frames=81,
         inputs=_VIDEO_IN, requires=frozenset({"image"}),
-        extras={"guidance_scale_2": 3.5, "max_sequence_length": 512}),
+        extras={"guidance_scale_2": 3.5, "max_sequence_length": 512}, negative_prompt=_WAN_NEG),
     FamilySpec(
         "wan2.2-ti2v-5b", "WanImageToVideoPipeline", I2V, ("Wan-AI/Wan2.2-TI2V-5B-Diffusers",),
         "Wan 2.2 TI2V 5B: 720P at 24 fps on one consumer GPU (high-compression VAE), image-to-video",
         "Apache-2.0; not gated", "wan22-ti2v",
         num_frames=121, fps=24, width=1280, height=704, steps=50, guidance=5.0, frame_rule=4, max_frames=121,
-        size_multiple=32, inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"max_sequence_length": 512}),
+        size_multiple=32, inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"max_sequence_length": 512}, negative_prompt=_WAN_NEG),
     FamilySpec(
         "hunyuanvideo-i2v", "HunyuanVideoImageToVideoPipeline", I2V, ("hunyuanvideo-community/HunyuanVideo-I2V",),
         "HunyuanVideo-I2V: image tokens through a LLaVA text encoder, 720P, 24 fps (129 frames made, the 4 of the "
@@ -172,7 +175,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "SkyReels-V2 I2V 14B at 540P (Wan architecture, film-tuned), 24 fps",
         "Skywork community licence (see the model card); not gated", "skyreels-v2-i2v",
         num_frames=97, fps=24, width=960, height=544, steps=50, guidance=5.0, frame_rule=4, max_frames=97,
-        inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"max_sequence_length": 512}),
+        inputs=_VIDEO_IN, requires=frozenset({"image"}), extras={"max_sequence_length": 512}, negative_prompt=_WAN_NEG),
     FamilySpec(
         "sana-video-2b-i2v", "SanaImageToVideoPipeline", I2V, ("Efficient-Large-Model/SANA-Video_2B_480p_diffusers",),
         "Sana-Video 2B image-to-video: linear-attention DiT, 480p at 16 fps (sizes binned to its aspect buckets)",
@@ -185,12 +188,12 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "wan2.1-t2v-1.3b", "WanPipeline", T2V, ("Wan-AI/Wan2.1-T2V-1.3B-Diffusers",),
         "Wan 2.1 T2V 1.3B: 480P text-to-video in ~8 GB", "Apache-2.0; not gated", "wan-t2v",
         num_frames=81, fps=16, width=832, height=480, steps=50, guidance=5.0, frame_rule=4, max_frames=81,
-        extras={"max_sequence_length": 512}),
+        extras={"max_sequence_length": 512}, negative_prompt=_WAN_NEG),
     FamilySpec(
         "wan2.2-ti2v-5b-t2v", "WanPipeline", T2V, ("Wan-AI/Wan2.2-TI2V-5B-Diffusers",),
         "Wan 2.2 TI2V 5B as text-to-video: 720P at 24 fps on one consumer GPU", "Apache-2.0; not gated",
         "wan22-ti2v", num_frames=121, fps=24, width=1280, height=704, steps=50, guidance=5.0, frame_rule=4,
-        max_frames=121, size_multiple=32, extras={"max_sequence_length": 512}),
+        max_frames=121, size_multiple=32, extras={"max_sequence_length": 512}, negative_prompt=_WAN_NEG),
     FamilySpec(
         "cogvideox-5b", "CogVideoXPipeline", T2V, ("THUDM/CogVideoX-5b", "zai-org/CogVideoX-5b"),
         "CogVideoX-5B text-to-video: 6 s at 8 fps, 720x480", "CogVideoX licence; not gated", "cogvideox",

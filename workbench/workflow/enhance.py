@@ -89,16 +89,9 @@ class EnhanceError(ValueError):
 
 
 def family_negative(spec: Any) -> str:
-    """The family's recommended negative prompt from the family table: the spec's own `negative_prompt`
-    when the table has that field, else the table module's `_<KEY>_NEG` constant for its family."""
-    own = getattr(spec, "negative_prompt", None)
-    if isinstance(own, str):
-        return own
-    from workbench.models import families
-
-    key = family_key(spec)
-    value = getattr(families, f"_{key.upper()}_NEG", "") if key else ""
-    return value if isinstance(value, str) else ""
+    """The family's recommended negative prompt from the family table (`FamilySpec.negative_prompt`)."""
+    own = getattr(spec, "negative_prompt", "")
+    return own if isinstance(own, str) else ""
 
 
 def family_key(spec: Any) -> str | None:
