@@ -285,3 +285,38 @@ def test_source_audio_survives_the_runner(media_dir, tmp_path):
     want = load_audio(media_dir / SOURCE, sample_rate=16000).samples[:len(got.samples)]
     assert rec["clip"]["frames"] == 25 and abs(got.duration - 1.0) < 0.05
     assert np.corrcoef(got.samples[:len(want)], want)[0, 1] > 0.95
+
+
+def test_report_shows_personas_side_by_side(media_dir, tmp_path):
+    """The face-swap suite's report: one row for the source clip, a column per persona, each clip playing with
+    its identity-to-target above identity-to-source; `workbench eval --source` gives the same scores."""
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.experiment import Runner
+    from workbench.report import build_context, write_report
+    from workbench.suite import load_suite
+
+    cases = [{"id": f"persona-{k}", "video": str(media_dir / SOURCE), "image": str(media_dir / v)}
+             for k, v in PERSONAS.items()]
+    suite = load_suite(_suite(tmp_path, cases, [{"name": "faceswap-landmarks", "params": SHORT}], ["faceswap"]))
+    runner = Runner(suite)
+    records = runner.run_all()
+    run = runner.store.root
+    html = write_report(run).read_text()
+    ctx = build_context(records, run)
+    (row,) = ctx["personas"]
+    assert row["source"] == Path(SOURCE).name and row["model"] == "faceswap-landmarks"
+    assert [c["persona"].split(" ")[0] for c in row["cells"]] == ["persona-ah", "persona-eo"]
+    assert row["gap"].startswith("identity to target minus to source: +") and "-0" not in row["gap"]
+    section = html[html.index('id="personas"'):]
+    assert section.count("<video") == 2 and 'id="persona-1"' in section
+    # the CLI scores a swapped clip against its source and persona the same way
+    rec = records[0]
+    r = CliRunner().invoke(app, ["eval", str(run / rec["video"]), "--image", str(media_dir / PERSONAS["ah"]),
+                                 "--source", str(media_dir / SOURCE), "--metrics", "faceswap", "--json"])
+    assert r.exit_code == 0, r.output
+    scores = _json.loads(r.output[r.output.index("{"):])["scores"]
+    assert scores["identity_to_target"] > scores["identity_to_source"]

@@ -614,6 +614,39 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
             "series_errors": list(dict.fromkeys(series_errors)),
         })
 
+    # personas: face swap of one source clip, every persona (case) side by side, per model -----------------
+    cell_of = {(row["case"], c["model"]): c for row in grid for c in row["cells"]}
+    personas = []
+    swaps: dict[tuple[str, str], list[str]] = {}
+    source_name: dict[str, str] = {}
+    for r in records:
+        src = (r.get("inputs") or {}).get("video") or {}
+        if r.get("task") != "face-swap" or not src:
+            continue
+        key = str(src.get("sha256") or src.get("path"))
+        source_name[key] = Path(str(src.get("path") or key)).name
+        cases_of = swaps.setdefault((key, str(r.get("model"))), [])
+        if str(r.get("case")) not in cases_of:
+            cases_of.append(str(r.get("case")))
+    for (key, m), persona_cases in swaps.items():
+        gaps = []
+        for case in persona_cases:
+            recs_pc = [r for r in by_cell.get((case, m), []) if r.get("status") == "ok"]
+            t_ = [v for r in recs_pc if (v := _finite((r.get("scores") or {}).get("identity_to_target"))) is not None]
+            s_ = [v for r in recs_pc if (v := _finite((r.get("scores") or {}).get("identity_to_source"))) is not None]
+            if t_ and s_:
+                gaps.append(sum(t_) / len(t_) - sum(s_) / len(s_))
+        cells = []
+        for case in persona_cases:
+            first_rec = next(iter(by_cell.get((case, m), [])), {})
+            img = ((first_rec.get("inputs") or {}).get("image") or {}).get("path")
+            element = ((first_rec.get("workflow") or {}).get("element") or {}).get("name")
+            label = case + (f" (element {element})" if element else (f" ({Path(str(img)).name})" if img else ""))
+            cells.append({**cell_of[(case, m)], "persona": label})
+        personas.append({"source": source_name[key], "model": m, "color": colors[m], "cells": cells,
+                         "gap": (f"identity to target minus to source: {', '.join(fmt_number(g, signed=True) for g in gaps)}"
+                                 if gaps else "")})
+
     first = records[0] if records else {}
     suites = list(dict.fromkeys(str(r.get("suite")) for r in records if r.get("suite")))
     return {
@@ -629,7 +662,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
         "gated_names": gated_names, "still_models": sorted(all_still_models),
         "objective": objective.describe() if objective is not None else "",
         "summary_rows": summary_rows, "ranking": ranking, "n_tests": n_tests, "alpha": ALPHA, "min_cases": MIN_CASES,
-        "bars": bars, "radar": spider, "grid": grid, "figure_errors": figure_errors,
+        "bars": bars, "radar": spider, "grid": grid, "figure_errors": figure_errors, "personas": personas,
         "cost_rows": cost_rows, "cost_figure": cost_figure,
         "failed": [{"case": r.get("case"), "model": r.get("model"), "seed": r.get("seed"),
                     "error": r.get("error") or "no error text", "type": r.get("error_type") or "",

@@ -15,6 +15,8 @@ def eval_(
     image: Optional[Path] = typer.Option(None, "--image", help="reference image (identity, i2v metrics)"),
     audio: Optional[Path] = typer.Option(None, "--audio", help="driving audio (default: the clip's own track)"),
     reference: Optional[Path] = typer.Option(None, "--reference", help="ground-truth video (psnr, ssim, lpips, fvd)"),
+    source: Optional[Path] = typer.Option(None, "--source", help="the footage a face swap started from (with --image "
+                                                                 "as the target face: the face-swap scores)"),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="comma-separated score or group names"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
@@ -35,11 +37,12 @@ def eval_(
             _fail(f"--metrics {metrics!r}: {e}")
         names = [m for m in names if m]
     try:
-        for kind, path in (("video", video), ("image", image), ("audio", audio), ("reference", reference)):
+        for kind, path in (("video", video), ("image", image), ("audio", audio), ("reference", reference),
+                           ("video", source)):
             if path is not None:
                 check_input(kind, path)  # the checks `workbench run` makes per job: no read blocks or hangs
         clip = Clip.open(video)
-        result = evaluate(clip, image=image, audio=audio, reference=reference, metrics=names)
+        result = evaluate(clip, image=image, audio=audio, reference=reference, metrics=names, source=source)
     except (MediaError, UnknownMetric) as e:
         _fail(str(e))
     except KeyboardInterrupt:
