@@ -53,7 +53,9 @@ def _run(suite: Path, out: Path, env: dict[str, str]) -> subprocess.Popen:
 def test_hosted_beside_open_models_one_report_one_table_one_submission_each(tiny_models, tmp_path):
     with FakeHedra() as hedra, FakeVeo() as veo, FakeFal() as fal:
         fakes = {"hedra": hedra, "veo": veo, "fal": fal}
-        env = {**os.environ, **KEYS, "WORKBENCH_HEDRA_BASE_URL": hedra.url + "/v3",
+        # a W&B service started by an earlier test in this process must not serve the runs (it writes their logs
+        # after they exit): each `workbench run` starts its own, as from a shell
+        env = {**{k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}, **KEYS, "WORKBENCH_HEDRA_BASE_URL": hedra.url + "/v3",
                "WORKBENCH_VEO_BASE_URL": veo.url, "WORKBENCH_FAL_BASE_URL": fal.url,
                "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
         suite, out = _suite(tmp_path, tiny_models["wan-i2v"]), tmp_path / "run"
