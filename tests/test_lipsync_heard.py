@@ -3,6 +3,7 @@ the case's speech (a shared case serves talking-head and image-to-video models a
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -12,7 +13,6 @@ from workbench.models.base import GenerationRequest, Generator, register
 from workbench.suite import load_suite
 
 
-@register
 class DeafGenerator(Generator):
     """An image-to-video model that takes no audio: a drifting gradient, no soundtrack."""
 
@@ -27,7 +27,17 @@ class DeafGenerator(Generator):
         return Clip.from_frames(frames, fps=self.params["fps"])
 
 
-def test_a_model_that_takes_no_audio_is_not_scored_against_the_cases_speech(tmp_path):
+@pytest.fixture
+def deaf_model():
+    """Registered for this test only: other tests (the router's) must not see a stand-in model."""
+    from workbench.models import base
+
+    register(DeafGenerator)
+    yield DeafGenerator.name
+    base._REGISTRY.pop(DeafGenerator.name, None)
+
+
+def test_a_model_that_takes_no_audio_is_not_scored_against_the_cases_speech(tmp_path, deaf_model):
     y, x = np.mgrid[0:48, 0:48]
     Image.fromarray(np.stack([x * 5, y * 5, 0 * x + 90], -1).astype(np.uint8)).save(tmp_path / "a.png")
     t = np.arange(32000) / 16000
