@@ -314,7 +314,7 @@ def test_a_lost_clip_is_made_again_on_resume(workdir, damage):
     assert "3 of 4 jobs already finished" in r.output
     assert f"1 finished job lost its clip, making it again: {victim['case']} / test-drift / seed {victim['seed']} " \
            f"({clip.name} {why})" in r.output
-    assert CountingGenerator.calls == 5 and "1 jobs done, 0 failed" in r.output
+    assert CountingGenerator.calls == 5 and "1 job done, 0 failed" in r.output
     again = lines(workdir / "run")[-1]
     assert again["job_id"] == victim["job_id"] and again["status"] == "ok" and not again["reused_clip"]
     assert again["regenerated"] == f"{clip.name} {why}: made again"

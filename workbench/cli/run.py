@@ -160,7 +160,7 @@ def run(
                    f"saved; run the same command to resume", err=True)
         raise typer.Exit(130)
     ok = sum(r["status"] == "ok" for r in records)
-    typer.echo(f"{ok} jobs done, {len(records) - ok} failed, results in {runner.store.results}")
+    typer.echo(f"{ok} job{'' if ok == 1 else 's'} done, {len(records) - ok} failed, results in {runner.store.results}")
     if dist is not None:
         from accelerate import PartialState
 
