@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, TypeVar
 
 from workbench.media import Clip, MediaError
-from workbench.models.base import GenerationError, GenerationRequest, Generator, ProgressFn
+from workbench.models.base import GenerationError, GenerationRequest, Generator, ProgressFn, register
 from workbench.models.hosted.keys import Provider, get_provider, scrub
 from workbench.models.hosted.pricing import PriceRule, cost_record, price_rule
 
@@ -162,8 +162,16 @@ class HostedGenerator(Generator):
         return cls.provider_info().key_present()
 
     @classmethod
-    def price(cls) -> PriceRule | None:
-        return price_rule(cls.name)
+    def price_variant(cls, params: dict[str, Any]) -> str:
+        """The suffix of a priced variant these params ask for (`<name><suffix>` in prices.yaml, e.g. Veo's
+        `+audio`); "" for the model's own rule."""
+        return ""
+
+    @classmethod
+    def price(cls, params: dict[str, Any] | None = None) -> PriceRule | None:
+        """The price rule for these params: the variant's rule when prices.yaml has one, else the model's."""
+        variant = cls.price_variant(params) if params else ""
+        return (price_rule(cls.name + variant) if variant else None) or price_rule(cls.name)
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -197,7 +205,7 @@ class HostedGenerator(Generator):
     def estimate_cost(cls, params: dict[str, Any], audio_seconds: float | None = None,
                       characters: int | None = None) -> tuple[float | None, PriceRule | None]:
         """(estimate in the rule's currency, rule) for one output; (None, rule) when unknown."""
-        rule = cls.price()
+        rule = cls.price(params)
         if rule is None:
             return None, None
         return rule.estimate(cls.output_seconds(params, audio_seconds), characters), rule
@@ -219,9 +227,7 @@ class HostedGenerator(Generator):
         if isinstance(exc, (httpx.TimeoutException, httpx.TransportError)):
             return Fault("transient", f"{type(exc).__name__}: {exc}")
         if isinstance(exc, httpx.HTTPStatusError):
-            code = exc.response.status_code
-            return Fault("transient" if code in (408, 429) or code >= 500 else "fatal", f"HTTP {code}",
-                         retry_after=_retry_after(exc.response.headers))
+            return status_fault(exc.response.status_code, f"HTTP {exc.response.status_code}", exc.response.headers)
         return Fault("fatal", f"{type(exc).__name__}: {exc}")
 
     def fetch(self, client: Any, handle: dict[str, Any], url: str, dest: Path) -> None:
@@ -324,7 +330,7 @@ class HostedGenerator(Generator):
             if res.state in ("failed", "refused"):
                 reason = scrub(res.error or "no reason given")
                 remote.update(status=res.state, error=reason, charged=res.charged, currency=res.currency)
-                self._info["cost"] = cost_record(self.price(), self._info["cost"].get("estimated"), res.charged,
+                self._info["cost"] = cost_record(self.price(self.params), self._info["cost"].get("estimated"), res.charged,
                                                  res.currency) | ({} if res.charged is not None else
                                                                   {"charged": None, "usd": None, "source": "unknown"})
                 if res.state == "refused":
@@ -423,6 +429,43 @@ def download(url: str, dest: Path, timeout: float = 120.0) -> None:
         with open(dest, "wb") as f:
             for chunk in r.iter_bytes(1 << 20):
                 f.write(chunk)
+
+
+TRANSIENT_STATUS = frozenset({408, 429})  # and every 5xx
+
+
+def status_fault(status: int, message: str, headers: Any = None, transient: frozenset[int] = TRANSIENT_STATUS) -> Fault:
+    """An HTTP error status read the one way every provider's client needs: 408, 429 (and any code in
+    `transient`) and 5xx are retried, honouring the response's Retry-After; the rest are fatal."""
+    retryable = status in transient or status >= 500
+    return Fault("transient" if retryable else "fatal", message, _retry_after(headers) if headers is not None else None)
+
+
+class FixedDurations:
+    """Mixin for models that make clips of a few fixed lengths (`spec.durations`): a request's `duration`
+    becomes the nearest one, and that is the output length the estimate prices."""
+
+    spec: Any
+    default_longest: ClassVar[bool] = False  # with no `duration` asked: the longest (else the shortest)
+    longer_on_tie: ClassVar[bool] = False  # halfway between two lengths: the longer (else the shorter)
+
+    @classmethod
+    def duration_for(cls, params: dict[str, Any]) -> int:
+        durations = cls.spec.durations
+        want = float(params.get("duration", durations[-1] if cls.default_longest else durations[0]))
+        return min(durations, key=lambda d: (abs(d - want), -d if cls.longer_on_tie else d))
+
+    @classmethod
+    def output_seconds(cls, params: dict[str, Any], audio_seconds: float | None) -> float | None:
+        return float(cls.duration_for(params))
+
+
+def make_generator(base: type, prefix: str, spec: Any, module: str, **attrs: Any) -> type:
+    """Register one model row of a provider file: a subclass of `base` carrying `spec` (name, defaults,
+    description) plus `attrs` (remote_model, task, requires, ...)."""
+    ns = {"name": spec.name, "defaults": dict(spec.defaults), "description": spec.description, "spec": spec,
+          "__doc__": spec.description, "__module__": module, **attrs}
+    return register(type(f"{prefix}_{spec.name.replace('-', '_').replace('.', '_')}", (base,), ns))
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.models.base import GenerationRequest, register
-from workbench.models.hosted.base import Fault, HostedGenerator, Poll, data_uri, encoded_image
+from workbench.models.base import GenerationRequest
+from workbench.models.hosted.base import Fault, HostedGenerator, Poll, data_uri, encoded_image, make_generator, status_fault
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
@@ -143,22 +143,10 @@ class FalGenerator(HostedGenerator):
                 detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
             if types & REFUSAL_TYPES:
                 return Fault("refused", str(detail))
-            code = exc.status_code
-            retry_after = None
-            try:
-                retry_after = float(exc.response_headers.get("retry-after"))  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                pass
-            return Fault("transient" if code in (408, 429) or code >= 500 else "fatal", f"HTTP {code}: {detail}",
-                         retry_after)
+            return status_fault(exc.status_code, f"HTTP {exc.status_code}: {detail}", exc.response_headers)
         return super().fault(exc)
 
 
-def _make(spec: FalModel) -> type[FalGenerator]:
-    ns = {"name": spec.name, "remote_model": spec.endpoint, "defaults": dict(spec.defaults),
-          "description": spec.description, "spec": spec, "__doc__": spec.description, "__module__": __name__}
-    return register(type(f"Fal_{spec.name.replace('-', '_').replace('.', '_')}", (FalGenerator,), ns))
-
-
-GENERATORS = {spec.name: _make(spec) for spec in MODELS}
+GENERATORS = {spec.name: make_generator(FalGenerator, "Fal", spec, __name__, remote_model=spec.endpoint)
+              for spec in MODELS}
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.models.base import GenerationRequest, register
-from workbench.models.hosted.base import Fault, HostedGenerator, Poll, encoded_audio, encoded_image
+from workbench.models.base import GenerationRequest
+from workbench.models.hosted.base import Fault, HostedGenerator, Poll, encoded_audio, encoded_image, make_generator, status_fault
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
@@ -186,24 +186,13 @@ class HedraGenerator(HostedGenerator):
             text = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
             if code in REFUSAL_CODES:
                 return Fault("refused", f"{message or 'content policy'} ({code})")
-            retry_after = None
-            try:
-                retry_after = float((exc.headers or {}).get("retry-after"))  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                pass
-            transient = status in (408, 429) or status >= 500
-            return Fault("transient" if transient else "fatal", text, retry_after)
+            return status_fault(status, text, exc.headers or {})
         if isinstance(exc, ImportError):
             return Fault("fatal", "the Hedra client is not installed: pip install hedra-sdk")
         return super().fault(exc)
 
 
-def _make(spec: HedraModel) -> type[HedraGenerator]:
-    ns = {"name": spec.name, "task": spec.task, "remote_model": spec.remote_model, "requires": spec.requires,
-          "accepts": spec.accepts, "defaults": dict(spec.defaults), "description": spec.description,
-          "spec": spec, "__doc__": spec.description, "__module__": __name__}
-    return register(type(f"Hedra_{spec.name.replace('-', '_').replace('.', '_')}", (HedraGenerator,), ns))
-
-
-GENERATORS = {spec.name: _make(spec) for spec in MODELS}
+GENERATORS = {spec.name: make_generator(HedraGenerator, "Hedra", spec, __name__, task=spec.task,
+                                        remote_model=spec.remote_model, requires=spec.requires, accepts=spec.accepts)
+              for spec in MODELS}
 

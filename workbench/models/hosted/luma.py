@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.models.base import GenerationError, GenerationRequest, register
-from workbench.models.hosted.base import Fault, HostedGenerator, Poll
+from workbench.models.base import GenerationError, GenerationRequest
+from workbench.models.hosted.base import Fault, FixedDurations, HostedGenerator, Poll, make_generator, status_fault
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
@@ -58,20 +58,11 @@ MODELS: tuple[LumaModel, ...] = (
 )
 
 
-class LumaGenerator(HostedGenerator):
+class LumaGenerator(FixedDurations, HostedGenerator):
     """A Luma model; `spec` (a LumaModel row) says which."""
 
     provider = "luma"
     spec: LumaModel
-
-    @classmethod
-    def duration_for(cls, params: dict[str, Any]) -> int:
-        want = float(params.get("duration", cls.spec.durations[0]))
-        return min(cls.spec.durations, key=lambda d: (abs(d - want), d))
-
-    @classmethod
-    def output_seconds(cls, params: dict[str, Any], audio_seconds: float | None) -> float | None:
-        return float(cls.duration_for(params))
 
     @classmethod
     def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
@@ -147,13 +138,7 @@ class LumaGenerator(HostedGenerator):
             message = str(body.get("detail") or body.get("error") or exc.message)
             if code == 400 and any(w in message.lower() for w in REFUSAL_WORDS):
                 return Fault("refused", message)
-            retry_after = None
-            try:
-                retry_after = float(exc.response.headers.get("retry-after"))
-            except (TypeError, ValueError):
-                pass
-            return Fault("transient" if code in (408, 429) or code >= 500 else "fatal", f"HTTP {code}: {message}",
-                         retry_after)
+            return status_fault(code, f"HTTP {code}: {message}", exc.response.headers)
         if isinstance(exc, (lumaai.APIConnectionError, lumaai.APITimeoutError)):
             return Fault("transient", type(exc).__name__)
         return super().fault(exc)
@@ -161,12 +146,9 @@ class LumaGenerator(HostedGenerator):
 
 def _make(spec: LumaModel) -> type[LumaGenerator]:
     i2v = spec.task == "image-to-video"
-    ns = {"name": spec.name, "remote_model": spec.remote_model, "task": spec.task, "defaults": dict(spec.defaults),
-          "requires": frozenset({"image", "prompt"}) if i2v else frozenset({"prompt"}),
-          "accepts": frozenset({"image", "prompt"}) if i2v else frozenset({"prompt"}),
-          "needs_params": ("image_url",) if i2v else (),
-          "description": spec.description, "spec": spec, "__doc__": spec.description, "__module__": __name__}
-    return register(type(f"Luma_{spec.name.replace('-', '_').replace('.', '_')}", (LumaGenerator,), ns))
+    takes = frozenset({"image", "prompt"}) if i2v else frozenset({"prompt"})
+    return make_generator(LumaGenerator, "Luma", spec, __name__, remote_model=spec.remote_model, task=spec.task,
+                          requires=takes, accepts=takes, needs_params=("image_url",) if i2v else ())
 
 
 GENERATORS = {spec.name: _make(spec) for spec in MODELS}

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.models.base import GenerationRequest, register
-from workbench.models.hosted.base import Fault, HostedGenerator, Poll, data_uri, encoded_image
+from workbench.models.base import GenerationRequest
+from workbench.models.hosted.base import Fault, HostedGenerator, Poll, data_uri, encoded_image, make_generator, status_fault
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
@@ -97,14 +97,9 @@ class ReplicateGenerator(HostedGenerator):
             text = f"HTTP {code}: {exc.title or ''} {exc.detail or ''}".strip()
             if REFUSAL.search(f"{exc.title} {exc.detail}"):
                 return Fault("refused", str(exc.detail or exc.title))
-            return Fault("transient" if code in (408, 429) or code >= 500 else "fatal", text)
+            return status_fault(code, text)
         return super().fault(exc)
 
 
-def _make(spec: ReplicateModel) -> type[ReplicateGenerator]:
-    ns = {"name": spec.name, "remote_model": spec.model, "defaults": dict(spec.defaults),
-          "description": spec.description, "spec": spec, "__doc__": spec.description, "__module__": __name__}
-    return register(type(f"Replicate_{spec.name.replace('-', '_').replace('.', '_')}", (ReplicateGenerator,), ns))
-
-
-GENERATORS = {spec.name: _make(spec) for spec in MODELS}
+GENERATORS = {spec.name: make_generator(ReplicateGenerator, "Replicate", spec, __name__, remote_model=spec.model)
+              for spec in MODELS}

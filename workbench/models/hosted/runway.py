@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.models.base import GenerationError, GenerationRequest, register
-from workbench.models.hosted.base import Fault, HostedGenerator, Poll, data_uri, encoded_image
+from workbench.models.base import GenerationError, GenerationRequest
+from workbench.models.hosted.base import Fault, FixedDurations, HostedGenerator, Poll, data_uri, encoded_image, make_generator, status_fault
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
@@ -51,7 +51,7 @@ MODELS: tuple[RunwayModel, ...] = (
 )
 
 
-class RunwayGenerator(HostedGenerator):
+class RunwayGenerator(FixedDurations, HostedGenerator):
     """A Runway model; `spec` (a RunwayModel row) says which."""
 
     provider = "runway"
@@ -59,15 +59,6 @@ class RunwayGenerator(HostedGenerator):
     task = "image-to-video"
     requires = frozenset({"image"})
     accepts = frozenset({"image", "prompt"})
-
-    @classmethod
-    def duration_for(cls, params: dict[str, Any]) -> int:
-        want = float(params.get("duration", cls.spec.durations[0]))
-        return min(cls.spec.durations, key=lambda d: (abs(d - want), d))
-
-    @classmethod
-    def output_seconds(cls, params: dict[str, Any], audio_seconds: float | None) -> float | None:
-        return float(cls.duration_for(params))
 
     @classmethod
     def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
@@ -140,22 +131,11 @@ class RunwayGenerator(HostedGenerator):
             message = str(body.get("error") or body.get("message") or exc.message)
             if code == 400 and any(w in message.lower() for w in REFUSAL_WORDS):
                 return Fault("refused", message)
-            retry_after = None
-            try:
-                retry_after = float(exc.response.headers.get("retry-after"))
-            except (TypeError, ValueError):
-                pass
-            return Fault("transient" if code in (408, 429) or code >= 500 else "fatal", f"HTTP {code}: {message}",
-                         retry_after)
+            return status_fault(code, f"HTTP {code}: {message}", exc.response.headers)
         if isinstance(exc, (runwayml.APIConnectionError, runwayml.APITimeoutError)):
             return Fault("transient", type(exc).__name__)
         return super().fault(exc)
 
 
-def _make(spec: RunwayModel) -> type[RunwayGenerator]:
-    ns = {"name": spec.name, "remote_model": spec.remote_model, "defaults": dict(spec.defaults),
-          "description": spec.description, "spec": spec, "__doc__": spec.description, "__module__": __name__}
-    return register(type(f"Runway_{spec.name.replace('-', '_').replace('.', '_')}", (RunwayGenerator,), ns))
-
-
-GENERATORS = {spec.name: _make(spec) for spec in MODELS}
+GENERATORS = {spec.name: make_generator(RunwayGenerator, "Runway", spec, __name__, remote_model=spec.remote_model)
+              for spec in MODELS}

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.models.base import GenerationError, GenerationRequest, register
-from workbench.models.hosted.base import Fault, HostedGenerator, Poll
+from workbench.models.base import GenerationError, GenerationRequest
+from workbench.models.hosted.base import Fault, FixedDurations, HostedGenerator, Poll, make_generator, status_fault
 from workbench.models.hosted.keys import Provider, register_provider
-from workbench.models.hosted.pricing import PriceRule, price_rule
 
 PROVIDER = register_provider(Provider(
     name="openai", title="OpenAI Sora", key_env="OPENAI_API_KEY", base_url_env="WORKBENCH_OPENAI_BASE_URL",
@@ -61,36 +60,16 @@ MODELS: tuple[SoraModel, ...] = (
 )
 
 
-class SoraGenerator(HostedGenerator):
+class SoraGenerator(FixedDurations, HostedGenerator):
     """A Sora model; `spec` (a SoraModel row) says which."""
 
     provider = "openai"
     spec: SoraModel
 
     @classmethod
-    def duration_for(cls, params: dict[str, Any]) -> int:
-        want = float(params.get("duration", cls.spec.durations[0]))
-        return min(cls.spec.durations, key=lambda d: (abs(d - want), d))
-
-    @classmethod
-    def output_seconds(cls, params: dict[str, Any], audio_seconds: float | None) -> float | None:
-        return float(cls.duration_for(params))
-
-    @classmethod
-    def _rule(cls, params: dict[str, Any]) -> PriceRule | None:
-        """Sora 2 Pro above 720p is its own rule (`<name>@1792x1024` in prices.yaml)."""
-        size = str(params.get("size", "auto"))
-        if size in ("1792x1024", "1024x1792"):
-            return price_rule(f"{cls.name}@hd") or price_rule(cls.name)
-        return price_rule(cls.name)
-
-    @classmethod
-    def estimate_cost(cls, params: dict[str, Any], audio_seconds: float | None = None,
-                      characters: int | None = None) -> tuple[float | None, PriceRule | None]:
-        rule = cls._rule(params)
-        if rule is None:
-            return None, None
-        return rule.estimate(cls.output_seconds(params, audio_seconds), characters), rule
+    def price_variant(cls, params: dict[str, Any]) -> str:
+        """Sora 2 Pro above 720p is its own rule (`<name>@hd` in prices.yaml)."""
+        return "@hd" if str(params.get("size", "auto")) in ("1792x1024", "1024x1792") else ""
 
     @classmethod
     def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
@@ -185,25 +164,17 @@ class SoraGenerator(HostedGenerator):
             message = (err.get("message") if isinstance(err, dict) else None) or exc.message
             if ecode in REFUSAL_CODES:
                 return Fault("refused", f"{ecode}: {message}")
-            retry_after = None
-            try:
-                retry_after = float(exc.response.headers.get("retry-after"))
-            except (TypeError, ValueError):
-                pass
-            return Fault("transient" if code in (408, 409, 429) or code >= 500 else "fatal",
-                         f"HTTP {code}{' ' + ecode if ecode else ''}: {message}", retry_after)
+            return status_fault(code, f"HTTP {code}{' ' + ecode if ecode else ''}: {message}", exc.response.headers,
+                                transient=frozenset({408, 409, 429}))
         if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError)):
             return Fault("transient", type(exc).__name__)
         return super().fault(exc)
 
 
 def _make(spec: SoraModel) -> type[SoraGenerator]:
-    i2v = spec.task == "image-to-video"
-    ns = {"name": spec.name, "remote_model": spec.remote_model, "task": spec.task, "defaults": dict(spec.defaults),
-          "requires": frozenset({"image", "prompt"}) if i2v else frozenset({"prompt"}),
-          "accepts": frozenset({"image", "prompt"}) if i2v else frozenset({"prompt"}),
-          "description": spec.description, "spec": spec, "__doc__": spec.description, "__module__": __name__}
-    return register(type(f"Sora_{spec.name.replace('-', '_').replace('.', '_')}", (SoraGenerator,), ns))
+    takes = frozenset({"image", "prompt"}) if spec.task == "image-to-video" else frozenset({"prompt"})
+    return make_generator(SoraGenerator, "Sora", spec, __name__, remote_model=spec.remote_model, task=spec.task,
+                          requires=takes, accepts=takes)
 
 
 GENERATORS = {spec.name: _make(spec) for spec in MODELS}

@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.models.base import GenerationError, GenerationRequest, register
-from workbench.models.hosted.base import Fault, HostedGenerator, Poll, encoded_image
+from workbench.models.base import GenerationError, GenerationRequest
+from workbench.models.hosted.base import Fault, FixedDurations, HostedGenerator, Poll, encoded_image, make_generator, status_fault
 from workbench.models.hosted.hedra import closest_aspect
 from workbench.models.hosted.keys import Provider, register_provider
-from workbench.models.hosted.pricing import PriceRule, price_rule
 
 PROVIDER = register_provider(Provider(
     name="google-veo", title="Google Veo", key_env="GOOGLE_API_KEY", alt_key_envs=("GEMINI_API_KEY",),
@@ -90,36 +89,18 @@ def backend() -> str:
     return b
 
 
-class VeoGenerator(HostedGenerator):
+class VeoGenerator(FixedDurations, HostedGenerator):
     """A Veo model; `spec` (a VeoModel row) says which."""
 
     provider = "google-veo"
     spec: VeoModel
 
-    # ---- price: Veo 3 with sound is its own rule (`<name>+audio` in prices.yaml) ----------------------
-    @classmethod
-    def _rule(cls, params: dict[str, Any]) -> PriceRule | None:
-        if params.get("generate_audio"):
-            return price_rule(f"{cls.name}+audio") or price_rule(cls.name)
-        return price_rule(cls.name)
+    default_longest = longer_on_tie = True  # FixedDurations: Veo's default is its longest clip
 
     @classmethod
-    def estimate_cost(cls, params: dict[str, Any], audio_seconds: float | None = None,
-                      characters: int | None = None) -> tuple[float | None, PriceRule | None]:
-        rule = cls._rule(params)
-        if rule is None:
-            return None, None
-        return rule.estimate(cls.output_seconds(params, audio_seconds), characters), rule
-
-    @classmethod
-    def output_seconds(cls, params: dict[str, Any], audio_seconds: float | None) -> float | None:
-        return float(cls.duration_for(params))
-
-    @classmethod
-    def duration_for(cls, params: dict[str, Any]) -> int:
-        """The accepted duration nearest the asked one."""
-        want = float(params.get("duration", cls.spec.durations[-1]))
-        return min(cls.spec.durations, key=lambda d: (abs(d - want), -d))
+    def price_variant(cls, params: dict[str, Any]) -> str:
+        """Veo 3 with sound is its own rule (`<name>+audio` in prices.yaml)."""
+        return "+audio" if params.get("generate_audio") else ""
 
     @classmethod
     def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
@@ -231,12 +212,7 @@ class VeoGenerator(HostedGenerator):
             msg = f"HTTP {code} {exc.status or ''}: {exc.message or ''}".strip()
             if code == 400 and _is_refusal(exc.message or ""):
                 return Fault("refused", exc.message or msg)
-            retry_after = None
-            try:
-                retry_after = float(exc.response.headers.get("retry-after"))  # type: ignore[union-attr]
-            except (AttributeError, TypeError, ValueError):
-                pass
-            return Fault("transient" if code in (408, 429) or code >= 500 else "fatal", msg, retry_after)
+            return status_fault(code, msg, getattr(exc.response, "headers", None))
         if isinstance(exc, ValueError) and "only supported in" in str(exc):
             return Fault("fatal", "this google-genai runs Veo on Vertex AI only; unset WORKBENCH_VEO_BACKEND "
                                   "(use a Vertex AI API key) or install google-genai<3 for the Gemini API")
@@ -249,13 +225,11 @@ def _is_refusal(message: str) -> bool:
 
 
 def _make(spec: VeoModel) -> type[VeoGenerator]:
-    requires = frozenset({"image"}) if spec.task == "image-to-video" else frozenset({"prompt"})
-    accepts = frozenset({"image", "prompt", "negative_prompt"}) if spec.task == "image-to-video" \
-        else frozenset({"prompt", "negative_prompt"})
-    ns = {"name": spec.name, "remote_model": spec.remote_model, "task": spec.task, "defaults": dict(spec.defaults),
-          "requires": requires, "accepts": accepts, "description": spec.description, "spec": spec,
-          "__doc__": spec.description, "__module__": __name__}
-    return register(type(f"Veo_{spec.name.replace('-', '_').replace('.', '_')}", (VeoGenerator,), ns))
+    i2v = spec.task == "image-to-video"
+    return make_generator(VeoGenerator, "Veo", spec, __name__, remote_model=spec.remote_model, task=spec.task,
+                          requires=frozenset({"image"}) if i2v else frozenset({"prompt"}),
+                          accepts=frozenset({"image", "prompt", "negative_prompt"}) if i2v
+                          else frozenset({"prompt", "negative_prompt"}))
 
 
 GENERATORS = {spec.name: _make(spec) for spec in MODELS}
