@@ -29,7 +29,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ContextManager, Iterator
 
 RESULTS = "results.jsonl"
 QUARANTINE = "results.quarantine.jsonl"
@@ -125,19 +125,9 @@ class RunStore:
             self._quarantine_torn_lines()
         self._clean_temp_files()
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> ContextManager[None]:
         """Exclusive lock over the results file, across processes (flock on results.lock)."""
-        try:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise _os_fault(self._lock_path, e) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        return file_lock(self._lock_path)
 
     def _quarantine_torn_lines(self) -> None:
         if not self.results.is_file():
@@ -391,14 +381,24 @@ class RemoteJob:
             yield
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        lock = self.folder / f"{self.clip_id}.remote.lock"
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(self.folder / f"{self.clip_id}.remote.lock"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (created when absent), across processes; a folder that cannot hold the
+    lock file is one StoreError line."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise _os_fault(path, e) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -28,10 +28,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from workbench.faces import FaceTracker, detect_faces, mouth_opening, with_forehead
+from workbench.faces import FaceTracker, mouth_opening, with_forehead
 from workbench.media import cap_side
 from workbench.metrics.base import ANALYSIS_MAX_SIDE, EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
-from workbench.metrics.identity import (MAX_SAMPLES, REFERENCE_MAX_SIDE, SAMPLE_FPS, IdentityPreservation,
+from workbench.metrics.identity import (MAX_SAMPLES, SAMPLE_FPS, IdentityPreservation, reference_embedding,
                                         sample_indices)
 
 BAND = 0.12  # half-width of the boundary band, as a share of the face width
@@ -89,18 +89,7 @@ class FaceSwapScores(Metric):
             raise MetricUnavailable("needs the source video the swap started from (a case's `video:`)")
         if self.embedder is None:
             self.embedder = self._identity._make_embedder()
-        stored = inputs.face_reference
-        if stored is not None and stored.backend == self.embedder.name:
-            vec = np.asarray(stored.embedding, dtype=np.float64).ravel()  # an Element's persona
-            self.target = vec / max(float(np.linalg.norm(vec)), 1e-12)
-        else:
-            ref = cap_side(np.asarray(inputs.image)[..., :3].astype(np.uint8), REFERENCE_MAX_SIDE)
-            faces = detect_faces(ref)
-            if not faces:
-                where = f" {inputs.image_path}" if inputs.image_path else ""
-                raise MetricUnavailable(f"no face found in the target image{where} ({ref.shape[1]}x{ref.shape[0]}); "
-                                        "pass a portrait with a clearly visible, roughly frontal face")
-            self.target = self.embedder.embed(ref, faces[0])
+        self.target = reference_embedding(self.embedder, inputs, "target")  # the persona (image or Element)
         self.samples = sample_indices(inputs.video.num_frames, inputs.video.fps, self.sample_fps, self.max_samples)
         self.stride = max(1, int(round(inputs.video.fps / self.sample_fps)))
         self._source: Iterator[np.ndarray] | None = iter(inputs.source.iter_frames())

@@ -105,6 +105,23 @@ def onnxruntime_available() -> bool:
         return False
 
 
+
+def reference_embedding(embedder: Any, inputs: EvalInputs, what: str = "reference") -> np.ndarray:
+    """The identity a clip is compared with: an Element's stored embedding (the mean over its portraits)
+    when it was made by this embedder, else the face of `inputs.image` (MetricUnavailable naming the
+    file when it shows none). `what` names the image in that message ("reference", "target")."""
+    stored = inputs.face_reference
+    if stored is not None and stored.backend == embedder.name:
+        vec = np.asarray(stored.embedding, dtype=np.float64).ravel()
+        return vec / max(float(np.linalg.norm(vec)), 1e-12)
+    ref = cap_side(np.asarray(inputs.image)[..., :3].astype(np.uint8), REFERENCE_MAX_SIDE)
+    faces = detect_faces(ref)
+    if not faces:
+        where = f" {inputs.image_path}" if inputs.image_path else ""
+        raise MetricUnavailable(f"no face found in the {what} image{where} ({ref.shape[1]}x{ref.shape[0]}); "
+                                "pass a portrait with a clearly visible, roughly frontal face")
+    return embedder.embed(ref, faces[0])
+
 class ArcFaceEmbedder:
     """insightface ArcFace recognition model (ONNX) behind the `FaceEmbedder` protocol."""
 
@@ -244,19 +261,7 @@ class IdentityPreservation(Metric):
         super().start(inputs)
         if self.embedder is None:
             self.embedder = self._make_embedder()
-        stored = inputs.face_reference
-        if stored is not None and stored.backend == self.embedder.name:
-            # an Element's embedding (mean over its portraits): the identity the user saved
-            vec = np.asarray(stored.embedding, dtype=np.float64).ravel()
-            self.ref = vec / max(float(np.linalg.norm(vec)), 1e-12)
-        else:
-            ref = cap_side(np.asarray(inputs.image)[..., :3].astype(np.uint8), REFERENCE_MAX_SIDE)
-            faces = detect_faces(ref)
-            if not faces:
-                where = f" {inputs.image_path}" if inputs.image_path else ""
-                raise MetricUnavailable(f"no face found in the reference image{where} ({ref.shape[1]}x{ref.shape[0]}); "
-                                        "pass a portrait with a clearly visible, roughly frontal face")
-            self.ref = self.embedder.embed(ref, faces[0])
+        self.ref = reference_embedding(self.embedder, inputs, "reference")
         self.targets = sample_indices(inputs.video.num_frames, inputs.video.fps, self.sample_fps, self.max_samples)
         self.stride = max(1, int(round(inputs.video.fps / self.sample_fps)))
         self.sampled = 0
