@@ -194,9 +194,16 @@ class HostedGenerator(Generator):
         return out
 
     @classmethod
+    def request_params(cls, request: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The model's defaults with the request's overrides (`params`, else `request.params`)."""
+        return {**cls.defaults, **(params if params is not None else getattr(request, "params", {}) or {})}
+
+    @classmethod
     def output_seconds(cls, params: dict[str, Any], audio_seconds: float | None) -> float | None:
-        """Seconds of output a request makes (for the estimate): `duration` when the model has one,
-        else the driving audio's length. Override for other shapes."""
+        """Seconds of output a request makes (for the estimate): `num_frames` / `frames_per_second` when the
+        model takes those, else `duration` when it has one, else the driving audio's length."""
+        if params.get("num_frames") and params.get("frames_per_second"):
+            return float(params["num_frames"]) / float(params["frames_per_second"])
         if "duration" in params and isinstance(params["duration"], (int, float)):
             return float(params["duration"])
         return audio_seconds
@@ -237,7 +244,10 @@ class HostedGenerator(Generator):
     def asked(self, request: GenerationRequest) -> dict[str, float]:
         """What the request asked for (any of width, height, fps, seconds), to warn on mismatches."""
         seconds = self.output_seconds(self.params, request.audio.duration if request.audio is not None else None)
-        return {"seconds": seconds} if seconds else {}
+        out = {"seconds": seconds} if seconds else {}
+        if self.params.get("frames_per_second"):
+            out["fps"] = float(self.params["frames_per_second"])
+        return out
 
     # ---- the generic lifecycle ---------------------------------------------------------------------
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> Clip:

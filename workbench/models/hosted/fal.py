@@ -70,18 +70,6 @@ class FalGenerator(HostedGenerator):
     accepts = frozenset({"image", "prompt", "negative_prompt"})
     task = "image-to-video"
 
-    @classmethod
-    def output_seconds(cls, params: dict[str, Any], audio_seconds: float | None) -> float | None:
-        if "num_frames" in params and params.get("frames_per_second"):
-            return float(params["num_frames"]) / float(params["frames_per_second"])
-        return super().output_seconds(params, audio_seconds)
-
-    def asked(self, request: GenerationRequest) -> dict[str, float]:
-        out = super().asked(request)
-        if self.params.get("frames_per_second"):
-            out["fps"] = float(self.params["frames_per_second"])
-        return out
-
     def make_client(self, key: str, base_url: str) -> Any:
         import fal_client
         import fal_client.client as fc

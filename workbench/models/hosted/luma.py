@@ -67,7 +67,7 @@ class LumaGenerator(FixedDurations, HostedGenerator):
     @classmethod
     def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
         super().check_request(request, params, strict)
-        p = {**cls.defaults, **(params if params is not None else getattr(request, "params", {}) or {})}
+        p = cls.request_params(request, params)
         if cls.spec.task == "image-to-video":
             url = str(p.get("image_url") or "")
             if not url.startswith("https://"):

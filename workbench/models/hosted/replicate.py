@@ -51,18 +51,6 @@ class ReplicateGenerator(HostedGenerator):
     requires = frozenset({"image", "prompt"})
     accepts = frozenset({"image", "prompt"})
 
-    @classmethod
-    def output_seconds(cls, params: dict[str, Any], audio_seconds: float | None) -> float | None:
-        if params.get("num_frames") and params.get("frames_per_second"):
-            return float(params["num_frames"]) / float(params["frames_per_second"])
-        return super().output_seconds(params, audio_seconds)
-
-    def asked(self, request: GenerationRequest) -> dict[str, float]:
-        out = super().asked(request)
-        if self.params.get("frames_per_second"):
-            out["fps"] = float(self.params["frames_per_second"])
-        return out
-
     def make_client(self, key: str, base_url: str) -> Any:
         import httpx
         import replicate

@@ -63,7 +63,7 @@ class RunwayGenerator(FixedDurations, HostedGenerator):
     @classmethod
     def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
         super().check_request(request, params, strict)
-        p = {**cls.defaults, **(params if params is not None else getattr(request, "params", {}) or {})}
+        p = cls.request_params(request, params)
         r = str(p.get("ratio", "auto"))
         if r != "auto" and r not in cls.spec.ratios:
             raise GenerationError(f"model '{cls.name}': ratio {r!r}; use auto or one of {', '.join(cls.spec.ratios)}")

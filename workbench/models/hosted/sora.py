@@ -74,7 +74,7 @@ class SoraGenerator(FixedDurations, HostedGenerator):
     @classmethod
     def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
         super().check_request(request, params, strict)
-        p = {**cls.defaults, **(params if params is not None else getattr(request, "params", {}) or {})}
+        p = cls.request_params(request, params)
         size = str(p.get("size", "auto"))
         allowed = SIZES.get(cls.spec.remote_model, SIZES["sora-2"])
         if size != "auto" and size not in allowed:

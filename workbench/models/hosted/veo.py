@@ -105,7 +105,7 @@ class VeoGenerator(FixedDurations, HostedGenerator):
     @classmethod
     def check_request(cls, request: Any, params: dict[str, Any] | None = None, strict: bool = True) -> None:
         super().check_request(request, params, strict)
-        p = {**cls.defaults, **(params if params is not None else getattr(request, "params", {}) or {})}
+        p = cls.request_params(request, params)
         a = str(p.get("aspect_ratio", "auto"))
         if a not in ("auto", "16:9", "9:16"):
             raise GenerationError(f"model '{cls.name}': aspect_ratio {a!r} is not one Veo makes; use auto, 16:9 or 9:16")
