@@ -27,7 +27,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from workbench.metrics.stats import compare, finite, model_summaries
+from workbench.metrics.base import ANALYSIS_MAX_SIDE
+from workbench.metrics.stats import compare, model_summaries, score_value
 
 MOTION_SCORE = "flow_magnitude"
 MOTION_FLOOR = 0.1  # px per frame at a 256 px short side (analysis size, scaled with it): below it a clip is "still"
@@ -73,7 +74,7 @@ def paired_units(records: list[dict[str, Any]], a: str, b: str, metric: str) -> 
     va: dict[tuple, float] = {}
     vb: dict[tuple, float] = {}
     for r in records:
-        v = finite((r.get("scores") or {}).get(metric))
+        v = score_value(r, metric)
         if v is None or r.get("status") != "ok" or str(r.get("model")) not in (a, b):
             continue
         (va if str(r.get("model")) == a else vb)[(str(r.get("case")), r.get("seed"), r.get("output") or 0)] = v
@@ -87,8 +88,6 @@ def floor_for(record: dict[str, Any], floor: float = MOTION_FLOOR) -> float:
     """The motion floor in px/frame for this clip's size: `floor` is for a 256 px short side at analysis
     size (frames shrunk to <= ANALYSIS_MAX_SIDE), scaled with the side as VBench scales its dynamic
     threshold, so a 96 px clip and a 720p clip panning the same share of the frame are judged alike."""
-    from workbench.metrics.base import ANALYSIS_MAX_SIDE
-
     clip = record.get("clip") or {}
     w, h = clip.get("width"), clip.get("height")
     if not (isinstance(w, (int, float)) and isinstance(h, (int, float))) or w <= 0 or h <= 0:
@@ -99,7 +98,7 @@ def floor_for(record: dict[str, Any], floor: float = MOTION_FLOOR) -> float:
 
 def is_still(record: dict[str, Any], floor: float = MOTION_FLOOR) -> bool | None:
     """Whether a clip's mean flow is below the motion floor for its size; None without a flow measure."""
-    flow = finite((record.get("scores") or {}).get(MOTION_SCORE))
+    flow = score_value(record, MOTION_SCORE)
     return None if flow is None else flow < floor_for(record, floor)
 
 
@@ -138,7 +137,7 @@ class RankBlock:
 def rank_score(records: list[dict[str, Any]], name: str, higher: bool, shown: Callable[[float], str],
                gated: bool, floor: float = MOTION_FLOOR) -> RankBlock | None:
     """The ranking of every model on one score; None when fewer than 2 models have a value."""
-    ok = [r for r in records if r.get("status") == "ok" and finite((r.get("scores") or {}).get(name)) is not None]
+    ok = [r for r in records if r.get("status") == "ok" and score_value(r, name) is not None]
     excluded: dict[str, str] = {}
     still_count: dict[str, int] = {}
     if gated:
@@ -146,7 +145,7 @@ def rank_score(records: list[dict[str, Any]], name: str, higher: bool, shown: Ca
         flows: dict[str, list[float]] = {}
         for r in ok:
             m = str(r.get("model"))
-            flows.setdefault(m, []).append(finite((r.get("scores") or {}).get(MOTION_SCORE)) or 0.0)
+            flows.setdefault(m, []).append(score_value(r, MOTION_SCORE) or 0.0)
             if is_still(r, floor):
                 still_count[m] = still_count.get(m, 0) + 1
             else:
@@ -199,7 +198,7 @@ def rank_all(records: list[dict[str, Any]], specs: dict[str, tuple[bool, bool, C
     """Blocks for every score in `specs` ({name: (higher_is_better, rewards_stillness, shown)}), with
     Holm-adjusted p-values over all comparisons in the table. Gating applies only when the records
     carry the motion measure."""
-    has_motion = any(finite((r.get("scores") or {}).get(MOTION_SCORE)) is not None for r in records)
+    has_motion = any(score_value(r, MOTION_SCORE) is not None for r in records)
     blocks = []
     for name, (higher, stillness, shown) in specs.items():
         b = rank_score(records, name, higher, shown, gated=stillness and has_motion, floor=floor)

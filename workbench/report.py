@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.costs import any_cost, cost_summary, pareto_front
-from workbench.metrics.stats import finite as _finite, model_summaries, score_names
-from workbench.ranking import (ALPHA, MIN_CASES, MOTION_FLOOR, MOTION_SCORE, floor_for, holm, is_still, rank_all,
+from workbench.metrics.stats import model_summaries, score_names, score_value
+from workbench.ranking import (ALPHA, MIN_CASES, MOTION_FLOOR, MOTION_SCORE, floor_for, is_still, rank_all,
                               shown_flow)
 from workbench.runset import RunSet, RunSetError, current_records, load_runs, media_of, well_formed
 from workbench.store import RunStore
@@ -156,7 +156,7 @@ def metric_infos(records: list[dict[str, Any]], names: list[str]) -> dict[str, M
             unit = re.search(r"[\]\)]\s*([A-Za-z][\w/ ]*)$", spec.range or "")
             if unit and ":" not in spec.range:
                 info.unit = unit.group(1).strip()
-        values = [v for r in records if (v := _finite((r.get("scores") or {}).get(n))) is not None]
+        values = [v for r in records if (v := score_value(r, n)) is not None]
         info.integer = bool(values) and all(float(v).is_integer() for v in values)
         exp = 0
         if spec is not None:  # one unit per score, whatever this run's values: the spec says which
@@ -170,7 +170,7 @@ def metric_infos(records: list[dict[str, Any]], names: list[str]) -> dict[str, M
             info.scale = 10.0 ** (-exp)
             info.scale_note = "10" + str(exp).translate(SUPERSCRIPT)
         info.backends = sorted({str((r.get("backends") or {}).get(n)) for r in records
-                                if (r.get("backends") or {}).get(n) and _finite((r.get("scores") or {}).get(n)) is not None})
+                                if (r.get("backends") or {}).get(n) and score_value(r, n) is not None})
         out[n] = info
     return out
 
@@ -349,13 +349,13 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
     colors = figures.model_colors(models)
     stats = model_summaries(records, names)
     kept, favourites = _marks(run_dir)
-    has_motion = any(_finite((r.get("scores") or {}).get(MOTION_SCORE)) is not None for r in ok)
+    has_motion = any(score_value(r, MOTION_SCORE) is not None for r in ok)
     gated_names = [n for n, i in infos.items() if i.rewards_stillness and i.higher is not None]
 
     # banners -----------------------------------------------------------------------------------------
     missing, partial = [], []
     for n in names:
-        nulls = [r for r in ok if _finite((r.get("scores") or {}).get(n)) is None]
+        nulls = [r for r in ok if score_value(r, n) is None]
         if not ok or not nulls:
             continue
         reasons = _distinct_reasons(null_reason(r, n) for r in nulls)
@@ -379,9 +379,9 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
     motion_rows = []
     for m in models:
         flows = [f for r in ok if str(r.get("model")) == m
-                 and (f := _finite((r.get("scores") or {}).get(MOTION_SCORE))) is not None]
+                 and (f := score_value(r, MOTION_SCORE)) is not None]
         dyn = [d for r in ok if str(r.get("model")) == m
-               and (d := _finite((r.get("scores") or {}).get("dynamic_degree"))) is not None]
+               and (d := score_value(r, "dynamic_degree")) is not None]
         if flows:
             still = sum(bool(is_still(r, motion_floor)) for r in ok if str(r.get("model")) == m)
             motion_rows.append({"model": m, "color": colors[m], "flow": shown_flow(sum(flows) / len(flows)),
@@ -419,7 +419,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
                     "n": s.get("n"), "missing": s.get("n_missing") or 0}
             if cell["missing"]:
                 reasons = list(dict.fromkeys(null_reason(r, n) for r in mine_ok
-                                             if _finite((r.get("scores") or {}).get(n)) is None))
+                                             if score_value(r, n) is None))
                 cell["why"] = f"{cell['missing']} of {len(mine_ok)} jobs have no value: " + "; ".join(reasons[:3])
             cells.append(cell)
         summary_rows.append({"model": m, "color": colors[m], "ok": len(mine_ok), "failed": len(mine) - len(mine_ok),
@@ -527,7 +527,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
                 if info.higher is None:
                     continue
                 cands = [(x, str(r.get("model"))) for r in recs if _variant(r) == v and r.get("status") == "ok"
-                         and (x := _finite((r.get("scores") or {}).get(n))) is not None
+                         and (x := score_value(r, n)) is not None
                          and not (info.rewards_stillness and is_still(r, motion_floor))]
                 if len(cands) >= 2:
                     top = info.fmt((max if info.higher else min)(c[0] for c in cands))
@@ -547,7 +547,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
                 still = is_still(r, motion_floor) if r.get("status") == "ok" else None
                 scores = []
                 for n, info in infos.items():
-                    val = _finite((r.get("scores") or {}).get(n))
+                    val = score_value(r, n)
                     if val is None and r.get("status") != "ok":
                         continue
                     if val is None and n not in (r.get("scores") or {}) and n not in (r.get("metrics_requested") or []):
@@ -584,7 +584,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
                 if str(r.get("job_id")) in favourites:
                     marks.append(("\u2665 favourite", "marked favourite in the Studio's Compare tab"))
                 if still:
-                    flow = _finite((r.get("scores") or {}).get(MOTION_SCORE)) or 0.0
+                    flow = score_value(r, MOTION_SCORE) or 0.0
                     marks.append(("still", f"mean flow {shown_flow(flow)} px/frame is below the motion floor for its "
                                            f"size ({shown_flow(floor_for(r, motion_floor))}): its consistency scores "
                                            f"are trivially high and earn no \u2605"))
@@ -632,8 +632,8 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
         gaps = []
         for case in persona_cases:
             recs_pc = [r for r in by_cell.get((case, m), []) if r.get("status") == "ok"]
-            t_ = [v for r in recs_pc if (v := _finite((r.get("scores") or {}).get("identity_to_target"))) is not None]
-            s_ = [v for r in recs_pc if (v := _finite((r.get("scores") or {}).get("identity_to_source"))) is not None]
+            t_ = [v for r in recs_pc if (v := score_value(r, "identity_to_target")) is not None]
+            s_ = [v for r in recs_pc if (v := score_value(r, "identity_to_source")) is not None]
             if t_ and s_:
                 gaps.append(sum(t_) / len(t_) - sum(s_) / len(s_))
         cells = []

@@ -71,7 +71,8 @@ def finite(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _value(record: Mapping[str, Any], metric: str) -> float | None:
+def score_value(record: Mapping[str, Any], metric: str) -> float | None:
+    """A record's value of one score as a finite float; None when absent, null or not finite."""
     return finite((record.get("scores") or {}).get(metric))
 
 
@@ -146,7 +147,7 @@ def summarize(records: Iterable[Mapping[str, Any]], metrics: Iterable[str] | Non
     for model in models:
         mine = [r for r in records if str(r.get("model")) == model]
         for metric in names:
-            pairs = [(_case_key(r), v) for r in mine if (v := _value(r, metric)) is not None]
+            pairs = [(_case_key(r), v) for r in mine if (v := score_value(r, metric)) is not None]
             n = len(pairs)
             groups = group_by_case(pairs)
             mean = float(np.mean([v for _, v in pairs])) if n else None
@@ -192,7 +193,7 @@ def compare(records: Iterable[Mapping[str, Any]], model_a: str, model_b: str, me
         model = str(r.get("model"))
         if model not in (model_a, model_b):
             continue
-        v = _value(r, metric)
+        v = score_value(r, metric)
         if v is None:
             continue
         key = (_case_key(r), r.get("seed"))
