@@ -562,6 +562,13 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
+def data_uri(data: bytes, mime: str) -> str:
+    """Bytes as a base64 `data:` URI (a report's embedded clip, a small input sent to a hosted model)."""
+    import base64
+
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, audio: Audio | None = None,
                 crf: int = 18, audio_bitrate: int = 128_000) -> Path:
     """Stream frames into an H.264 (yuv420p) mp4 with optional AAC audio; writes via a temp file."""

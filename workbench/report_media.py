@@ -21,7 +21,6 @@ with a banner saying where linked clips play; `embed` embeds every clip, `link` 
 """
 from __future__ import annotations
 
-import base64
 import math
 import mimetypes
 import os
@@ -29,6 +28,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from workbench.media import data_uri
 
 ENV_BUDGET = "WORKBENCH_REPORT_EMBED_MB"
 DEFAULT_EMBED_MB = 64.0
@@ -53,10 +54,9 @@ def mime_type(path: str | Path) -> str:
     return _MIME.get(suffix) or mimetypes.guess_type(str(path))[0] or "application/octet-stream"
 
 
-def data_uri(path: str | Path) -> str:
+def file_uri(path: str | Path) -> str:
     """The file as a base64 data: URI."""
-    p = Path(path)
-    return f"data:{mime_type(p)};base64," + base64.b64encode(p.read_bytes()).decode("ascii")
+    return data_uri(Path(path).read_bytes(), mime_type(path))
 
 
 def encoded_size(n_bytes: int, path: str | Path | None = None) -> int:
@@ -187,7 +187,7 @@ def assign_sources(grid: Iterable[dict[str, Any]], base_dir: str | Path, mode: s
         embed = size >= 0 and (mode == "embed" or (mode == "auto" and plan.embedded_bytes + cost[rel] <= limit))
         if embed:
             try:
-                uris.setdefault(rel, data_uri(base / rel))
+                uris.setdefault(rel, file_uri(base / rel))
             except OSError:
                 embed = False
         p["embedded"] = embed

@@ -486,17 +486,6 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
-def data_uri(path: str | Path | None, data: bytes | None = None, mime: str | None = None) -> str:
-    """A base64 data URI of a file (or bytes): how fal and Replicate take small inputs without uploads."""
-    import base64
-    import mimetypes
-
-    if data is None:
-        data = Path(path).read_bytes()  # type: ignore[arg-type]
-    mime = mime or (mimetypes.guess_type(str(path))[0] if path else None) or "application/octet-stream"
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-
-
 def encoded_image(request: GenerationRequest, fmt: str = "PNG") -> tuple[bytes, str]:
     """The request's image (already loaded and size-capped by the Runner) as PNG bytes and its MIME."""
     import io

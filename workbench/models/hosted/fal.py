@@ -19,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.media import data_uri
 from workbench.models.base import GenerationRequest
-from workbench.models.hosted.base import Fault, HostedGenerator, Poll, data_uri, encoded_image, make_generator, status_fault
+from workbench.models.hosted.base import Fault, HostedGenerator, Poll, encoded_image, make_generator, status_fault
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
@@ -81,7 +82,7 @@ class FalGenerator(HostedGenerator):
     def arguments(self, request: GenerationRequest) -> dict[str, Any]:
         spec = self.spec
         data, mime = encoded_image(request)
-        args: dict[str, Any] = {"prompt": request.prompt, "image_url": data_uri(None, data, mime), **spec.arguments}
+        args: dict[str, Any] = {"prompt": request.prompt, "image_url": data_uri(data, mime), **spec.arguments}
         for k, v in self.params.items():
             if k == "duration":
                 d = f"{float(v):g}"

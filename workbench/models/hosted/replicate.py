@@ -16,8 +16,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.media import data_uri
 from workbench.models.base import GenerationRequest
-from workbench.models.hosted.base import Fault, HostedGenerator, Poll, data_uri, encoded_image, make_generator, status_fault
+from workbench.models.hosted.base import Fault, HostedGenerator, Poll, encoded_image, make_generator, status_fault
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
@@ -59,7 +60,7 @@ class ReplicateGenerator(HostedGenerator):
 
     def submit(self, client: Any, request: GenerationRequest, idempotency_key: str) -> dict[str, Any]:
         data, mime = encoded_image(request)
-        inp = {self.spec.image_field: data_uri(None, data, mime), "prompt": request.prompt,
+        inp = {self.spec.image_field: data_uri(data, mime), "prompt": request.prompt,
                "seed": int(request.seed), **self.params}
         pred = client.models.predictions.create(model=self.spec.model, input=inp)
         return {"id": pred.id, "model": self.spec.model}

@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.media import data_uri
 from workbench.models.base import GenerationError, GenerationRequest
-from workbench.models.hosted.base import Fault, FixedDurations, HostedGenerator, Poll, data_uri, encoded_image, make_generator, status_fault
+from workbench.models.hosted.base import Fault, FixedDurations, HostedGenerator, Poll, encoded_image, make_generator, status_fault
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
@@ -92,7 +93,7 @@ class RunwayGenerator(FixedDurations, HostedGenerator):
         data, mime = encoded_image(request)
         if len(data) * 4 / 3 > MAX_IMAGE_BYTES:  # a data URI is base64: 4/3 of the bytes
             data, mime = encoded_image(request, fmt="JPEG")
-        kwargs: dict[str, Any] = {"model": self.spec.remote_model, "prompt_image": data_uri(None, data, mime),
+        kwargs: dict[str, Any] = {"model": self.spec.remote_model, "prompt_image": data_uri(data, mime),
                                   "ratio": self._ratio(request), "duration": self.duration_for(self.params),
                                   "seed": int(request.seed) % 4294967295}
         if request.prompt:
