@@ -470,6 +470,35 @@ class FixedDurations:
         return float(cls.duration_for(params))
 
 
+def closest_aspect(image_wh: tuple[int, int] | None, allowed: tuple[str, ...]) -> str:
+    """The allowed aspect ratio ("16:9") nearest the image's (the first allowed one without an image)."""
+    if not image_wh:
+        return allowed[0]
+    w, h = image_wh
+
+    def ratio(a: str) -> float:
+        x, y = (float(v) for v in a.split(":"))
+        return x / y
+    return min(allowed, key=lambda a: abs(ratio(a) - w / h))
+
+
+def sdk_fault(sdk: Any, exc: BaseException, message_keys: tuple[str, ...],
+              refusal_words: tuple[str, ...]) -> Fault | None:
+    """How the generated SDKs that share one error shape (runwayml, lumaai: APIStatusError with a JSON body,
+    APIConnectionError, APITimeoutError) fail: a 400 whose message names a policy is a refusal, the rest
+    by status. None for an exception of another kind."""
+    if isinstance(exc, sdk.APIStatusError):
+        code = exc.status_code
+        body = exc.body if isinstance(exc.body, dict) else {}
+        message = str(next((body[k] for k in message_keys if body.get(k)), None) or exc.message)
+        if code == 400 and any(w in message.lower() for w in refusal_words):
+            return Fault("refused", message)
+        return status_fault(code, f"HTTP {code}: {message}", exc.response.headers)
+    if isinstance(exc, (sdk.APIConnectionError, sdk.APITimeoutError)):
+        return Fault("transient", type(exc).__name__)
+    return None
+
+
 def make_generator(base: type, prefix: str, spec: Any, module: str, **attrs: Any) -> type:
     """Register one model row of a provider file: a subclass of `base` carrying `spec` (name, defaults,
     description) plus `attrs` (remote_model, task, requires, ...)."""

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.models.base import GenerationRequest
-from workbench.models.hosted.base import Fault, HostedGenerator, Poll, encoded_audio, encoded_image, make_generator, status_fault
+from workbench.models.hosted.base import (Fault, HostedGenerator, Poll, closest_aspect, encoded_audio, encoded_image,
+                                          make_generator, status_fault)
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
@@ -63,18 +64,6 @@ MODELS: tuple[HedraModel, ...] = (
                                   "quality": "fast", "generate_audio": False},
                "Google Veo 3 image-to-video, brokered by Hedra (hosted)"),
 )
-
-
-def closest_aspect(image_wh: tuple[int, int] | None, allowed: tuple[str, ...]) -> str:
-    """The allowed aspect ratio ("16:9") nearest the image's (the first allowed one without an image)."""
-    if not image_wh:
-        return allowed[0]
-    w, h = image_wh
-
-    def ratio(a: str) -> float:
-        x, y = (float(v) for v in a.split(":"))
-        return x / y
-    return min(allowed, key=lambda a: abs(ratio(a) - w / h))
 
 
 def _error_envelope(body: Any) -> tuple[str | None, str | None]:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.models.base import GenerationError, GenerationRequest
-from workbench.models.hosted.base import Fault, FixedDurations, HostedGenerator, Poll, make_generator, status_fault
+from workbench.models.hosted.base import (Fault, FixedDurations, HostedGenerator, Poll, closest_aspect,
+                                          make_generator, sdk_fault)
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
@@ -87,10 +88,7 @@ class LumaGenerator(FixedDurations, HostedGenerator):
         if a != "auto":
             return a
         img = request.image
-        if img is None:
-            return "16:9"
-        aspect = img.shape[1] / img.shape[0]
-        return min(RATIOS, key=lambda s: abs(int(s.split(":")[0]) / int(s.split(":")[1]) - aspect))
+        return closest_aspect((img.shape[1], img.shape[0]) if img is not None else None, RATIOS)
 
     def asked(self, request: GenerationRequest) -> dict[str, float]:
         h = HEIGHT[str(self.params["resolution"])]
@@ -132,16 +130,7 @@ class LumaGenerator(FixedDurations, HostedGenerator):
             import lumaai
         except ImportError:  # pragma: no cover
             return Fault("fatal", "the Luma client is not installed: pip install lumaai")
-        if isinstance(exc, lumaai.APIStatusError):
-            code = exc.status_code
-            body = exc.body if isinstance(exc.body, dict) else {}
-            message = str(body.get("detail") or body.get("error") or exc.message)
-            if code == 400 and any(w in message.lower() for w in REFUSAL_WORDS):
-                return Fault("refused", message)
-            return status_fault(code, f"HTTP {code}: {message}", exc.response.headers)
-        if isinstance(exc, (lumaai.APIConnectionError, lumaai.APITimeoutError)):
-            return Fault("transient", type(exc).__name__)
-        return super().fault(exc)
+        return sdk_fault(lumaai, exc, ("detail", "error"), REFUSAL_WORDS) or super().fault(exc)
 
 
 def _make(spec: LumaModel) -> type[LumaGenerator]:

@@ -20,7 +20,8 @@ from typing import Any
 
 from workbench.media import data_uri
 from workbench.models.base import GenerationError, GenerationRequest
-from workbench.models.hosted.base import Fault, FixedDurations, HostedGenerator, Poll, encoded_image, make_generator, status_fault
+from workbench.models.hosted.base import (Fault, FixedDurations, HostedGenerator, Poll, closest_aspect, encoded_image,
+                                       make_generator, sdk_fault)
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
@@ -74,10 +75,7 @@ class RunwayGenerator(FixedDurations, HostedGenerator):
         if r != "auto":
             return r
         img = request.image
-        if img is None:
-            return self.spec.ratios[0]
-        aspect = img.shape[1] / img.shape[0]
-        return min(self.spec.ratios, key=lambda s: abs(int(s.split(":")[0]) / int(s.split(":")[1]) - aspect))
+        return closest_aspect((img.shape[1], img.shape[0]) if img is not None else None, self.spec.ratios)
 
     def asked(self, request: GenerationRequest) -> dict[str, float]:
         w, h = (int(v) for v in self._ratio(request).split(":"))
@@ -126,16 +124,7 @@ class RunwayGenerator(FixedDurations, HostedGenerator):
             import runwayml
         except ImportError:  # pragma: no cover
             return Fault("fatal", "the Runway client is not installed: pip install runwayml")
-        if isinstance(exc, runwayml.APIStatusError):
-            code = exc.status_code
-            body = exc.body if isinstance(exc.body, dict) else {}
-            message = str(body.get("error") or body.get("message") or exc.message)
-            if code == 400 and any(w in message.lower() for w in REFUSAL_WORDS):
-                return Fault("refused", message)
-            return status_fault(code, f"HTTP {code}: {message}", exc.response.headers)
-        if isinstance(exc, (runwayml.APIConnectionError, runwayml.APITimeoutError)):
-            return Fault("transient", type(exc).__name__)
-        return super().fault(exc)
+        return sdk_fault(runwayml, exc, ("error", "message"), REFUSAL_WORDS) or super().fault(exc)
 
 
 GENERATORS = {spec.name: make_generator(RunwayGenerator, "Runway", spec, __name__, remote_model=spec.remote_model)

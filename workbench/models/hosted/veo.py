@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.models.base import GenerationError, GenerationRequest
-from workbench.models.hosted.base import Fault, FixedDurations, HostedGenerator, Poll, encoded_image, make_generator, status_fault
-from workbench.models.hosted.hedra import closest_aspect
+from workbench.models.hosted.base import (Fault, FixedDurations, HostedGenerator, Poll, closest_aspect, encoded_image,
+                                          make_generator, status_fault)
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
