@@ -237,6 +237,15 @@ class HostedGenerator(Generator):
             return status_fault(exc.response.status_code, f"HTTP {exc.response.status_code}", exc.response.headers)
         return Fault("fatal", f"{type(exc).__name__}: {exc}")
 
+    def aspect_for(self, request: GenerationRequest, allowed: tuple[str, ...], param: str = "aspect_ratio") -> str:
+        """The aspect ratio to ask for: the `param` the suite set, or with `auto` the allowed one nearest the
+        case's image (the first allowed without one)."""
+        a = str(self.params.get(param, "auto"))
+        if a != "auto":
+            return a
+        img = request.image
+        return closest_aspect((img.shape[1], img.shape[0]) if img is not None else None, allowed)
+
     def fetch(self, client: Any, handle: dict[str, Any], url: str, dest: Path) -> None:
         """Download `url` to `dest` (no key is sent: output URLs are presigned or public)."""
         download(url, dest)

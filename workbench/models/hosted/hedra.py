@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.models.base import GenerationRequest
-from workbench.models.hosted.base import (Fault, HostedGenerator, Poll, closest_aspect, encoded_audio, encoded_image,
+from workbench.models.hosted.base import (Fault, HostedGenerator, Poll, encoded_audio, encoded_image,
                                           make_generator, status_fault)
 from workbench.models.hosted.keys import Provider, register_provider
 
@@ -90,18 +90,11 @@ class HedraGenerator(HostedGenerator):
 
         return Hedra(api_key=key, base_url=base_url, max_retries=0, timeout=60.0)  # retries: ours, bounded
 
-    def _aspect(self, request: GenerationRequest) -> str:
-        a = self.params.get("aspect_ratio", "auto")
-        if a != "auto":
-            return a
-        img = request.image
-        return closest_aspect((img.shape[1], img.shape[0]) if img is not None else None, self.spec.aspect_ratios)
-
     def asked(self, request: GenerationRequest) -> dict[str, float]:
         out = super().asked(request)
         h = RESOLUTION_HEIGHT.get(str(self.params.get("resolution")))
         if h:
-            x, y = (float(v) for v in self._aspect(request).split(":"))
+            x, y = (float(v) for v in self.aspect_for(request, self.spec.aspect_ratios).split(":"))
             short = h  # "720p" names the short side
             out.update(width=round(short * x / y) if x >= y else short, height=short if x >= y else round(short * y / x))
         return out
@@ -112,7 +105,8 @@ class HedraGenerator(HostedGenerator):
 
     def submit(self, client: Any, request: GenerationRequest, idempotency_key: str) -> dict[str, Any]:
         spec = self.spec
-        inp: dict[str, Any] = {"aspect_ratio": self._aspect(request), "resolution": self.params["resolution"]}
+        inp: dict[str, Any] = {"aspect_ratio": self.aspect_for(request, spec.aspect_ratios),
+                               "resolution": self.params["resolution"]}
         if request.image is not None and "image" in spec.accepts:
             data, mime = encoded_image(request)
             inp["start_image"] = self._upload(client, data, "image.png", mime)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.models.base import GenerationError, GenerationRequest
-from workbench.models.hosted.base import (Fault, FixedDurations, HostedGenerator, Poll, closest_aspect,
-                                          make_generator, sdk_fault)
+from workbench.models.hosted.base import (Fault, FixedDurations, HostedGenerator, Poll, make_generator,
+                                          sdk_fault)
 from workbench.models.hosted.keys import Provider, register_provider
 
 PROVIDER = register_provider(Provider(
@@ -83,16 +83,9 @@ class LumaGenerator(FixedDurations, HostedGenerator):
     def check_inputs(self, request: GenerationRequest) -> None:
         type(self).check_request(request, self.params, strict=False)
 
-    def _aspect(self, request: GenerationRequest) -> str:
-        a = str(self.params.get("aspect_ratio", "auto"))
-        if a != "auto":
-            return a
-        img = request.image
-        return closest_aspect((img.shape[1], img.shape[0]) if img is not None else None, RATIOS)
-
     def asked(self, request: GenerationRequest) -> dict[str, float]:
         h = HEIGHT[str(self.params["resolution"])]
-        x, y = (int(v) for v in self._aspect(request).split(":"))
+        x, y = (int(v) for v in self.aspect_for(request, RATIOS).split(":"))
         size = {"width": round(h * x / y), "height": h} if x >= y else {"width": h, "height": round(h * y / x)}
         return {"seconds": float(self.duration_for(self.params)), **size}
 
@@ -104,7 +97,8 @@ class LumaGenerator(FixedDurations, HostedGenerator):
 
     def submit(self, client: Any, request: GenerationRequest, idempotency_key: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"model": self.spec.remote_model, "prompt": request.prompt,
-                                  "aspect_ratio": self._aspect(request), "duration": f"{self.duration_for(self.params)}s",
+                                  "aspect_ratio": self.aspect_for(request, RATIOS),
+                                  "duration": f"{self.duration_for(self.params)}s",
                                   "resolution": self.params["resolution"]}
         if self.spec.task == "image-to-video":
             kwargs["keyframes"] = {"frame0": {"type": "image", "url": self.params["image_url"]}}

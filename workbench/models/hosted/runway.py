@@ -20,7 +20,7 @@ from typing import Any
 
 from workbench.media import data_uri
 from workbench.models.base import GenerationError, GenerationRequest
-from workbench.models.hosted.base import (Fault, FixedDurations, HostedGenerator, Poll, closest_aspect, encoded_image,
+from workbench.models.hosted.base import (Fault, FixedDurations, HostedGenerator, Poll, encoded_image,
                                        make_generator, sdk_fault)
 from workbench.models.hosted.keys import Provider, register_provider
 
@@ -70,15 +70,8 @@ class RunwayGenerator(FixedDurations, HostedGenerator):
         if r != "auto" and r not in cls.spec.ratios:
             raise GenerationError(f"model '{cls.name}': ratio {r!r}; use auto or one of {', '.join(cls.spec.ratios)}")
 
-    def _ratio(self, request: GenerationRequest) -> str:
-        r = str(self.params.get("ratio", "auto"))
-        if r != "auto":
-            return r
-        img = request.image
-        return closest_aspect((img.shape[1], img.shape[0]) if img is not None else None, self.spec.ratios)
-
     def asked(self, request: GenerationRequest) -> dict[str, float]:
-        w, h = (int(v) for v in self._ratio(request).split(":"))
+        w, h = (int(v) for v in self.aspect_for(request, self.spec.ratios, "ratio").split(":"))
         return {"seconds": float(self.duration_for(self.params)), "width": w, "height": h, "fps": self.spec.fps}
 
     # ---- the provider hooks --------------------------------------------------------------------------
@@ -92,7 +85,8 @@ class RunwayGenerator(FixedDurations, HostedGenerator):
         if len(data) * 4 / 3 > MAX_IMAGE_BYTES:  # a data URI is base64: 4/3 of the bytes
             data, mime = encoded_image(request, fmt="JPEG")
         kwargs: dict[str, Any] = {"model": self.spec.remote_model, "prompt_image": data_uri(data, mime),
-                                  "ratio": self._ratio(request), "duration": self.duration_for(self.params),
+                                  "ratio": self.aspect_for(request, self.spec.ratios, "ratio"),
+                                  "duration": self.duration_for(self.params),
                                   "seed": int(request.seed) % 4294967295}
         if request.prompt:
             kwargs["prompt_text"] = request.prompt[:1000]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.models.base import GenerationError, GenerationRequest
-from workbench.models.hosted.base import (Fault, FixedDurations, HostedGenerator, Poll, closest_aspect, encoded_image,
+from workbench.models.hosted.base import (Fault, FixedDurations, HostedGenerator, Poll, encoded_image,
                                           make_generator, status_fault)
 from workbench.models.hosted.keys import Provider, register_provider
 
@@ -112,17 +112,10 @@ class VeoGenerator(FixedDurations, HostedGenerator):
         if cls.spec.resolution and str(p.get("resolution")) not in RESOLUTION_HEIGHT:
             raise GenerationError(f"model '{cls.name}': resolution {p.get('resolution')!r}; use 720p or 1080p")
 
-    def _aspect(self, request: GenerationRequest) -> str:
-        a = str(self.params.get("aspect_ratio", "auto"))
-        if a != "auto":
-            return a
-        img = request.image
-        return closest_aspect((img.shape[1], img.shape[0]) if img is not None else None, ("16:9", "9:16"))
-
     def asked(self, request: GenerationRequest) -> dict[str, float]:
         out: dict[str, float] = {"seconds": float(self.duration_for(self.params)), "fps": self.spec.fps}
         h = RESOLUTION_HEIGHT.get(str(self.params.get("resolution", "720p")), 720)
-        x, y = (float(v) for v in self._aspect(request).split(":"))
+        x, y = (float(v) for v in self.aspect_for(request, ("16:9", "9:16")).split(":"))
         out.update(width=round(h * x / y) if x >= y else h, height=h if x >= y else round(h * y / x))
         return out
 
@@ -141,7 +134,8 @@ class VeoGenerator(FixedDurations, HostedGenerator):
 
         spec = self.spec
         cfg: dict[str, Any] = {"number_of_videos": 1, "duration_seconds": self.duration_for(self.params),
-                               "aspect_ratio": self._aspect(request), "seed": int(request.seed) % (2 ** 32)}
+                               "aspect_ratio": self.aspect_for(request, ("16:9", "9:16")),
+                               "seed": int(request.seed) % (2 ** 32)}
         if spec.resolution:
             cfg["resolution"] = self.params["resolution"]
         if spec.audio:
