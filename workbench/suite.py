@@ -129,6 +129,21 @@ class Suite(_Strict):
                                              "jobs of hosted models exceeds it (see `workbench run --dry-run`)")
     base_dir: Path = Field(default=Path("."), exclude=True, description="set by load_suite: the suite file's folder")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_keys(cls, data: Any) -> Any:
+        """A suite never holds an API key: a field whose value is a key set in the environment is refused,
+        naming the field and the variable (never the value)."""
+        from workbench.redact import secret_fields
+
+        found = secret_fields(data) if isinstance(data, dict) else []
+        if found:
+            where = ", ".join(f"{path} (the value of ${env})" for path, env in found[:3])
+            more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+            raise ValueError(f"{where}{more} hold{'s' if len(found) == 1 else ''} an API key; keys come from the environment only and never "
+                             f"belong in a suite (it is copied into the run folder, its records and W&B): remove it")
+        return data
+
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
@@ -237,9 +252,11 @@ def save_snapshot(suite: Suite, run_dir: str | Path) -> Path:
     import json
     import os
 
+    from workbench.redact import mask
+
     run_dir = Path(run_dir)
     path = run_dir / SNAPSHOT
-    text = json.dumps({"base_dir": str(suite.base_dir), "suite": suite.model_dump(mode="json")}, indent=1)
+    text = json.dumps(mask({"base_dir": str(suite.base_dir), "suite": suite.model_dump(mode="json")}), indent=1)
     try:
         if path.read_text() == text:
             return path
@@ -273,18 +290,20 @@ def load_suite(path: str | Path, check: bool = True) -> Suite:
     """Read and validate a suite YAML, whole, before anything runs: the schema (unknown keys, bad
     names, negative seeds), then `check_suite` (models, parameters, options, metrics, sizes). All
     problems are reported together in one line naming the file and each key path."""
+    from workbench.redact import redact
+
     path = Path(path)
     data = read_yaml_mapping(path, "suite file", "name, cases, models")
     try:
         suite = Suite.model_validate(data)
-    except ValidationError as e:
-        raise SuiteError(f"{path}: {_first_error(e)}") from None
+    except ValidationError as e:  # redact: a message never echoes a value that looks like a key
+        raise SuiteError(redact(f"{path}: {_first_error(e)}")) from None
     suite.base_dir = path.resolve().parent
     if check:
         problems = check_suite(suite)
         if problems:
             n = f"{len(problems)} problems: " if len(problems) > 1 else ""
-            raise SuiteError(f"{path}: {n}{'; '.join(problems)}; nothing was run")
+            raise SuiteError(redact(f"{path}: {n}{'; '.join(problems)}; nothing was run"))
     return suite
 
 

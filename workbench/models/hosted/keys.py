@@ -8,7 +8,6 @@ record, a snapshot, a log or a report: every message that leaves a provider call
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +64,10 @@ PROVIDERS: dict[str, Provider] = {}
 
 def register_provider(provider: Provider) -> Provider:
     """Make a provider known (by its `name`); provider modules call this on import."""
+    from workbench.redact import register_key_env
+
     PROVIDERS[provider.name] = provider
+    register_key_env(provider.key_env, *provider.alt_key_envs)
     return provider
 
 
@@ -86,32 +88,10 @@ def providers() -> dict[str, Provider]:
 
 
 # --------------------------------------------------------------------------------------------------
-# scrubbing
+# scrubbing: one implementation for the whole workbench (workbench.redact); provider key variables are
+# registered there by `register_provider`
 # --------------------------------------------------------------------------------------------------
-MASK = "***"
-_SECRETISH = re.compile(r"(?i)(\b(?:authorization|x-api-key|api-key)['\"]?\s*[:=]\s*['\"]?(?:(?:bearer|token|key)\s+)?"
-                        r"|\bbearer\s+)([A-Za-z0-9_\-.:/+=]{8,})")
-
-
-def secret_values() -> list[str]:
-    """Every key value of every known provider that is set now (longest first)."""
-    vals = set()
-    for p in PROVIDERS.values():
-        for env in (p.key_env, *p.alt_key_envs):
-            v = os.environ.get(env, "").strip()
-            if len(v) >= 4:
-                vals.add(v)
-                if ":" in v:  # fal's "id:secret" form: each half is a secret too
-                    vals.update(x for x in v.split(":") if len(x) >= 4)
-    return sorted(vals, key=len, reverse=True)
-
-
-def scrub(text: Any) -> str:
-    """`text` with every provider key (and anything shaped like `Authorization: ...`) masked."""
-    out = str(text)
-    for v in secret_values():
-        out = out.replace(v, MASK)
-    return _SECRETISH.sub(lambda m: f"{m.group(1)}{MASK}", out)
+from workbench.redact import MASK, scrub, secret_values  # noqa: E402,F401  (re-exported: hosted code imports them here)
 
 
 def _installed(package: str) -> bool:
