@@ -161,8 +161,11 @@ class RunStore:
 
     # records ---------------------------------------------------------------------------------------
     def append(self, record: dict[str, Any]) -> None:
-        """Append one record as one whole line (or nothing: see the module docstring)."""
-        line = (json.dumps(record, default=json_default, sort_keys=False) + "\n").encode()
+        """Append one record as one whole line (or nothing: see the module docstring). Key values are
+        masked (workbench.redact): a record never holds an API key."""
+        from workbench.redact import mask
+
+        line = (json.dumps(mask(record), default=json_default, sort_keys=False) + "\n").encode()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:

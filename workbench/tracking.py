@@ -130,6 +130,13 @@ def _init_run(mode: str, folder: Path, **fields: Any):
                       settings=wandb.Settings(silent=True, init_timeout=60, console="off"), **fields)
 
 
+def _masked(config: dict[str, Any]) -> dict[str, Any]:
+    """The W&B config with every key value masked (workbench.redact): keys never reach W&B."""
+    from workbench.redact import mask
+
+    return mask(config)
+
+
 def _one_line(e: BaseException) -> str:
     """`Type: first line of the message` (or just the type), for a warning."""
     msg = str(e).strip()
@@ -282,7 +289,7 @@ class WandbTracker:
         self._save_entry(id=run_id)  # before init: a crash mid-run still resumes the same run
         self.run = _init_run(self.mode, self.root, project=t.project, entity=t.entity, id=run_id, resume="allow",
                              name=self.suite.name, group=self.suite.name, job_type=self.job_type,
-                             config={"suite": self.suite.model_dump(mode="json"), "run_dir": str(self.root)})
+                             config=_masked({"suite": self.suite.model_dump(mode="json"), "run_dir": str(self.root)}))
         self.run_dir = self.run.dir
         self._job_index = int(entry.get("jobs_logged", 0))
         self.run.define_metric("job/index", hidden=True, summary="none")
