@@ -1,4 +1,9 @@
-"""History tab: every job of a run with its settings; "load settings" refills the Generate tab."""
+"""History tab: every job of a run with its settings; "load settings" refills the Generate tab.
+
+The jobs are listed newest first, a page at a time (`PAGE_SIZE`, 50), with a filter (text in the job's
+line: status, time, case, model, seed; or in its job id or prompt), so a run of 10,000 jobs lists as
+fast as one of ten: the labels are built once per load, and only one page of them reaches the browser.
+"""
 from __future__ import annotations
 
 import html
@@ -8,6 +13,7 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
+from workbench.cliptable import page_bounds
 from workbench.ui.widgets import Message, RunPicker, fmt_score, html_table, score_infos, unit_html
 
 
@@ -50,22 +56,41 @@ def settings_html(r: dict[str, Any], infos: dict[str, Any] | None = None) -> str
     return html_table(["setting", "value"], rows)
 
 
+PAGE_SIZE = 50  # jobs listed on one page
+
+
 class HistoryTab(W.VBox):
+    """A run's jobs, newest first, a page at a time; the picked job's settings, "load settings"."""
+
     def __init__(self, runs_root: Path, on_load: Callable[[dict[str, Any], Path], None] | None = None) -> None:
         self.runs_root = Path(runs_root)
         self.on_load = on_load
         self.picker = RunPicker(self.runs_root, on_change=lambda p: self.load(p))
+        self.filter = W.Text(placeholder="filter: case, model, seed, status (\u2713/\u2717), job id, prompt",
+                             continuous_update=False, layout=W.Layout(width="520px", max_width="100%"))
         self.jobs = W.Select(options=[], rows=10, layout=W.Layout(width="520px", max_width="100%"))
+        self.prev_btn = W.Button(description="newer", icon="chevron-left", layout=W.Layout(width="90px"), disabled=True)
+        self.next_btn = W.Button(description="older", icon="chevron-right", layout=W.Layout(width="90px"), disabled=True)
+        self.page_label = W.HTML()
         self.load_btn = W.Button(description="load settings", icon="upload", disabled=True,
                                  tooltip="fill the Generate tab with this job's settings")
         self.details = W.HTML(layout=W.Layout(width="auto", max_width="100%"))
         self.message = Message()
-        self.records: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []  # every job, newest first
+        self.matching: list[int] = []  # indices into records that pass the filter
+        self.page_index = 0
+        self._labels: list[str] = []
+        self._search: list[str] = []
         self._infos: dict[str, Any] | None = None
         self.run_dir: Path | None = None
         self.jobs.observe(lambda _: self._picked(), names="value")
+        self.filter.observe(lambda _: self._filter(), names="value")
+        self.prev_btn.on_click(lambda _: self.go(self.page_index - 1))
+        self.next_btn.on_click(lambda _: self.go(self.page_index + 1))
         self.load_btn.on_click(lambda _: self.load_settings())
-        super().__init__([self.picker, W.HBox([self.jobs, W.VBox([self.load_btn, self.message])]), self.details])
+        pager = W.HBox([self.prev_btn, self.next_btn, self.page_label], layout=W.Layout(align_items="center"))
+        super().__init__([self.picker, W.HBox([W.VBox([self.filter, self.jobs, pager]),
+                                               W.VBox([self.load_btn, self.message])]), self.details])
 
     def load(self, run_dir: Path | None) -> None:
         from workbench.store import load_records
@@ -76,12 +101,31 @@ class HistoryTab(W.VBox):
             self.records = sorted(load_records(run_dir), key=lambda r: str(r.get("finished_at") or ""), reverse=True)
         elif run_dir is not None:
             self.message.error(f"{run_dir}: no results.jsonl here")
-        try:
-            self._infos = score_infos(self.records)  # the run's units, as its report shows them
-        except Exception:
-            self._infos = None
-        self.jobs.options = [(job_label(r), i) for i, r in enumerate(self.records)]
-        self.jobs.value = 0 if self.records else None
+        self._infos = None  # the run's units, worked out when a job's details are first shown
+        self._labels = [job_label(r) for r in self.records]
+        self._search = [f"{label} {r.get('job_id')} {r.get('prompt') or ''}".lower()
+                        for label, r in zip(self._labels, self.records)]
+        self._filter()
+
+    def _filter(self) -> None:
+        """Keep the jobs whose line, job id or prompt holds the filter text; show the first page."""
+        text = self.filter.value.strip().lower()
+        self.matching = [i for i, s in enumerate(self._search) if text in s] if text else list(range(len(self.records)))
+        self.go(0)
+
+    def go(self, index: int) -> None:
+        """Show page `index` (clamped) of the matching jobs and pick its first job."""
+        index, start, stop = page_bounds(len(self.matching), index, PAGE_SIZE)
+        self.page_index = index
+        page = self.matching[start:stop]
+        self.jobs.options = [(self._labels[i], i) for i in page]
+        self.jobs.value = page[0] if page else None
+        total = len(self.matching)
+        of_all = f" (filtered from {len(self.records):,})" if total != len(self.records) else ""
+        self.page_label.value = (f"jobs {start + 1:,}-{stop:,} of {total:,}{of_all}" if total
+                                 else ("no job matches the filter" if self.records else ""))
+        self.prev_btn.disabled = index == 0
+        self.next_btn.disabled = stop >= total
         self._picked()
 
     @property
@@ -92,6 +136,11 @@ class HistoryTab(W.VBox):
     def _picked(self) -> None:
         r = self.record
         self.load_btn.disabled = r is None
+        if r is not None and self._infos is None:
+            try:
+                self._infos = score_infos(self.records)  # the run's units, as its report shows them
+            except Exception:
+                self._infos = {}
         self.details.value = settings_html(r, self._infos) if r else ""
 
     def load_settings(self) -> None:
