@@ -30,6 +30,7 @@ def test_the_same_inputs_are_one_case_across_models_runs_and_studios(tmp_path):
     gen.task.value = "image-to-video"
     gen.model.value = "kenburns"
     gen.image.select_sample("portrait.png")
+    gen.audio.set_path(None)  # the image alone (the first screen also picks a sample speech)
     gen.prompt.value = "a slow push-in"
     a = _case(gen)["id"]
     assert re.fullmatch(r"portrait-[0-9a-f]{6}", a) and check_name(a, "case id") == a
@@ -40,6 +41,7 @@ def test_the_same_inputs_are_one_case_across_models_runs_and_studios(tmp_path):
     other.task.value = "image-to-video"
     other.model.value = "kenburns"
     other.image.path_box.value = str(PORTRAIT)  # typed as a path, not picked as the sample
+    other.audio.set_path(None)
     other.prompt.value = "  a slow push-in "  # surrounding blanks are not part of the prompt
     assert _case(other)["id"] == a
     # another prompt, another negative prompt or another image: another case
@@ -99,6 +101,42 @@ def test_spoken_words_are_the_case_not_the_wav_and_history_restores_them(tmp_pat
     assert _case(gen) == case
 
 
+def test_models_of_different_tasks_on_the_same_inputs_are_one_case_and_one_row(tmp_path):
+    """Kenburns (image-to-video, ignores the speech) and puppet (audio-driven) on one portrait and one
+    sentence: one case id, one row in Generate, lip-sync shown on both cards by one rule."""
+    gen = _gen(tmp_path)
+    gen.image.select_sample("portrait.png")
+    gen.audio.select_sample("hello.wav")
+    gen.metrics.value = ["temporal_flicker", "lse_d"]
+    gen.task.value = "image-to-video"
+    gen.model.value = "kenburns"
+    assert gen.audio.layout.display is None and "kenburns does not take audio" in gen.audio.unused.value
+    assert gen.image.unused.value == ""
+    for k, v in {"width": 48, "height": 48}.items():
+        gen.form.set_value(k, v)
+    kb_case = _case(gen)
+    assert kb_case["audio"].endswith("hello.wav") and re.fullmatch(r"portrait-hello-[0-9a-f]{6}", kb_case["id"])
+    assert gen.run() and gen.wait(120)
+    gen.task.value = "audio-to-video"
+    gen.model.value = "puppet"
+    assert gen.audio.unused.value == ""
+    gen.form.set_value("size", 160)
+    assert _case(gen) == kb_case
+    assert gen.run() and gen.wait(120)
+    recs = load_records(tmp_path / "runs" / "studio")
+    assert len(recs) == 2 and {r["model_name"] for r in recs} == {"kenburns", "puppet"}
+    assert {r["case"] for r in recs} == {kb_case["id"]} and all(r["status"] == "ok" for r in recs)
+    (row,) = gen.results.rows  # one row: the case, both models
+    assert len(row["clips"]) == 2 and kb_case["id"] in row["label"] and "kenburns" in row["label"]
+    for clip in row["clips"]:  # the lip-sync score asked for: n/a with its reason on both cards, never left out
+        assert "lse_d" in clip["caption"], clip["title"]
+    # a model that takes no prompt still keeps the prompt typed: it is part of the case
+    gen.prompt.value = "she smiles"
+    gen.task.value = "image-to-video"
+    gen.model.value = "kenburns"
+    assert not gen.prompt.disabled and _case(gen)["prompt"] == "she smiles"
+
+
 # -- one form: every bad value refused beside its field, all of them at Run ---------------------------
 def test_every_bad_value_is_refused_in_place_and_all_are_listed_at_run(tmp_path):
     gen = _gen(tmp_path)
@@ -137,6 +175,24 @@ def test_every_bad_value_is_refused_in_place_and_all_are_listed_at_run(tmp_path)
     assert gen.message.text == ""  # the old refusal went with its causes
     assert gen.suite_dict()["models"][0]["params"] == {"size": 128, "max_open": 0.5, "fps": 12}
     assert gen.suite_dict()["seeds"] == [0, 1]
+
+
+def test_the_models_own_rule_stands_beside_its_field_while_another_field_is_bad(tmp_path):
+    pytest.importorskip("diffusers")
+    gen = _gen(tmp_path)
+    gen.task.value = "image-to-video"
+    gen.model.value = "wan2.1-i2v-480p"
+    form = gen.form
+    form.set_value("num_frames", 10)  # Wan makes 4k+1 frames
+    note = form.fields["num_frames"].note.value
+    assert "must be 4k+1" in note and form.whole_note.value == ""  # beside the field, not under the block
+    assert "#b00020" in form.fields["num_frames"].label.value  # the field itself is marked
+    form.fields["num_inference_steps"].widget.value = "abc"  # another field goes bad: the rule stays listed
+    assert "must be 4k+1" in form.fields["num_frames"].note.value
+    assert "must be 4k+1" in gen.run_note.value and "parameter num_inference_steps" in gen.run_note.value
+    form.set_value("num_frames", 9)
+    assert form.fields["num_frames"].note.value == "" and "4k+1" not in gen.run_note.value
+    assert "#b00020" not in form.fields["num_frames"].label.value
 
 
 def test_number_bounds_come_from_the_spec_and_the_defaults(tmp_path):
@@ -199,6 +255,24 @@ def test_local_checkpoints_are_offered_and_relative_model_ids_start_at_the_proje
     assert "no such folder" in gen.form.errors["model_id"] and gen.run_btn.disabled
 
 
+def test_a_folder_of_pickled_weights_is_refused_as_the_run_refuses_it_unless_allow_pickle(tmp_path):
+    pytest.importorskip("diffusers")
+    ck = _fake_pipeline(tmp_path / "runs" / "mine" / "wan-bin")
+    (ck / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    (ck / "vae" / "diffusion_pytorch_model.bin").write_bytes(b"")  # pickled weights only
+    gen = _gen(tmp_path)
+    gen.task.value = "image-to-video"
+    gen.model.value = "wan2.1-i2v-480p"
+    gen.form.set_value("model_id", str(ck))
+    assert "allow_pickle" in gen.form.errors.get("model_id", "") and gen.run_btn.disabled
+    assert "allow_pickle" in gen.form.fields["model_id"].note.value
+    gen.options.value = '{"allow_pickle": true}'  # what the run needs to load it: then the form takes it too
+    assert "model_id" not in gen.form.errors
+    assert gen.suite_dict()["models"][0]["options"] == {"allow_pickle": True}
+    gen.options.value = ""
+    assert "allow_pickle" in gen.form.errors.get("model_id", "")
+
+
 def test_a_model_without_its_weights_is_refused_before_run(tmp_path):
     pytest.importorskip("diffusers")
     gen = _gen(tmp_path)
@@ -253,6 +327,29 @@ def test_scores_use_the_reports_units_and_na_with_its_reason_inline():
     assert ref["warp_error"].unit_label  # a small score gets a scale, shown beside its name
     assert '<td class="v na">n/a</td>' in cap and '<td colspan="2">no face found</td>' in cap  # not only on hover
     assert "null" not in cap and "None" not in cap
+
+
+def test_a_score_asked_for_and_not_applicable_shows_na_with_its_reason_on_every_card():
+    """One rule for every card: lip-sync asked for on a case without audio is n/a with the report's reason,
+    as a lip-sync score without weights is n/a with its own."""
+    from workbench.report import null_reason
+    from workbench.ui.widgets import directions, scores_caption
+
+    asked = ["temporal_flicker", "lse_d"]
+    silent = {"job_id": "k", "status": "ok", "scores": {"temporal_flicker": 0.99}, "metrics_requested": asked,
+              "inputs": {"image": {"path": "p.png"}}}
+    cap = scores_caption(silent, directions())
+    assert "lse_d" in cap and '<td class="v na">n/a</td>' in cap
+    assert html_unescape(null_reason(silent, "lse_d")) in html_unescape(cap) and "has no audio" in cap
+    heard = {"job_id": "p", "status": "ok", "scores": {"temporal_flicker": 0.98, "lse_d": None},
+             "score_errors": {"lse_d": "needs SyncNet weights"}, "metrics_requested": asked}
+    assert "needs SyncNet weights" in scores_caption(heard, directions())
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
 
 
 def test_one_star_means_best_in_row_with_ties():

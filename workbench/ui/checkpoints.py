@@ -84,16 +84,18 @@ def resolve_model_id(value: str, project_root: Path) -> str:
     return text
 
 
-def model_id_problem(cls: type, value: Any, project_root: Path) -> str | None:
+def model_id_problem(cls: type, value: Any, project_root: Path, options: dict[str, Any] | None = None) -> str | None:
     """Why `value` cannot be this diffusers family's model_id here (None: it loads, or it is the default,
     whose absence the model line already names): a folder that is missing, incomplete, or holds another
-    family's pipeline; a hub id that is not in the local hub cache."""
+    family's pipeline; a hub id that is not in the local hub cache. The run's own rule: pickled (.bin)
+    weights count only with the run options' `allow_pickle: true` (`options`, what the model entry gets)."""
     spec = getattr(cls, "spec", None)
     if spec is None or not isinstance(value, str):
         return None
     from workbench.models.diffusers_pipeline import cached_snapshot, folder_problem, is_local_ref
 
     text = value.strip()
+    allow_pickle = bool((options or {}).get("allow_pickle"))
     if not text:
         return "empty: a hub id (owner/name) or a folder with model_index.json"
     if text == cls.defaults.get("model_id"):
@@ -105,16 +107,18 @@ def model_id_problem(cls: type, value: Any, project_root: Path) -> str | None:
             return f"{text}: no such folder (relative paths start at {project_root})"
         if not folder.is_dir():
             return f"{text}: not a folder; point at a pipeline folder with model_index.json"
-        why = folder_problem(folder, allow_pickle=True)
+        why = folder_problem(folder, allow_pickle=allow_pickle)
         if why:
-            return f"{text}: {why}; not a complete diffusers pipeline folder"
+            return f"{text}: {why}" + ("" if "allow_pickle" in why else "; not a complete diffusers pipeline folder")
         pipe = pipeline_class(folder)
         if pipe and pipe != spec.pipeline:
             fams = families_for(folder, pipe)
             fix = f"pick {fams[0]}" if fams else "no registered family loads it"
             return f"{text} holds a {pipe}; {cls.name} loads {spec.pipeline} ({fix})"
         return None
-    if cached_snapshot(text) is None:
+    snap = cached_snapshot(text)
+    if snap is None:
         return (f"{text} is not in the local hub cache; fetch it on a machine with network "
                 f"(huggingface-cli download {text}) or point model_id at a local folder")
-    return None
+    why = folder_problem(snap, allow_pickle=allow_pickle)
+    return f"{text} (hub cache): {why}" if why else None

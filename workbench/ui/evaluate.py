@@ -21,6 +21,13 @@ from workbench.ui.widgets import (NA, ClipGrid, Message, RunPicker, arrow, clip_
 DEFAULT_METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "dynamic_degree", "identity", "lipsync"]
 
 
+def default_metrics() -> list[str]:
+    """What can run here (the Generate tab's rule): lse_d / lse_c only with SyncNet's weights."""
+    from workbench.ui.generate import OFFLINE_LIPSYNC, syncnet_here
+
+    return list(DEFAULT_METRICS) if syncnet_here() else [m for m in DEFAULT_METRICS if m != "lipsync"] + OFFLINE_LIPSYNC
+
+
 def curves_png(series: dict[str, list], worst: dict[str, int]) -> bytes | None:
     """One small panel per per-frame series (matplotlib, Agg, thread-safe: no pyplot state)."""
     series = {k: v for k, v in series.items() if v and any(x is not None for x in v)}
@@ -98,7 +105,7 @@ class EvaluateTab(W.VBox):
                                 layout=wide, style=lab)
         from workbench.ui.generate import metric_names
 
-        self.metrics = W.TagsInput(value=list(DEFAULT_METRICS), allowed_tags=metric_names(), layout=W.Layout(width="480px"))
+        self.metrics = W.TagsInput(value=default_metrics(), allowed_tags=metric_names(), layout=W.Layout(width="480px"))
         self.run_btn = W.Button(description="Evaluate", button_style="primary", icon="bar-chart")
         self.bar = W.FloatProgress(value=0, min=0, max=1, description="frames", layout=W.Layout(width="300px"),
                                    style={"description_width": "50px"})

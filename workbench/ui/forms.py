@@ -74,6 +74,8 @@ class MediaInput(W.VBox):
         self.path_box = W.Text(placeholder=f"or a path to an {kind} file" if kind == "image" else "or a path to an audio file",
                                layout=W.Layout(width="404px", margin="0 0 0 84px"))
         self.note = W.HTML(layout=W.Layout(margin="0 0 0 84px"))
+        self.unused = W.HTML(layout=W.Layout(margin="0 0 0 84px", width="404px"))  # the model does not take it
+        self.unused.add_class("wb-unused")
         if kind == "image":
             self.preview: W.Widget = W.Image(format="png", layout=W.Layout(max_width="160px", max_height="160px",
                                                                        margin="0 0 0 84px", display="none"))
@@ -88,7 +90,8 @@ class MediaInput(W.VBox):
                                tooltip="synthesise the words now and play them")
         self.listen.on_click(lambda _: self._speak())
         speak = [self.words, W.HBox([self.voice, self.listen])] if kind == "audio" else []
-        super().__init__([W.HBox([self.choice, self.upload]), self.path_box, *speak, self.note, self.preview])
+        super().__init__([W.HBox([self.choice, self.upload]), self.unused, self.path_box, *speak, self.note,
+                          self.preview])
         self.choice.observe(lambda _: self._refresh(), names="value")
         self.words.observe(lambda _: self._on_change and self._on_change(), names="value")
         self.path_box.observe(lambda _: self._refresh(), names="value")
@@ -169,6 +172,11 @@ class MediaInput(W.VBox):
                 self.choice.value = label
                 return
         self.path_box.value = str(p)
+
+    def mark_unused(self, why: str) -> None:
+        """Say beside the input that the chosen model does not take it (empty: it does)."""
+        self.unused.value = (f"<div style='color:#8a6d00;font-size:11px;line-height:1.3'>{html.escape(why)}</div>"
+                             if why else "")
 
     def select_sample(self, name: str) -> None:
         self.choice.value = f"sample: {name}"
@@ -407,6 +415,8 @@ class ParamForm(W.VBox):
         self.project_root = Path(project_root) if project_root is not None else Path.cwd()
         self._on_change = on_change
         self.whole_note = W.HTML()
+        self.rule_fields: list[str] = []  # the fields the model's own rule error names (marked beside them)
+        self.run_options: dict[str, Any] = {}  # the run options typed beside the form (allow_pickle counts)
         self._rules: dict[str, Any] = {}
 
     def set_model(self, cls: type | None, values: dict[str, Any] | None = None) -> None:
@@ -432,7 +442,16 @@ class ParamForm(W.VBox):
                 self.fields[name].set(v)
         for name in self.fields:
             self._check(name, notify=False)
-        self._check_whole()
+        self._check_whole()  # paints every field
+
+    def set_run_options(self, options: dict[str, Any]) -> None:
+        """The run options the model entry will carry: fields whose check reads them (model_id and
+        allow_pickle) are checked again."""
+        if options == self.run_options:
+            return
+        self.run_options = dict(options)
+        if "model_id" in self.fields:
+            self._check("model_id")
 
     def set_value(self, name: str, value: Any) -> None:
         """Fill one field (checked as if typed)."""
@@ -445,32 +464,59 @@ class ParamForm(W.VBox):
             err = self._problem(name, v)
         if err:
             self.errors[name] = err
-            f.note.value = (f'<span style="color:#b00020;white-space:normal">\u2716 {html.escape(err)}</span>')
         else:
             self.errors.pop(name, None)
-            f.note.value = ""
         if notify:
             self._check_whole()
+        else:
+            self._paint(name)
         if notify and self._on_change:
             self._on_change()
 
+    def _paint(self, name: str) -> None:
+        """A field's note and mark: its own error, else the model's rule it breaks (e.g. num_frames 4k+1)."""
+        f = self.fields[name]
+        err = self.errors.get(name) or (self.errors.get(self.WHOLE) if name in self.rule_fields else None)
+        f.note.value = (f'<span style="color:#b00020;white-space:normal">\u2716 {html.escape(err)}</span>'
+                        if err else "")
+        color = "#b00020;font-weight:700" if err else "inherit"
+        f.label.value = (f'<code style="white-space:nowrap;color:{color}" title="{html.escape(name)}">'
+                         f'{html.escape(name)}</code>')
+        (f.widget.add_class if err else f.widget.remove_class)("wb-bad")
+        f.widget.layout.border = "1px solid #b00020" if err else None
+
     def _check_whole(self) -> None:
-        """The model's own check of the parameter set (inputs assumed present), once every field is valid."""
+        """The model's own check of the parameter set (inputs assumed present), over every field whose value
+        is valid (a field with its own error counts as its default), so the model's rules (frame counts, size
+        multiples) stand beside the field they name even while another field is bad."""
         self.errors.pop(self.WHOLE, None)
+        self.rule_fields = []
         self.whole_note.value = ""
         check = getattr(self.model, "check_request", None)
-        if check is None or self.errors:
-            return
-        from types import SimpleNamespace
+        if check is not None:
+            from types import SimpleNamespace
 
-        have = set(getattr(self.model, "requires", ()) or ())
-        req = SimpleNamespace(image=object() if "image" in have else None, audio=object() if "audio" in have else None,
-                              prompt="p" if "prompt" in have else "", negative_prompt="", params=self.overrides())
-        try:
-            check(req)
-        except Exception as e:
-            self.errors[self.WHOLE] = one_line(e)
-            self.whole_note.value = f'<span style="color:#b00020">\u2716 {html.escape(self.errors[self.WHOLE])}</span>'
+            have = set(getattr(self.model, "requires", ()) or ())
+            params = {k: v for k, v in self.overrides().items() if k not in self.errors}
+            req = SimpleNamespace(image=object() if "image" in have else None,
+                                  audio=object() if "audio" in have else None,
+                                  prompt="p" if "prompt" in have else "", negative_prompt="", params=params)
+            try:
+                check(req)
+            except Exception as e:
+                self._rule_broken(one_line(e))
+        for name in self.fields:
+            self._paint(name)
+
+    def _rule_broken(self, msg: str) -> None:
+        """The model's check refused the set: beside the field(s) it names (marked), else under the form."""
+        import re
+
+        self.errors[self.WHOLE] = msg
+        self.rule_fields = [n for n in self.fields if n not in self.errors
+                            and re.search(rf"(?<![\w.]){re.escape(n)}(?!\w)", msg)]
+        if not self.rule_fields:
+            self.whole_note.value = f'<span style="color:#b00020">\u2716 {html.escape(msg)}</span>'
 
     def _problem(self, name: str, v: Any) -> str | None:
         f = self.fields[name]
@@ -490,7 +536,7 @@ class ParamForm(W.VBox):
         if name == "model_id":
             from workbench.ui.checkpoints import model_id_problem
 
-            why = model_id_problem(self.model, v, self.project_root)
+            why = model_id_problem(self.model, v, self.project_root, self.run_options)
             if why:
                 return why
         try:

@@ -36,7 +36,48 @@ TASK_LABELS = {
     "text-to-image": "text \u2192 image",
     "video-to-video": "video \u2192 video",
 }
-DEFAULT_METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "identity", "lipsync"]
+DEFAULT_METRICS = ["temporal_flicker", "warp_error", "motion_smoothness", "identity", "lipsync"]  # with SyncNet here
+OFFLINE_LIPSYNC = ["sync_offset", "sync_confidence"]  # the lip-sync scores that run without SyncNet's weights
+LEARNED_ONLY = {"lse_d": "syncnet", "lse_c": "syncnet"}  # scores with no offline backend -> the weights they need
+
+
+def syncnet_here() -> bool:
+    """Whether the lip-sync metric finds SyncNet's weights (what lse_d and lse_c need) on this machine."""
+    try:
+        from workbench.metrics.syncnet import available_weights
+
+        return available_weights() is not None
+    except Exception:
+        return False
+
+
+def default_metrics() -> list[str]:
+    """The Studio's default metrics: what can run here. lse_d / lse_c come only with SyncNet's weights (else
+    the offline lip-sync scores), so a first report never opens on scores that were asked for and cannot be."""
+    if syncnet_here():
+        return list(DEFAULT_METRICS)
+    return [m for m in DEFAULT_METRICS if m != "lipsync"] + OFFLINE_LIPSYNC
+
+
+def weights_note(selection: list[str]) -> str:
+    """One line under the metrics when a chosen score needs weights absent here: which, and the command that
+    gets them (empty when every chosen score can run)."""
+    if not selection:
+        return ""
+    try:
+        from workbench.metrics import resolve
+
+        _, wanted = resolve(list(selection))
+    except Exception:
+        return ""
+    lacking = [s for s in wanted if LEARNED_ONLY.get(s) == "syncnet"] if not syncnet_here() else []
+    if not lacking:
+        return ""
+    return (f"{', '.join(lacking)} need{'s' if len(lacking) == 1 else ''} SyncNet weights, not on this machine: "
+            f"{'it reads' if len(lacking) == 1 else 'they read'} n/a. Get them with "
+            f"<code>workbench weights fetch syncnet</code>, then set <code>WORKBENCH_SYNCNET_WEIGHTS</code> to the "
+            f"path it prints (the offline sync_offset and sync_confidence run without them)")
+ROWS_KEPT = 5  # result rows (cases) the Generate tab keeps on screen
 ID_MAX = 60  # the Studio's case ids and suite names (before a prompt hash): the ids its run folders already hold
 
 
@@ -70,6 +111,23 @@ def hosted_info_html(d: dict[str, Any]) -> str:
     rule = html.escape(price.get("rule") or "no price rule")
     return (f"hosted on <b>{html.escape(str(d.get('provider_title')))}</b> as <code>{html.escape(str(d.get('remote_model')))}"
             f"</code> &middot; key <code>{html.escape(str(d.get('key_env')))}</code> {key} &middot; price {rule}")
+
+
+def job_times_html(r: dict[str, Any]) -> str:
+    """A card's last line: the clip's own length, then how long the job took (labelled: a bare "19.1 s" under
+    a clip reads as its length)."""
+    clip = r.get("clip") or {}
+    timings = r.get("timings") or {}
+    bits = []
+    if isinstance(clip.get("seconds"), (int, float)):
+        bits.append(f"clip {clip['seconds']:.1f} s")
+    if isinstance(timings.get("total"), (int, float)):
+        parts = [f"{k} {timings[k]:.1f} s" for k in ("generate", "evaluate") if isinstance(timings.get(k), (int, float))]
+        bits.append(f"job took {timings['total']:.1f} s" + (f" ({', '.join(parts)})" if parts else ""))
+    if not bits:
+        return ""
+    text = html.escape(" \u00b7 ".join(bits))
+    return f"<div class='wb-times' style='color:#888;font-size:11px'>{text}</div>"
 
 
 def _elements() -> dict[str, Any]:
@@ -157,8 +215,9 @@ class GenerateTab(W.VBox):
         self.seeds_note = W.HTML(layout=W.Layout(margin="0 0 0 84px"))
         self.wandb = W.Checkbox(value=False, description="log to W&B", indent=False, layout=W.Layout(width="130px"),
                                 tooltip="mirror the run to Weights & Biases (online when logged in, else offline in RUN/wandb)")
-        self.metrics = W.TagsInput(value=list(DEFAULT_METRICS), allowed_tags=metric_names(), allow_duplicates=False,
+        self.metrics = W.TagsInput(value=default_metrics(), allowed_tags=metric_names(), allow_duplicates=False,
                                    layout=W.Layout(width="408px"))
+        self.metrics_note = W.HTML(layout=W.Layout(margin="0 0 0 84px", width="404px"))
         self.run_dir_box = W.Text(value=self._label(run_dir), description="run into",
                                   layout=W.Layout(width="490px"), style=lab)
         self.form = ParamForm(on_change=self._update_state, project_root=self.runs_root.parent)
@@ -196,7 +255,7 @@ class GenerateTab(W.VBox):
         inputs = W.VBox([self.task, self.model, self.model_info, self.route_panel, self.image, self.audio,
                          _labelled("prompt", self.prompt), _labelled("negative", self.negative),
                          W.HBox([self.seeds, self.outputs, self.wandb]), self.seeds_note, self.best_of,
-                         _labelled("metrics", self.metrics), self.run_dir_box],
+                         _labelled("metrics", self.metrics), self.metrics_note, self.run_dir_box],
                         layout=W.Layout(width="510px", min_width="510px"))
         form_box = W.VBox([self.form, self.options_box],
                           layout=W.Layout(margin="0 0 0 16px", flex="1 1 420px", min_width="0"))
@@ -210,16 +269,19 @@ class GenerateTab(W.VBox):
         self.worker: Worker | None = None
         self._busy = False
         self._throttle = Throttle(0.15)
-        self._row: list[dict[str, Any]] = []  # records of the run on screen
-        self._older: list[dict[str, Any]] = []  # rows of earlier runs
-        self._older_rows: list[dict[str, Any]] | None = None  # their grid rows, rendered once (see _render)
-        self._older_root: Path | None = None
+        # result rows, newest first, one per case (and run folder): {"case", "root", "records", "started"}. A run
+        # on the inputs of an earlier row joins that row, so several models (of any task) on the same inputs
+        # sit side by side; rows[0] is the one being run into
+        self._rows: list[dict[str, Any]] = []
+        self._older_rows: list[dict[str, Any]] | None = None  # the grid rows of rows[1:], rendered once (_render)
+        self._run_ids: set[str] = set()  # job ids of the run going now (or last)
         self._fill_models()
         # sensible first screen: a sample portrait (and speech) when the project's samples are here
         if any(k.endswith("portrait.png") for k in self.image.choice.options):
             self.image.select_sample("portrait.png")
         if any(k.endswith("hello.wav") for k in self.audio.choice.options):
             self.audio.select_sample("hello.wav")
+        self._outputs_changed()  # the metrics' note (weights a chosen score lacks here)
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _desc(self) -> dict[str, Any] | None:
@@ -294,6 +356,10 @@ class GenerateTab(W.VBox):
     def _model_changed(self) -> None:
         d = self._desc()
         self.route_panel.layout.display = "none"
+        if getattr(self, "_busy", True) is False:  # the last run's outcome and shell hint were about another model
+            self.message.value = ""
+            self.cli_hint.value = ""
+            self._refused = False
         if d is None:
             self.form.set_model(None)
             self.model_info.value = ""
@@ -323,14 +389,25 @@ class GenerateTab(W.VBox):
         self._entry = self.model.value
         self.options_box.layout.display = None if d.get("options") else "none"
         self._check_options()
-        for inp in (self.image, self.audio):  # show only the inputs this model takes
-            inp.layout.display = None if _takes(d, inp.kind) else "none"
+        self._mark_unused(d)
         self.image.choice.description = "video" if d["task"] == "video-to-video" else "image"
+        self._update_state()
+
+    def _mark_unused(self, d: dict[str, Any] | None) -> None:
+        """Every input stays on screen and in the case (a case is what the user gave, whichever model runs
+        on it); one the chosen model does not take is marked so, beside it."""
+        name = str((d or {}).get("name", ""))
+        for inp in (self.image, self.audio):
+            inp.layout.display = None
+            unused = d is not None and d.get("name") != AUTO and not _takes(d, inp.kind)
+            inp.mark_unused(f"{name} does not take {'an image' if inp.kind == 'image' else 'audio'}: it stays "
+                            f"part of the case, so this model's clips share a row with the models that take it"
+                            if unused else "")
         for box, kind, hint in ((self.prompt, "prompt", "what should happen in the clip"),
                                 (self.negative, "negative_prompt", "what to avoid")):
-            box.disabled = not _takes(d, kind)
-            box.placeholder = hint if not box.disabled else f"{d['name']} takes no {kind.replace('_', ' ')}"
-        self._update_state()
+            box.disabled = False
+            unused = d is not None and d.get("name") != AUTO and not _takes(d, kind)
+            box.placeholder = f"{hint} ({name} takes no {kind.replace('_', ' ')}; kept in the case)" if unused else hint
 
     def _carried_params(self, d: dict[str, Any]) -> dict[str, Any]:
         """The values the new model's form starts from: a local checkpoint's folder as model_id; a model_id
@@ -353,10 +430,8 @@ class GenerateTab(W.VBox):
         self.form.set_model(None)
         self.options_box.layout.display = "none"
         self._check_options()
-        for inp in (self.image, self.audio):
-            inp.layout.display = None
+        self._mark_unused(None)
         self.image.choice.description = "image"
-        self.prompt.disabled = self.negative.disabled = False
         self.route_panel.layout.display = None
         self._update_state()
 
@@ -411,16 +486,21 @@ class GenerateTab(W.VBox):
         """Refuse bad run options in place, with the model's own check (`resolve_options`)."""
         self.options_error = None
         d = self.catalogue.get(self.model.value)
+        options: dict[str, Any] = {}
         if d is not None and d.get("options") and self.options.value.strip():
             try:
                 d["cls"].resolve_options(self.options_value())
+                options = self.options_value()
             except Exception as e:
                 self.options_error = one_line(e)
+        self.form.set_run_options(options)  # the model_id check applies the run's allow_pickle rule
         self.options_note.value = ("" if not self.options_error else
                                    f"<span style='color:#b00020'>\u2716 {html.escape(self.options_error)}</span>")
         self._update_state()
 
     def _outputs_changed(self) -> None:
+        note = weights_note(list(self.metrics.value))
+        self.metrics_note.value = f"<div style='color:#8a6d00;font-size:11px;line-height:1.3'>{note}</div>" if note else ""
         n, _ = parse_outputs(self.outputs.value)
         self.best_of.update(n or 1, list(self.metrics.value))  # calls _update_state
 
@@ -492,7 +572,7 @@ class GenerateTab(W.VBox):
                                   prompt=case.get("prompt", ""),
                                   negative_prompt=case.get("negative_prompt", ""), params=self.form.overrides())
             try:
-                d["cls"].check_request(req)
+                d["cls"].check_request(req, strict=False)  # as the run: inputs the model does not take go unused
             except Exception as e:
                 out.append(one_line(e))
         return out
@@ -539,14 +619,16 @@ class GenerateTab(W.VBox):
     def suite_dict(self) -> dict[str, Any]:
         """The form as a suite mapping (the YAML a `workbench run` would take)."""
         d = self._desc()
-        image = self.image.path if _takes(d, "image") else None
+        # a case is what the user gave (image, speech or audio, prompts), whichever model runs on it: a model
+        # that ignores part of it still belongs to it (its record says what it heard), so kenburns and puppet
+        # on one portrait and one sentence are one case, one row. The same content is the same id in every run.
+        image = self.image.path
         element = self.image.element if image else None
-        audio = self.audio.path if _takes(d, "audio") else None
+        audio = self.audio.path
         params = self.form.overrides()
-        speech = self.audio.speech if _takes(d, "audio") and audio is None else None
-        prompt = self.prompt.value.strip() if _takes(d, "prompt") else ""
-        negative = self.negative.value.strip() if _takes(d, "negative_prompt") else ""
-        # a case is its inputs: the same content (files, words, prompts) is the same id in every run
+        speech = self.audio.speech if audio is None else None
+        prompt = self.prompt.value.strip()
+        negative = self.negative.value.strip()
         case_id = make_case_id(image=image, audio=audio, speech=speech,
                                prompt=prompt, negative_prompt=negative,
                                element=None if element is None else element.name,
@@ -634,12 +716,16 @@ class GenerateTab(W.VBox):
             return False
         self.cli_hint.value = (f"<span style='color:#777;font-size:11px'>same run from a shell: "
                                f"<code>workbench run {html.escape(self._label(path))}</code></span>")
-        if self._row:
-            self._older.insert(0, {"label": self._row_label(), "records": list(self._row)})
-            self._older = self._older[:4]
-            self._older_rows = None
-        self._row = []
-        self._started = _dt.datetime.now()
+        case, root = suite.cases[0].id, self.runner.store.root
+        row = next((r for r in self._rows if r["case"] == case and r["root"] == root), None)
+        if row is not None:
+            self._rows.remove(row)
+        row = row or {"case": case, "root": root, "records": []}
+        row["started"] = _dt.datetime.now()
+        self._rows.insert(0, row)
+        del self._rows[ROWS_KEPT:]
+        self._older_rows = None
+        self._run_ids = {j.id for j in self.runner.jobs}
         self.message.info(f"starting {len(self.runner.jobs)} job(s) into {self._label(self.runner.store.root)}")
         self._busy = True
         self.run_btn.disabled = True
@@ -678,7 +764,9 @@ class GenerateTab(W.VBox):
         done_ids = {j.id for j in jobs} - {j.id for j in todo}
         if done_ids:
             latest = self.runner.store.latest()
-            self._row = [latest[i] for i in (j.id for j in jobs) if i in done_ids and i in latest]
+            for i in (j.id for j in jobs):
+                if i in done_ids and i in latest:
+                    self._put(latest[i])
             self._render()
         self.progress.value = (f"{len(todo)} to run" + (f", {len(jobs) - len(todo)} already in the store"
                                                         if len(jobs) != len(todo) else ""))
@@ -696,7 +784,7 @@ class GenerateTab(W.VBox):
 
     def on_job_end(self, job, record) -> None:
         self.jobs_bar.value = self.jobs_bar.value + 1
-        self._row.append(record)
+        self._put(record)
         self._render()
 
     def on_run_end(self, records, cancelled) -> None:
@@ -723,33 +811,52 @@ class GenerateTab(W.VBox):
         self._marks.update(marks)
         self._older_rows = None  # marks of earlier rows' clips may change too
         self._render()
-        kept = sum(1 for r in self._row if (m := marks.get(r.get("job_id"))) is not None and m.kept)
+        kept = sum(1 for r in self._row if r.get("job_id") in self._run_ids
+                   and (m := marks.get(r.get("job_id"))) is not None and m.kept)
         return f"; best of {self.best_of.n}: {kept} kept (marked kept)"
 
     # -- results -----------------------------------------------------------------------------------------
-    def _row_label(self) -> str:
-        t = getattr(self, "_started", None)
-        when = t.strftime("%H:%M:%S") if t else ""
-        return f"run {when} \u00b7 {len(self._row)} clip(s)"
+    @property
+    def _row(self) -> list[dict[str, Any]]:
+        """The records of the row being run into (the newest)."""
+        return self._rows[0]["records"] if self._rows else []
+
+    def _put(self, record: dict[str, Any]) -> None:
+        """A finished job into the newest row (a job run again replaces its earlier card)."""
+        row = self._row
+        for i, r in enumerate(row):
+            if r.get("job_id") == record.get("job_id"):
+                row[i] = record
+                return
+        row.append(record)
+
+    @staticmethod
+    def _row_label(row: dict[str, Any]) -> str:
+        """A row's case, its models and how many clips it holds."""
+        records = row["records"]
+        models = list(dict.fromkeys(str(r.get("model")) for r in records))
+        n = len(records)
+        return " \u00b7 ".join([f"case {row['case']}", *([", ".join(models)] if models else []),
+                                 f"{n} clip{'s' if n != 1 else ''}"])
 
     def _render(self) -> None:
         dirs = directions()
-        root = self.runner.store.root if self.runner is not None else self.run_dir
         # one unit per score: the report's formatting over the run folder's records (what its report shows)
-        shown = list(self._row) + [r for old in self._older for r in old["records"]]
+        shown = [r for row in self._rows for r in row["records"]]
         try:
             stored = list(self.runner.store.latest().values()) if self.runner is not None else []
         except Exception:
             stored = []
         infos = score_infos(stored + shown)
         units = tuple(sorted((k, i.unit_label) for k, i in infos.items()))
-        rows = [{"label": self._row_label(), "clips": self._items(self._row, root, dirs, infos)}]
+        rows = [{"label": self._row_label(row), "clips": self._items(row["records"], row["root"], dirs, infos)}
+                for row in self._rows[:1]]
         # the rows of earlier runs do not change while this one runs: rendered (clips read) once, again only
-        # when they change (a new run), the folder, a score's unit or the best-of-N marks change
-        if self._older_rows is None or self._older_root != root or getattr(self, "_older_units", None) != units:
-            self._older_rows = [{"label": old["label"], "clips": self._items(old["records"], root, dirs, infos)}
-                                for old in self._older]
-            self._older_root = root
+        # when they change (a new run), a score's unit or the best-of-N marks change
+        if self._older_rows is None or getattr(self, "_older_units", None) != units:
+            self._older_rows = [{"label": self._row_label(row), "clips": self._items(row["records"], row["root"], dirs,
+                                                                                     infos)}
+                                for row in self._rows[1:]]
             self._older_units = units
         self.results.rows = rows + self._older_rows
 
@@ -771,10 +878,8 @@ class GenerateTab(W.VBox):
         if r.get("status") != "ok":
             return clip_item(None, title, error=str(r.get("error") or "failed"), status="error",
                              key=r.get("job_id", ""), badge=badge)
-        secs = (r.get("timings") or {}).get("total")
         cap = scores_caption(r, dirs, best, infos if infos is not None else score_infos([r]))
-        if secs is not None:
-            cap += f"<div style='color:#888'>{secs:.1f} s</div>"
+        cap += job_times_html(r)
         item = clip_item(root / r["video"], title, caption=(mark_caption(mark) if mark else "") + cap,
                          key=r.get("job_id", ""), badge=badge)
         if mark is not None:

@@ -402,9 +402,14 @@ def score_order(names: Iterable[str]) -> list[str]:
 def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: dict[str, set[str]] | None = None,
                    infos: dict[str, Any] | None = None) -> str:
     """A small HTML table of a record's scores in their units (`infos`), the row's best marked with the
-    one star, a score without a value as n/a with its reason written out (not only on hover)."""
-    scores = record.get("scores") or {}
-    scores = {k: scores[k] for k in score_order(scores)}
+    one star, a score without a value as n/a with its reason written out (not only on hover). One rule for
+    every card: a score the job asked for (`metrics_requested`) that the record does not hold (the metric
+    did not apply: lip-sync on a case without audio) shows as n/a with the report's reason too, never
+    silently left out."""
+    held = record.get("scores") or {}
+    asked = [k for k in record.get("metrics_requested") or [] if isinstance(k, str) and k not in held]
+    names = score_order([*held, *asked])
+    scores = {k: held.get(k) for k in names}
     if not scores:
         return ""
     if infos is None:
@@ -419,7 +424,7 @@ def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: d
     for k, v in scores.items():
         name = f"{html.escape(k)} {arrow(dirs.get(k))}{unit_html(k, infos)}"
         if v is None or (isinstance(v, float) and not math.isfinite(v)):
-            why = html.escape(errors.get(k, "not computed"))
+            why = html.escape(errors.get(k) or _null_reason(record, k))
             rows.append(f'<tr><td class="n">{name}</td><td class="v na">{NA}</td></tr>'
                         f'<tr class="why"><td colspan="2">{why}</td></tr>')
             continue
@@ -430,6 +435,16 @@ def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: d
         rows.append(f'<tr><td class="n">{name}</td><td class="{cls}"{be}>'
                     f'<span class="num">{fmt_score(k, v, infos)}{mark}</span></td></tr>')
     return '<table class="wb-scores">' + "".join(rows) + "</table>"
+
+
+def _null_reason(record: dict[str, Any], name: str) -> str:
+    """Why a record holds no value for a score, in the report's words (`workbench.report.null_reason`)."""
+    try:
+        from workbench.report import null_reason
+
+        return null_reason({"status": "ok", **record}, name)
+    except Exception:
+        return "not computed"
 
 
 def html_table(header: list[str], rows: list[list[str]], title: str = "", nowrap: bool = False) -> str:
