@@ -166,3 +166,38 @@ def test_best_of_n_compares_plain_and_enhanced_prompts(repo_root, tmp_path):
     kb = [p for p in cmp["pairs"] if p["model"] == "kenburns"]  # kenburns ignores the prompt: no difference
     assert all(p["plain"] == pytest.approx(p["enhanced"]) for p in kb)
     assert cmp["mean_gain"] is not None
+
+
+def test_enhance_true_writes_each_models_own_family_prompt_per_job(repo_root):
+    """`enhance: true` in a suite comparing families: the Wan job gets the Wan prompt and negative, the
+    LTX job LTX's, CogVideoX's its own (not the first model's family for all), each recorded per job."""
+    from workbench.experiment import expand_jobs
+
+    img = str(repo_root / "data/images/product.png")
+    suite = Suite.model_validate({"name": "fam", "cases": [{"id": "a", "image": img, "prompt": "a fox runs through snow",
+                                                           "enhance": True}],
+                                  "models": ["wan2.1-i2v-480p", "ltx-video", "cogvideox-5b-i2v"]})
+    jobs = {j.model.name: j for j in expand_jobs(suite)}
+    assert set(jobs) == {"wan2.1-i2v-480p", "ltx-video", "cogvideox-5b-i2v"}
+    for name, job in jobs.items():
+        own = enhance_prompt("a fox runs through snow", name)
+        assert (job.case.prompt, job.case.negative_prompt) == (own.prompt, own.negative_prompt), name
+        assert job.workflow["enhance"]["prompt_source"] == own.source and job.setup_error is None
+    assert len({j.case.prompt for j in jobs.values()}) == 3 and len({j.clip_id for j in jobs.values()}) == 3
+    named = Suite.model_validate({**suite.model_dump(exclude={"base_dir"}),
+                                  "cases": [{"id": "a", "image": img, "prompt": "a fox runs through snow",
+                                             "enhance": "ltx-video"}]})
+    ltx = enhance_prompt("a fox runs through snow", "ltx-video").prompt
+    assert all(j.case.prompt == ltx for j in expand_jobs(named))  # `enhance: MODEL`: that family for all
+
+
+def test_enhance_unknown_model_is_refused_when_the_suite_loads(tmp_path, repo_root):
+    import yaml
+
+    from workbench.suite import SuiteError, load_suite
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "models": ["kenburns"], "cases": [
+        {"id": "a", "image": str(repo_root / "data/images/product.png"), "prompt": "a cup", "enhance": "ltx-vidoe"}]}))
+    with pytest.raises(SuiteError, match=r"cases\.0\.enhance: unknown model 'ltx-vidoe'.*did you mean ltx-video"):
+        load_suite(path)

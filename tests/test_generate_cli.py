@@ -56,7 +56,7 @@ def test_generate_talking_head_from_text(images, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("args, says", [
     (["wan"], "did you mean"),
-    (["kenburns", "--image", "missing.png"], "no such file"),
+    (["kenburns", "--image", "missing.png"], "not found"),
     (["kenburns"], "give --image"),
     (["puppet", "--image", "{img}"], "needs speech"),
     (["kenburns", "--image", "{img}", "--seeds", "3-1"], "runs backwards"),

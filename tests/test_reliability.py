@@ -606,3 +606,125 @@ def test_run_fails_only_the_job_with_a_bad_input(bad, tag, cases, models, code, 
         assert all(x["status"] == "ok" for x in recs)
         notes = [w for x in recs for w in x["warnings"]]
         assert (text in " ".join(notes)) if text else notes == [], notes
+
+
+# --- issue 22 probes: one-line commands ---------------------------------------------------------------
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PRODUCT = REPO_ROOT / "data" / "images" / "product.png"
+
+
+def _one_error(r, code: int) -> str:
+    assert r.exit_code == code and "Traceback" not in r.output, r.output
+    err = [x for x in r.output.splitlines() if x.startswith("error:")]
+    assert len(err) == 1, r.output
+    return err[0]
+
+
+@pytest.mark.parametrize("fault", ["corrupt_image", "out_is_a_file", "out_under_a_file", "read_only", "pipe_image"])
+def test_generate_input_and_folder_faults_are_one_line(tmp_path, fault, monkeypatch):
+    """`generate` handles what `run` handles: a corrupt image (exit 2), an --out that is a file, lies under
+    a file or in a read-only folder (exit 1, as `run`), a named pipe as --image (not "no such file")."""
+    image, out = PRODUCT, tmp_path / "gen"
+    if fault == "corrupt_image":
+        image = tmp_path / "corrupt.png"
+        image.write_bytes(os.urandom(300))
+    elif fault == "pipe_image":
+        image = tmp_path / "pipe.png"
+        os.mkfifo(image)
+    elif fault == "out_is_a_file":
+        out.write_text("x")
+    elif fault == "out_under_a_file":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "gen"
+    else:  # root ignores permission bits: the check is made to see a read-only parent
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        out = ro / "gen"
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == ro and mode & os.W_OK else real(p, mode))
+    r = CliRunner().invoke(app, ["generate", "kenburns", "--image", str(image), "--out", str(out), "--wandb", "disabled"])
+    code = 2 if fault in ("corrupt_image", "pipe_image") else 1
+    err = _one_error(r, code)
+    says = {"corrupt_image": "not a readable image", "pipe_image": "not a regular file", "out_is_a_file": "is a file",
+            "out_under_a_file": "is a file", "read_only": "not writable"}[fault]
+    assert says in err and "no such file" not in err
+    if fault != "out_is_a_file":
+        assert not out.exists()
+
+
+def test_speak_speed_voice_and_out_faults(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("WORKBENCH_SPEECH_CACHE", str(tmp_path / "cache"))
+    for speed in ("nan", "inf", "0", "-1"):  # nan/inf were a ValueError traceback; 0 ran at normal speed
+        err = _one_error(CliRunner().invoke(app, ["speak", "hello", "--speed", speed]), 2)
+        assert "speed" in err and "positive" in err
+    pipe = tmp_path / "p.wav"
+    os.mkfifo(pipe)
+    err = _one_error(CliRunner().invoke(app, ["speak", "hello", "--out", str(pipe)]), 2)
+    assert "not a regular file" in err and "no such file" not in err.lower()
+    (tmp_path / "afile").write_text("x")
+    err = _one_error(CliRunner().invoke(app, ["speak", "hello", "--out", str(tmp_path / "afile" / "x.wav")]), 2)
+    assert "is a file, not a folder" in err and "File exists" not in err
+    if not shutil.which("espeak-ng"):
+        pytest.skip("espeak-ng is not installed (`make system-deps`)")
+    for voice in ("fr", "en"):  # espeak-ng takes them (file names, other languages): so does the workbench
+        r = CliRunner().invoke(app, ["speak", "hello", "--voice", voice])
+        assert r.exit_code == 0 and f"espeak-ng:{voice}" in r.output, r.output
+    err = _one_error(CliRunner().invoke(app, ["speak", "hello", "--voice", "en-xx"]), 2)
+    assert "en-us" in err  # the suggestions no longer leave it out
+
+
+def test_espeak_voice_table_names_what_dash_v_accepts():
+    from workbench.speech import close_voices, parse_espeak_voices
+
+    table = ("Pty Language       Age/Gender VoiceName          File                 Other Languages\n"
+             " 2  en-gb           --/M      English_(Great_Britain) gmw/en               (en 2)\n"
+             " 2  en-us           --/M      English_(America)  gmw/en-US            (en 3)\n"
+             " 5  fr-fr           --/M      French_(France)    roa/fr               (fr 5)\n")
+    names = parse_espeak_voices(table)
+    assert {"en", "fr", "en-us", "en-gb", "fr-fr"} <= names
+    voices = ["en", "en-029", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-us"]
+    assert "en-us" in close_voices("en-uss", voices)
+
+
+def test_generate_dry_run_for_a_hosted_model_without_its_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    out = tmp_path / "veo"
+    base = ["generate", "veo-3-i2v", "--image", str(PRODUCT), "--out", str(out)]
+    err = _one_error(CliRunner().invoke(app, base), 2)
+    assert "GOOGLE_API_KEY" in err and "--dry-run" in err and "DIR" not in err
+    r = CliRunner().invoke(app, [*base, "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "1 of 1 jobs to run" in r.output and "USD" in r.output and "missing key" in r.output
+    assert "GOOGLE_API_KEY" in r.output and not out.exists()
+
+
+@pytest.mark.parametrize("why", ["missing_key", "over_budget"])
+def test_run_refused_before_any_job_leaves_no_folder(workdir, why, monkeypatch):
+    if why == "missing_key":
+        monkeypatch.delenv("FAL_KEY", raising=False)
+        path = suite_file(workdir, models=["fal-kling-2.1-standard-i2v"], cases=[{"id": "a", "image": "a.png", "prompt": "p"}])
+    else:
+        monkeypatch.setenv("FAL_KEY", "falid-0000:falsecret-0000")
+        path = suite_file(workdir, models=["fal-kling-2.1-standard-i2v"], budget=0.01,
+                          cases=[{"id": "a", "image": "a.png", "prompt": "p"}])
+    err = _one_error(CliRunner().invoke(app, ["run", str(path), "--wandb", "disabled"]), 2)
+    assert "nothing was run" in err and not (workdir / "run").exists()
+    (workdir / "run").mkdir()
+    (workdir / "run" / "notes.txt").write_text("mine")  # a folder that was there before is left alone
+    _one_error(CliRunner().invoke(app, ["run", str(path), "--wandb", "disabled"]), 2)
+    assert (workdir / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_dry_run_says_what_a_recipe_model_lacks(workdir, monkeypatch):
+    monkeypatch.delenv("SADTALKER_DIR", raising=False)
+    (workdir / "a.wav").write_bytes((REPO_ROOT / "data" / "audio" / "hello.wav").read_bytes())
+    path = suite_file(workdir, cases=[{"id": "a", "image": "a.png", "audio": "a.wav"}], models=["sadtalker", "puppet"])
+    r = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    missing = [x for x in r.output.splitlines() if x.startswith("missing:")]
+    assert len(missing) == 1 and "sadtalker" in missing[0] and "SADTALKER_DIR" in missing[0], r.output
+    monkeypatch.setenv("SADTALKER_DIR", str(workdir))
+    r = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
+    assert "missing:" not in r.output, r.output

@@ -109,14 +109,14 @@ def expand_jobs(suite: Suite, skipped: list[str] | None = None) -> list[Job]:
     case without audio) are left out and described in `skipped`. The suite must be valid
     (`load_suite` checks it): unknown models and parameters are errors there, not here.
     """
-    from workbench.workflow.steps import resolve_auto, resolve_case
+    from workbench.workflow.steps import for_model, resolve_auto, resolve_case
 
     jobs = []
     for case in suite.cases:
         extra: dict[str, Any] = {}
         case_error = None
         if case.text is not None or (case.image or "").startswith("element:") or case.enhance:
-            case, extra, case_error = resolve_case(suite, case)  # Element image, speech from text
+            case, extra, case_error = resolve_case(suite, case, enhance=False)  # Element image, speech from text
         fitting = []
         for model in suite.models:
             model, routed, auto_error = resolve_auto(case, model, suite)  # `auto` -> the router's pick
@@ -128,19 +128,19 @@ def expand_jobs(suite: Suite, skipped: list[str] | None = None) -> list[Job]:
             if why:
                 if skipped is not None:
                     skipped.append(why)
-            else:
-                fitting.append((model, routed))
+            else:  # `enhance:` on: the prompt written for this model's own family
+                fitting.append((model, routed, *for_model(suite, case, model, extra, case_error)))
         for seed in suite.seeds:
-            outputs = max(m.num_outputs for m, _ in fitting) if fitting else 0
+            outputs = max(f[0].num_outputs for f in fitting) if fitting else 0
             for output in range(outputs):
                 by_label: dict[str, Job] = {}
-                for model, routed in fitting:
+                for model, routed, model_case, model_extra, model_error in fitting:
                     if output >= model.num_outputs:
                         continue
-                    job = _make_job(suite, case, model, int(seed), output, by_label)
-                    job.workflow = {**extra, **({"route": routed} if routed else {})}
-                    if case_error:
-                        job.setup_error = case_error
+                    job = _make_job(suite, model_case, model, int(seed), output, by_label)
+                    job.workflow = {**model_extra, **({"route": routed} if routed else {})}
+                    if model_error:
+                        job.setup_error = model_error
                     by_label[model.display] = job
                     jobs.append(job)
     return jobs
@@ -491,7 +491,7 @@ class Runner:
                 if not self.store.claim(job.id):
                     continue  # another process is on it
                 try:
-                    rec = self.store.latest().get(job.id)
+                    rec = self.store.get(job.id)  # reads only what was appended since the last look
                     needs, rescore = self._todo(job, rec)
                     if not needs:
                         continue  # finished by another process meanwhile
@@ -522,7 +522,7 @@ class Runner:
 
     def _upstream_busy(self, up: Job) -> bool:
         """The upstream job has no record yet and a live process holds it (so: wait for it)."""
-        if up.id in self.store.latest():
+        if self.store.get(up.id) is not None:
             return False
         if self.store.claim(up.id):
             self.store.release(up.id)
@@ -721,7 +721,7 @@ class Runner:
         if job.upstream is not None:
             image_path = self.store.clips / job.upstream.clip_name
             if not image_path.is_file():
-                rec = self.store.latest().get(job.upstream.id) or {}
+                rec = self.store.get(job.upstream.id) or {}
                 why = f": {rec['error']}" if rec.get("error") else " (it has not run)"
                 raise GenerationError(f"image_from '{job.model.image_from}' made no image for {job.case.id} seed "
                                       f"{job.seed}{why}; fix that job and re-run")

@@ -28,6 +28,7 @@ import contextlib
 import contextvars
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -185,10 +186,9 @@ class EspeakNG(TTSEngine):
         self.check()
         language = voice.split("+", 1)[0]
         if language not in _espeak_languages():
-            close = [v for v in self.voices() if v.split("-")[0] == language.split("-")[0]][:6]
-            hint = f" (close: {', '.join(close)})" if close else ""
+            hint = f" (close: {', '.join(close_voices(language, self.voices()))})" if self.voices() else ""
             raise SpeechError(f"espeak-ng has no voice '{language}'{hint}; list them with `espeak-ng --voices`")
-        wpm = int(round(self.words_per_minute * (speed or 1.0)))
+        wpm = int(round(self.words_per_minute * (1.0 if speed is None else speed)))
         if not 80 <= wpm <= 450:
             raise SpeechError(f"speech speed {speed} is out of range; use 0.5 to 2.8")
         with tempfile.TemporaryDirectory(prefix="wb-espeak-") as tmp:
@@ -214,17 +214,37 @@ def _espeak_version(binary: str) -> str:
 
 @lru_cache(maxsize=1)
 def _espeak_languages() -> frozenset[str]:
-    """Language codes espeak-ng knows (the `--voices` table's Language column)."""
+    """Voice names espeak-ng accepts with `-v`: the `--voices` table's Language column (en-us, fr-fr),
+    its Other Languages (`(en 3)`: en) and the voice files' names (roa/fr: fr)."""
     binary = _espeak_binary()
     if binary is None:
         return frozenset()
     out = subprocess.run([binary, "--voices"], capture_output=True, text=True, timeout=30).stdout
+    return parse_espeak_voices(out)
+
+
+def parse_espeak_voices(table: str) -> frozenset[str]:
+    """The names `espeak-ng --voices` output says `-v` accepts (see `_espeak_languages`)."""
     langs = set()
-    for line in out.splitlines()[1:]:
+    for line in table.splitlines()[1:]:
         cols = line.split()
         if len(cols) >= 2:
             langs.add(cols[1])
+        if len(cols) >= 5 and "/" in cols[4]:
+            langs.add(cols[4].rsplit("/", 1)[1].lower())
+        langs.update(re.findall(r"\(([A-Za-z][\w-]*) \d+\)", line))
     return frozenset(langs)
+
+
+def close_voices(name: str, voices: list[str], n: int = 6) -> list[str]:
+    """Voices near a mistyped one, nearest first: the same language's voices by spelling, then others."""
+    import difflib
+
+    base = name.split("-")[0].lower()
+    same = [v for v in voices if v.split("-")[0] == base]
+    ranked = difflib.get_close_matches(name.lower(), same, n=len(same), cutoff=0) if same else []
+    ranked += [v for v in difflib.get_close_matches(name.lower(), voices, n=n, cutoff=0.6) if v not in ranked]
+    return ranked[:n]
 
 
 MMS_ENV = "WORKBENCH_MMS_TTS"
@@ -565,11 +585,27 @@ def _stand_in(text: str, v: Voice, key: str, version: str, engine: TTSEngine, ca
     return Speech(free.path, v, text, key, False, version, cost)
 
 
+def check_speed(speed: float | None) -> float | None:
+    """A speaking rate as a float (None: the engine's normal pace); SpeechError for nan, inf, zero or a
+    negative rate (each engine then checks its own range)."""
+    if speed is None:
+        return None
+    try:
+        value = float(speed)
+    except (TypeError, ValueError):
+        raise SpeechError(f"speech speed {speed!r} must be a number (1 = the engine's normal pace)") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SpeechError(f"speech speed {speed} must be a positive number (1 = the engine's normal pace, "
+                          f"0.5 half as fast, 2 twice as fast)")
+    return value
+
+
 def synthesize(text: str, voice: str | dict | Voice | None = None, *, speed: float | None = None,
                cache_dir: str | Path | None = None) -> Speech:
     """Speak `text` with `voice` into the cache (or find it there) and return the wav's place.
     A cached utterance needs nothing of its engine but its version (a hosted voice: no key, no call)."""
     text = check_text(text)
+    speed = check_speed(speed)
     v = parse_voice(voice)
     engine = get_engine(v.engine)
     version = engine.voice_version(v.voice)

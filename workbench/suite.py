@@ -389,6 +389,18 @@ def _workflow_problems(suite: Suite) -> list[str]:
                 resolve_reference(case.image, suite.element_library())
             except ElementError as e:
                 problems.append(f"cases.{i}.image: {e}")
+        if isinstance(case.enhance, str) and case.enhance not in ("true", "auto"):
+            from workbench.models import registry
+
+            known = sorted(registry())
+            if case.enhance not in known:
+                from difflib import get_close_matches
+
+                close = get_close_matches(case.enhance, known, n=3, cutoff=0.5)
+                close += [k for k in known if case.enhance.lower() in k and k not in close][:3 - len(close)]
+                hint = f"did you mean {', '.join(close)}? " if close else ""
+                problems.append(f"cases.{i}.enhance: unknown model '{case.enhance}' (the family to write the prompt "
+                                f"for); {hint}use true (each model's own family) or a name from `workbench models`")
         if case.voice is not None:
             from workbench.speech import SpeechError, parse_voice
 

@@ -64,11 +64,38 @@ def run_suite_file(path: Path, wandb: str | None = None) -> None:
 
 
 def _file(option: str, value: Optional[Path], what: str) -> Optional[Path]:
+    """The path of an input option when it names a readable media file of its kind (a pipe, a folder or
+    a corrupt image is refused with one line, exit 2, before anything is written); None when not given."""
     if value is None:
         return None
-    if not value.expanduser().is_file():
-        _fail(f"{option} {value}: no such file; give the path to {what}")
-    return value.expanduser().resolve()
+    from workbench.media import MediaError, input_problem, load_audio, load_image
+
+    kind = "image" if option == "--image" else "audio"
+    path = value.expanduser()
+    why = input_problem(kind, path)
+    if why:
+        _fail(f"{option} {why}")
+    try:  # decoded once here: a corrupt file is one line now, not a traceback or a failed job later
+        load_image(path) if kind == "image" else load_audio(path)
+    except (MediaError, OSError) as e:
+        _fail(f"{option} {e}")
+    return path.resolve()
+
+
+def check_out_folder(folder: Path, option: str = "--out") -> None:
+    """Refuse (one `error:` line, exit 1 as `workbench run` does) a run folder that cannot be written:
+    a file in its place or above it, or a read-only parent. Nothing is created."""
+    import os
+
+    if folder.exists() and not folder.is_dir():
+        _fail(f"{option} {folder}: is a file, not a folder; pass --out to a folder path", code=1)
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        _fail(f"{option} {folder}: {probe} is a file, not a folder; pass --out to a folder path", code=1)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        _fail(f"{option} {folder}: {probe} is not writable; fix the permissions or pass another --out", code=1)
 
 
 def build_generate_suite(model: str, image: Path | None, audio: Path | None, text: str | None, voice: str | None,
@@ -126,6 +153,8 @@ def generate(
     enhance: bool = typer.Option(False, "--enhance", help="write the prompt the model's family reads best "
                                                           "(workbench.workflow.enhance), keeping yours in the record"),
     wandb: Optional[str] = typer.Option(None, "--wandb", callback=wandb_mode, help="online | offline | disabled"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the jobs, the estimated cost (hosted models) and what "
+                                                          "is missing (key, weights); write and run nothing"),
 ) -> None:
     """Generate clips from one image (and speech) with one model: a run folder with the clips, their
     scores, report.html and suite.yaml (run it again or edit it: `workbench run DIR/suite.yaml`)."""
@@ -140,10 +169,10 @@ def generate(
         _fail(f"unknown model '{model}'{hint} (`workbench models` lists them all)")
     cls = models[model]
     accepts = cls.accepts if cls.accepts is not None else frozenset(cls.requires) | {"audio"}
+    if audio is not None and text is not None:
+        _fail("give --audio or --text (speech made from the words), not both")
     image_path = _file("--image", image, "an image (png, jpg)")
     audio_path = _file("--audio", audio, "a wav file of speech")
-    if audio_path is not None and text is not None:
-        _fail("give --audio or --text (speech made from the words), not both")
     if voice is not None and text is None:
         _fail("--voice needs --text (the words to speak)")
     if "image" in cls.requires and image_path is None:
@@ -158,10 +187,10 @@ def generate(
     if "prompt" in cls.requires and not prompt.strip():
         _fail(f"{model} needs a prompt: give --prompt \"what should happen\"")
     provider = getattr(cls, "provider_info", None)
-    if callable(provider) and not cls.weights_available():
+    if callable(provider) and not cls.weights_available() and not dry_run:
         _fail(f"{model} runs on {provider().title}'s servers and needs {provider().key_env} set (billed per clip; "
-              f"`workbench run DIR/suite.yaml --dry-run` estimates it)")
-    if cls.weights is not None and not cls.weights_available():
+              f"the same command with --dry-run estimates it)")
+    if cls.weights is not None and not cls.weights_available() and not callable(provider) and not dry_run:
         if "model_id" not in {item.partition("=")[0].strip() for item in param}:
             _fail(f"{model}: weights {cls.weights} are not on this machine; `workbench weights fetch {model}` "
                   f"(or --param model_id=LOCAL_FOLDER)")
@@ -178,10 +207,13 @@ def generate(
         params[k] = v
     metric_list = [m.strip() for item in metrics for m in item.split(",") if m.strip()] or None
     if text is not None:  # a bad voice or empty text is refused now, and the run then finds the wav cached
-        from workbench.speech import SpeechError, synthesize
+        import contextlib
+
+        from workbench.speech import SpeechError, planning, synthesize
 
         try:
-            synthesize(text, voice)
+            with planning() if dry_run else contextlib.nullcontext():  # a dry run never pays for speech
+                synthesize(text, voice)
         except SpeechError as e:
             _fail(f"--text/--voice: {e}")
     header = ""
@@ -205,18 +237,54 @@ def generate(
     data = build_generate_suite(model, image_path, audio_path, text, voice, prompt, negative_prompt, seed_list,
                                 params, metric_list, case_enhance)
     folder = (out or Path("runs") / "generate" / slug(f"{data['cases'][0]['id']}-{model}")).resolve()
+    if dry_run:
+        dry_run_generate(data, folder)
+        return
     command = "workbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "workbench generate"
+    check_out_folder(folder)
     try:
         path = save_suite(data, folder, header=f"made by: {command}{header}")
     except PlanError as e:
         _fail(_cli_terms(str(e)))
+    except OSError as e:
+        _fail(f"--out {folder}: cannot be written ({e.strerror or e}); fix the permissions or pass another --out", code=1)
     typer.echo(f"suite: {path}")
     run_suite_file(path, wandb)
     typer.echo(f"run folder: {folder}")
 
 
+def dry_run_generate(data: dict[str, Any], folder: Path) -> None:
+    """`generate --dry-run`: the suite checked as `save_suite` checks it, then `workbench run --dry-run`'s
+    listing (jobs, estimated cost, missing keys and weights) for FOLDER; nothing is written."""
+    from pydantic import ValidationError
+
+    from workbench.cli.run import print_dry_run
+    from workbench.experiment import Runner
+    from workbench.speech import planning
+    from workbench.suite import Suite, _first_error, check_suite
+
+    try:
+        spec = Suite.model_validate({**data, "output": str(folder)})
+    except ValidationError as e:
+        _fail(_cli_terms(_first_error(e)))
+    spec.base_dir = folder
+    problems = check_suite(spec)
+    if problems:
+        _fail(_cli_terms("; ".join(problems)))
+    with planning():
+        runner = Runner(spec, folder)
+    try:
+        print_dry_run(runner)
+    except OSError as e:
+        _fail(f"{folder}: cannot be read ({e.strerror or e}); pass --out to a folder path", code=1)
+    typer.echo(f"without --dry-run: the suite is written to {folder / 'suite.yaml'} and run")
+
+
 def _cli_terms(message: str) -> str:
     """A suite problem in the words of generate's options (models.0.params -> --param)."""
+    from workbench.redact import redact
+
+    message = redact(message)
     return (message.replace("models.0.params.", "--param ").replace("models.0.params", "--param")
             .replace("models.0.name", "model").replace("metrics:", "--metrics:").replace("cases.0.", "--"))
 
@@ -232,6 +300,16 @@ def speak(
     from workbench.media import MediaError
     from workbench.speech import SpeechError, synthesize
 
+    if out is not None:  # checked before speaking: a bad --out costs nothing (a hosted voice is billed)
+        out = out.expanduser()
+        if out.suffix.lower() != ".wav":
+            _fail(f"--out {out}: the file is a wav; name it *.wav")
+        if out.exists() and not out.is_file():
+            kind = "a folder" if out.is_dir() else "not a regular file (a pipe, socket or device)"
+            _fail(f"--out {out}: is {kind}; name a wav file to write")
+        above = next((p for p in out.parents if p.exists()), None)
+        if above is not None and not above.is_dir():
+            _fail(f"--out {out}: {above} is a file, not a folder; name a wav file in a folder")
     try:
         speech = synthesize(text, voice, speed=speed)
         seconds = speech.load().duration
@@ -239,14 +317,11 @@ def speak(
         _fail(str(e))
     path = speech.path
     if out is not None:
-        out = out.expanduser()
-        if out.suffix.lower() != ".wav":
-            _fail(f"--out {out}: the file is a wav; name it *.wav")
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(speech.path, out)
         except OSError as e:
-            _fail(f"--out {out}: cannot write ({e.strerror or e})", code=1)
+            _fail(f"--out {out}: cannot write ({e.strerror or e}); check the folder's permissions", code=1)
         path = out.resolve()
     cached = ", cached" if speech.cached else ""
     typer.echo(f"{path}: {seconds:.2f} s, voice {speech.voice}, engine {speech.engine_version}{cached}")

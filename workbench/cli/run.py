@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -9,6 +10,9 @@ from typing import Optional
 import typer
 
 from workbench.cli.app import app, fail as _fail, wandb_mode
+
+STAGE_UNITS = {"evaluate": "frame", "generate": "step"}  # what a stage's progress counts
+
 
 class _ProgressBar:
     """tqdm bars: one over jobs, one over the current job's steps."""
@@ -43,8 +47,10 @@ class _ProgressBar:
         if self.steps is None or stage != self._stage:
             if self.steps is not None:
                 self.steps.close()
-            self.steps = self._tqdm(total=n or None, desc=stage, unit="frame", position=1, leave=False,
-                                    dynamic_ncols=True)
+            # scoring counts frames; generation counts the model's own steps (denoising steps of a diffusers
+            # model, frames of a baseline, polls of a hosted job): "step" is true of all of them
+            self.steps = self._tqdm(total=n or None, desc=stage, unit=STAGE_UNITS.get(stage, "step"), position=1,
+                                    leave=False, dynamic_ncols=True)
             self._stage = stage
         self.steps.update(i - self.steps.n)  # respects tqdm's mininterval: no flood in logs
 
@@ -125,9 +131,12 @@ def run(
         except OSError as e:
             _fail(f"{runner.store.root}: cannot be read ({e.strerror or e}); pass --out to a folder path", code=1)
         return
+    fresh = not runner.store.root.exists()
     try:
         runner.check_ready()  # prepares the folder; hosted models: keys present, estimate within `budget:`
     except NotReady as e:
+        if fresh:  # refused before any job: leave no empty run folder behind
+            remove_fresh_folder(runner.store.root)
         _fail(str(e))
     except StoreError as e:
         _fail(str(e), code=1)
@@ -135,6 +144,14 @@ def run(
     if others and main_process:
         typer.echo(f"warning: {runner.store.root} also holds suite {', '.join(repr(k) for k in sorted(others))}; "
                    f"--force: the report pools them with '{spec.name}'", err=True)
+    with _warnings_as_lines(bar):  # a library's warning (W&B's): one `warning:` line above the bars
+        _run_jobs(runner, spec, bar, wandb, report, dist, main_process)
+
+
+def _run_jobs(runner, spec, bar, wandb, report, dist, main_process) -> None:
+    """The run itself, once the suite and the folder are checked: W&B, the jobs, the report, the exit."""
+    from workbench.store import StoreError
+
     tracker = None
     if main_process:
         from workbench.tracking import attach
@@ -180,6 +197,68 @@ def run(
         raise typer.Exit(1)
 
 
+@contextmanager
+def _warnings_as_lines(bar):
+    """Print each Python warning raised meanwhile as one `warning: ...` line written above the progress
+    bars (tqdm.write), not as `file:line: UserWarning: ...` glued onto a bar."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        jobs = getattr(bar, "jobs", None)
+        if jobs is not None:
+            jobs.write(f"warning: {text}", file=sys.stderr)
+        else:
+            typer.echo(f"warning: {text}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def remove_fresh_folder(root: Path) -> None:
+    """Remove a run folder this command created when the run was refused before any job: only what
+    preparing it made (empty folders, lock files); a folder holding anything else is left as it is."""
+    import os
+    import shutil
+
+    if not root.is_dir():
+        return
+    for dirpath, _, files in os.walk(root):
+        if any(not f.endswith(".lock") and (Path(dirpath) / f).stat().st_size for f in files):
+            return
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def missing_requirements(runner, jobs) -> list[str]:
+    """One line per model of these jobs that cannot run here as set: a recipe model's repo folder, a
+    diffusers model's weights (hosted keys are listed by `runner.missing_keys`)."""
+    from workbench.models import get_generator
+
+    out: dict[str, str] = {}
+    for j in jobs:
+        label = j.model.display
+        if label in out:
+            continue
+        cls = get_generator(j.model.name)
+        if getattr(cls, "provider", None):
+            continue
+        probe = getattr(cls, "missing_requirement", None)
+        why = probe(j.params) if callable(probe) else None
+        if why is None and not callable(probe) and cls.weights is not None and "model_id" in j.params:
+            from workbench.models.diffusers_pipeline import weights_present
+
+            model_id = str(j.params["model_id"])
+            if not weights_present(model_id):
+                why = (f"{label}: weights {model_id} are not on this machine; `workbench weights fetch {j.model.name}` "
+                       f"(or params.model_id: a local folder)")
+        elif why is None and not callable(probe) and cls.weights is not None and not cls.weights_available():
+            why = f"{label}: weights {cls.weights} are not on this machine; `workbench weights fetch {j.model.name}`"
+        if why:
+            out[label] = why
+    return list(out.values())
+
+
 def print_dry_run(runner) -> None:
     """The jobs still to run, one line each, then the estimated cost per model and in total (hosted
     models; local ones cost nothing here), the keys that are missing and the budget."""
@@ -212,6 +291,8 @@ def print_dry_run(runner) -> None:
                   if budget is not None else ""))
     for line in runner.missing_keys(todo):
         typer.echo(f"missing key: {line}")
+    for line in missing_requirements(runner, todo):
+        typer.echo(f"missing: {line} (its jobs would fail)")
     typer.echo("dry run: nothing was run")
 
 

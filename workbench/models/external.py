@@ -222,6 +222,28 @@ class ExternalGenerator(Generator):
         return Path(os.environ.get(cls.recipe.env_var, "")).is_dir() if os.environ.get(cls.recipe.env_var) else False
 
     @classmethod
+    def missing_requirement(cls, params: dict[str, Any] | None = None) -> str | None:
+        """What a run with these (resolved) params would lack here, in one line (the repo folder not
+        set or not found), checked without running anything; None when the repo folder is there. A dry
+        run prints it, so a recipe model never looks ready when every job of it would fail."""
+        recipe = cls.recipe
+        if recipe is None:  # `external`: the recipe named in params.recipe
+            name = (params or {}).get("recipe")
+            if not name:
+                return f"{cls.name}: no recipe; set params.recipe to a recipe file"
+            try:
+                recipe = load_recipe(find_recipe(str(name)))
+            except Exception as e:  # a bad recipe: its own one line (the real run says the same)
+                return f"{cls.name}: recipe {name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        given = str((params or {}).get("repo_dir") or os.environ.get(recipe.env_var, "") or "")
+        if not given:
+            return (f"{cls.name}: repo folder not set; clone {recipe.repo} and set params.repo_dir or "
+                    f"{recipe.env_var} (install: `workbench models --json`)")
+        if not Path(given).expanduser().is_dir():
+            return f"{cls.name}: repo folder {given} not found; set params.repo_dir or {recipe.env_var} to the cloned {recipe.repo}"
+        return None
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         info = super().describe()
         if cls.recipe is not None:

@@ -9,8 +9,9 @@ Before (while expanding jobs):
 - the prompt enhancer (`workflow.enhance`): a case with `enhance: true` (or `enhance: MODEL`) runs the
   prompt its model family reads best (template, or the local language model in $WORKBENCH_PROMPT_LM)
   with the family's recommended negative prompt; the record keeps `prompt_original` and
-  `prompt_source` ("template:wan", "lm:<folder>") under `workflow.enhance`. `true` takes the family of
-  the suite's first model that reads prompts, so a suite comparing families names the model.
+  `prompt_source` ("template:wan", "lm:<folder>") under `workflow.enhance`. `true` writes for each
+  job's own model family (`for_model`: a Wan prompt for Wan, an LTX one for LTX, recorded per job);
+  `enhance: MODEL` writes every job's prompt for MODEL's family.
 - `resolve_auto`: a model entry named `auto` becomes the router's first usable model for the case,
   with the reasons kept for the record.
 
@@ -30,11 +31,12 @@ if TYPE_CHECKING:  # pragma: no cover
 AUTO = "auto"
 
 
-def resolve_case(suite: "Suite", case: "CaseSpec") -> tuple["CaseSpec", dict[str, Any], str | None]:
+def resolve_case(suite: "Suite", case: "CaseSpec", enhance: bool = True) -> tuple["CaseSpec", dict[str, Any], str | None]:
     """(the case with concrete inputs, what was resolved for the record, an error or None).
 
     On an error the returned case still says which inputs it will have (so model fit is judged the
-    same way) and the error becomes the jobs' setup error: one bad Element fails its own jobs only."""
+    same way) and the error becomes the jobs' setup error: one bad Element fails its own jobs only.
+    `enhance=False` leaves the prompt as written: the Runner enhances it per model (`for_model`)."""
     from workbench.speech import SpeechError, synthesize
     from workbench.workflow.elements import ElementError, is_reference, resolve_reference
 
@@ -55,9 +57,9 @@ def resolve_case(suite: "Suite", case: "CaseSpec") -> tuple["CaseSpec", dict[str
         except ElementError as e:
             error = f"case {case.id}: {e}"
             update["image"] = f"{case.image}.png"  # a placeholder: the job fails with `error`
-    enhance = getattr(case, "enhance", None)  # the case field (suite.CaseSpec); absent on older suites
-    if enhance:
-        problem = _enhance(suite, case, enhance, update, info)
+    wanted = getattr(case, "enhance", None)  # the case field (suite.CaseSpec); absent on older suites
+    if wanted and enhance:
+        problem = _enhance(suite, case, wanted, update, info)
         error = error or problem
     if case.text is not None:
         voice = case.voice or (element.voice if element is not None and element.voice else None)
@@ -74,13 +76,30 @@ def resolve_case(suite: "Suite", case: "CaseSpec") -> tuple["CaseSpec", dict[str
     return (case.model_copy(update=update) if update else case), info, error
 
 
-def enhance_model(suite: "Suite", enhance: bool | str) -> str:
-    """The model whose family an `enhance:` value means: a named model, else the suite's first model
-    that reads prompts (the first model when none does)."""
+def for_model(suite: "Suite", case: "CaseSpec", model: "ModelSpec", extra: dict[str, Any],
+              error: str | None) -> tuple["CaseSpec", dict[str, Any], str | None]:
+    """The case as `model` runs it: with `enhance:` on, the prompt (and negative prompt) written for this
+    model's own family (`enhance: MODEL`: for MODEL's family), recorded per job under
+    `workflow.enhance`; otherwise the case unchanged. `extra` and `error` come from `resolve_case`."""
+    wanted = getattr(case, "enhance", None)
+    if not wanted or error:
+        return case, extra, error
+    update: dict[str, Any] = {}
+    info = dict(extra)
+    problem = _enhance(suite, case, wanted, update, info, model=model.name)
+    return (case.model_copy(update=update) if update else case), info, problem
+
+
+def enhance_model(suite: "Suite", enhance: bool | str, model: str | None = None) -> str:
+    """The model whose family an `enhance:` value means: a named model; else `model` (the job's own,
+    so each model of a suite gets its own family's prompt); else the suite's first model that reads
+    prompts (the first model when none does)."""
     from workbench.models import registry
 
     if isinstance(enhance, str) and enhance not in ("true", "auto"):
         return enhance
+    if model is not None:
+        return model
     models = registry()
     names = [m.name for m in suite.models if m.name in models]
     for name in names:
@@ -91,15 +110,16 @@ def enhance_model(suite: "Suite", enhance: bool | str) -> str:
 
 
 def _enhance(suite: "Suite", case: "CaseSpec", enhance: bool | str, update: dict[str, Any],
-             info: dict[str, Any]) -> str | None:
-    """Enhance the case's prompt (after an Element's snippet) into `update`, its provenance into `info`."""
+             info: dict[str, Any], model: str | None = None) -> str | None:
+    """Enhance the case's prompt (after an Element's snippet) into `update`, its provenance into `info`
+    (for `model`'s family when given, see `enhance_model`)."""
     from workbench.models.base import UnknownModel
     from workbench.workflow.enhance import EnhanceError, enhance_prompt
 
     prompt = update.get("prompt", case.prompt)
     negative = update.get("negative_prompt", case.negative_prompt)
     try:
-        result = enhance_prompt(prompt, enhance_model(suite, enhance), negative)
+        result = enhance_prompt(prompt, enhance_model(suite, enhance, model), negative)
     except (EnhanceError, UnknownModel) as e:
         return f"case {case.id}: enhance: {e}"
     update["prompt"], update["negative_prompt"] = result.prompt, result.negative_prompt
