@@ -4,8 +4,11 @@
   zoomed to the values (best outlined).
 - `radar`: models over the metrics that have a direction, each axis scaled so the best model sits on
   the rim and the worst at the centre (min-max across models).
-- `frame_curves`: per-frame score series of every clip of one case (one panel per score, one colour
-  per model, one line style per seed), the worst frame of each clip marked.
+
+Per-frame curves are not drawn here: the report's page draws them in the browser, for the row a reader
+opens, from compact data (workbench.report_table), so a 10,000-clip run costs no PNG per case.
+Every figure is memoised by the content of its arguments (workbench.memo); FIGURES_VERSION is part of
+that key, so bump it whenever a drawing changes.
 
 Model colours come from `model_colors`, so the HTML can show the same swatches.
 """
@@ -16,6 +19,7 @@ import io
 import math
 from typing import Any
 
+FIGURES_VERSION = 2  # part of every memoised figure's key: bump when any drawing changes
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
            "#CCB974", "#64B5CD"]
 LINESTYLES = ["-", "--", ":", "-."]
@@ -144,53 +148,6 @@ def radar(models: list[str], metrics: list[dict[str, Any]], colors: dict[str, st
     ax.set_ylim(0, 1.05)
     ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.12), fontsize=8, frameon=False)
     ax.set_title("models over metrics (each axis: worst model at the centre, best at the rim)", fontsize=9, pad=18)
-    return _uri(fig)
-
-
-def frame_curves(case: str, clips: list[dict[str, Any]], colors: dict[str, str], labels: dict[str, str],
-                 scales: dict[str, float], order: list[str] | None = None) -> str | None:
-    """`clips`: [{"model", "seed", "series": {score: [v or None per frame]}, "worst": {score: index},
-    "fps": float|None}]. One panel per score that has a series in any clip."""
-    names: list[str] = []
-    for c in clips:
-        for n, vals in (c.get("series") or {}).items():
-            if n not in names and any(v is not None for v in vals or []):
-                names.append(n)
-    if not names:
-        return None
-    if order:
-        names.sort(key=lambda n: (order.index(n) if n in order else len(order), n))
-    plt = _plt()
-    seeds = sorted({c["seed"] for c in clips}, key=str)
-    fig, axes = plt.subplots(len(names), 1, figsize=(7.2, 1.7 * len(names) + 0.4), squeeze=False, sharex=True)
-    for ax, n in zip(axes[:, 0], names):
-        scale = scales.get(n, 1.0)
-        for c in clips:
-            vals = (c.get("series") or {}).get(n)
-            if not vals:
-                continue
-            fps = c.get("fps") or None
-            xs = [i / fps if fps else i for i in range(len(vals))]
-            ys = [float("nan") if v is None else v * scale for v in vals]
-            style = LINESTYLES[seeds.index(c["seed"]) % len(LINESTYLES)]
-            ax.plot(xs, ys, style, color=colors.get(c["model"], "#444"), linewidth=1.2, marker=".", markersize=2.5)
-            w = (c.get("worst") or {}).get(n)
-            if isinstance(w, int) and 0 <= w < len(vals) and vals[w] is not None:
-                ax.plot([xs[w]], [vals[w] * scale], "x", color=colors.get(c["model"], "#444"), markersize=7,
-                        markeredgewidth=2)
-        ax.set_ylabel(labels.get(n, n), fontsize=8, rotation=0, ha="right", va="center")
-        ax.tick_params(labelsize=7)
-        plain_axis(ax)
-        ax.grid(alpha=0.3)
-    timed = any(c.get("fps") for c in clips)
-    axes[-1, 0].set_xlabel("seconds" if timed else "frame", fontsize=8)
-    handles = [plt.Line2D([], [], color=colors[m], linewidth=2, label=m) for m in dict.fromkeys(c["model"] for c in clips)]
-    handles += [plt.Line2D([], [], color="#444", linestyle=LINESTYLES[i % len(LINESTYLES)], label=f"seed {s}")
-                for i, s in enumerate(seeds)]
-    handles.append(plt.Line2D([], [], color="#444", marker="x", linestyle="none", label="worst frame"))
-    axes[0, 0].legend(handles=handles, fontsize=7, ncol=min(6, len(handles)), loc="lower left",
-                      bbox_to_anchor=(0, 1.02), frameon=False)
-    fig.tight_layout()
     return _uri(fig)
 
 

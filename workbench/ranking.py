@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from workbench.memo import memoised
 from workbench.metrics.base import ANALYSIS_MAX_SIDE
 from workbench.metrics.stats import compare, model_summaries, score_value
 
@@ -58,6 +59,11 @@ def sign_flip_p(unit_diffs: list[float], seed: int = 0) -> float | None:
     n = len(d)
     if n == 0:
         return None
+    return memoised("sign_flip_p", (d, seed, N_FLIPS, EXACT_MAX), lambda: _sign_flip_p(d, seed))
+
+
+def _sign_flip_p(d: np.ndarray, seed: int) -> float:
+    n = len(d)
     obs = abs(d.mean())
     if obs == 0:
         return 1.0

@@ -103,6 +103,7 @@ class MediaPlan:
     linked_bytes: int = 0  # file bytes of the linked clips
     needed_bytes: int = 0  # characters every clip would take embedded
     linked_paths: list[str] = field(default_factory=list)
+    uris: dict[str, str] = field(default_factory=dict)  # clips of rows not rendered as HTML, embedded
 
     @property
     def total(self) -> int:
@@ -157,18 +158,20 @@ def _media_panels(grid: Iterable[dict[str, Any]]) -> list[tuple[int, dict[str, A
 
 
 def assign_sources(grid: Iterable[dict[str, Any]], base_dir: str | Path, mode: str = "auto",
-                   budget_mb: float | str | None = None) -> MediaPlan:
-    """Give every media panel of the report grid its `src` (a data: URI or the relative path it had)
-    and `embedded` flag; return the plan. `auto` embeds within the budget: first the clips each row
-    shows first (its first seed), row by row, then the other seeds; whatever does not fit is linked.
-    Each file is read once however many panels show it."""
+                   budget_mb: float | str | None = None, more: Iterable[str] = ()) -> MediaPlan:
+    """Give every media panel of the page's HTML rows (`grid`: the first page of the clip table and the
+    personas) its `src` (a data: URI or the relative path it had) and `embedded` flag, and embed the
+    clips of the other rows (`more`: their relative paths, in table order) into `plan.uris` for the
+    page's script; return the plan. `auto` embeds within the budget, HTML rows first, then the other
+    rows in order; whatever does not fit is linked. Each file is read once however often it is shown."""
     mode = check_mode(mode)
     budget = embed_budget_mb(budget_mb)
     base = Path(base_dir)
-    panels = _media_panels(grid)
+    panels = [p for _, p in _media_panels(grid)]
+    on_page = {str(p["video"]) for p in panels}
+    rest = [rel for rel in dict.fromkeys(str(m) for m in more) if rel not in on_page]
     sizes: dict[str, int] = {}
-    for _, p in panels:
-        rel = str(p["video"])
+    for rel in [*(str(p["video"]) for p in panels), *rest]:
         if rel not in sizes:
             try:
                 sizes[rel] = (base / rel).stat().st_size
@@ -176,28 +179,41 @@ def assign_sources(grid: Iterable[dict[str, Any]], base_dir: str | Path, mode: s
                 sizes[rel] = -1
     plan = MediaPlan(mode=mode, budget_mb=budget, run_dir=shlex.quote(str(base)))
     cost = {rel: encoded_size(n, rel) for rel, n in sizes.items() if n >= 0}  # characters in the page
-    plan.needed_bytes = sum(cost[str(p["video"])] for _, p in panels if str(p["video"]) in cost)
-    order = sorted(range(len(panels)), key=lambda k: (panels[k][0] > 0, k))  # first seeds first, then page order
+    plan.needed_bytes = sum(cost[str(p["video"])] for p in panels if str(p["video"]) in cost) + \
+        sum(cost[rel] for rel in rest if rel in cost)
     limit = budget * MB
     uris: dict[str, str] = {}
-    for k in order:
-        p = panels[k][1]
-        rel = str(p["video"])
+
+    def embed(rel: str) -> bool:
         size = sizes[rel]
-        embed = size >= 0 and (mode == "embed" or (mode == "auto" and plan.embedded_bytes + cost[rel] <= limit))
-        if embed:
-            try:
-                uris.setdefault(rel, file_uri(base / rel))
-            except OSError:
-                embed = False
-        p["embedded"] = embed
-        if embed:
+        if size < 0 or mode == "link" or (mode == "auto" and rel not in uris
+                                          and plan.embedded_bytes + cost[rel] > limit):
+            return False
+        try:
+            uris.setdefault(rel, file_uri(base / rel))
+        except OSError:
+            return False
+        return True
+
+    for p in panels:
+        rel = str(p["video"])
+        p["embedded"] = embed(rel)
+        if p["embedded"]:
             p["src"] = uris[rel]
             plan.embedded += 1
             plan.embedded_bytes += len(p["src"])
         else:
             p["src"] = rel
             plan.linked += 1
-            plan.linked_bytes += max(size, 0)
+            plan.linked_bytes += max(sizes[rel], 0)
+            plan.linked_paths.append(rel)
+    for rel in rest:
+        if embed(rel):
+            plan.uris[rel] = uris[rel]
+            plan.embedded += 1
+            plan.embedded_bytes += len(uris[rel])
+        else:
+            plan.linked += 1
+            plan.linked_bytes += max(sizes[rel], 0)
             plan.linked_paths.append(rel)
     return plan

@@ -15,7 +15,10 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from workbench.memo import memoised
+
 N_BOOT = 2000
+BOOTSTRAP_VERSION = 1  # bump when cluster_bootstrap_means changes: memoised CIs are keyed by it
 CI_LEVEL = 0.95
 
 
@@ -118,6 +121,20 @@ def cluster_bootstrap_means(groups: list[np.ndarray], n_boot: int = N_BOOT, seed
     return (vals * valid).sum(axis=(1, 2)) / valid.sum(axis=(1, 2))
 
 
+def bootstrap_ci(groups: list[np.ndarray], n_boot: int = N_BOOT, seed: int = 0,
+                 level: float = CI_LEVEL) -> tuple[float, float]:
+    """The percentile CI of the two-level bootstrap mean of `groups`. Memoised by the exact values
+    (workbench.memo) while a report is being built: a large run's report recomputes only the CIs
+    whose numbers changed."""
+    groups = [np.asarray(g, dtype=np.float64) for g in groups if len(g)]
+
+    def compute() -> list[float]:
+        return list(percentile_interval(cluster_bootstrap_means(groups, n_boot, seed), level))
+
+    lo, hi = memoised("bootstrap_ci", (groups, n_boot, seed, level, BOOTSTRAP_VERSION), compute)
+    return float(lo), float(hi)
+
+
 def percentile_interval(boot: np.ndarray, level: float) -> tuple[float, float]:
     """The central `level` percentile interval of a bootstrap distribution."""
     a = (1.0 - level) / 2.0
@@ -153,7 +170,7 @@ def summarize(records: Iterable[Mapping[str, Any]], metrics: Iterable[str] | Non
             mean = float(np.mean([v for _, v in pairs])) if n else None
             lo = hi = None
             if n >= 2:
-                lo, hi = percentile_interval(cluster_bootstrap_means(groups, n_boot, seed), level)
+                lo, hi = bootstrap_ci(groups, n_boot, seed, level)
             out.append(Summary(model, metric, mean, lo, hi, n, len(groups), len(mine) - n))
     return out
 
@@ -206,7 +223,7 @@ def compare(records: Iterable[Mapping[str, Any]], model_a: str, model_b: str, me
     d = a - b
     lo = hi = None
     if len(d) >= 2:
-        lo, hi = percentile_interval(cluster_bootstrap_means(group_by_case(zip((k[0] for k in keys), d)), n_boot, seed), level)
+        lo, hi = bootstrap_ci(group_by_case(zip((k[0] for k in keys), d)), n_boot, seed, level)
     wins = None
     if higher_is_better is not None:
         wins = float(np.mean(a > b) if higher_is_better else np.mean(a < b))

@@ -19,29 +19,36 @@
 
   // scripts run: the row controls take over from the per-clip controls and autoplay that serve the
   // page without scripts (see the <noscript> note)
-  list(document.querySelectorAll("video")).forEach(function (v) {
-    v.removeAttribute("controls");
-    v.controls = false;
-    var on = v.closest(".panel.active") !== null;
-    if (!on) { v.removeAttribute("autoplay"); v.autoplay = false; v.pause(); }
-  });
+  function takeOver(root) {
+    list(root.querySelectorAll("video")).forEach(function (v) {
+      v.removeAttribute("controls");
+      v.controls = false;
+      var on = v.closest(".panel.active") !== null;
+      if (!on) { v.removeAttribute("autoplay"); v.autoplay = false; v.pause(); }
+    });
+  }
 
   // linked clips inside Jupyter's HTML viewer: the page comes from a blob: URL with <base href=
   // .../files/RUN/report.html?_xsrf=...>; a relative clip URL loses that _xsrf and a blob: page sends no
   // Referer, so jupyter_server refuses it. Put the _xsrf back (only possible when scripts run: trusted).
-  (function relinkForJupyter() {
+  var XSRF_BASE = null;
+  (function () {
     var base;
     try { base = new URL(document.baseURI); } catch (e) { return; }
-    var xsrf = base.searchParams.get("_xsrf");
-    if (!xsrf || !/^https?:$/.test(base.protocol)) { return; }
-    list(document.querySelectorAll("video[data-embedded='0'], .media.linked img")).forEach(function (el) {
+    if (base.searchParams.get("_xsrf") && /^https?:$/.test(base.protocol)) { XSRF_BASE = base; }
+  }());
+  function relink(root) {
+    if (!XSRF_BASE) { return; }
+    var xsrf = XSRF_BASE.searchParams.get("_xsrf");
+    list(root.querySelectorAll("video[data-embedded='0'], .media.linked img")).forEach(function (el) {
       var rel = el.getAttribute("src");
-      if (!rel || /^(data|blob|https?):/.test(rel)) { return; }
-      var u = new URL(rel, base);
+      if (!rel || /^(data|blob|https?):/.test(rel) || el.dataset.relinked) { return; }
+      var u = new URL(rel, XSRF_BASE);
       u.searchParams.set("_xsrf", xsrf);
       el.setAttribute("src", u.pathname + u.search);
+      el.dataset.relinked = "1";
     });
-  }());
+  }
 
   function lead(vids) {
     var best = null;
@@ -164,11 +171,15 @@
       }
     });
   }
-  if ("IntersectionObserver" in window) {
-    var io = new IntersectionObserver(seen, { threshold: 0.05 });
-    rows().forEach(function (r) { io.observe(r); });
-  } else {
-    rows().forEach(function (r) { r.dataset.visible = "1"; });
+  var io = ("IntersectionObserver" in window) ? new IntersectionObserver(seen, { threshold: 0.05 }) : null;
+  function watch(root) {
+    list(root.querySelectorAll("tr.caserow")).concat(root.matches && root.matches("tr.caserow") ? [root] : [])
+      .forEach(function (r) { if (io) { io.observe(r); } else { r.dataset.visible = "1"; } });
   }
+  function prepare(root) { takeOver(root); relink(root); watch(root); }
+
+  // the clip table pages, filters and sorts itself (report_table.js) and prepares each page it draws
+  if (typeof window.ClipTable === "function") { window.ClipTable(prepare); }
+  prepare(document);
   window.requestAnimationFrame(frame);
 }());
