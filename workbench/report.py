@@ -37,10 +37,13 @@ from workbench.metrics.stats import model_summaries, score_names, score_value
 from workbench.ranking import (ALPHA, MIN_CASES, MOTION_FLOOR, MOTION_SCORE, floor_for, is_still, rank_all,
                               shown_flow)
 from workbench.runset import RunSet, RunSetError, current_records, load_runs, media_of, well_formed
+from workbench.memo import memoised, using
+from workbench.report_cache import memo_for, page_is_current, page_key, remember_page
+from workbench.report_media import check_mode, embed_budget_mb
+from workbench.report_table import PAGE_ROWS, ClipTable, table_json
 from workbench.store import RunStore
 
 SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 class ReportError(ValueError):
@@ -243,41 +246,13 @@ def fetch_command(reasons: list[str]) -> str | None:
 # ---------------------------------------------------------------------------------------------------------
 # the page model
 
-def _media_kind(path: str | None) -> str:
-    if not path:
-        return ""
-    return "image" if path.lower().endswith(IMAGE_SUFFIXES) else "video"
-
-
-MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", *IMAGE_SUFFIXES)
-
-
-def _media_file(run_dir: Path, rel: Any) -> bool:
-    """Whether a record's clip can be shown: a relative path (as the runner writes it) to a media file that
-    exists. An absolute path or a non-media file named by a hand-edited record is never read into the page."""
-    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or not rel.lower().endswith(MEDIA_SUFFIXES):
-        return False
-    return (run_dir / rel).is_file()
-
-
-def _variant(r: dict[str, Any]) -> tuple:
-    return (r.get("seed"), r.get("output") or 0)
-
-
-def _variant_label(v: tuple) -> str:
-    seed, out = v
-    return f"seed {seed}" + (f" \u00b7 output {out}" if out else "")
-
-
-def _not_run(records: list[dict[str, Any]], case: str, model: str) -> str:
+def _not_run(model_name: Any, inputs: dict[str, Any] | None, case: str, model: str) -> str:
     """Why a model has no job on a case: the inputs its generator needs that the case lacks."""
     generic = f"the suite ran no job of {model} on {case}"
-    name = next((r.get("model_name") for r in records if str(r.get("model")) == model), None)
-    inputs = next((r.get("inputs") or {} for r in records if str(r.get("case")) == case), None)
     try:
         from workbench.models.base import get_generator
 
-        needs = sorted(get_generator(name).requires) if name else []
+        needs = sorted(get_generator(model_name).requires) if model_name else []
     except Exception:
         return generic
     lacks = [k for k in needs if inputs is not None and not inputs.get(k)]
@@ -457,7 +432,8 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
     def drawn(what: str, make, *args, **kw) -> str | None:
         """A figure, or None and the reason noted: a figure that cannot be drawn never stops the report."""
         try:
-            return make(*args, **kw)
+            return memoised(f"figure:{getattr(make, '__name__', what)}", (figures.FIGURES_VERSION, args, kw),
+                            lambda: make(*args, **kw))
         except Exception as e:  # matplotlib on odd values (inf, huge): say so, keep the page
             figure_errors.append(f"{what}: not drawn ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
             return None
@@ -495,127 +471,34 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
                            "front": pareto_front(pts, bool(info.higher))})
         cost_figure = drawn("cost figure", figures.cost_quality, panels, colors)
 
-    # the grid: cases x models, one panel per seed ---------------------------------------------------
+    # the clip table: one row per (case, seed), paged in the browser from compact data -------------------
+    not_run_cache: dict[tuple[str, str], str] = {}
+
+    def not_run(case: str, model: str) -> str:
+        if (case, model) not in not_run_cache:
+            not_run_cache[(case, model)] = _not_run(model_names.get(model), case_inputs.get(case), case, model)
+        return not_run_cache[(case, model)]
+
+    model_names = {}
+    case_inputs = {}
+    for r in records:
+        model_names.setdefault(str(r.get("model")), r.get("model_name"))
+        case_inputs.setdefault(str(r.get("case")), r.get("inputs") or {})
+    table = ClipTable(records, run_dir, models, colors, infos, null_reason, not_run, kept, favourites, motion_floor)
+    grid = table.first_page()
     by_cell: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_cell[(str(r.get("case")), str(r.get("model")))].append(r)
-    series_cache: dict[str, dict] = {}
-
-    def series_of(r: dict[str, Any]) -> tuple[dict, str | None]:
-        rel = r.get("series")
-        if not rel:
-            return {}, None
-        if rel not in series_cache:
-            try:
-                data = json.loads((run_dir / rel).read_text())
-                series_cache[rel] = data if isinstance(data, dict) else {}
-            except (OSError, ValueError) as e:
-                series_cache[rel] = {"__error__": f"{rel}: {e}"}
-        data = series_cache[rel]
-        return ({}, data["__error__"]) if "__error__" in data else (data, None)
-
-    grid = []
-    for case in cases:
-        recs = [r for m in models for r in by_cell.get((case, m), [])]
-        variants = sorted({_variant(r) for r in recs}, key=lambda v: (str(v[0]), v[1]))
-        # best per score within this case and seed (the panels side by side), on the values as shown;
-        # a still clip earns no mark on a score that rewards stillness
-        best_in_row: dict[tuple, dict[str, set[str]]] = {}
-        for v in variants:
-            best_in_row[v] = {}
-            for n, info in infos.items():
-                if info.higher is None:
-                    continue
-                cands = [(x, str(r.get("model"))) for r in recs if _variant(r) == v and r.get("status") == "ok"
-                         and (x := score_value(r, n)) is not None
-                         and not (info.rewards_stillness and is_still(r, motion_floor))]
-                if len(cands) >= 2:
-                    top = info.fmt((max if info.higher else min)(c[0] for c in cands))
-                    winners = {m for x, m in cands if info.fmt(x) == top}
-                    if len(winners) < len(cands):
-                        best_in_row[v][n] = winners
-        cells = []
-        curves_in, series_errors = [], []
-        for m in models:
-            panels = []
-            for v in variants:
-                r = next((r for r in by_cell.get((case, m), []) if _variant(r) == v), None)
-                if r is None:
-                    panels.append({"variant": _variant_label(v), "absent": True, "ok": False, "timing": "",
-                                   "scores": [], "notes": [], "warnings": [], "clip": "", "marks": []})
-                    continue
-                still = is_still(r, motion_floor) if r.get("status") == "ok" else None
-                scores = []
-                for n, info in infos.items():
-                    val = score_value(r, n)
-                    if val is None and r.get("status") != "ok":
-                        continue
-                    if val is None and n not in (r.get("scores") or {}) and n not in (r.get("metrics_requested") or []):
-                        continue  # neither asked for nor scored on this job
-                    entry = {"name": n, "info": info, "null": val is None,
-                             "text": info.fmt(val) if val is not None else "n/a",
-                             "best": m in best_in_row[v].get(n, ()),
-                             "trivial": bool(still and info.rewards_stillness and val is not None),
-                             "why": null_reason(r, n) if val is None else "",
-                             "backend": (r.get("backends") or {}).get(n, ""), "worst": "", "note": 0}
-                    worst = (r.get("worst_frame") or {}).get(n)
-                    fps = (r.get("clip") or {}).get("fps")
-                    if isinstance(worst, int) and info.higher is not None:  # "worst" needs a better direction
-                        entry["worst"] = f"worst frame {worst}" + (f" ({worst / fps:.2f} s)" if fps else "")
-                    scores.append(entry)
-                notes: list[str] = []  # each distinct null reason once per panel, as a numbered note
-                for entry in scores:
-                    if entry["null"]:
-                        if entry["why"] not in notes:
-                            notes.append(entry["why"])
-                        entry["note"] = notes.index(entry["why"]) + 1
-                series, err = series_of(r)
-                if err:
-                    series_errors.append(err)
-                if series:
-                    curves_in.append({"model": m, "seed": v[0] if not v[1] else f"{v[0]}/{v[1]}", "series": series,
-                                      "worst": {n: w for n, w in (r.get("worst_frame") or {}).items()
-                                                if n in infos and infos[n].higher is not None},
-                                      "fps": (r.get("clip") or {}).get("fps")})
-                clip = r.get("clip") or {}
-                marks = []
-                if str(r.get("job_id")) in kept:
-                    marks.append(("kept", "kept by best-of-N (the suite's objective)"))
-                if str(r.get("job_id")) in favourites:
-                    marks.append(("\u2665 favourite", "marked favourite in the Studio's Compare tab"))
-                if still:
-                    flow = score_value(r, MOTION_SCORE) or 0.0
-                    marks.append(("still", f"mean flow {shown_flow(flow)} px/frame is below the motion floor for its "
-                                           f"size ({shown_flow(floor_for(r, motion_floor))}): its consistency scores "
-                                           f"are trivially high and earn no \u2605"))
-                panels.append({
-                    "variant": _variant_label(v), "absent": False, "ok": r.get("status") == "ok",
-                    "error": r.get("error") or "", "video": media_of(r), "kind": _media_kind(media_of(r)),
-                    "exists": _media_file(run_dir, media_of(r)),
-                    "clip": (f"{clip.get('width')}\u00d7{clip.get('height')}, {clip.get('frames')} frames, "
-                             f"{fmt_number(clip.get('fps'))} fps" + (", audio" if clip.get("audio") else "")
-                             if clip else ""),
-                    "scores": scores, "notes": notes, "warnings": r.get("warnings") or [],
-                    "audio": bool(clip.get("audio")), "marks": marks,
-                    "timing": fmt_number((r.get("timings") or {}).get("total")),
-                    "params": json.dumps(r.get("params") or {}, sort_keys=True, default=str),
-                    "job_id": r.get("job_id"),
-                })
-            cells.append({"model": m, "color": colors[m], "panels": panels,
-                          "empty": not by_cell.get((case, m)), "why_empty": _not_run(records, case, m)})
-        first = recs[0] if recs else {}
-        labels = {n: i.label for n, i in infos.items()}
-        grid.append({
-            "case": case, "prompt": first.get("prompt") or "", "cells": cells,
-            "inputs": ", ".join(f"{k}: {Path(str(v.get('path') or '')).name}" for k, v in (first.get("inputs") or {}).items()
-                                if v),
-            "curves": drawn(f"per-frame curves of {case}", figures.frame_curves, case, curves_in, colors, labels,
-                            {n: i.scale for n, i in infos.items()}, order=names),
-            "series_errors": list(dict.fromkeys(series_errors)),
-        })
 
     # personas: face swap of one source clip, every persona (case) side by side, per model -----------------
-    cell_of = {(row["case"], c["model"]): c for row in grid for c in row["cells"]}
+    def cell_of(case: str, m: str) -> dict[str, Any]:
+        """Every seed of a model on a persona case, one panel each (the persona row switches seeds)."""
+        recs = sorted(by_cell.get((case, m), []), key=lambda r: (str(r.get("seed")), r.get("output") or 0))
+        if not recs:
+            return {"model": m, "color": colors[m], "panels": [], "empty": True, "why_empty": not_run(case, m)}
+        return {"model": m, "color": colors[m], "panels": [table.panel(r) for r in recs], "empty": False,
+                "why_empty": ""}
+
     personas = []
     swaps: dict[tuple[str, str], list[str]] = {}
     source_name: dict[str, str] = {}
@@ -642,7 +525,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
             img = ((first_rec.get("inputs") or {}).get("image") or {}).get("path")
             element = ((first_rec.get("workflow") or {}).get("element") or {}).get("name")
             label = case + (f" (element {element})" if element else (f" ({Path(str(img)).name})" if img else ""))
-            cells.append({**cell_of[(case, m)], "persona": label})
+            cells.append({**cell_of(case, m), "persona": label})
         personas.append({"source": source_name[key], "model": m, "color": colors[m], "cells": cells,
                          "gap": (f"identity to target minus to source: {', '.join(fmt_number(g, signed=True) for g in gaps)}"
                                  if gaps else "")})
@@ -663,6 +546,8 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
         "objective": objective.describe() if objective is not None else "",
         "summary_rows": summary_rows, "ranking": ranking, "n_tests": n_tests, "alpha": ALPHA, "min_cases": MIN_CASES,
         "bars": bars, "radar": spider, "grid": grid, "figure_errors": figure_errors, "personas": personas,
+        "table": table_json(table.table_data()), "n_rows": len(table.keys), "page_rows": PAGE_ROWS,
+        "clip_paths": table.clip_paths(),
         "cost_rows": cost_rows, "cost_figure": cost_figure,
         "failed": [{"case": r.get("case"), "model": r.get("model"), "seed": r.get("seed"),
                     "error": r.get("error") or "no error text", "type": r.get("error_type") or "",
@@ -722,7 +607,9 @@ def render(records: list[dict[str, Any]], run_dir: str | Path, left_out: list[st
     from workbench.report_media import assign_sources
 
     context = build_context(records, Path(run_dir), left_out, motion_floor)
-    context["media"] = assign_sources(context["grid"], run_dir, clips, embed_mb)
+    shown = [*context["grid"], *({"cells": row["cells"]} for row in context["personas"])]
+    context["media"] = assign_sources(shown, run_dir, clips, embed_mb, more=context.pop("clip_paths"))
+    context["media_json"] = table_json(context["media"].uris)
     return _environment().get_template("report.html.j2").render(**context)
 
 
@@ -788,11 +675,19 @@ def write_report(run_dir: str | Path | list[str | Path], out_dir: str | Path | N
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError(f"{out_dir}: is a file, not a folder; pass --out a folder")
-    runset = _gather(dirs, out_dir)
-    page = render(runset.records, out_dir, runset.left_out, motion_floor, clips, embed_mb)
     out = out_dir / "report.html"
+    budget = embed_budget_mb(embed_mb)  # checked (and named) before anything is read
+    key = page_key(dirs, out_dir, {"motion_floor": motion_floor, "clips": check_mode(clips), "embed_mb": budget})
+    if page_is_current(out_dir, key):
+        return out  # the same inputs gave this page last time: nothing to read, draw or write
+    runset = _gather(dirs, out_dir)
+    memo = memo_for(out_dir)
+    with using(memo):  # CIs, tests and figures whose inputs did not change come from the last call
+        page = render(runset.records, out_dir, runset.left_out, motion_floor, clips, budget)
     try:
         if out.read_text(encoding="utf-8") == page:
+            memo.save()
+            remember_page(out_dir, key)
             return out  # same records, same page (figures and CIs are deterministic): nothing to write
     except (OSError, UnicodeDecodeError):
         pass
@@ -812,4 +707,6 @@ def write_report(run_dir: str | Path | list[str | Path], out_dir: str | Path | N
                errno.EROFS: "the file system is read-only"}.get(e.errno, e.strerror or str(e))
         raise ReportError(f"{out}: not written ({why}, or write the report elsewhere with --out DIR); "
                           f"results.jsonl is unchanged") from None
+    memo.save()
+    remember_page(out_dir, key)
     return out
