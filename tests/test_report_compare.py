@@ -357,3 +357,41 @@ def test_cost_per_model_and_quality_per_cost(tmp_path):
     # a run of open models only has no cost section
     plain = _write(tmp_path / "plain", [_record("a", "wan", 0, {"temporal_flicker": 0.9})])
     assert 'id="cost"' not in write_report(plain).read_text()
+
+
+def test_three_folders_of_one_name_join_without_losing_a_case(tmp_path):
+    """p1/run, p2/run, p3/run: case `a` with three different images gives three rows, never two (the
+    renamed cases were both `a@run`), each name unique and said in the notes."""
+    runs = []
+    for k in (1, 2, 3):
+        recs = [_record("a", "kenburns", 0, {"temporal_flicker": 0.9}, suite="s",
+                        inputs={"image": {"path": "x", "sha256": f"image-{k}"}})]
+        runs.append(_write(tmp_path / f"p{k}" / "run", recs))
+    joined = load_runs(runs, tmp_path / "cmp")
+    assert len(joined.records) == 3
+    names = sorted(r["case"] for r in joined.records)
+    assert len(set(names)) == 3 and names[0] == "a" and all(n.startswith("a@") for n in names[1:]), names
+    assert sum("not joined" in n for n in joined.left_out) == 2
+    r = CliRunner().invoke(app, ["report", *map(str, runs), "--out", str(tmp_path / "cmp")])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "cmp" / "report.html").read_text()
+    assert all(n in html for n in names)
+
+
+def test_an_empty_run_joined_with_another_is_named(tmp_path):
+    a = _write(tmp_path / "A", [_record("p", "kenburns", 0, {"temporal_flicker": 0.9})])
+    empty = _write(tmp_path / "EMPTY", [])
+    joined = load_runs([a, empty], tmp_path / "J")
+    assert any("EMPTY" in n and "holds no records" in n for n in joined.left_out), joined.left_out
+    r = CliRunner().invoke(app, ["report", str(a), str(empty), "--out", str(tmp_path / "J")])
+    assert r.exit_code == 0 and "EMPTY" in r.output and "holds no records" in r.output, r.output
+    r = CliRunner().invoke(app, ["report", str(empty)])  # alone it is an error
+    assert r.exit_code == 2 and "holds no records" in r.output
+
+
+def test_report_refuses_wandb_for_a_join_before_writing(tmp_path):
+    a = _write(tmp_path / "A", [_record("p", "kenburns", 0, {"temporal_flicker": 0.9})])
+    b = _write(tmp_path / "B", [_record("p", "static", 0, {"temporal_flicker": 0.8})])
+    r = CliRunner().invoke(app, ["report", str(a), str(b), "--out", str(tmp_path / "J"), "--wandb", "offline"])
+    assert r.exit_code == 2 and "--wandb" in r.output
+    assert not (tmp_path / "J" / "report.html").exists() and not (tmp_path / "J").exists()

@@ -12,7 +12,9 @@ jobs only and says what it left out:
 
 Several run folders (or a folder holding run folders, like runs/) are joined on case and seed: model A
 run today and model B run tomorrow on the same inputs give one comparison row. A case id that names
-different inputs in two folders is not merged: the later folder's case gets the folder name appended.
+different inputs in two folders is not merged: the later folder's case gets the folder name appended
+(made unique: `a@p2-run` when several folders are called `run`). A folder with no records is named in
+the notes.
 Video and series paths are rewritten relative to the folder the report is written into.
 """
 from __future__ import annotations
@@ -200,7 +202,7 @@ def load_runs(paths: Iterable[str | Path], out_dir: str | Path | None = None) ->
 
     Each folder contributes its current records (`current_records`); a slot run in several folders
     keeps its latest record; a case id naming different inputs in two folders becomes two cases
-    (`case@folder`). Paths in the records are made relative to `out_dir` (default: the first run), and
+    (`case@folder`, unique however the folders are named). Paths in the records are made relative to `out_dir` (default: the first run), and
     each record gets `run` (the folder it came from)."""
     runs: list[Path] = []
     for p in paths:
@@ -212,23 +214,48 @@ def load_runs(paths: Iterable[str | Path], out_dir: str | Path | None = None) ->
     out = Path(out_dir) if out_dir is not None else runs[0]
     merged: list[dict[str, Any]] = []
     notes: list[str] = []
+    currents = [(run, current_records(run)) for run in runs]
+    labels = run_labels(runs)
+    used = {str(r.get("case")) for _, cur in currents for r in cur.records}  # a new name never takes an existing one
     signature_of: dict[str, tuple] = {}
-    renamed: Counter = Counter()
-    for run in runs:
-        cur = current_records(run)
+    renamed: dict[tuple, str] = {}  # (case, input signature) -> its unique name in the join
+    for run, cur in currents:
         notes += [f"{run.name}: {n}" for n in cur.left_out] if len(runs) > 1 else cur.left_out
+        if len(runs) > 1 and not cur.records and not cur.left_out:
+            notes.append(f"{labels[run]}: holds no records (its results.jsonl is empty); nothing of it is shown")
         for r in cur.records:
             r = _rebase(r, run, out) if run.resolve() != out.resolve() else dict(r)
             r["run"] = os.path.relpath(run.resolve(), out.resolve())
             case, sig = str(r.get("case")), input_signature(r)
             if signature_of.setdefault(case, sig) != sig and r.get("status") == "ok":
-                r["case"] = f"{case}@{run.name}"  # same id, other inputs: never one row
-                renamed[(case, run.name)] += 1
+                name = renamed.get((case, sig))
+                if name is None:  # same id, other inputs: never one row, and never a name another row has
+                    name, n = f"{case}@{labels[run]}", 2
+                    while name in used:
+                        name, n = f"{case}@{labels[run]}~{n}", n + 1
+                    used.add(name)
+                    renamed[(case, sig)] = name
+                    notes.append(f"case {case} names other inputs in {labels[run]} than in an earlier folder: shown "
+                                 f"as {name}, not joined")
+                r["case"] = name
             merged.append(r)
-    for (case, run_name), _ in sorted(renamed.items()):
-        notes.append(f"case {case} names other inputs in {run_name} than in an earlier folder: shown as "
-                     f"{case}@{run_name}, not joined")
     records, dup = _latest_per_slot(merged)
     if dup:
         notes.append(f"{_plural(dup, 'record')} of a case, model and seed run in several folders: the latest is shown")
     return RunSet(records, runs, notes)
+
+
+def run_labels(runs: list[Path]) -> dict[Path, str]:
+    """A short name per run folder, unique among `runs`: its folder name, with its parents' names when
+    several share it (p1/run, p2/run: p1-run, p2-run), else numbered."""
+    labels: dict[Path, str] = {}
+    for depth in range(1, 4):
+        labels = {r: "-".join(r.resolve().parts[-depth:]) for r in runs}
+        if len(set(labels.values())) == len(runs):
+            return labels
+    seen: Counter = Counter()
+    for r in runs:
+        seen[labels[r]] += 1
+        if seen[labels[r]] > 1:
+            labels[r] = f"{labels[r]}-{seen[labels[r]]}"
+    return labels

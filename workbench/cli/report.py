@@ -29,13 +29,16 @@ def report(
     """Write report.html (+ figures) from results.jsonl alone: one run, or several joined on case and seed."""
     from workbench.report import ReportError, write_report
 
+    if wandb is not None and len(run_dirs) > 1:  # decided before anything is written
+        _fail("--wandb brings one run folder's W&B run up to date; pass one folder with --wandb")
+    if len(run_dirs) > 1:
+        for line in empty_runs(run_dirs):
+            typer.echo(f"warning: {line}", err=True)
     try:
         typer.echo(str(write_report(run_dirs if len(run_dirs) > 1 else run_dirs[0], out, motion_floor=motion_floor,
                                     clips=clips.strip().lower())))
     except ReportError as e:
         _fail(str(e))
-    if wandb is not None and len(run_dirs) > 1:
-        _fail("--wandb brings one run folder's W&B run up to date; pass one folder with --wandb")
     run_dir = run_dirs[0]
     if wandb is None:
         return
@@ -54,3 +57,25 @@ def report(
         typer.echo(f"wandb ({tracker.mode}): {tracker.run_dir}")
     else:
         typer.echo(f"wandb ({tracker.mode}): already holds every record")
+
+
+def empty_runs(paths: list[Path]) -> list[str]:
+    """One line per run folder among `paths` (or below them) whose results.jsonl holds no record: joined
+    with others it adds nothing, and says so (alone it is an error)."""
+    from workbench.runset import RunSetError, find_runs
+    from workbench.store import RunStore
+
+    out = []
+    for p in paths:
+        try:
+            runs = find_runs(p)
+        except RunSetError:
+            continue  # the report names it
+        for run in runs:
+            try:
+                empty = not RunStore(run).latest()
+            except OSError:
+                continue
+            if empty:
+                out.append(f"{run}: holds no records (its results.jsonl is empty); it adds nothing to the report")
+    return out
