@@ -728,3 +728,38 @@ def test_dry_run_says_what_a_recipe_model_lacks(workdir, monkeypatch):
     monkeypatch.setenv("SADTALKER_DIR", str(workdir))
     r = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
     assert "missing:" not in r.output, r.output
+
+
+def test_a_warning_during_a_run_is_one_line_not_glued_to_the_bar(workdir, monkeypatch):
+    """W&B's 'logging stopped' warning (any library warning) prints as one `warning:` line, without the
+    `file.py:123: UserWarning:` prefix that glued itself onto the progress bar."""
+    import warnings
+
+    import workbench.tracking as tracking
+
+    class Warns:
+        def on_job_end(self, job, record):
+            warnings.warn("W&B logging stopped at job 1 (boom); the run goes on", UserWarning)
+
+    def attach(runner, mode=None):
+        runner.callbacks.append(Warns())
+        return None
+
+    monkeypatch.setattr(tracking, "attach", attach)
+    r = CliRunner().invoke(app, ["run", str(suite_file(workdir)), "--no-report"])
+    assert r.exit_code == 0, r.output
+    hits = [x for x in r.output.splitlines() if "W&B logging stopped" in x]
+    assert hits and all(x.startswith("warning: W&B logging stopped") for x in hits), r.output
+    assert "UserWarning" not in r.output and ".py:" not in r.output
+
+
+def test_progress_bar_counts_steps_while_generating_and_frames_while_scoring():
+    from workbench.cli.run import _ProgressBar
+
+    bar = _ProgressBar()
+    bar.on_run_start([], [])
+    bar.on_step(None, "generate", 1, 30)
+    assert bar.steps.unit == "step"  # denoising steps, not "frame/s"
+    bar.on_step(None, "evaluate", 1, 9)
+    assert bar.steps.unit == "frame"
+    bar.on_run_end([], False)
