@@ -137,6 +137,71 @@ def test_models_of_different_tasks_on_the_same_inputs_are_one_case_and_one_row(t
     assert not gen.prompt.disabled and _case(gen)["prompt"] == "she smiles"
 
 
+def test_default_metrics_are_what_can_run_here_and_missing_weights_name_the_fetch_command(tmp_path, monkeypatch):
+    from workbench.metrics import resolve
+
+    monkeypatch.delenv("WORKBENCH_SYNCNET_WEIGHTS", raising=False)
+    gen = _gen(tmp_path)
+    _, wanted = resolve(list(gen.metrics.value))
+    assert "lse_d" not in wanted and "lse_c" not in wanted and "sync_offset" in wanted and "warp_error" in wanted
+    assert gen.metrics_note.value == ""  # nothing chosen that cannot run
+    gen.metrics.value = [*gen.metrics.value, "lipsync"]
+    assert "workbench weights fetch syncnet" in gen.metrics_note.value and "lse_d" in gen.metrics_note.value
+    weights = tmp_path / "syncnet_v2.model"
+    weights.write_bytes(b"x")
+    monkeypatch.setenv("WORKBENCH_SYNCNET_WEIGHTS", str(weights))
+    assert "lipsync" in _gen(tmp_path / "with").metrics.value
+
+
+def test_a_card_says_what_its_times_are_and_a_new_model_clears_the_last_runs_outcome(tmp_path):
+    from workbench.ui.generate import job_times_html
+
+    line = job_times_html({"clip": {"seconds": 2.84}, "timings": {"total": 19.12, "generate": 0.5, "evaluate": 18.3}})
+    assert "clip 2.8 s" in line and "job took 19.1 s" in line and "evaluate 18.3 s" in line
+    gen = _gen(tmp_path)
+    gen.task.value = "image-to-video"
+    gen.model.value = "kenburns"
+    gen.audio.set_path(None)
+    for k, v in {"seconds": 0.3, "width": 48, "height": 48}.items():
+        gen.form.set_value(k, v)
+    gen.metrics.value = ["temporal_flicker"]
+    assert gen.run() and gen.wait(60)
+    assert "clip(s) done" in gen.message.text and "workbench run" in gen.cli_hint.value
+    (card,) = gen.results.rows[0]["clips"]
+    assert "job took" in card["caption"] and "clip 0.3 s" in card["caption"]
+    gen.model.value = "static"
+    assert gen.message.text == "" and gen.cli_hint.value == ""
+
+
+def test_warm_up_loads_what_the_metrics_need_and_the_clip_shows_before_its_scores(tmp_path):
+    from workbench.experiment import hardware
+
+    gen = _gen(tmp_path)
+    assert gen.warmup.state == "idle"  # not in a notebook kernel: nothing loads behind a test's back
+    gen.task.value = "image-to-video"
+    gen.model.value = "kenburns"
+    gen.audio.set_path(None)
+    for k, v in {"seconds": 0.3, "width": 48, "height": 48}.items():
+        gen.form.set_value(k, v)
+    gen.metrics.value = ["temporal_flicker", "identity"]
+    assert gen.warm_up()
+    assert "loading" in gen.warm_note.value or gen.warmup.state == "ready"
+    assert gen.warmup.wait(120) and gen.warmup.state == "ready" and not gen.warmup.errors
+    assert "loaded" in gen.warm_note.value and hardware.cache_info().currsize == 1
+    assert {"record", "faces"} <= gen.warmup._done  # torch for the record, dlib's face models for identity
+    seen = []
+    render = gen._render
+
+    def spy():
+        render()
+        seen.append([dict(c) for row in gen.results.rows for c in row["clips"]])
+    gen._render = spy
+    assert gen.run() and gen.wait(60)
+    first = next(cards for cards in seen if cards)
+    assert "scoring" in first[0]["caption"] and (first[0]["data"] or first[0]["src"])  # the clip, then its scores
+    assert "temporal_flicker" in seen[-1][0]["caption"] and "scoring" not in seen[-1][0]["caption"]
+
+
 # -- one form: every bad value refused beside its field, all of them at Run ---------------------------
 def test_every_bad_value_is_refused_in_place_and_all_are_listed_at_run(tmp_path):
     gen = _gen(tmp_path)

@@ -113,6 +113,16 @@ def hosted_info_html(d: dict[str, Any]) -> str:
             f"</code> &middot; key <code>{html.escape(str(d.get('key_env')))}</code> {key} &middot; price {rule}")
 
 
+def _in_kernel() -> bool:
+    """Whether this runs in a notebook kernel (a person at a form), not a script or a test."""
+    try:
+        from IPython import get_ipython
+
+        return getattr(get_ipython(), "kernel", None) is not None
+    except Exception:
+        return False
+
+
 def job_times_html(r: dict[str, Any]) -> str:
     """A card's last line: the clip's own length, then how long the job took (labelled: a bare "19.1 s" under
     a clip reads as its length)."""
@@ -184,7 +194,10 @@ def _labelled(text: str, widget: W.Widget) -> W.HBox:
 class GenerateTab(W.VBox):
     """Pick a task, a model, inputs and parameters; Run streams clips with their scores."""
 
-    def __init__(self, runs_root: Path, run_dir: Path, on_finished: Callable[[Path], None] | None = None) -> None:
+    def __init__(self, runs_root: Path, run_dir: Path, on_finished: Callable[[Path], None] | None = None,
+                 warm: bool | None = None) -> None:
+        """`warm`: load what the chosen metrics need in the background while the form is filled (default: in
+        a notebook kernel, where a person is filling it; tests call `warm_up()` themselves)."""
         self.runs_root = Path(runs_root)
         self.on_finished = on_finished
         self.known_cases = KnownCases(self.runs_root)  # ids already used: a digest seen keeps its id
@@ -237,6 +250,11 @@ class GenerateTab(W.VBox):
                                         style={"description_width": "64px"})
         self.progress = W.HTML()
         self.run_note = W.HTML(layout=W.Layout(margin="2px 0 0 0"))  # every reason Run waits, beside Run
+        self.warm_note = W.HTML()  # what the warm-up is loading (WarmUp.text)
+        self.warm_note.add_class("wb-warm")
+        from workbench.ui.warmup import WarmUp
+
+        self.warmup = WarmUp(on_change=self._warm_changed)
         self.run_note.add_class("wb-run-note")
         self.message = Message()
         self.results = ClipGrid(width=256, empty="finished clips appear here, each with its scores")
@@ -259,7 +277,8 @@ class GenerateTab(W.VBox):
                         layout=W.Layout(width="510px", min_width="510px"))
         form_box = W.VBox([self.form, self.options_box],
                           layout=W.Layout(margin="0 0 0 16px", flex="1 1 420px", min_width="0"))
-        controls = W.HBox([self.run_btn, self.cancel_btn, W.VBox([self.jobs_bar, self.step_bar]), self.progress],
+        controls = W.HBox([self.run_btn, self.cancel_btn, W.VBox([self.jobs_bar, self.step_bar]), self.progress,
+                           self.warm_note],
                           layout=W.Layout(align_items="center", margin="8px 0 0 0", flex_flow="row wrap"))
         top = W.HBox([inputs, form_box], layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
         super().__init__([top, controls, self.run_note, self.message, self.cli_hint, self.results])
@@ -275,6 +294,7 @@ class GenerateTab(W.VBox):
         self._rows: list[dict[str, Any]] = []
         self._older_rows: list[dict[str, Any]] | None = None  # the grid rows of rows[1:], rendered once (_render)
         self._run_ids: set[str] = set()  # job ids of the run going now (or last)
+        self._previewed: set[str] = set()  # jobs whose clip is on screen before its scores
         self._fill_models()
         # sensible first screen: a sample portrait (and speech) when the project's samples are here
         if any(k.endswith("portrait.png") for k in self.image.choice.options):
@@ -282,6 +302,9 @@ class GenerateTab(W.VBox):
         if any(k.endswith("hello.wav") for k in self.audio.choice.options):
             self.audio.select_sample("hello.wav")
         self._outputs_changed()  # the metrics' note (weights a chosen score lacks here)
+        self._warm = _in_kernel() if warm is None else bool(warm)
+        if self._warm:
+            self.warm_up()
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _desc(self) -> dict[str, Any] | None:
@@ -498,7 +521,17 @@ class GenerateTab(W.VBox):
                                    f"<span style='color:#b00020'>\u2716 {html.escape(self.options_error)}</span>")
         self._update_state()
 
+    def warm_up(self) -> bool:
+        """Load, in the background, what the chosen metrics need (torch, face models, first frames)."""
+        return self.warmup.start(list(self.metrics.value))
+
+    def _warm_changed(self) -> None:
+        text = self.warmup.text
+        self.warm_note.value = (f"<span style='color:#777;font-size:11px'>{html.escape(text)}</span>" if text else "")
+
     def _outputs_changed(self) -> None:
+        if getattr(self, "_warm", False):
+            self.warm_up()  # new metrics may need more (face models)
         note = weights_note(list(self.metrics.value))
         self.metrics_note.value = f"<div style='color:#8a6d00;font-size:11px;line-height:1.3'>{note}</div>" if note else ""
         n, _ = parse_outputs(self.outputs.value)
@@ -726,6 +759,7 @@ class GenerateTab(W.VBox):
         del self._rows[ROWS_KEPT:]
         self._older_rows = None
         self._run_ids = {j.id for j in self.runner.jobs}
+        self._previewed: set[str] = set()
         self.message.info(f"starting {len(self.runner.jobs)} job(s) into {self._label(self.runner.store.root)}")
         self._busy = True
         self.run_btn.disabled = True
@@ -776,6 +810,12 @@ class GenerateTab(W.VBox):
         self.step_bar.value = 0
 
     def on_step(self, job, stage, i, n) -> None:
+        if stage == "evaluate" and job.id not in self._previewed:  # the clip is saved: show it while it is scored
+            self._previewed.add(job.id)
+            self._put({"job_id": job.id, "status": "scoring", "model": job.model.display, "model_name": job.model.name,
+                       "seed": job.seed, "output": job.output,
+                       "video": str((self.runner.store.clips / job.clip_name).relative_to(self.runner.store.root))})
+            self._render()
         if not self._throttle.ready(force=(i == n)):
             return
         self.step_bar.max = max(1, n)
@@ -875,6 +915,9 @@ class GenerateTab(W.VBox):
         title = f"{model} \u00b7 seed {r.get('seed')}" + (f" \u00b7 #{r['output']}" if r.get("output") else "")
         mark = (marks or {}).get(r.get("job_id", ""))
         badge = "kept" if mark is not None and mark.kept else ""  # a kept take has its badge, not the star
+        if r.get("status") == "scoring":  # made, not yet scored: the clip now, its scores when they come
+            return clip_item(root / r["video"], title, caption="<div class='wb-scoring' style='color:#777'>"
+                             "<i>scoring\u2026</i></div>", key=r.get("job_id", ""), badge=badge)
         if r.get("status") != "ok":
             return clip_item(None, title, error=str(r.get("error") or "failed"), status="error",
                              key=r.get("job_id", ""), badge=badge)
