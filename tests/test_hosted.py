@@ -322,3 +322,28 @@ def test_studio_marks_hosted_models_and_shows_the_cost_before_run(tmp_path, monk
     assert est == {"per_clip": 0.5, "clips": 2, "total": 1.0, "currency": "USD", "rule": est["rule"]}
     assert "estimated cost: <b>1.00 USD</b>" in gen.run_note.value
     assert HEDRA_KEY not in gen.model_info.value + gen.run_note.value
+
+
+def test_hosted_i2v_on_audio_cases_says_lipsync_does_not_apply_and_can_be_left_out(tmp_path, env):
+    """Kling on fal never hears a case's speech: the dry run says so (billed, audio unused), the record
+    says lip-sync does not apply, and `unheard_audio: skip` leaves those jobs out (the talking head stays)."""
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    models = [m("fal-kling-2.1-standard-i2v"), m("hedra-character-3")]
+    path = make_suite(tmp_path / "s", models)
+    res = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "run"), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    notes = [x for x in res.output.splitlines() if x.startswith("lip-sync not applicable")]
+    assert len(notes) == 1 and "fal-kling-2.1-standard-i2v" in notes[0] and "billed" in notes[0], res.output
+    recs = by_model(run(path, tmp_path / "run"))
+    assert any("lip-sync not applicable" in w for w in recs["fal-kling-2.1-standard-i2v"]["warnings"])
+    assert not any("lip-sync not applicable" in w for w in recs["hedra-character-3"]["warnings"])
+    skip = make_suite(tmp_path / "s2", models, unheard_audio="skip")
+    runner = Runner(load_suite(skip), tmp_path / "run2")
+    assert [j.model.name for j in runner.jobs] == ["hedra-character-3"]
+    assert any("fal-kling-2.1-standard-i2v takes no driving audio" in w for w in runner.skipped)
+    res = CliRunner().invoke(app, ["run", str(skip), "--out", str(tmp_path / "run2"), "--dry-run"])
+    assert not any(x.startswith("lip-sync not applicable") for x in res.output.splitlines())
+    assert "skipped: fal-kling-2.1-standard-i2v takes no driving audio" in res.output

@@ -109,7 +109,7 @@ def expand_jobs(suite: Suite, skipped: list[str] | None = None) -> list[Job]:
     case without audio) are left out and described in `skipped`. The suite must be valid
     (`load_suite` checks it): unknown models and parameters are errors there, not here.
     """
-    from workbench.workflow.steps import for_model, resolve_auto, resolve_case
+    from workbench.workflow.steps import for_model, resolve_auto, resolve_case, unheard_audio
 
     jobs = []
     for case in suite.cases:
@@ -124,7 +124,7 @@ def expand_jobs(suite: Suite, skipped: list[str] | None = None) -> list[Job]:
                 if skipped is not None:
                     skipped.append(auto_error)
                 continue
-            why = inapplicable(case, model)
+            why = inapplicable(case, model) or unheard_audio(suite, case, model)  # `unheard_audio: skip`
             if why:
                 if skipped is not None:
                     skipped.append(why)
@@ -660,8 +660,9 @@ class Runner:
         takes = getattr(get_generator(job.model.name), "accepts", None)
         heard = request.audio if takes is None or "audio" in takes else None
         if request.audio is not None and heard is None:
-            warnings.append(f"{job.model.name} takes no driving audio: the case's audio is not used for lip-sync "
-                            f"(scored against the clip's own soundtrack, if any)")
+            warnings.append(f"lip-sync not applicable: {job.model.name} takes no driving audio, so the case's audio "
+                            f"is not used (lip-sync scores the clip's own soundtrack, if any; `unheard_audio: skip` "
+                            f"in the suite leaves such jobs out)")
         saved = Clip.open(path, load_audio_track=heard is None)  # a generated soundtrack is scored too
         w, h = saved.size
         record["clip"] = {"frames": saved.num_frames, "fps": saved.fps, "width": w, "height": h,

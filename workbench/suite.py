@@ -127,6 +127,10 @@ class Suite(_Strict):
     budget: float | None = Field(None, gt=0, allow_inf_nan=False,
                                  description="USD: refuse to start when the estimated cost of the unfinished "
                                              "jobs of hosted models exceeds it (see `workbench run --dry-run`)")
+    unheard_audio: Literal["run", "skip"] = Field(
+        "run", description="jobs of a case with driving audio on a model that takes none (image-to-video, most "
+                           "hosted models, LTX-2): run them (the audio unused, lip-sync not applicable; hosted: "
+                           "billed) or skip them")
     base_dir: Path = Field(default=Path("."), exclude=True, description="set by load_suite: the suite file's folder")
 
     @model_validator(mode="before")

@@ -259,6 +259,25 @@ def missing_requirements(runner, jobs) -> list[str]:
     return list(out.values())
 
 
+def unheard_audio_lines(jobs) -> list[str]:
+    """One line per model that would run on cases with driving audio it never hears (image-to-video,
+    most hosted models): their audio is unused and lip-sync does not apply (hosted: billed anyway)."""
+    from workbench.models import get_generator
+    from workbench.workflow.steps import hears_audio
+
+    count: dict[str, int] = {}
+    hosted: dict[str, bool] = {}
+    for j in jobs:
+        cls = get_generator(j.model.name)
+        if j.audio is None or cls.task == "text-to-image" or hears_audio(j.model.name):
+            continue
+        count[j.model.display] = count.get(j.model.display, 0) + 1
+        hosted[j.model.display] = bool(getattr(cls, "provider", None))
+    return [f"lip-sync not applicable: {label} takes no driving audio; {n} job{'s' if n != 1 else ''} on cases with "
+            f"audio would {'be billed and ' if hosted[label] else ''}run with the audio unused "
+            f"(`unheard_audio: skip` in the suite leaves them out)" for label, n in count.items()]
+
+
 def print_dry_run(runner) -> None:
     """The jobs still to run, one line each, then the estimated cost per model and in total (hosted
     models; local ones cost nothing here), the keys that are missing and the budget."""
@@ -293,6 +312,8 @@ def print_dry_run(runner) -> None:
         typer.echo(f"missing key: {line}")
     for line in missing_requirements(runner, todo):
         typer.echo(f"missing: {line} (its jobs would fail)")
+    for line in unheard_audio_lines(todo):
+        typer.echo(line)
     typer.echo("dry run: nothing was run")
 
 

@@ -127,6 +127,29 @@ def _enhance(suite: "Suite", case: "CaseSpec", enhance: bool | str, update: dict
     return None
 
 
+def hears_audio(model_name: str) -> bool:
+    """Whether a registered model is driven by the case's audio (talking heads); image-to-video models,
+    most hosted ones and LTX-2 (which makes its own soundtrack) are not."""
+    from workbench.models import get_generator
+
+    cls = get_generator(model_name)
+    takes = getattr(cls, "accepts", None)
+    return (takes is None or "audio" in takes) and not getattr(getattr(cls, "spec", None), "audio_out", False)
+
+
+def unheard_audio(suite: "Suite", case: "CaseSpec", model: "ModelSpec") -> str | None:
+    """Why a (case, model) job is left out under `unheard_audio: skip`: the case has driving audio and
+    the model never hears it. None when it runs."""
+    if getattr(suite, "unheard_audio", "run") != "skip" or not (case.audio or case.text is not None):
+        return None
+    from workbench.models import get_generator
+
+    if hears_audio(model.name) or get_generator(model.name).task == "text-to-image":  # a picture has no lips
+        return None
+    return (f"{model.display} takes no driving audio; case {case.id} has audio (lip-sync not applicable; "
+            f"`unheard_audio: skip`)")
+
+
 def resolve_auto(case: "CaseSpec", model: "ModelSpec", suite: "Suite") -> tuple["ModelSpec", dict[str, Any] | None, str | None]:
     """An `auto` entry -> (the routed ModelSpec labelled `auto` or its label, the route, error)."""
     from workbench.workflow.agent import Inputs, route
