@@ -763,3 +763,17 @@ def test_progress_bar_counts_steps_while_generating_and_frames_while_scoring():
     bar.on_step(None, "evaluate", 1, 9)
     assert bar.steps.unit == "frame"
     bar.on_run_end([], False)
+
+
+def test_a_picture_lists_only_the_scores_that_apply_to_a_picture():
+    """A text-to-image cell listed ~25 video, face and audio scores as n/a: none of them exists for a
+    still; `applicable_scores` is the rule the report and the Studio list a cell's scores by."""
+    from workbench.metrics.registry import applicable_scores, score_specs
+
+    every = list(score_specs())
+    assert len(every) > 20
+    picture = {"task": "text-to-image", "image_out": "clips/x.png", "metrics_requested": every}
+    assert applicable_scores(picture, every) == []
+    assert applicable_scores({"image_out": "clips/x.png"}, every) == []  # an older record without `task`
+    assert applicable_scores({"task": "image-to-video", "video": "clips/x.mp4"}, every) == every
+    assert applicable_scores("text-to-image", ["temporal_flicker", "identity_similarity"]) == []

@@ -57,6 +57,29 @@ def score_owner() -> dict[str, type[Metric]]:
     return {s.name: cls for cls in metric_classes() for s in cls.scores}
 
 
+# scores that mean something for a still picture (a text-to-image record): every registered score reads
+# motion, frames over time, a face over time or sound, so none does; a metric that scores one image
+# (an aesthetic or prompt-alignment score) lists its names here
+IMAGE_SCORES: frozenset[str] = frozenset()
+STILL_TASKS = frozenset({"text-to-image"})
+
+
+def applicable_scores(record: dict | str | None, names: Iterable[str]) -> list[str]:
+    """The score names among `names` (in their order) that apply to a record's task: all of them for a
+    clip, only `IMAGE_SCORES` for a picture (a text-to-image record: no motion, no second frame, no
+    sound, so the ~25 video, face and audio scores are not "n/a", they do not exist for it). `record` is
+    a record (its `task`, else `image_out` without `video` means a picture) or a task name. The report
+    and the Studio list a cell's scores through this."""
+    if isinstance(record, dict):
+        task = record.get("task") or ("text-to-image" if record.get("image_out") and not record.get("video") else None)
+    else:
+        task = record
+    names = list(names)
+    if task in STILL_TASKS:
+        return [n for n in names if n in IMAGE_SCORES]
+    return names
+
+
 MOTION_CONTEXT = "dynamic_degree"  # the group whose scores (dynamic_degree, flow_magnitude) tell still clips apart
 
 
