@@ -777,3 +777,13 @@ def test_a_picture_lists_only_the_scores_that_apply_to_a_picture():
     assert applicable_scores({"image_out": "clips/x.png"}, every) == []  # an older record without `task`
     assert applicable_scores({"task": "image-to-video", "video": "clips/x.mp4"}, every) == every
     assert applicable_scores("text-to-image", ["temporal_flicker", "identity_similarity"]) == []
+
+
+def test_models_listing_says_the_face_swap_blend_it_uses():
+    from workbench.models import get_generator
+
+    cls = get_generator("faceswap-landmarks")
+    r = CliRunner().invoke(app, ["models", "--json"])
+    row = next(m for m in json.loads(r.stdout) if m["name"] == "faceswap-landmarks")
+    assert cls.defaults["blend"] == "feather" and "feathered blend" in row["description"]
+    assert "seamless blend;" not in row["description"]

@@ -206,7 +206,8 @@ class FaceSwapLandmarks(Generator):
     name = "faceswap-landmarks"
     task = "face-swap"
     description = ("model-free face swap: dlib landmarks, per-triangle affine warp of the target face onto each "
-                   "source frame, Lab colour match, seamless blend; the source's mouth, motion and audio kept")
+                   "source frame, Lab colour match, feathered blend (params.blend: seamless for Poisson cloning); "
+                   "the source's mouth, motion and audio kept")
     requires = frozenset({"video", "image"})
     accepts = frozenset({"video", "image"})
     defaults = {"blend": "feather", "colour": "lab", "keep_mouth": True, "max_side": 0, "seconds": 0.0,
