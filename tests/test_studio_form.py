@@ -374,6 +374,24 @@ def test_evaluate_or_a_path_drops_the_run_clips_references(tmp_path):
     assert Path(ev.image.value).resolve() == PORTRAIT.resolve() and ev.table.value
 
 
+def test_evaluate_curves_are_in_the_tables_unit_and_only_scores_with_a_direction_get_a_worst_frame():
+    from workbench.ui.evaluate import curve_panels, curves_png
+    from workbench.ui.widgets import fmt_score, score_infos
+
+    series = {"warp_error": [5e-5, 2e-5, 3e-5], "flow_magnitude": [1.0, 4.0, 2.0]}
+    worst = {"warp_error": 0, "flow_magnitude": 1}
+    recs = [{"status": "ok", "scores": {"warp_error": 3e-5, "flow_magnitude": 2.0}}]
+    infos = score_infos(recs)
+    panels = {p["name"]: p for p in curve_panels(series, worst, infos)}
+    warp = panels["warp_error"]
+    assert warp["unit"] == infos["warp_error"].unit_label and warp["unit"]  # e.g. x10^-3, as in the table
+    assert fmt_score("warp_error", 3e-5, infos) == infos["warp_error"].fmt(3e-5)
+    assert abs(warp["values"][2] - 3e-5 * infos["warp_error"].scale) < 1e-12 and warp["values"][2] > 1e-3
+    assert warp["worst"] == 0  # lower is better: frame 0 is the worst
+    assert panels["flow_magnitude"]["worst"] is None  # no better direction: no worst frame
+    assert curves_png(series, worst, infos)[:4] == b"\x89PNG"
+
+
 # -- units, n/a, one star ------------------------------------------------------------------------------
 def _rec(job: str, **scores) -> dict:
     return {"job_id": job, "status": "ok", "scores": scores, "score_errors": {"identity_similarity": "no face found"}}

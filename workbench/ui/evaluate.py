@@ -28,29 +28,54 @@ def default_metrics() -> list[str]:
     return list(DEFAULT_METRICS) if syncnet_here() else [m for m in DEFAULT_METRICS if m != "lipsync"] + OFFLINE_LIPSYNC
 
 
-def curves_png(series: dict[str, list], worst: dict[str, int]) -> bytes | None:
-    """One small panel per per-frame series (matplotlib, Agg, thread-safe: no pyplot state)."""
-    series = {k: v for k, v in series.items() if v and any(x is not None for x in v)}
-    if not series:
+def curve_panels(series: dict[str, list], worst: dict[str, int], infos: dict[str, Any] | None = None,
+                 dirs: dict[str, bool | None] | None = None) -> list[dict[str, Any]]:
+    """What each curve panel shows: values in the table's unit (the score's scale, e.g. warp_error in
+    \u00d710\u207b\u00b3, named in the title), and the worst frame marked only for a score with a better
+    direction (flow_magnitude has none: no frame of it is worse)."""
+    infos = infos if infos is not None else score_infos([{"status": "ok", "scores": {k: 0.0 for k in series}}])
+    dirs = dirs if dirs is not None else directions()
+    panels = []
+    for name, values in series.items():
+        if not values or all(x is None for x in values):
+            continue
+        info = infos.get(name)
+        scale = float(getattr(info, "scale", 1.0) or 1.0)
+        unit = getattr(info, "unit_label", "") if info is not None else ""
+        w = worst.get(name) if dirs.get(name) is not None else None
+        if w is not None and not (0 <= w < len(values) and values[w] is not None):
+            w = None
+        panels.append({"name": name, "unit": unit, "worst": w,
+                       "values": [None if v is None else float(v) * scale for v in values]})
+    return panels
+
+
+def curves_png(series: dict[str, list], worst: dict[str, int], infos: dict[str, Any] | None = None,
+               dirs: dict[str, bool | None] | None = None) -> bytes | None:
+    """One small panel per per-frame series (matplotlib, Agg, thread-safe: no pyplot state), each in the
+    score table's unit (`curve_panels`)."""
+    panels = curve_panels(series, worst, infos, dirs)
+    if not panels:
         return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from workbench.figures import plain_axis
 
-    n = len(series)
+    n = len(panels)
     cols = min(3, n)
     rows = (n + cols - 1) // cols
     fig = Figure(figsize=(3.6 * cols, 2.2 * rows), dpi=90)
     FigureCanvasAgg(fig)
-    for i, (name, values) in enumerate(series.items()):
+    for i, panel in enumerate(panels):
+        values = panel["values"]
         ax = fig.add_subplot(rows, cols, i + 1)
         xs = [j for j, v in enumerate(values) if v is not None]
         ys = [values[j] for j in xs]
         ax.plot(xs, ys, lw=1.2, color="#1f6fb2")
-        title = name
-        if name in worst and worst[name] is not None and 0 <= worst[name] < len(values) and values[worst[name]] is not None:
-            w = worst[name]
+        title = panel["name"] + (f" ({panel['unit']})" if panel["unit"] else "")
+        if panel["worst"] is not None:
+            w = panel["worst"]
             ax.plot([w], [values[w]], "o", color="#b00020", ms=5)
             title += f"   (worst: frame {w})"
         lo, hi = min(ys), max(ys)
@@ -196,11 +221,15 @@ class EvaluateTab(W.VBox):
                 series = json.loads((self._run_dir / r["series"]).read_text())
             except (OSError, ValueError):
                 series = {}
-        png = curves_png(series, r.get("worst_frame") or {}) if series else None
+        png = curves_png(series, r.get("worst_frame") or {}, self._run_infos() or self._infos_of(r)) if series else None
         self.curves.layout.display = None if png else "none"
         if png:
             self.curves.value = png
         self.message.info("scores stored with this job; Evaluate scores it again with the metrics above")
+
+    @staticmethod
+    def _infos_of(r: dict[str, Any]) -> dict[str, Any]:
+        return score_infos([{"status": "ok", "scores": dict(r.get("scores") or {})}])
 
     def _run_infos(self) -> dict[str, Any] | None:
         """Score formatting over the run's records (the unit its report uses); None without a run."""
@@ -258,7 +287,8 @@ class EvaluateTab(W.VBox):
             dirs = directions()
             infos = self._run_infos() if not self.path.value.strip() else None
             self.table.value = score_table_html(res, dirs, infos)
-            png = curves_png(getattr(res, "series", {}) or {}, getattr(res, "worst_frame", {}) or {})
+            shown = infos or score_infos([{"status": "ok", "scores": dict(res.scores), "backends": dict(res.backends)}])
+            png = curves_png(getattr(res, "series", {}) or {}, getattr(res, "worst_frame", {}) or {}, shown, dirs)
             if png:
                 self.curves.value = png
                 self.curves.layout.display = None
