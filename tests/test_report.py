@@ -2,6 +2,7 @@
 figures, a cases x models grid of relative video links; built from a real run of the runner."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from html.parser import HTMLParser
@@ -76,6 +77,13 @@ def run_dir(tmp_path_factory) -> Path:
     runner.run_all()
     write_report(runner.store.root)
     return runner.store.root
+
+
+def table_data(text: str) -> dict:
+    """The clip table's compact data in a report page (<script id="clip-data">)."""
+    m = re.search(r'<script type="application/json" id="clip-data">(.*?)</script>', text, re.S)
+    assert m, "the page holds no clip table data"
+    return json.loads(m.group(1))
 
 
 def test_numbers_read_plainly():
@@ -160,14 +168,28 @@ def test_report_content_from_a_real_run(run_dir):
     assert "significant" not in [s for s in re.findall(r"\b(?:not )?significant\b", text) if s == "significant"][1:]
     assert "p (Holm)" in text and f"at least {MIN_CASES} cases" in text
 
-    # figures: bars with CIs, radar, per-frame curves for the cases whose clips have series
+    # figures: bars with CIs and the radar as PNGs; per-frame curves as compact data the page draws per row
     pngs = [a["src"] for a in page.find("img") if a.get("src", "").startswith("data:image/png;base64,")]
-    assert len(pngs) >= 3
-    assert any(r.get("series") for r in ok) and "per-frame values on a" in text
+    assert len(pngs) >= 2
+    data = table_data(html)
+    assert data["models"] == ["drift", "drift-long"] and data["series"]
+    by_job = {r["job_id"]: r for r in records}
+    for row in data["rows"]:
+        for cell in row["x"]:
+            if isinstance(cell, dict) and "c" in cell:  # a clip with per-frame curves: their frame counts and ranges
+                series = json.loads((run_dir / by_job[cell["j"]]["series"]).read_text())
+                for k, (lo, hi, frames, curve) in data["series"][cell["c"]].items():
+                    vals = [v for v in series[data["scores"][int(k)]["name"]] if v is not None]
+                    assert frames == len(series[data["scores"][int(k)]["name"]]) and len(curve) == min(frames, 64)
+                    assert lo == pytest.approx(min(vals), rel=1e-5) and hi == pytest.approx(max(vals), rel=1e-5)
+    assert any(isinstance(c, dict) and "c" in c for row in data["rows"] for c in row["x"])
 
-    # the grid: one row per case, one column per model, failed jobs show their error in place
-    assert [a["id"] for a in page.find("tr", "caserow")] == ["case-a", "case-b", "case-bad"]
+    # the table: one row per (case, seed) in case order, one column per model; the first page is HTML too
+    keys = [(data["strings"][row["c"]], row["seed"]) for row in data["rows"]]
+    assert keys == [(c, s) for c in ("a", "b", "bad") for s in ("0", "1")]
+    assert [a["id"] for a in page.find("tr", "caserow")] == [f"row-{c}__seed{s}" for c, s in keys]
     assert [a for a in page.find("th", "model")].__len__() == 2
+    assert data["counts"]["failed"] == len([r for r in records if r["status"] != "ok"]) == 4
     failed_error = next(r["error"] for r in records if r["status"] != "ok")
     assert failed_error in text
 

@@ -59,21 +59,24 @@ def test_report_in_headless_chromium(browser, report, tmp_path):
 
     # fits the screen: the page itself does not scroll sideways; the wide tables scroll in their boxes
     assert page.evaluate("document.documentElement.scrollWidth") <= 1366
-    box = page.locator(".box.tall")
+    box = page.locator("#clip-grid").locator("xpath=..")
     assert box.evaluate("b => b.scrollWidth > b.clientWidth")  # six models are wider than the screen
+    assert box.evaluate("b => b.scrollHeight <= b.clientHeight + 1")  # no inner vertical scroll: the page scrolls
     sticky_before = page.locator("tr.caserow td.case").first.bounding_box()["x"]
     box.evaluate("b => { b.scrollLeft = b.scrollWidth; }")
     page.wait_for_timeout(100)
     assert page.locator("tr.caserow td.case").first.bounding_box()["x"] == pytest.approx(sticky_before, abs=1)
     box.evaluate("b => { b.scrollLeft = 0; }")
 
-    # row controls: the seed button switches every clip in the row, the unmute button unmutes one clip only
-    assert page.locator("#case-a button.sound").count() == 0  # silent clips offer no unmute
-    row = page.locator("#case-b")  # the case with speech
+    # rows are (case, seed): the seed filter leaves seed 1; the unmute button unmutes one clip only
+    assert page.locator("#row-a__seed0 button.sound").count() == 0  # silent clips offer no unmute
+    page.select_option("#table-bar select[data-f='seed']", "1")
+    assert page.locator("#clip-rows tr.caserow").count() == 2
+    row = page.locator("#row-b__seed1")  # the case with speech
     row.scroll_into_view_if_needed()
-    row.locator("button.variant", has_text="seed 1").click()
     active = row.locator(".panel.active")
     assert active.count() == 6 and all(t.startswith("seed 1") for t in active.all_inner_texts())
+    page.wait_for_function("Array.from(document.querySelectorAll('#row-b__seed1 video')).every(v => v.readyState > 0)")
     active.first.locator("button.sound").click()
     muted = page.eval_on_selector_all("video", "vs => vs.filter(v => !v.muted).length")
     assert muted == 1 and not active.first.locator("video").evaluate("v => v.muted")
@@ -83,6 +86,11 @@ def test_report_in_headless_chromium(browser, report, tmp_path):
     page.wait_for_timeout(400)
     times = active.locator("video").evaluate_all("vs => vs.map(v => v.currentTime)")
     assert max(times) > 0 and max(times) - min(times) < 0.25, times
+    # a row's per-frame curves, drawn in the page: one SVG per score with a series, a line per model
+    row.locator("button.curves").click()
+    curves = page.locator("tr.curverow svg.curve")
+    assert curves.count() >= 3 and curves.first.locator("path").count() == 6
+    page.select_option("#table-bar select[data-f='seed']", "")
 
     page.locator("tr.caserow").first.scroll_into_view_if_needed()
     page.evaluate("window.scrollTo(0, 0)")

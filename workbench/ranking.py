@@ -141,8 +141,11 @@ class RankBlock:
 
 
 def rank_score(records: list[dict[str, Any]], name: str, higher: bool, shown: Callable[[float], str],
-               gated: bool, floor: float = MOTION_FLOOR) -> RankBlock | None:
-    """The ranking of every model on one score; None when fewer than 2 models have a value."""
+               gated: bool, floor: float = MOTION_FLOOR, still: dict[int, bool | None] | None = None) -> RankBlock | None:
+    """The ranking of every model on one score; None when fewer than 2 models have a value.
+    `still`: is_still of each record by id(), when the caller has it (rank_all computes it once)."""
+    if still is None:
+        still = {id(r): is_still(r, floor) for r in records} if gated else {}
     ok = [r for r in records if r.get("status") == "ok" and score_value(r, name) is not None]
     excluded: dict[str, str] = {}
     still_count: dict[str, int] = {}
@@ -152,7 +155,7 @@ def rank_score(records: list[dict[str, Any]], name: str, higher: bool, shown: Ca
         for r in ok:
             m = str(r.get("model"))
             flows.setdefault(m, []).append(score_value(r, MOTION_SCORE) or 0.0)
-            if is_still(r, floor):
+            if still[id(r)]:
                 still_count[m] = still_count.get(m, 0) + 1
             else:
                 moving.append(r)
@@ -205,9 +208,10 @@ def rank_all(records: list[dict[str, Any]], specs: dict[str, tuple[bool, bool, C
     Holm-adjusted p-values over all comparisons in the table. Gating applies only when the records
     carry the motion measure."""
     has_motion = any(score_value(r, MOTION_SCORE) is not None for r in records)
+    still = {id(r): is_still(r, floor) for r in records} if has_motion else {}
     blocks = []
     for name, (higher, stillness, shown) in specs.items():
-        b = rank_score(records, name, higher, shown, gated=stillness and has_motion, floor=floor)
+        b = rank_score(records, name, higher, shown, gated=stillness and has_motion, floor=floor, still=still)
         if b is not None:
             blocks.append(b)
     flat = [row for b in blocks for row in b.rows if row.p is not None]

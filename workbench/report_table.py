@@ -22,6 +22,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
+from workbench.memo import memoised
 from workbench.metrics.stats import score_value
 from workbench.ranking import MOTION_FLOOR, MOTION_SCORE, floor_for, is_still, shown_flow
 from workbench.runset import media_of
@@ -30,6 +33,7 @@ PAGE_ROWS = 10  # rows per page, first page included
 SERIES_POINTS = 64  # a per-frame curve is shown with at most this many points (bin means beyond)
 LEVELS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"  # one character per point
 GAP = "~"  # a frame without a value
+_LEVEL_CHARS = np.array(list(LEVELS))
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", *IMAGE_SUFFIXES)
 
@@ -57,28 +61,40 @@ def variant_label(v: tuple) -> str:
     return f"seed {seed}" + (f" \u00b7 output {out}" if out else "")
 
 
+def row_id(key: tuple) -> str:
+    """The HTML id of a table row: `row-CASE__seedS` (and `_outO` for outputs past the first)."""
+    case, (seed, out) = key
+    return f"row-{case}__seed{seed}" + (f"_out{out}" if out else "")
+
+
 def quantise(values: list[Any], points: int = SERIES_POINTS) -> list[Any] | None:
     """A per-frame series as [lo, hi, frames, text]: at most `points` bin means, each one character of
     LEVELS between lo and hi (1/63 of the range: a curve's shape, not its digits, which the cell
     shows), GAP where a bin has no value. None when no frame has a finite value."""
-    vals = [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
-            for v in (values or [])]
-    finite = [v for v in vals if v is not None]
-    if not finite:
+    try:
+        vals = np.asarray(values if values is not None else [], dtype=np.float64).ravel()  # None -> nan
+    except (TypeError, ValueError):  # a hand-edited series with text in it: keep the numbers
+        vals = np.asarray([v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+                           for v in values], dtype=np.float64)
+    finite = np.isfinite(vals)
+    if not finite.any():
         return None
     n = len(vals)
+    lo, hi = float(vals[finite].min()), float(vals[finite].max())
     if n > points:
-        binned = []
-        for b in range(points):
-            chunk = [v for v in vals[b * n // points:(b + 1) * n // points] if v is not None]
-            binned.append(sum(chunk) / len(chunk) if chunk else None)
-        vals = binned
-    lo, hi = min(finite), max(finite)
-    span = hi - lo
+        edges = (np.arange(points + 1) * n) // points
+        sums = np.add.reduceat(np.where(finite, vals, 0.0), edges[:-1])
+        counts = np.add.reduceat(finite.astype(np.int64), edges[:-1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vals = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        finite = counts > 0
     top = len(LEVELS) - 1
-    text = "".join(GAP if v is None else LEVELS[0 if span <= 0 else max(0, min(top, round((v - lo) / span * top)))]
-                   for v in vals)
-    return [_short(lo), _short(hi), n, text]
+    span = hi - lo
+    idx = np.zeros(len(vals), dtype=np.int64) if span <= 0 else \
+        np.clip(np.rint((np.where(finite, vals, lo) - lo) / span * top), 0, top).astype(np.int64)
+    chars = _LEVEL_CHARS[idx]
+    chars[~finite] = GAP
+    return [_short(lo), _short(hi), n, "".join(chars.tolist())]
 
 
 def _short(v: float) -> float:
@@ -104,6 +120,8 @@ class ClipTable:
         self.kept, self.favourites = kept, favourites
         self.floor = motion_floor
         self.names = list(infos)
+        self._media_ok: dict[Any, bool] = {}
+        self._still_of: dict[int, bool | None] = {}  # by id(record): the records outlive the table
         self.series_errors: dict[tuple, list[str]] = defaultdict(list)
         by_row: dict[tuple, dict[str, dict[str, Any]]] = {}
         cases: list[str] = []
@@ -123,9 +141,19 @@ class ClipTable:
             self.models_on_case[case].update(cells)
         self._best = {k: self._best_in_row(k) for k in self.keys}
 
+    def has_media(self, rel: Any) -> bool:
+        """media_file, asked once per path (clips are often shared between records)."""
+        key = rel if isinstance(rel, str) else repr(rel)
+        if key not in self._media_ok:
+            self._media_ok[key] = media_file(self.run_dir, rel)
+        return self._media_ok[key]
+
     # ---- per-row decisions shared by both renderers -------------------------------------------------
     def _still(self, r: dict[str, Any]) -> bool | None:
-        return is_still(r, self.floor) if r.get("status") == "ok" else None
+        key = id(r)
+        if key not in self._still_of:
+            self._still_of[key] = is_still(r, self.floor) if r.get("status") == "ok" else None
+        return self._still_of[key]
 
     def _best_in_row(self, key: tuple) -> dict[str, set[str]]:
         """{score: models with the row's best value as shown} (only where someone is better)."""
@@ -210,7 +238,7 @@ class ClipTable:
         clip = r.get("clip") or {}
         return {"variant": variant_label(variant(r)), "absent": False, "ok": r.get("status") == "ok",
                 "error": r.get("error") or "", "video": media_of(r), "kind": media_kind(media_of(r)),
-                "exists": media_file(self.run_dir, media_of(r)), "clip": self.clip_text(r), "scores": scores,
+                "exists": self.has_media(media_of(r)), "clip": self.clip_text(r), "scores": scores,
                 "notes": notes, "warnings": r.get("warnings") or [], "audio": bool(clip.get("audio")),
                 "marks": self.marks(r), "timing": self.job_time(r),
                 "params": json.dumps(r.get("params") or {}, sort_keys=True, default=str), "job_id": r.get("job_id")}
@@ -229,11 +257,31 @@ class ClipTable:
         inputs = ", ".join(f"{k}: {Path(str(v.get('path') or '')).name}" for k, v in (first.get("inputs") or {}).items()
                            if isinstance(v, dict) and v)
         return {"case": key[0], "variant": variant_label(key[1]), "prompt": first.get("prompt") or "",
-                "inputs": inputs, "id": f"{key[0]}__{variant_label(key[1])}"}
+                "inputs": inputs, "id": row_id(key)}
 
     def first_page(self, rows: int = PAGE_ROWS) -> list[dict[str, Any]]:
         """The first `rows` rows in table order, as HTML rows (shown whether or not scripts run)."""
         return [{**self.row_head(k), "cells": [self.cell(k, m) for m in self.models]} for k in self.keys[:rows]]
+
+    def _read_series(self, rel: str) -> dict[str, Any]:
+        """{score: quantised curve} of one series file, or {"__error__": why}; memoised by the file's
+        path, size and time (workbench.memo), so an unchanged file is not parsed again."""
+        path = self.run_dir / rel
+        try:
+            st = path.stat()
+        except OSError as e:
+            return {"__error__": f"{rel}: {e.strerror or e}"}
+
+        def read() -> dict[str, Any]:
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError) as e:
+                return {"__error__": f"{rel}: {e}"}
+            if not isinstance(data, dict):
+                return {}
+            return {str(n): q for n, vals in data.items() if isinstance(vals, list) and (q := quantise(vals)) is not None}
+
+        return memoised("series", (str(path.resolve()), st.st_size, st.st_mtime_ns, SERIES_POINTS, LEVELS), read)
 
     def clip_paths(self) -> list[str]:
         """The relative paths of every showable clip, in table order (what the page may embed)."""
@@ -241,7 +289,7 @@ class ClipTable:
         for key in self.keys:
             for m in self.models:
                 r = self.cells[key].get(m)
-                if r is not None and r.get("status") == "ok" and media_file(self.run_dir, v := media_of(r)):
+                if r is not None and r.get("status") == "ok" and self.has_media(v := media_of(r)):
                     out.append(str(v))
         return list(dict.fromkeys(out))
 
@@ -264,19 +312,12 @@ class ClipTable:
                 return -1
             if rel not in series:
                 if rel not in series_cache:
-                    try:
-                        data = json.loads((self.run_dir / rel).read_text())
-                        series_cache[rel] = data if isinstance(data, dict) else {}
-                    except (OSError, ValueError) as e:
-                        series_cache[rel] = {"__error__": f"{rel}: {e}"}
+                    series_cache[rel] = self._read_series(rel)
                 data = series_cache[rel]
                 if "__error__" in data:
                     self.series_errors[key].append(data["__error__"])
                     return -1
-                curves = {}
-                for n, vals in data.items():
-                    if n in index and isinstance(vals, list) and (q := quantise(vals)) is not None:
-                        curves[str(index[n])] = q
+                curves = {str(index[n]): q for n, q in data.items() if n in index}
                 if not curves:
                     return -1
                 series[rel] = len(series_list)
@@ -303,7 +344,7 @@ class ClipTable:
                 video = media_of(r)
                 if video:
                     cell["v"] = video
-                    if not media_file(self.run_dir, video):
+                    if not self.has_media(video):
                         cell["x"] = 0  # named but not in the run folder
                 if not ok:
                     cell["e"] = sid(r.get("error") or "no error text")
@@ -334,9 +375,8 @@ class ClipTable:
                     if s >= 0:
                         cell["c"] = s
                     backends = r.get("backends") or {}
-                    if backends:
-                        cell["k"] = sid(json.dumps({str(index[n]): b for n, b in backends.items() if n in index},
-                                                   sort_keys=True))
+                    if backends:  # "score index=backend|...", one shared string for the run's usual set
+                        cell["k"] = sid("|".join(f"{index[n]}={b}" for n, b in backends.items() if n in index))
                 marks = [(label, why) for label, why in self.marks(r) if label != "still"]
                 if marks:
                     cell["m"] = [[sid(label), sid(why)] for label, why in marks]
@@ -354,6 +394,7 @@ class ClipTable:
                     cell["t"] = t
                 cells.append(cell)
             row = {"c": sid(key[0]), "s": sid(head["variant"]), "seed": str(key[1][0]), "p": sid(head["prompt"]),
+                   "id": sid(head["id"]),
                    "in": sid(head["inputs"]), "x": cells}
             if self.series_errors.get(key):
                 row["se"] = [sid(e) for e in dict.fromkeys(self.series_errors[key])]

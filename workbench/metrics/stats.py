@@ -76,7 +76,10 @@ def finite(v: Any) -> float | None:
 
 def score_value(record: Mapping[str, Any], metric: str) -> float | None:
     """A record's value of one score as a finite float; None when absent, null or not finite."""
-    return finite((record.get("scores") or {}).get(metric))
+    v = (record.get("scores") or {}).get(metric)
+    if v.__class__ is float:  # the common case, on every record of a large run: no conversion needed
+        return v if v - v == 0.0 else None  # inf - inf and nan - nan are nan
+    return finite(v)
 
 
 def score_names(records: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -131,7 +134,9 @@ def bootstrap_ci(groups: list[np.ndarray], n_boot: int = N_BOOT, seed: int = 0,
     def compute() -> list[float]:
         return list(percentile_interval(cluster_bootstrap_means(groups, n_boot, seed), level))
 
-    lo, hi = memoised("bootstrap_ci", (groups, n_boot, seed, level, BOOTSTRAP_VERSION), compute)
+    flat = np.concatenate(groups) if groups else np.zeros(0)
+    sizes = np.array([len(g) for g in groups], dtype=np.int64)  # the values and where each case ends: the whole input
+    lo, hi = memoised("bootstrap_ci", (flat, sizes, n_boot, seed, level, BOOTSTRAP_VERSION), compute)
     return float(lo), float(hi)
 
 

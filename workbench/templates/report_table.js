@@ -100,7 +100,9 @@
       if (!c.s) { return ""; }
       var html = "", notes = [], best = c.b || [], still = c.st === "still";
       var backends = {};
-      if (c.k !== undefined) { try { backends = JSON.parse(S[c.k]); } catch (e) { backends = {}; } }
+      if (c.k !== undefined) {
+        S[c.k].split("|").forEach(function (kv) { var at = kv.indexOf("="); if (at > 0) { backends[kv.slice(0, at)] = kv.slice(at + 1); } });
+      }
       for (var si = 0; si < c.s.length; si++) {
         var v = c.s[si];
         if (v === "") { continue; }
@@ -166,7 +168,7 @@
 
     function rowHtml(i) {
       var r = rows[i];
-      var h = '<tr class="caserow" data-row="' + i + '"><td class="case sticky"><div class="id">' + esc(S[r.c]) +
+      var h = '<tr class="caserow" id="' + esc(S[r.id]) + '" data-row="' + i + '"><td class="case sticky"><div class="id">' + esc(S[r.c]) +
         '</div><div class="meta">' + esc(S[r.s]) + "</div>";
       if (S[r.p]) { h += '<div class="prompt">\u201c' + esc(S[r.p]) + "\u201d</div>"; }
       if (S[r.in]) { h += '<div class="meta">' + esc(S[r.in]) + "</div>"; }
