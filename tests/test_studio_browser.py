@@ -119,7 +119,8 @@ def test_studio_runs_and_plays_in_jupyterlab(browser, lab):
         page.locator(".jp-OutputArea-output", has_text="report:").wait_for(timeout=240_000)
         run_btn.scroll_into_view_if_needed()
         run_btn.click()
-        row = page.locator(".wb-row", has=page.locator(".wb-row-title", has_text=re.compile(r"^run \d"))).first
+        # the Generate tab's row of this case (one row per case: models of any task on the same inputs meet there)
+        row = page.locator(".wb-generate .wb-row", has=page.locator(".wb-row-title", has_text=re.compile(r"^case "))).first
         video = row.locator("video").first
         video.wait_for(timeout=240_000)
         page.wait_for_function("v => v.readyState > 0 && v.duration > 0", arg=video.element_handle(), timeout=60_000)
@@ -187,6 +188,8 @@ def test_studio_runs_and_plays_in_jupyterlab(browser, lab):
         assert all(not c.get("outputs") and c.get("execution_count") is None
                    for c in nb["cells"] if c["cell_type"] == "code"), "outputs were written into the tracked notebook"
         assert "widgets" not in nb["metadata"]
+        # byte for byte as committed: the kernel's language_info (added on connecting) is not written either
+        assert nb_file.read_text() == (REPO / "notebooks" / "01_quickstart.ipynb").read_text()
     finally:
         page.screenshot(path=str(shot))
         ctx.close()

@@ -42,3 +42,26 @@ def test_the_tracked_quickstart_is_committed_without_outputs_and_saved_without_t
     text = {"type": "file", "content": "x"}
     strip_outputs_hook(model=text, path="notebooks/notes.txt", contents_manager=cm)
     assert text == {"type": "file", "content": "x"}
+
+
+def test_opening_the_quickstart_in_lab_and_saving_it_unrun_leaves_the_file_as_committed(tmp_path):
+    """Lab autosaves a notebook as soon as its kernel connects: the kernel's language_info (Python version,
+    lexer, mimetype) is added to the metadata. The saved file must still be the committed bytes."""
+    import nbformat
+
+    from workbench.ui.nbstrip import strip_outputs_hook
+
+    path = REPO / "notebooks" / "01_quickstart.ipynb"
+    committed = path.read_text()
+    nb = json.loads(committed)
+    nb["metadata"]["language_info"] = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                                       "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                                       "pygments_lexer": "ipython3", "version": "3.11.7"}
+    for cell in nb["cells"]:
+        cell["metadata"]["trusted"] = True  # Lab sends it; nbformat drops it on write
+    model = {"type": "notebook", "content": nb}
+    strip_outputs_hook(model=model, path="notebooks/01_quickstart.ipynb",
+                       contents_manager=SimpleNamespace(root_dir=str(REPO)))
+    out = tmp_path / "saved.ipynb"
+    nbformat.write(nbformat.from_dict(model["content"]), str(out))  # as the contents manager writes it
+    assert out.read_text() == committed

@@ -4,8 +4,10 @@ The notebooks under notebooks/ are committed without outputs. Running one in Lab
 write the clips, widget state and timings into the tracked file. `strip_outputs_hook` is a Jupyter
 contents pre-save hook: for a notebook saved where it is tracked (the project's notebooks/ folder, or the
 path its metadata names: `{"workbench": {"tracked_as": "notebooks/01_quickstart.ipynb"}}`, which also holds
-in a copy of the project), the saved file gets no outputs, execution counts or widget state; what the
-browser shows is untouched. `make lab` starts JupyterLab with it:
+in a copy of the project), the saved file gets no outputs, execution counts or widget state, and the
+`language_info` the kernel reports on connecting (its Python version, lexer, mimetype) goes back to the
+tracked `{"name": "python"}`: merely opening the notebook makes Lab autosave it, and the file must come out
+byte for byte as committed. What the browser shows is untouched. `make lab` starts JupyterLab with it:
 
     jupyter lab --ContentsManager.pre_save_hook=workbench.ui.nbstrip.strip_outputs_hook
 
@@ -45,7 +47,12 @@ def strip_notebook(nb: dict[str, Any]) -> dict[str, Any]:
         meta = cell.get("metadata")
         if isinstance(meta, dict):
             meta.pop("execution", None)  # Lab's recorded timings
-    (nb.get("metadata") or {}).pop("widgets", None)
+    meta = nb.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("widgets", None)
+        info = meta.get("language_info")
+        if isinstance(info, dict) and info.get("name"):  # the kernel's details (version etc.) vary per machine
+            meta["language_info"] = {"name": info["name"]}
     return nb
 
 
