@@ -263,3 +263,46 @@ def test_veo_gemini_backend_on_a_vertex_only_client(monkeypatch, tmp_path):
         with pytest.raises(ProviderError, match="Vertex AI only"):
             _gen(CASES["veo"]).generate(_request(tmp_path, "g"))
         assert server.submissions == 0
+
+
+def test_veo_retries_a_refused_connection(monkeypatch, tmp_path):
+    """google-genai raises its vendored httpx's ConnectError (`httpx2`), which was read as fatal: Veo never
+    retried a connection error. A connection that never opened sent nothing: retried, bounded."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("GOOGLE_API_KEY", CASES["veo"].key)
+    monkeypatch.setenv("WORKBENCH_VEO_BASE_URL", f"http://127.0.0.1:{port}")
+    with pytest.raises(ProviderError, match=r"submit failed after 3 tries: ConnectError"):
+        _gen(CASES["veo"], retries=2).generate(_request(tmp_path, "conn"))
+
+
+@pytest.mark.parametrize("model, retried", [("veo-3-i2v", False), ("fal-kling-2.1-standard-i2v", False),
+                                            ("hedra-kling-2.1-master", True), ("sora-2-i2v", True)])
+def test_a_submit_that_may_have_reached_the_provider_is_retried_only_when_idempotent(model, retried):
+    """A read timeout after the request left may have started a job: a provider without an idempotency
+    key is not sent it again (it would bill twice), and the error says why; status calls always retry."""
+    import httpx
+
+    from workbench.models.hosted.base import RetryPolicy, transport_fault
+
+    assert transport_fault(httpx.ConnectError("refused")).sent is False
+    assert transport_fault(httpx.ReadTimeout("slow")).sent is True
+    gen = get_generator(model)()
+    gen._policy = RetryPolicy(retries=2, base_s=0.0, cap_s=0.0)
+    calls = []
+
+    def boom():
+        calls.append(1)
+        raise httpx.ReadTimeout("timed out")
+
+    with pytest.raises(ProviderError) as err:
+        gen._call(boom, "submit")
+    assert len(calls) == (3 if retried else 1)
+    assert ("not retried" in str(err.value)) != retried and ("idempotency key" in str(err.value)) != retried
+    calls.clear()
+    with pytest.raises(ProviderError, match="after 3 tries"):
+        gen._call(boom, "status")  # polling starts nothing: always retried
+    assert len(calls) == 3

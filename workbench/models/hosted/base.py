@@ -98,6 +98,10 @@ class Fault:
     kind: Literal["transient", "refused", "fatal"]
     message: str
     retry_after: float | None = None
+    # a transport fault: False when the request never reached the provider (connection refused, connect
+    # timeout: safe to send again), True when it may have (a read timeout, a dropped connection); None: an
+    # answer from the provider (a status), or not known
+    sent: bool | None = None
 
 
 @dataclass
@@ -146,6 +150,9 @@ class HostedGenerator(Generator):
     remote_model: ClassVar[str]
     output_kind: ClassVar[str] = "video"  # "video" | "image"
     output_suffix: ClassVar[str] = ".mp4"
+    # the submit carries an idempotency key the provider honours (Hedra, Sora): sending it again after a
+    # dropped connection cannot start a second job, so such a submit is retried like any transient fault
+    idempotent_submit: ClassVar[bool] = False
     weights = None
     # run options: how to wait, not what to make; left out of the clip id (experiment.py)
     volatile_options: ClassVar[frozenset[str]] = frozenset(RUN_OPTIONS)
@@ -228,13 +235,14 @@ class HostedGenerator(Generator):
         raise NotImplementedError
 
     def fault(self, exc: BaseException) -> Fault:
-        """Default reading of an exception: httpx transport faults and 408/429/5xx are transient."""
-        import httpx
-
-        if isinstance(exc, (httpx.TimeoutException, httpx.TransportError)):
-            return Fault("transient", f"{type(exc).__name__}: {exc}")
-        if isinstance(exc, httpx.HTTPStatusError):
-            return status_fault(exc.response.status_code, f"HTTP {exc.response.status_code}", exc.response.headers)
+        """Default reading of an exception: transport faults of httpx (or a client's vendored copy of it,
+        such as google-genai's `httpx2`) and 408/429/5xx are transient."""
+        transport = transport_fault(exc)
+        if transport is not None:
+            return transport
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if _httpx_kind(exc, ("HTTPStatusError",)) and isinstance(status, int):
+            return status_fault(status, f"HTTP {status}", exc.response.headers)
         return Fault("fatal", f"{type(exc).__name__}: {exc}")
 
     def aspect_for(self, request: GenerationRequest, allowed: tuple[str, ...], param: str = "aspect_ratio") -> str:
@@ -380,6 +388,13 @@ class HostedGenerator(Generator):
                     f = Fault("fatal", type(e).__name__)
                 if f.kind == "refused":
                     raise Refused(f"refused by {title}: {scrub(f.message)}") from None
+                if f.kind == "transient" and what == "submit" and f.sent and not self.idempotent_submit:
+                    # the request may have reached the provider and started a job; without an idempotency
+                    # key a second submit could start (and bill) another one: not retried, said why
+                    raise ProviderError(f"{title} submit failed: {scrub(f.message)}; not retried: the request may "
+                                        f"have reached {title}, which takes no idempotency key, so sending it again "
+                                        f"could start and bill a second job (connection errors before sending, "
+                                        f"429 and 5xx are retried); run again to submit once more") from None
                 if f.kind == "transient" and attempt < policy.retries:
                     if hasattr(self, "_info"):
                         self._info["remote"]["retries"] = self._info["remote"].get("retries", 0) + 1
@@ -491,6 +506,29 @@ def closest_aspect(image_wh: tuple[int, int] | None, allowed: tuple[str, ...]) -
     return min(allowed, key=lambda a: abs(ratio(a) - w / h))
 
 
+_NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout")  # httpx faults raised before a request left
+
+
+def _httpx_kind(exc: BaseException, names: tuple[str, ...]) -> bool:
+    """Whether `exc` is one of httpx's exception classes `names`, from httpx itself or a vendored copy
+    (its module path starts with `httpx`, e.g. google-genai's `httpx2`): matched by class name along the
+    MRO, since a vendored copy's classes are not httpx's."""
+    return any(c.__name__ in names and c.__module__.split(".")[0].startswith("httpx") for c in type(exc).__mro__)
+
+
+def transport_fault(exc: BaseException) -> Fault | None:
+    """A transport fault (httpx or a vendored copy; also an SDK error caused by one) as a transient Fault
+    that says whether the request may have been sent; None for anything else."""
+    for e in (exc, exc.__cause__, exc.__context__):
+        if e is None:
+            continue
+        if _httpx_kind(e, _NOT_SENT):
+            return Fault("transient", f"{type(e).__name__}: {e}", sent=False)
+        if _httpx_kind(e, ("TransportError", "TimeoutException")):
+            return Fault("transient", f"{type(e).__name__}: {e}", sent=True)
+    return None
+
+
 def sdk_fault(sdk: Any, exc: BaseException, message_keys: tuple[str, ...],
               refusal_words: tuple[str, ...]) -> Fault | None:
     """How the generated SDKs that share one error shape (runwayml, lumaai: APIStatusError with a JSON body,
@@ -504,7 +542,9 @@ def sdk_fault(sdk: Any, exc: BaseException, message_keys: tuple[str, ...],
             return Fault("refused", message)
         return status_fault(code, f"HTTP {code}: {message}", exc.response.headers)
     if isinstance(exc, (sdk.APIConnectionError, sdk.APITimeoutError)):
-        return Fault("transient", type(exc).__name__)
+        cause = transport_fault(exc)  # the httpx fault beneath: was the request sent?
+        return Fault("transient", type(exc).__name__,
+                     sent=cause.sent if cause is not None else isinstance(exc, sdk.APITimeoutError) or None)
     return None
 
 

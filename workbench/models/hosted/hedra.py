@@ -83,6 +83,7 @@ class HedraGenerator(HostedGenerator):
     """A Hedra model; `spec` (a HedraModel row) says which."""
 
     provider = "hedra"
+    idempotent_submit = True  # an Idempotency-Key on every submit: a retried one is one job
     spec: HedraModel
 
     def make_client(self, key: str, base_url: str) -> Any:

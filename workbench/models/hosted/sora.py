@@ -64,6 +64,7 @@ class SoraGenerator(FixedDurations, HostedGenerator):
     """A Sora model; `spec` (a SoraModel row) says which."""
 
     provider = "openai"
+    idempotent_submit = True  # an Idempotency-Key on every submit: a retried one is one job
     spec: SoraModel
 
     @classmethod
