@@ -94,8 +94,8 @@ def test_registered_with_explicit_defaults() -> None:
 def test_static_holds_the_image(portrait: np.ndarray, counting: Audio) -> None:
     calls: list = []
     clip = _run("static", image=portrait, calls=calls)
-    assert clip.frames.shape == (50, 256, 256, 3) and clip.fps == 25 and clip.audio is None
-    assert calls[-1] == (50, 50) and len(calls) == 50
+    assert clip.frames.shape == (75, 256, 256, 3) and clip.fps == 25 and clip.audio is None  # kenburns' 3 s
+    assert calls[-1] == (75, 75) and len(calls) == 75
     assert np.array_equal(clip.frames[0], fit_image(portrait, 256, 256))
     assert all(np.array_equal(f, clip.frames[0]) for f in clip.frames)
     timed = _run("static", image=portrait, audio=counting, width=128, height=96, fps=10)

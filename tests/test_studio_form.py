@@ -338,6 +338,40 @@ def test_a_folder_of_pickled_weights_is_refused_as_the_run_refuses_it_unless_all
     assert "allow_pickle" in gen.form.errors.get("model_id", "")
 
 
+def test_a_tiny_local_checkpoint_starts_from_the_smallest_request_a_full_one_from_its_family(tmp_path):
+    pytest.importorskip("diffusers")
+    from workbench.models import get_generator
+    from workbench.models.diffusers_pipeline import TINY_BYTES, local_defaults
+
+    spec = get_generator("wan2.1-i2v-480p").spec
+    tiny = _fake_pipeline(tmp_path / "runs" / "tiny" / "wan-i2v")
+    (tiny / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 300_000)  # random weights, KBs
+    assert local_defaults(spec, tiny) == {"num_inference_steps": 2, "num_frames": 5, "width": 64, "height": 64}
+    full = _fake_pipeline(tmp_path / "elsewhere" / "wan-full")
+    with open(full / "vae" / "diffusion_pytorch_model.safetensors", "wb") as f:
+        f.truncate(TINY_BYTES + 1)  # as large as real weights (sparse: no disk used)
+    assert local_defaults(spec, full) == {}
+    gen = _gen(tmp_path)
+    gen.task.value = "image-to-video"
+    gen.model.value = "wan2.1-i2v-480p@runs/tiny/wan-i2v"
+    params = gen.suite_dict()["models"][0]["params"]
+    assert {k: params[k] for k in ("num_inference_steps", "num_frames", "width", "height")} == \
+        {"num_inference_steps": 2, "num_frames": 5, "width": 64, "height": 64}
+    assert not gen.form.errors and not any("parameter" in p for p in gen.problems())
+    gen.model.value = "wan2.1-i2v-720p"  # the plain family: its own defaults again
+    assert "num_inference_steps" not in gen.form.overrides()
+
+
+def test_the_model_free_image_baselines_default_to_one_clip_length_so_a_row_plays_in_step(tmp_path):
+    gen = _gen(tmp_path)
+    gen.task.value = "image-to-video"
+    shown = {}
+    for model in ("static", "kenburns"):
+        gen.model.value = model
+        shown[model] = {k: gen.form.fields[k].default for k in ("fps", "seconds", "num_frames", "width", "height")}
+    assert shown["static"] == shown["kenburns"]
+
+
 def test_a_model_without_its_weights_is_refused_before_run(tmp_path):
     pytest.importorskip("diffusers")
     gen = _gen(tmp_path)

@@ -32,6 +32,8 @@ def _report(progress: ProgressFn | None, done: int, total: int) -> None:
         progress(done, total)
 
 
+# the model-free image baselines share one clip length, rate and size, so their clips play in step in one row
+CLIP_DEFAULTS = {"fps": 25, "seconds": 3.0, "num_frames": 0, "width": 256, "height": 256}
 MIN_AUDIO_SECONDS = 0.2  # shorter audio makes a clip of a few frames: a cut or broken file, not speech
 
 
@@ -88,7 +90,7 @@ class StaticGenerator(Generator):
     task = "image-to-video"
     description = "the image held still (motion floor, identity ceiling); follows the audio's length if given"
     requires = frozenset({"image"})
-    defaults = {"fps": 25, "seconds": 2.0, "num_frames": 0, "width": 256, "height": 256}
+    defaults = dict(CLIP_DEFAULTS)
 
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> Clip:
         self.check_inputs(request)
@@ -120,8 +122,7 @@ class KenBurnsGenerator(Generator):
     task = "image-to-video"
     description = "Ken Burns camera move: eased zoom + pan over the still, direction picked by the seed"
     requires = frozenset({"image"})
-    defaults = {"fps": 25, "seconds": 3.0, "num_frames": 0, "width": 256, "height": 256,
-                "zoom": 1.15, "pan": 0.8, "direction": "random"}
+    defaults = {**CLIP_DEFAULTS, "zoom": 1.15, "pan": 0.8, "direction": "random"}
 
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> Clip:
         import cv2

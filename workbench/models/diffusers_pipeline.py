@@ -117,6 +117,33 @@ def folder_problem(folder: Path, allow_pickle: bool = False) -> str | None:
     return None
 
 
+TINY_BYTES = 64 * 2**20  # a pipeline folder whose weights weigh less in all is a random-weight test checkpoint
+TINY_SIDE = 64  # its frame side: a multiple of every family's size_multiple
+TINY_STEPS = 2
+
+
+def local_defaults(spec: Any, folder: str | Path) -> dict[str, Any]:
+    """The parameters a local checkpoint folder suggests instead of its family's hub defaults (the Studio
+    fills its form with them). A tiny checkpoint (all weights under TINY_BYTES: what `workbench models
+    build-tiny` writes) makes noise for plumbing, so it gets the smallest request the family's rules allow:
+    TINY_STEPS steps, frame_rule + 1 frames, TINY_SIDE px; seconds on a CPU, where the hub defaults (832x480,
+    81 frames, 50 steps) take minutes. A full-size checkpoint keeps the family's defaults. Empty when the
+    folder cannot be read."""
+    try:
+        weights = [f for f in Path(folder).rglob("*") if f.is_file() and f.name.endswith(_SAFE_WEIGHTS + _PICKLE_WEIGHTS)]
+        total = sum(f.stat().st_size for f in weights)
+    except OSError:
+        return {}
+    if not weights or total >= TINY_BYTES:
+        return {}
+    out: dict[str, Any] = {"num_inference_steps": TINY_STEPS}
+    if spec.num_frames > 1:
+        out["num_frames"] = spec.frame_rule + 1 if spec.frame_rule > 1 else min(spec.num_frames, 4)
+    if spec.width:
+        out["width"] = out["height"] = TINY_SIDE
+    return out
+
+
 def cached_snapshot(repo_id: str, filename: str = "model_index.json") -> Path | None:
     """The local hub-cache snapshot folder of `repo_id` that holds `filename` (reads the cache only, never the
     network)."""

@@ -435,8 +435,8 @@ class GenerateTab(W.VBox):
     def _carried_params(self, d: dict[str, Any]) -> dict[str, Any]:
         """The values the new model's form starts from: a local checkpoint's folder as model_id; a model_id
         the user typed for the model before (kept across a switch of model)."""
-        if d.get("checkpoint"):
-            return {"model_id": d["checkpoint_label"]}
+        if d.get("checkpoint"):  # and what the checkpoint suggests (a tiny one: the smallest request)
+            return {**self._checkpoint_defaults(d), "model_id": d["checkpoint_label"]}
         f = self.form.fields.get("model_id")
         before = self.catalogue.get(getattr(self, "_entry", None) or "")
         if f is None or "model_id" not in (d.get("defaults") or {}) or before is None:
@@ -446,6 +446,19 @@ class GenerateTab(W.VBox):
         if typed and typed != f.default and typed != set_by_entry:
             return {"model_id": typed}
         return {}
+
+    @staticmethod
+    def _checkpoint_defaults(d: dict[str, Any]) -> dict[str, Any]:
+        """A local checkpoint's own defaults over its family's (`diffusers_pipeline.local_defaults`)."""
+        spec = getattr(d["cls"], "spec", None)
+        if spec is None:
+            return {}
+        try:
+            from workbench.models.diffusers_pipeline import local_defaults
+
+            return {k: v for k, v in local_defaults(spec, d["checkpoint"]).items() if k in (d.get("defaults") or {})}
+        except Exception:
+            return {}
 
     def _auto_chosen(self, d: dict[str, Any]) -> None:
         """`auto`: every input shown, the router's proposals above them, the pick's parameters in the form."""
