@@ -40,7 +40,7 @@ from workbench.ui.widgets import (NA, ClipGrid, Message, RunPicker, arrow, best_
 
 PAGE_SIZE = 10  # rows of clips on one page (each row is a clip per model)
 PAGE_SIZES = (5, 10, 20, 50)
-SYNC_SUMMARY_MAX = 2000  # up to this many filtered jobs the summary is computed at once, beyond in the background
+SYNC_SUMMARY_MAX = 500  # up to this many filtered jobs the summary is computed at once (~0.1 s), beyond in the background
 PAIRED = "\u0394"  # the "sort of" choice for the paired difference B - A
 
 
@@ -169,8 +169,12 @@ class CompareTab(W.VBox):
         self._loading = False
         self._report_worker: Worker | None = None
         self._summary_worker: Worker | None = None
-        self._summary_cache: dict[Query, str] = {}
-        self._summary_for: Query | None = None
+        self._generation = 0  # one more per load
+        self._summary_cache: dict[tuple[int, Query], str] = {}
+        self._summary_for: tuple[int, Query] | None = None
+        self._summary_todo: tuple[tuple[int, Query], list[dict[str, Any]]] | None = None
+        self._summary_busy = False
+        self._summary_running: tuple[int, Query] | None = None  # the summary the worker computes now
         self._lock = threading.Lock()
         for w in (self.case_text, self.prompt_text, self.models, self.seeds, self.status, self.only_favs,
                   self.sort_score, self.sort_of, self.pair_a, self.pair_b, self.sort_dir):
@@ -222,6 +226,7 @@ class CompareTab(W.VBox):
 
         self.run_dir = run_dir
         self.records, self.table, self.selection, self.page = [], None, None, None
+        self._generation += 1
         self._summary_cache = {}
         if run_dir is None:
             return
@@ -398,7 +403,9 @@ class CompareTab(W.VBox):
 
     # -- the summary: once per filter, never per page ----------------------------------------------------------
     def _summarize(self, sel: Selection) -> None:
-        key = dataclasses.replace(sel.query, sort=None, sort_model=None, pair=None, worst_first=False)
+        # the summary does not depend on the order; a new load never reuses an older load's summaries
+        key = (self._generation, dataclasses.replace(sel.query, sort=None, sort_model=None, pair=None,
+                                                     worst_first=False))
         self._summary_for = key
         cached = self._summary_cache.get(key)
         if cached is not None:
@@ -410,20 +417,40 @@ class CompareTab(W.VBox):
             return
         self.summary.value = (f"<i style='color:#777'>computing the model summary over {len(recs):,} jobs "
                               "(bootstrap CIs)...</i>")
-        dirs, infos = self._dirs, self._infos
-
-        def work() -> None:
-            text = summary_html(recs, dirs, infos)
-            with self._lock:
-                self._summary_cache[key] = text
-                if self._summary_for == key:  # the filter has not moved on meanwhile
-                    self.summary.value = text
-
-        self._summary_worker = Worker(work, on_error=self.message.error, on_done=lambda: None,
+        with self._lock:  # one worker at a time; it takes the latest request when it is done with the last
+            self._summary_todo = (key, recs) if key != self._summary_running else None
+            if self._summary_busy:
+                return
+            self._summary_busy = True
+        self._summary_worker = Worker(self._summary_loop, on_error=self.message.error, on_done=lambda: None,
                                       name="workbench-summary").start()
 
+    def _summary_loop(self) -> None:
+        dirs, infos = self._dirs, self._infos
+        try:
+            while True:
+                with self._lock:
+                    todo, self._summary_todo = self._summary_todo, None
+                    if todo is None:
+                        self._summary_busy = False
+                        return
+                    key, recs = todo
+                    if key != self._summary_for or key in self._summary_cache:
+                        continue  # the filter moved on before this one started, or it is done already
+                    self._summary_running = key
+                text = summary_html(recs, dirs, infos)
+                with self._lock:
+                    self._summary_running = None
+                    self._summary_cache[key] = text
+                    if self._summary_for == key:  # the filter has not moved on meanwhile
+                        self.summary.value = text
+        except BaseException:
+            with self._lock:
+                self._summary_busy, self._summary_running = False, None
+            raise
+
     def wait_summary(self, timeout: float | None = None) -> bool:
-        """Wait for a summary computed in the background (True when none is running any more)."""
+        """Wait for the summaries computed in the background (True when none is running any more)."""
         w = self._summary_worker
         return w is None or w.join(timeout)
 
