@@ -390,3 +390,87 @@ def test_accelerate_cpu_launch_of_one_process_says_how_to_split(workdir):
                        text=True, timeout=120, cwd=workdir, env=plain)
     assert r.returncode == 0 and "note: accelerate" not in r.stderr
     assert single_cpu_launch_note() is None or os.environ.get("ACCELERATE_USE_CPU")
+
+
+# --- scale: the Runner and the store do not grow per job with the folder -------------------------------
+def _counting(monkeypatch, module, name: str) -> list:
+    """Wrap `module.name` to count its calls (the list holds one entry per call)."""
+    calls: list = []
+    plain = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(args[0] if args else None)
+        return plain(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def _cases(n: int) -> list[dict]:
+    return [{"id": f"c{i}", "image": "a.png" if i % 2 else "b.png", "prompt": f"take {i}"} for i in range(n)]
+
+
+@pytest.mark.parametrize("new", [2, 6])
+def test_a_run_reads_each_line_once_and_looks_up_jobs_without_copying(workdir, monkeypatch, new):
+    """A run into a folder of finished jobs parses each line of results.jsonl once (preparing the folder
+    fills the cache the per-job lookups read), never re-reads the file per job, and never copies the
+    {job: record} map per job: what it costs per job does not depend on how many records the folder holds."""
+    import workbench.experiment as experiment
+    import workbench.store as store_mod
+
+    run = workdir / "run"
+    Runner(load_suite(write_suite(workdir, cases=_cases(4), seeds=[0, 1]))).run_all()
+    held = len(lines(run))
+    assert held == 8
+    parses = _counting(monkeypatch, store_mod, "_parse")
+    copies = _counting(monkeypatch, RunStore, "latest")
+    looks = _counting(monkeypatch, experiment, "clip_problem")
+    runner = Runner(load_suite(write_suite(workdir, cases=_cases(4 + new // 2), seeds=[0, 1])))
+    records = runner.run_all()
+    assert len(records) == new and len(lines(run)) == held + new
+    assert held <= len(parses) <= held + new  # every line at most once: the old ones once, each new one once
+    assert len(copies) == 1  # the folder check (suite names), once per run, not per job
+    # each finished clip looked at once when the run starts (not once for lost clips and again for pending
+    # work), then each new job's clip path once before it is made
+    assert len(looks) == held + new
+    assert runner.store.reads <= 1 + new  # the prepare pass, then at most one tail read per job
+
+
+def test_preparing_again_reads_only_the_new_lines_and_still_quarantines_a_torn_one(tmp_path, monkeypatch):
+    import workbench.store as store_mod
+
+    store = RunStore(tmp_path / "s")
+    for i in range(5):
+        store.append({"job_id": f"j{i}", "status": "ok"})
+    parses = _counting(monkeypatch, store_mod, "_parse")
+    store.prepare()
+    assert len(parses) == 5 and list(store.latest()) == [f"j{i}" for i in range(5)] and len(parses) == 5
+    store.append({"job_id": "j5", "status": "ok"})
+    store.prepare()  # the CLI prepares before it runs, and run() prepares again
+    assert len(parses) == 6
+    with open(store.results, "a") as f:
+        f.write('{"job_id": "j6", "sta')  # a hard kill mid-write, after the part checked before
+    store.prepare()
+    assert store.quarantine.read_text() == '{"job_id": "j6", "sta\n'
+    assert list(store.latest()) == [f"j{i}" for i in range(6)]
+    assert store.results.read_text().count("\n") == 6 and store.results.read_text().endswith("}\n")
+    other = RunStore(tmp_path / "s")  # a second process sees the same
+    assert list(other.latest()) == [f"j{i}" for i in range(6)]
+
+
+def test_resume_of_a_larger_folder_does_no_work_and_checks_each_clip_once(workdir, monkeypatch):
+    import workbench.experiment as experiment
+
+    suite = load_suite(write_suite(workdir, cases=_cases(6), seeds=[0, 1, 2]))
+    CountingGenerator.calls = 0
+    first = Runner(suite).run_all()
+    assert len(first) == 18 and CountingGenerator.calls == 18
+    looks = _counting(monkeypatch, experiment, "clip_problem")
+    again = Runner(suite)
+    assert again.run_all() == [] and CountingGenerator.calls == 18
+    assert len(looks) == 18 and again.lost == {}
+    (workdir / "run" / first[3]["video"]).unlink()  # a lost clip is still found, and made again
+    third = Runner(suite)
+    redone = third.run_all()
+    assert [r["job_id"] for r in redone] == [first[3]["job_id"]] and CountingGenerator.calls == 19
+    assert "made again" in redone[0]["regenerated"]

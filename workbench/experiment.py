@@ -317,14 +317,15 @@ class Runner:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
-    def _todo(self, job: Job, rec: dict[str, Any] | None) -> tuple[bool, list[str] | None]:
+    def _todo(self, job: Job, rec: dict[str, Any] | None, lost: str | None | bool = False) -> tuple[bool, list[str] | None]:
         """(needs work, scores to add to an existing clip or None for a full run). A finished job
-        whose clip (or image) is gone or broken is run again in full."""
+        whose clip (or image) is gone or broken is run again in full. `lost`: why its output is gone
+        (None: it is there), when the caller already looked; False: look here."""
         if rec is None:
             return True, None
         if rec.get("status") != "ok":
             return self.retry_failed, None
-        if self._lost_output(rec) is not None:
+        if (self._lost_output(rec) if lost is False else lost) is not None:
             return True, None  # the clip is gone: make it again
         if job.task == "text-to-image":
             return False, None
@@ -372,9 +373,22 @@ class Runner:
 
     def _work(self) -> list[tuple[Job, list[str] | None]]:
         """(job, scores to add or None for a full run) for every job that still needs work."""
-        latest = self.store.latest()
-        plans = ((j, self._todo(j, latest.get(j.id))) for j in self.jobs)
-        return [(j, only) for j, (need, only) in plans if need]
+        return self._plan()[0]
+
+    def _plan(self) -> tuple[list[tuple[Job, list[str] | None]], dict[str, str]]:
+        """(`_work()`, {job id: why its finished clip is gone}) in one pass over the jobs: each finished
+        record's clip is looked at once (a run of 10,000 finished jobs starts without re-checking them)."""
+        work: list[tuple[Job, list[str] | None]] = []
+        lost: dict[str, str] = {}
+        for j in self.jobs:
+            rec = self.store.get(j.id)
+            why = self._lost_output(rec) if rec is not None and rec.get("status") == "ok" else None
+            if why is not None:
+                lost[j.id] = why
+            need, only = self._todo(j, rec, lost=why)
+            if need:
+                work.append((j, only))
+        return work, lost
 
     def pending(self) -> list[Job]:
         """Jobs that still need work: never run, failed (when retrying), or missing scores."""
@@ -445,7 +459,10 @@ class Runner:
         the not-yet-finished jobs exceeds the suite's `budget:`. Returns the estimate. Prepares the run
         folder first, so a folder fault is named as `run()` names it (StoreError)."""
         self.store.prepare()
-        todo = self.pending()
+        return self._check_ready(self.pending())
+
+    def _check_ready(self, todo: list[Job]) -> dict[str, Any]:
+        """`check_ready` over jobs `todo` of a prepared folder."""
         missing = self.missing_keys(todo)
         if missing:
             more = f" (and {len(missing) - 1} more provider{'s' if len(missing) > 2 else ''})" if len(missing) > 1 else ""
@@ -472,10 +489,11 @@ class Runner:
         to it; a job whose upstream text-to-image job another process holds waits for it.
         """
         self.check_folder()
-        self.check_ready()  # prepares the folder; hosted models: keys present, estimate within the budget
+        self.store.prepare()
+        work, self.lost = self._plan()  # finished but the clip is gone (self.lost): made again
+        todo = [j for j, _ in work]
+        self._check_ready(todo)  # hosted models: keys present, estimate within the budget
         save_snapshot(self.suite, self.store.root)  # RUN_DIR/suite.json: what this folder was run with
-        self.lost = {j.id: why for j, why in self.lost_clips()}  # finished, but the clip is gone: made again
-        todo = self.pending()
         self._emit("on_run_start", self.jobs, todo)
         done: list[dict[str, Any]] = []
         queue = deque(todo)

@@ -104,6 +104,8 @@ class RunStore:
         self._lock_path = self.root / LOCK
         self._host = socket.gethostname()
         self._seen: tuple[int, int, dict[str, dict[str, Any]]] | None = None  # (inode, offset, latest)
+        self._clean: tuple[int, int] | None = None  # (inode, offset): whole good lines up to offset
+        self.reads = 0  # reads of results.jsonl (whole or tail) that found new bytes: tests count them
 
     # folder ----------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -130,16 +132,42 @@ class RunStore:
         return file_lock(self._lock_path)
 
     def _quarantine_torn_lines(self) -> None:
+        """Move torn or corrupt lines to the quarantine file. The lines read here (under the lock, so no
+        writer is mid-line) also fill the `latest` cache: preparing a long folder parses it once, and
+        preparing it again (the CLI checks before it runs) reads only the lines appended since."""
         if not self.results.is_file():
             return
+        start = 0
+        if self._clean is not None:
+            st = self.results.stat()
+            if st.st_ino == self._clean[0] and st.st_size >= self._clean[1]:
+                start = self._clean[1]  # whole good lines up to here, and lines are never changed in place
         good, bad = [], []
+        latest: dict[str, dict[str, Any]] = {}
         with open(self.results, "rb") as f:
+            ino = os.fstat(f.fileno()).st_ino
+            f.seek(start)
             for raw in f:
                 if not raw.strip():
                     continue
-                (good if _parse(raw) is not None and raw.endswith(b"\n") else bad).append(raw)
+                rec = _parse(raw)
+                if rec is not None and raw.endswith(b"\n"):
+                    good.append(raw)
+                    latest[rec["job_id"]] = rec
+                else:
+                    bad.append(raw)
+            end = f.tell()
+        self.reads += 1
         if not bad:
+            self._clean = (ino, end)
+            if start == 0:
+                self._seen = (ino, end, latest)
             return
+        if start:  # a torn line after the part checked before: rewrite the whole file
+            self._clean = None
+            return self._quarantine_torn_lines()
+        self._clean = None
+        self._seen = None  # the file is rewritten below (a new inode): read again when asked
         with open(self.quarantine, "ab") as q:
             for raw in bad:
                 q.write(raw.rstrip(b"\n") + b"\n")
@@ -199,25 +227,46 @@ class RunStore:
                     yield rec
 
     def latest(self) -> dict[str, dict[str, Any]]:
-        """The last record of each job id (a copy). Reads only what was appended since the last call,
-        so polling it once per job stays cheap on a long results file."""
+        """The last record of each job id (a copy of the dict; the records themselves are shared, treat
+        them as read-only). Reads only what was appended since the last call, so polling it stays cheap
+        on a long results file; per job, `get` looks one up without copying the dict."""
+        return dict(self._refresh())
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        """The last record of job `job_id` (None when it has none), reading only the lines appended since
+        the last look: the Runner's per-job check, whose cost does not grow with the folder."""
+        return self._refresh().get(job_id)
+
+    def _refresh(self) -> dict[str, dict[str, Any]]:
+        """The cached {job id: last record}, brought up to date with the file's new complete lines (the
+        whole file again only when it was replaced, e.g. by the quarantine, or cut short)."""
         try:
             st = self.results.stat()
         except FileNotFoundError:
             self._seen = None
             return {}
-        ino, offset, out = self._seen if self._seen and self._seen[0] == st.st_ino and st.st_size >= self._seen[1] \
-            else (st.st_ino, 0, {})
+        if self._seen and self._seen[0] == st.st_ino and st.st_size >= self._seen[1]:
+            ino, offset, out = self._seen
+            if st.st_size == offset:
+                return out  # nothing appended: no read at all
+        else:
+            ino, offset, out = st.st_ino, 0, {}
         with open(self.results, "rb") as f:
             f.seek(offset)
             chunk = f.read()
+        self.reads += 1
         end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next call
+        whole = True
         for raw in chunk[:end].splitlines():
             rec = _parse(raw)
             if rec is not None:
                 out[rec["job_id"]] = rec
+            elif raw.strip():
+                whole = False  # skipped here; prepare() quarantines it
+        if whole and (offset == 0 or self._clean == (ino, offset)):
+            self._clean = (ino, offset + end)  # whole good lines so far: prepare() need not read them again
         self._seen = (ino, offset + end, out)
-        return dict(out)
+        return out
 
     def suite_names(self) -> dict[str, int]:
         """{suite name: records} over the folder's latest records: which experiments the folder holds.
