@@ -82,7 +82,7 @@ def lab_root(tmp_path_factory) -> Path:
 
 
 def test_embed_budget_and_modes(lab_root, monkeypatch):
-    """auto embeds within the budget (first seeds first), embed all, link none; bad budgets are one line."""
+    """auto embeds within the budget (the table's first rows first), embed all, link none; bad budgets are one line."""
     from workbench.report import build_context
     from workbench.store import RunStore
 
@@ -94,8 +94,10 @@ def test_embed_budget_and_modes(lab_root, monkeypatch):
 
     records = list(RunStore(run).latest().values())
     ctx = build_context(records, run)
-    firsts = [cell["panels"][0] for row in ctx["grid"] for cell in row["cells"]]
-    budget = sum(encoded_size((run / p["video"]).stat().st_size, p["video"]) for p in firsts) / 2 ** 20  # first seeds
+    panels = [cell["panels"][0] for row in ctx["grid"] for cell in row["cells"]]
+    assert len(panels) == 6
+    firsts = panels[:3]  # the table's first rows
+    budget = sum(encoded_size((run / p["video"]).stat().st_size, p["video"]) for p in firsts) / 2 ** 20
     plan = assign_sources(ctx["grid"], run, "auto", budget)
     assert plan.embedded == 3 and plan.linked == 3 and plan.embedded_mb <= budget
     assert all(p["embedded"] and p["src"].startswith("data:video/mp4;base64,") for p in firsts)
@@ -180,12 +182,12 @@ def test_report_clips_play_in_jupyter(browser, lab_root, tmp_path):
             print(f"in-step drift over {len(measured)} samples: max {max(measured) * 1000:.1f} ms, "
                   f"mean {np.mean(measured) * 1000:.1f} ms, one frame {FRAME_S * 1000:.0f} ms")
             assert max(measured) <= FRAME_S, f"row drift {max(measured):.3f} s > one frame ({FRAME_S:.3f} s)"
-            # the seed buttons switch the whole row, which starts over in step
-            frame.locator("button.variant", has_text="seed 1").click()
+            # the seed filter redraws the table with seed 1's rows, whose clips play in step
+            frame.select_option("#table-bar select[data-f='seed']", "1")
             frame.wait_for_timeout(1200)
             drifts = [d for d in frame.evaluate(DRIFT, 1000) if d is not None]
-            assert frame.evaluate("() => [...document.querySelectorAll('.panel.active video')]"
-                                  ".every(v => v.closest('.panel').dataset.variant === '1' && !v.paused)")
+            assert frame.evaluate("() => [...document.querySelectorAll('#clip-rows .panel.active video')]"
+                                  ".every(v => v.closest('tr').id.endsWith('__seed1') && !v.paused)")
             assert drifts and max(drifts) <= FRAME_S, drifts
             frame.evaluate("() => { document.querySelectorAll('.box').forEach(b => { b.scrollLeft = 0; });"
                            " document.getElementById('clips').scrollIntoView(); }")

@@ -676,8 +676,9 @@ def write_report(run_dir: str | Path | list[str | Path], out_dir: str | Path | N
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError(f"{out_dir}: is a file, not a folder; pass --out a folder")
     out = out_dir / "report.html"
-    budget = embed_budget_mb(embed_mb)  # checked (and named) before anything is read
-    key = page_key(dirs, out_dir, {"motion_floor": motion_floor, "clips": check_mode(clips), "embed_mb": budget})
+    mode = check_mode(clips)  # options are checked (and named) before anything is read
+    budget = embed_budget_mb(embed_mb)
+    key = page_key(dirs, out_dir, {"motion_floor": motion_floor, "clips": mode, "embed_mb": budget})
     if page_is_current(out_dir, key):
         return out  # the same inputs gave this page last time: nothing to read, draw or write
     runset = _gather(dirs, out_dir)
