@@ -68,12 +68,16 @@ def test_status_failed_still_ok_uses_the_motion_floor():
 
 
 def test_failed_and_still_clips_in_one_filter(table):
+    # a row with a failed (still) clip, shown beside the other models' clips of its row
     failed = table.where(statuses=(FAILED,))
-    assert keys(failed) == [("c2", 0)] and [c.model for c in failed.rows[0].cells] == ["B"]
+    assert keys(failed) == [("c2", 0)] and [(c.model, c.status) for c in failed.rows[0].cells] == [("A", OK), ("B", FAILED)]
+    assert failed.status_counts() == {OK: 1, STILL: 0, FAILED: 1}
     still = table.where(statuses=(STILL,))
-    assert keys(still) == [("c3", 0)] and [c.model for c in still.rows[0].cells] == ["A"]
-    ok = table.where(statuses=(OK,))
-    assert sum(len(s.cells) for s in ok.rows) == 6 and ok.status_counts() == {OK: 6, STILL: 0, FAILED: 0}
+    assert keys(still) == [("c3", 0)] and [c.status for c in still.rows[0].cells] == [STILL, OK]
+    assert keys(table.where(statuses=(STILL, FAILED))) == [("c2", 0), ("c3", 0)]
+    assert len(table.where(statuses=(OK,))) == 4  # every row has a clip that finished and moves
+    # the status is read among the shown models' clips: A has no failed clip
+    assert len(table.where(statuses=(FAILED,), models=("A",))) == 0
     with pytest.raises(ValueError, match="status 'broken'"):
         Query(statuses=("broken",))
 
@@ -126,9 +130,10 @@ def test_paired_difference_is_b_minus_a_and_best_first_is_where_b_beats_a_most(t
     sel = table.where(sort="warp_error", pair=("A", "B"))
     assert [s.value for s in sel.rows] == [-2.0, 0.5, 4.5, None]
     assert [s.value for s in table.where(sort="warp_error", pair=("A", "B"), worst_first=True).rows] == [4.5, 0.5, -2.0, None]
-    # the difference is over the shown cells: with still clips filtered out, c3 has no pair
-    sel = table.where(sort="warp_error", pair=("A", "B"), statuses=(OK,))
-    assert [s.value for s in sel.rows] == [-2.0, 0.5, None, None]
+    # the difference reads the row's clips whether or not their model is shown (as the report's page does)
+    sel = table.where(sort="warp_error", pair=("A", "B"), models=("A",))
+    assert [s.value for s in sel.rows] == [-2.0, 0.5, 4.5, None] and all(len(s.cells) == 1 for s in sel.rows)
+    assert [s.value for s in table.where(sort="warp_error", sort_model="B", models=("A",)).rows] == [1.0, 4.5, 5.0, None]
     with pytest.raises(ValueError, match="needs a score"):
         Query(pair=("A", "B"))
 

@@ -15,22 +15,24 @@ Each cell has a **status**:
 
 What a `Query` means (the report's page applies the same rules to the same data):
 
-- **Cell filters** (they decide which clips of a row are shown): ``models`` (these models only),
-  ``statuses`` (clips with one of these statuses only: ``("failed",)`` finds every failed clip,
-  ``("still",)`` every still one), ``job_ids`` (these jobs only, e.g. the favourites).
+- **Columns** (which clips of a row are shown): ``models`` (these models only) and ``job_ids`` (these
+  jobs only, e.g. the favourites).
 - **Row filters**: ``case`` (text in the case id), ``prompt`` (text in the prompt of any of the row's
-  clips), both case-insensitive; ``seeds`` (these seeds only).
-- A row is kept when it passes the row filters and at least one of its cells passes the cell filters;
-  only those cells are shown, and only those take part in its sort value.
+  clips), both case-insensitive; ``seeds`` (these seeds only); ``statuses``: at least one shown clip of
+  the row has one of these statuses (``("failed",)`` finds every failed clip, ``("still",)`` every
+  still one, each beside the other models' clips of its row).
+- A row is kept when it passes the row filters and has at least one shown clip.
 - **Sort** (``sort`` names a score; None keeps the table's order: first seen in the records):
   the value of one model in each row (``sort_model``; "the 20 worst clips of model X"), or the best
-  value among the row's shown cells (``sort_model`` None; best by the score's direction), or the
-  **paired difference** ``B - A`` of two models in each row (``pair=(A, B)``; both must be shown in the
-  row and have a value). Rows are ordered by that value in the score's better direction: best first,
-  or worst first with ``worst_first``; for a paired difference "best first" puts the rows where B beats
-  A most first (largest B - A for a higher-is-better score, smallest for a lower-is-better one). A score
-  without a better direction sorts largest first. Rows without a value go last either way; ties keep
-  the table's order. A failed clip has no value.
+  value among the row's shown clips (``sort_model`` None; best by the score's direction), or the
+  **paired difference** ``B - A`` of two models in each row (``pair=(A, B)``; both need a value).
+  Rows are ordered by that value in the score's better direction: best first, or worst first with
+  ``worst_first``; for a paired difference "best first" puts the rows where B beats A most first
+  (largest B - A for a higher-is-better score, smallest for a lower-is-better one). A score without a
+  better direction sorts largest first. Rows without a value go last either way; ties keep the
+  table's order. A failed clip has no value; a still clip has its values (filter by status to leave
+  still rows out). One model's value and the paired difference read the row's clips whether or not
+  their model is shown (as the report's page does).
 
 A `Selection` (the query's rows) is paged with `Selection.page` (bounds are clamped; `Page.label` reads
 "rows 11-20 of 3,400"), and `Selection.records()` gives every shown clip's record (the report of the
@@ -300,7 +302,7 @@ class ClipTable:
         seeds = set(q.seeds) if q.seeds is not None else None
         case_text, prompt_text = q.case.strip().lower(), q.prompt.strip().lower()
         jobs = q.job_ids
-        cell_filter = models is not None or statuses is not None or jobs is not None
+        cell_filter = models is not None or jobs is not None
         higher = self.direction(q.sort) if q.sort else None
         out: list[Shown] = []
         for row in self.rows:
@@ -312,18 +314,21 @@ class ClipTable:
                 continue
             if cell_filter:
                 cells = tuple(c for c in row.cells.values()
-                              if (models is None or c.model in models) and (statuses is None or c.status in statuses)
+                              if (models is None or c.model in models)
                               and (jobs is None or str(c.record.get("job_id")) in jobs))
                 if not cells:
                     continue
             else:
                 cells = tuple(row.cells.values())
+            if statuses is not None and not any(c.status in statuses for c in cells):
+                continue
             value = None
             if q.sort:
                 if q.pair is not None:
-                    value = paired_difference(cells, q.pair[0], q.pair[1], q.sort)
+                    value = paired_difference(row.cells.values(), q.pair[0], q.pair[1], q.sort)
                 elif q.sort_model is not None:
-                    value = next((c.value(q.sort) for c in cells if c.model == q.sort_model), None)
+                    cell = row.cells.get(q.sort_model)
+                    value = cell.value(q.sort) if cell is not None else None
                 else:
                     value = best_value(cells, q.sort, higher)
             out.append(Shown(row, cells, value))

@@ -127,8 +127,9 @@ class CompareTab(W.VBox):
         self.seeds = W.SelectMultiple(description="seeds", style={"description_width": "40px"},
                                       layout=W.Layout(width="140px", height="90px"))
         self.status = W.ToggleButtons(options=[("all", "")] + [(s, s) for s in STATUSES], value="",
-                                      tooltips=["every clip", "finished clips that move", "clips below the motion floor",
-                                                "jobs that failed"],
+                                      tooltips=["every row", "rows with a clip that finished and moves",
+                                                "rows with a clip below the motion floor (still)",
+                                                "rows with a job that failed"],
                                       style={"button_width": "56px"})
         self.only_favs = W.Checkbox(value=False, description="favourites only", indent=False)
         # sort: a score, whose value (the row's best, one model's, or the paired difference B - A), which end first
