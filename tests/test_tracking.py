@@ -288,6 +288,8 @@ def test_reader_waits_for_a_log_still_being_written(tmp_path):
     run.summary["x"] = 1.0
     run.finish()
     (done,) = (tmp_path / "src" / "wandb").glob("offline-run-*")
+    # the service may still be writing this very log (a loaded machine): wait for it the way the reader does
+    assert read_offline_run(done, wait_s=120)["summary"]["x"] == 1.0
     log = next(done.glob("run-*.wandb"))
     assert [r.WhichOneof("record_type") for r in iter_wandb_records(log)][-1] == "exit"
     whole = log.read_bytes()
@@ -295,8 +297,12 @@ def test_reader_waits_for_a_log_still_being_written(tmp_path):
     slow = tmp_path / "slow" / done.name
     shutil.copytree(done, slow)
     (slow / log.name).write_bytes(whole[:7])  # the header only, as a log is at the start
-    threading.Timer(0.5, lambda: (slow / log.name).write_bytes(whole)).start()
-    held = read_offline_run(slow)
+    def write_the_rest(path):  # as the service does: the log grows by appends
+        with open(path, "ab") as f:
+            f.write(whole[7:])
+
+    threading.Timer(0.5, write_the_rest, [slow / log.name]).start()
+    held = read_offline_run(slow, wait_s=120)  # returns once the exit record is there, not after the wait
     assert held["project"] == "wb-wait" and held["summary"]["x"] == 1.0
 
     crashed = tmp_path / "crashed" / done.name
@@ -304,7 +310,15 @@ def test_reader_waits_for_a_log_still_being_written(tmp_path):
     (crashed / log.name).write_bytes(whole[:7])
     t0 = time.monotonic()
     held = read_offline_run(crashed, wait_s=0.3)
-    assert held["project"] is None and 0.3 <= time.monotonic() - t0 < 5
+    assert held["project"] is None and time.monotonic() - t0 >= 0.3  # waited, then read what is there
+
+    late = tmp_path / "late" / done.name  # the log file itself not there yet: the reader waits for it too
+    shutil.copytree(done, late)
+    (late / log.name).unlink()
+    threading.Timer(0.5, lambda: (late / log.name).write_bytes(whole)).start()
+    assert read_offline_run(late, wait_s=120)["summary"]["x"] == 1.0
+    with pytest.raises(FileNotFoundError, match="no run-"):
+        read_offline_run(tmp_path / "crashed", wait_s=0.2)  # not a run folder: one line, after the wait
 
 
 def test_costs_reach_the_wandb_tables_and_summary(inputs):
@@ -334,3 +348,28 @@ def test_costs_reach_the_wandb_tables_and_summary(inputs):
     by_model = {row[0]: dict(zip(summary["columns"], row)) for row in summary["data"]}
     assert by_model["drift"]["cost_usd"] == pytest.approx(0.5) and by_model["drift"]["cost_usd_per_clip"] == pytest.approx(0.25)
     assert held["summary"]["drift/cost_usd"] == pytest.approx(0.5) and "drift-long/cost_usd" not in held["summary"]
+
+
+def test_the_comparison_table_keeps_every_row_past_wandbs_row_limits(inputs, monkeypatch):
+    """wandb.Table cuts a logged table to MAX_ROWS rows in the run's files (10,000, silently) and to
+    MAX_ARTIFACT_ROWS in its artifact (200,000): with both limits below the job count, the offline run
+    still holds one comparison row per job, in the artifact and in the run's file, and the limits are
+    put back after."""
+    import wandb
+
+    monkeypatch.setattr(wandb.Table, "MAX_ROWS", 5)
+    monkeypatch.setattr(wandb.Table, "MAX_ARTIFACT_ROWS", 7)
+    runner, tracker, _ = run_suite(suite_file(inputs))
+    assert tracker.failed is None
+    (run,) = offline_runs(runner.store.root)
+    held = read_offline_run(run, wait_s=120)
+    records = load_records(runner.store.root)
+    assert len(records) == 12
+    table = held["tables"]["comparison"]
+    assert len(table["data"]) == 12 and table["nrows"] == 12
+    assert sorted(row[table["columns"].index("job_id")] for row in table["data"]) == sorted(r["job_id"] for r in records)
+    logged = next(h["comparison"] for h in held["history"] if "comparison" in h)
+    assert logged["nrows"] == 12
+    in_files = json.loads((run / "files" / logged["path"]).read_text())
+    assert len(in_files["data"]) == 12
+    assert (wandb.Table.MAX_ROWS, wandb.Table.MAX_ARTIFACT_ROWS) == (5, 7)

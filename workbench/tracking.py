@@ -12,7 +12,8 @@ What is logged, and when (everything built from the records in `results.jsonl`):
 - at the end of the run, snapshots rebuilt from the whole `results.jsonl` (W&B tables are immutable,
   so after a resume the table must be logged again to hold every row):
   `comparison` (one row per job: case, model, seed, status, parameters, clip video, input image,
-  driving audio, every score, the error text), `model_summary` (one row per model: n, failed, and per
+  driving audio, every score, the error text; every row at any size, past wandb.Table's own row limits,
+  see `every_row`), `model_summary` (one row per model: n, failed, and per
   score the mean with its 95% bootstrap CI from `workbench.metrics.stats`), one bar chart per score
   `charts/<score>` drawn from `model_summary`, and the run summary: `<model>/<score>` means,
   `<model>/<score>_ci95` intervals and job counts. Media files are named by content in W&B, so a clip
@@ -188,6 +189,24 @@ def sync_run_folder(run_dir: str | Path, mode: str | None = None) -> "WandbTrack
     tracker.on_run_start([], [])  # opens (resumes) the run only when the records changed since it last logged
     tracker.on_run_end([], False)
     return tracker
+
+
+@contextlib.contextmanager
+def every_row(n: int):
+    """Log tables of `n` rows whole. A logged `wandb.Table` is written twice: into the run's files, cut to
+    `wandb.Table.MAX_ROWS` (10,000) rows without a word, and into a `run_table` artifact, cut to
+    `MAX_ARTIFACT_ROWS` (200,000, the documented limit). The comparison table holds one row per job, so
+    both limits are raised to `n` while it is logged (and put back after): a run of 10,000 or 250,000
+    jobs keeps every row (W&B notes that very large tables query more slowly in its UI)."""
+    import wandb
+
+    table = wandb.Table
+    saved = table.MAX_ROWS, table.MAX_ARTIFACT_ROWS
+    table.MAX_ROWS, table.MAX_ARTIFACT_ROWS = max(saved[0], n), max(saved[1], n)
+    try:
+        yield
+    finally:
+        table.MAX_ROWS, table.MAX_ARTIFACT_ROWS = saved
 
 
 # --------------------------------------------------------------------------------------------------
@@ -383,7 +402,7 @@ class WandbTracker:
         import wandb
 
         names = score_names(records)
-        with self._staged_in_run_folder():
+        with self._staged_in_run_folder(), every_row(len(records)):
             self.run.log({"comparison": self.comparison_table(records, names)})
         stats = model_summaries(records, names)
         models = list(dict.fromkeys(str(r.get("model")) for r in records))
@@ -443,6 +462,8 @@ def iter_wandb_records(path: str | Path):
     from wandb.proto import wandb_internal_pb2 as pb
 
     data = Path(path).read_bytes()
+    if len(data) < _HEADER and b":W&B".startswith(data[:4]):
+        return  # the service has not written the header yet
     if data[:4] != b":W&B":
         raise ValueError(f"{path}: not a W&B transaction log (no :W&B header); pass RUN_DIR/wandb/offline-run-*/run-*.wandb")
     off, buf = _HEADER, b""
@@ -482,12 +503,17 @@ def read_offline_run(run_folder: str | Path, wait_s: float = 10.0) -> dict[str, 
     "tables": {key: table json with "files": {path in the table: local file}}}.
 
     W&B's service may still be writing the log just after `run.finish()` returns: the reader waits up to
-    `wait_s` for the run's closing `exit` record (a crashed run has none: what is there is returned)."""
+    `wait_s` for the log file and its closing `exit` record (a crashed run has none: what is there is
+    returned)."""
     folder = Path(run_folder)
-    logs = sorted(folder.glob("run-*.wandb"))
+    deadline = time.monotonic() + wait_s
+    while True:  # the log file itself may not be there yet just after `run.finish()` (a busy machine)
+        logs = sorted(folder.glob("run-*.wandb"))
+        if logs or time.monotonic() > deadline or not folder.is_dir():
+            break
+        time.sleep(0.1)
     if not logs:
         raise FileNotFoundError(f"{folder}: no run-*.wandb file; pass an offline-run-* folder under RUN_DIR/wandb")
-    deadline = time.monotonic() + wait_s
     while True:
         records = list(iter_wandb_records(logs[0]))
         if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
