@@ -121,12 +121,13 @@ def test_studio_runs_and_plays_in_jupyterlab(browser, lab):
         run_btn.click()
         # the Generate tab's row of this case (one row per case: models of any task on the same inputs meet there)
         row = page.locator(".wb-generate .wb-row", has=page.locator(".wb-row-title", has_text=re.compile(r"^case "))).first
+        row.locator("video").first.wait_for(timeout=240_000)  # the clip shows as soon as it is made
+        row.locator(".wb-caption", has_text="temporal_flicker").first.wait_for(timeout=240_000)  # then its scores
         video = row.locator("video").first
-        video.wait_for(timeout=240_000)
         page.wait_for_function("v => v.readyState > 0 && v.duration > 0", arg=video.element_handle(), timeout=60_000)
         src = video.get_attribute("src")
         assert src.startswith("/files/runs/studio/clips/") and src.endswith(tuple("0123456789")), src
-        assert "temporal_flicker" in row.inner_text()
+        assert "job took" in row.inner_text()  # a job's time is labelled, never a bare "19.1 s"
         # every other clip on the page (the quickstart's Compare grid) loads too
         page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea video')]"
                                ".filter(v => v.offsetParent).every(v => v.readyState > 0)", timeout=60_000)

@@ -110,7 +110,7 @@ def test_models_of_different_tasks_on_the_same_inputs_are_one_case_and_one_row(t
     gen.metrics.value = ["temporal_flicker", "lse_d"]
     gen.task.value = "image-to-video"
     gen.model.value = "kenburns"
-    assert gen.audio.layout.display is None and "kenburns does not take audio" in gen.audio.unused.value
+    assert gen.audio.layout.display is None and "kenburns is not driven by the audio" in gen.audio.unused.value
     assert gen.image.unused.value == ""
     for k, v in {"width": 48, "height": 48}.items():
         gen.form.set_value(k, v)

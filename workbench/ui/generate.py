@@ -423,9 +423,11 @@ class GenerateTab(W.VBox):
         for inp in (self.image, self.audio):
             inp.layout.display = None
             unused = d is not None and d.get("name") != AUTO and not _takes(d, inp.kind)
-            inp.mark_unused(f"{name} does not take {'an image' if inp.kind == 'image' else 'audio'}: it stays "
-                            f"part of the case, so this model's clips share a row with the models that take it"
-                            if unused else "")
+            what = "an image" if inp.kind == "image" else "audio"
+            how = (f"{name} is not driven by the audio (it sets only the clip's length and soundtrack)"
+                   if inp.kind == "audio" and d is not None and d.get("accepts") is None else f"{name} does not take {what}")
+            inp.mark_unused(f"{how}: it stays part of the case, so this model's clips share a row with the models "
+                            f"that take it" if unused else "")
         for box, kind, hint in ((self.prompt, "prompt", "what should happen in the clip"),
                                 (self.negative, "negative_prompt", "what to avoid")):
             box.disabled = False
