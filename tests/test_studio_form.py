@@ -130,6 +130,11 @@ def test_models_of_different_tasks_on_the_same_inputs_are_one_case_and_one_row(t
     assert len(row["clips"]) == 2 and kb_case["id"] in row["label"] and "kenburns" in row["label"]
     for clip in row["clips"]:  # the lip-sync score asked for: n/a with its reason on both cards, never left out
         assert "lse_d" in clip["caption"], clip["title"]
+    from workbench.ui.compare import CompareTab
+
+    tab = CompareTab(tmp_path / "runs")  # Compare: one row (case x seed), one column per model
+    tab.picker.set(tmp_path / "runs" / "studio")
+    assert len(tab.grid.rows) == 1 and len(tab.grid.rows[0]["clips"]) == 2
     # a model that takes no prompt still keeps the prompt typed: it is part of the case
     gen.prompt.value = "she smiles"
     gen.task.value = "image-to-video"
