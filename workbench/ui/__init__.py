@@ -2,7 +2,9 @@
 
 One module per tab (generate, compare, evaluate, history), shared widgets in widgets.py (the clip
 grid that plays in step), form pieces in forms.py, the worker thread in jobs.py and the rule for how
-a clip reaches the browser (served by Jupyter's /files/ route or embedded) in media.py.
+a clip reaches the browser (served by Jupyter's /files/ route or embedded) in media.py, what a case is in
+cases.py, local checkpoints in checkpoints.py, the background loading of what the chosen metrics need in
+warmup.py, and the pre-save hook that keeps the tracked notebooks clean in nbstrip.py.
 """
 from workbench.ui.media import video_source
 from workbench.ui.paths import default_runs_root, samples_dir
