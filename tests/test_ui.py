@@ -586,6 +586,9 @@ def test_best_of_n_ranks_the_outputs_and_marks_the_kept_takes(tmp_path):
     assert not any(c["badge"] for c in clips if not c["kept"])
     assert {c["rank"] for c in kept} == {1, 2}
     assert "2 kept" in gen.message.text
+    # Compare follows the run and marks the same kept takes
+    shown = [c for r in studio.compare.grid.rows for c in r["clips"]]
+    assert sorted(c["key"] for c in shown if "kept" in c["badge"]) == sorted(c["key"] for c in kept)
 
 
 def test_a_bad_objective_is_refused_in_place_and_runs_nothing(tmp_path):

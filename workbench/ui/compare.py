@@ -119,9 +119,9 @@ class CompareTab(W.VBox):
         self.join.observe(lambda _: self._joined_changed(), names="value")
         text = dict(continuous_update=False, layout=W.Layout(width="220px"))
         self.case_text = W.Text(description="case", placeholder="text in the case id", **text,
-                                style={"description_width": "48px"})
+                                style={"description_width": "54px"})
         self.prompt_text = W.Text(description="prompt", placeholder="text in the prompt", **text,
-                                  style={"description_width": "48px"})
+                                  style={"description_width": "54px"})
         self.models = W.SelectMultiple(description="models", style={"description_width": "48px"},
                                        layout=W.Layout(width="220px", height="90px"))
         self.seeds = W.SelectMultiple(description="seeds", style={"description_width": "40px"},
@@ -130,23 +130,23 @@ class CompareTab(W.VBox):
                                       tooltips=["every row", "rows with a clip that finished and moves",
                                                 "rows with a clip below the motion floor (still)",
                                                 "rows with a job that failed"],
-                                      style={"button_width": "56px"})
+                                      style={"button_width": "64px"})
         self.only_favs = W.Checkbox(value=False, description="favourites only", indent=False)
         # sort: a score, whose value (the row's best, one model's, or the paired difference B - A), which end first
         self.sort_score = W.Dropdown(options=[("table order", "")], value="", description="sort by",
-                                     layout=W.Layout(width="260px"), style={"description_width": "56px"})
+                                     layout=W.Layout(width="260px"), style={"description_width": "62px"})
         self.sort_of = W.Dropdown(options=[("best in row", "")], value="", description="of",
-                                  layout=W.Layout(width="200px"), style={"description_width": "20px"})
-        self.pair_a = W.Dropdown(description="A", layout=W.Layout(width="160px"), style={"description_width": "14px"})
-        self.pair_b = W.Dropdown(description="B", layout=W.Layout(width="160px"), style={"description_width": "14px"})
+                                  layout=W.Layout(width="200px"), style={"description_width": "24px"})
+        self.pair_a = W.Dropdown(description="A", layout=W.Layout(width="160px"), style={"description_width": "18px"})
+        self.pair_b = W.Dropdown(description="B", layout=W.Layout(width="160px"), style={"description_width": "18px"})
         self.sort_dir = W.ToggleButtons(options=[("best first", False), ("worst first", True)], value=False,
-                                        style={"button_width": "80px"})
+                                        style={"button_width": "96px"})
         self.pair_box = W.HBox([self.pair_a, self.pair_b], layout=W.Layout(display="none"))
         self.prev_btn = W.Button(description="prev", icon="chevron-left", layout=W.Layout(width="80px"), disabled=True)
         self.next_btn = W.Button(description="next", icon="chevron-right", layout=W.Layout(width="80px"), disabled=True)
         self.page_label = W.HTML(layout=W.Layout(min_width="180px"))
         self.page_size = W.Dropdown(options=list(PAGE_SIZES), value=PAGE_SIZE, description="rows/page",
-                                    layout=W.Layout(width="150px"), style={"description_width": "64px"})
+                                    layout=W.Layout(width="160px"), style={"description_width": "76px"})
         self.size = W.IntSlider(value=240, min=128, max=512, step=16, description="clip px", continuous_update=False,
                                 layout=W.Layout(width="220px"), style={"description_width": "50px"})
         self.report_btn = W.Button(description="Write report", icon="file-text-o",
@@ -363,7 +363,7 @@ class CompareTab(W.VBox):
         bits = [f"{counts[k]:,} {k}" for k in (STILL, FAILED) if counts[k]]
         joined = f" from {len(self.runs)} run folders joined on case and seed" if len(self.runs) > 1 else ""
         notes = ("; left out: " + "; ".join(self.left_out)) if self.left_out else ""
-        self.message.info(f"{len(sel):,} rows, {n:,} of {len(self.records):,} jobs selected"
+        self.message.info(f"{len(sel):,} row{'' if len(sel) == 1 else 's'}, {n:,} of {len(self.records):,} jobs selected"
                           + (f" ({', '.join(bits)})" if bits else "") + f"{joined}{notes}")
 
     def _row(self, shown: Shown) -> dict[str, Any]:
