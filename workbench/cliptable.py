@@ -30,9 +30,9 @@ What a `Query` means (the report's page applies the same rules to the same data)
   ``worst_first``; for a paired difference "best first" puts the rows where B beats A most first
   (largest B - A for a higher-is-better score, smallest for a lower-is-better one). A score without a
   better direction sorts largest first. Rows without a value go last either way; ties keep the
-  table's order. A failed clip has no value; a still clip has its values (filter by status to leave
-  still rows out). One model's value and the paired difference read the row's clips whether or not
-  their model is shown (as the report's page does).
+  table's order. A failed clip has no value; a still clip keeps its values. One model's value and the
+  paired difference read the row's clips whether or not their model is shown (as the report's page
+  does).
 
 A `Selection` (the query's rows) is paged with `Selection.page` (bounds are clamped; `Page.label` reads
 "rows 11-20 of 3,400"), and `Selection.records()` gives every shown clip's record (the report of the
