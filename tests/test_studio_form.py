@@ -194,6 +194,12 @@ def test_warm_up_loads_what_the_metrics_need_and_the_clip_shows_before_its_score
     assert gen.warmup.wait(120) and gen.warmup.state == "ready" and not gen.warmup.errors
     assert "loaded" in gen.warm_note.value and hardware.cache_info().currsize == 1
     assert {"record", "faces"} <= gen.warmup._done  # torch for the record, dlib's face models for identity
+    from workbench.ui.warmup import WarmUp
+
+    w = WarmUp()
+    w.start(["temporal_flicker"])
+    w.start(["lipsync"])  # chosen while the first warm-up runs: warmed after it
+    assert w.wait(120) and w.state == "ready" and any(k.startswith("metrics:") and "lipsync" in k for k in w._done)
     seen = []
     render = gen._render
 

@@ -797,6 +797,9 @@ class GenerateTab(W.VBox):
     def _done(self) -> None:
         self._busy = False
         self.cancel_btn.disabled = True
+        if any(r.get("status") == "scoring" for r in self._row):  # cancelled while scored: no record came
+            self._rows[0]["records"] = [r for r in self._row if r.get("status") != "scoring"]
+            self._render()
         self.step_bar.value = 0
         self.step_bar.description = "step"
         self._update_state()

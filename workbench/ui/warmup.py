@@ -77,6 +77,7 @@ class WarmUp:
         self.errors: list[str] = []
         self._done: set[str] = set()  # steps finished (by name) in this process
         self._thread: threading.Thread | None = None
+        self._pending: list[str] | None = None  # metrics chosen while a warm-up ran
         self._lock = threading.Lock()
 
     @property
@@ -91,7 +92,9 @@ class WarmUp:
         """Warm what these metrics need (steps already done are skipped); False while a warm-up runs."""
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
+                self._pending = list(metrics)  # warmed when the running warm-up ends
                 return False
+            self._pending = None
             todo = [step for step in plan(metrics) if step[0] not in self._done]
             if not todo:
                 return True
@@ -101,6 +104,7 @@ class WarmUp:
             return True
 
     def wait(self, timeout: float | None = None) -> bool:
+        """Block until the warm-up (and any it queued) ends; True when it ended."""
         t = self._thread
         if t is not None:
             t.join(timeout)
@@ -118,6 +122,11 @@ class WarmUp:
             self._done.add(key)
         self.seconds += time.perf_counter() - t0
         self.step = ""
+        pending = self._pending
+        if pending is not None and any(step[0] not in self._done for step in plan(pending)):
+            self._pending = None
+            self._run([step for step in plan(pending) if step[0] not in self._done])  # the metrics chosen since
+            return
         self.state = "ready"
         self._notify()
 
