@@ -31,14 +31,15 @@ def report(
 
     if wandb is not None and len(run_dirs) > 1:  # decided before anything is written
         _fail("--wandb brings one run folder's W&B run up to date; pass one folder with --wandb")
-    if len(run_dirs) > 1:
-        for line in empty_runs(run_dirs):
-            typer.echo(f"warning: {line}", err=True)
     try:
-        typer.echo(str(write_report(run_dirs if len(run_dirs) > 1 else run_dirs[0], out, motion_floor=motion_floor,
-                                    clips=clips.strip().lower())))
+        path = write_report(run_dirs if len(run_dirs) > 1 else run_dirs[0], out, motion_floor=motion_floor,
+                            clips=clips.strip().lower())
     except ReportError as e:
         _fail(str(e))
+    if len(run_dirs) > 1:  # said once the report stands (a refused command stays one error line)
+        for line in empty_runs(run_dirs):
+            typer.echo(f"warning: {line}", err=True)
+    typer.echo(str(path))
     run_dir = run_dirs[0]
     if wandb is None:
         return
