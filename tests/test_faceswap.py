@@ -2,6 +2,7 @@
 case's source `video:`, and the FaceFusion / inswapper recipes against stand-in repos."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -309,14 +310,29 @@ def test_report_shows_personas_side_by_side(media_dir, tmp_path):
     ctx = build_context(records, run)
     (row,) = ctx["personas"]
     assert row["source"] == Path(SOURCE).name and row["model"] == "faceswap-landmarks"
-    assert [c["persona"].split(" ")[0] for c in row["cells"]] == ["persona-ah", "persona-eo"]
+    # the unswapped source first (the baseline the eye needs), then the personas, each flagged by its verdict
+    assert [c["persona"].split(" ")[0] for c in row["cells"]] == ["source:", "persona-ah", "persona-eo"]
+    src_cell = row["cells"][0]
+    assert src_cell["is_source"] and src_cell["panels"][0]["video"] == str(media_dir / SOURCE)
+    assert src_cell["panels"][0]["clip"] == "224\u00d7224, 130 frames, 25 fps"
+    for cell in row["cells"][1:]:  # the floor's swaps of these two personas took (what the frames show)
+        assert cell["flag"] == "" and cell["panels"][0]["marks"][-1][0] == "\u2713 swap took", cell["panels"][0]["marks"]
+    assert row["verdicts"].startswith("swap took for 2 of 2 personas \u00b7 identity_gain persona-ah +0.1"), row["verdicts"]
     assert row["gap"].startswith("identity to target minus to source: +") and "-0" not in row["gap"]
     section = html[html.index('id="personas"'):]
-    assert section.count("<video") == 2 and 'id="persona-1"' in section
+    section = section[:section.index("<h2", 10)] if "<h2" in section[10:] else section
+    assert section.count("<video") == 3 and 'id="persona-1"' in section and "\u2713 swap took" in section
+    # a clip that is still its source is flagged "no swap" in its header and on its panel
+    still = json.loads(json.dumps(records))
+    still[1]["scores"].update(identity_gain=0.0, identity_to_source=0.99, identity_to_target=0.83, swap_took=0.0)
+    (row,) = build_context(still, run)["personas"]
+    eo = row["cells"][2]
+    assert eo["flag"] == "\u2717 no swap" and eo["flag_why"].startswith("seed 0: no swap (the face is still the source")
+    assert row["verdicts"].startswith("swap took for 1 of 2 personas; not for persona-eo (no swap)"), row["verdicts"]
     # the CLI scores a swapped clip against its source and persona the same way
     rec = records[0]
     r = CliRunner().invoke(app, ["eval", str(run / rec["video"]), "--image", str(media_dir / PERSONAS["ah"]),
                                  "--source", str(media_dir / SOURCE), "--metrics", "faceswap", "--json"])
     assert r.exit_code == 0, r.output
     scores = _json.loads(r.output[r.output.index("{"):])["scores"]
-    assert scores["identity_to_target"] > scores["identity_to_source"]
+    assert scores["identity_to_target"] > scores["identity_to_source"] and scores["swap_took"] == 1.0

@@ -499,6 +499,8 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
         return {"model": m, "color": colors[m], "panels": [table.panel(r) for r in recs], "empty": False,
                 "why_empty": ""}
 
+    from workbench import personas as persona_data  # the source cell, the swap verdicts
+
     personas = []
     swaps: dict[tuple[str, str], list[str]] = {}
     source_name: dict[str, str] = {}
@@ -525,8 +527,12 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
             img = ((first_rec.get("inputs") or {}).get("image") or {}).get("path")
             element = ((first_rec.get("workflow") or {}).get("element") or {}).get("name")
             label = case + (f" (element {element})" if element else (f" ({Path(str(img)).name})" if img else ""))
-            cells.append({**cell_of(case, m), "persona": label})
-        personas.append({"source": source_name[key], "model": m, "color": colors[m], "cells": cells,
+            cells.append(persona_data.flag_cell({**cell_of(case, m), "persona": label}, by_cell.get((case, m), [])))
+        source = persona_data.source_cell(r for case in persona_cases for r in by_cell.get((case, m), []))
+        personas.append({"source": source_name[key], "model": m, "color": colors[m],
+                         "cells": [source, *cells] if source else cells,
+                         "verdicts": persona_data.row_summary(persona_cases, {c: by_cell.get((c, m), [])
+                                                                              for c in persona_cases}),
                          "gap": (f"identity to target minus to source: {', '.join(fmt_number(g, signed=True) for g in gaps)}"
                                  if gaps else "")})
 
