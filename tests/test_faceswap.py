@@ -46,6 +46,7 @@ def test_persona_suite_swaps_identity_and_keeps_the_performance(media_dir, tmp_p
         s = rec["scores"]
         print(rec["case"], {k: round(v, 4) for k, v in s.items() if v is not None})
         assert s["identity_to_target"] > s["identity_to_source"] + 0.03, s
+        assert s["swap_took"] == 1.0 and s["identity_gain"] > 0.08, s  # the persona's face, verified (module docstring)
         assert s["mouth_motion_kept"] > 0.7, s
         assert 0 < s["boundary_flicker"] < 0.05, s
         assert abs(s["sync_offset"]) <= 2 and s["sync_confidence"] > 0.33, s  # the source's speech, in sync
