@@ -45,6 +45,14 @@ scenario the line is 0.9265, shipped as 0.927. A stricter 0.1% fit (line 0.943) 
 The "no swap" and "source again" negatives are all rejected by the source line. For ArcFace the lines
 are its published same-person threshold (uncalibrated here: no weights in the tests).
 
+What it reads (the benchmark, 4 real sources x 4 portraits, 2 s at 256 px): the unswapped source "no swap"
+(identity_gain exactly 0); the model-free floor's swaps "took" for their own persona in 15 of 16 (its
+pasted eyes, brows, nose and lips are the persona's own pixels: dlib reads 0.93-0.97 to her, the range of
+real recordings of one person; the 16th, a black-and-white portrait on real3dportrait_May, 0.916) and "did
+not take" against another persona in 16 of 16, although identity_gain towards that other woman is
+positive in 14 (a man's face that became a woman's moved towards every woman): the gain alone is not
+the verdict. The 128-d dlib embedding sees the inner face, not the hair or head shape a swap keeps.
+
 Length rule: frames are paired by index (clip frame i with source frame i). A swap keeps every frame of
 its source, so a source shorter than the clip (by more than one frame) is not what the clip was swapped
 from: every face-swap score is then null with that one reason. A longer source is fine (a swap of the
