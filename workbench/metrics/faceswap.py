@@ -50,7 +50,7 @@ What it reads (the benchmark, 4 real sources x 4 portraits, 2 s at 256 px): the 
 pasted eyes, brows, nose and lips are the persona's own pixels: dlib reads 0.93-0.97 to her, the range of
 real recordings of one person; the 16th, a black-and-white portrait on real3dportrait_May, 0.916) and "did
 not take" against another persona in 16 of 16, although identity_gain towards that other woman is
-positive in 14 (a man's face that became a woman's moved towards every woman): the gain alone is not
+positive in 13 (a man's face that became a woman's moved towards every woman): the gain alone is not
 the verdict. The 128-d dlib embedding sees the inner face, not the hair or head shape a swap keeps.
 
 Length rule: frames are paired by index (clip frame i with source frame i). A swap keeps every frame of
