@@ -647,3 +647,69 @@ def _encode_audio(container, astream, audio: Audio) -> None:
     for packet in astream.encode(None):
         container.mux(packet)
 
+
+
+# --------------------------------------------------------------------------------------------------
+# Timestamps: variable frame rate and streams that start at different times
+# --------------------------------------------------------------------------------------------------
+def stream_start_times(path: str | Path) -> tuple[float, float | None]:
+    """(video start, audio start) in seconds on the container's clock, from the header alone (a stream
+    without a stated start counts from 0; audio is None when the file has no audio stream). A video
+    that starts after its audio (start_time 0.08 s against 0) shows its first frame 0.08 s into the
+    soundtrack that `load_audio` returns from its first sample."""
+    container = _open_container(Path(path))
+    try:
+        def start(s) -> float:
+            return float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else 0.0
+
+        v = start(container.streams.video[0]) if container.streams.video else 0.0
+        a = start(container.streams.audio[0]) if container.streams.audio else None
+    finally:
+        container.close()
+    return v, a
+
+
+def frame_times(path: str | Path) -> np.ndarray:
+    """Presentation time (seconds, container clock) of every video frame in display order, read from the
+    packet timestamps without decoding. A variable-frame-rate file (gaps of 33 and 67 ms) gives its real
+    times where `index / fps` would drift; a packet without a timestamp is placed one median gap after
+    the frame before it."""
+    container = _open_container(Path(path))
+    try:
+        if not container.streams.video:
+            raise MediaError(f"{path}: has no video stream; pass a video file (mp4/mov/mkv)")
+        vs = container.streams.video[0]
+        tb = float(vs.time_base) if vs.time_base else 0.0
+        pts = []
+        for packet in container.demux(vs):
+            if packet.size == 0:  # the flush packet
+                continue
+            pts.append(math.nan if packet.pts is None or not tb else packet.pts * tb)
+    finally:
+        container.close()
+    t = np.asarray(pts, dtype=np.float64)
+    known = np.sort(t[np.isfinite(t)])
+    if known.size == len(t):
+        return known
+    gap = float(np.median(np.diff(known))) if known.size > 1 else 1.0 / 25.0
+    out = np.sort(t)  # NaNs last
+    for i in range(len(out)):
+        if not np.isfinite(out[i]):
+            out[i] = (out[i - 1] + gap) if i else 0.0
+    return out
+
+
+def clip_frame_times(clip: "Clip", against_audio: bool = True) -> np.ndarray:
+    """Time of each frame of `clip` in seconds from its soundtrack's first sample: a file's packet
+    timestamps minus its audio stream's start (`against_audio`; else minus the first frame's time),
+    `index / fps` for an in-memory clip. For a file the length is the number of packets (the decoder
+    may yield a frame or two fewer on a truncated file)."""
+    if clip.path is None or clip.frames is not None:
+        return np.arange(clip.num_frames, dtype=np.float64) / float(clip.fps)
+    t = frame_times(clip.path)
+    if t.size == 0:
+        return t
+    if against_audio:
+        _, a = stream_start_times(clip.path)
+        return t - (a if a is not None else t[0])
+    return t - t[0]

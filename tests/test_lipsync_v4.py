@@ -1,0 +1,90 @@
+"""Lip-sync v4 (mouth-ridge): frame timestamps (variable frame rate, a video that starts after its
+audio), several faces (the speaking face named per turn), offsets in milliseconds with an interval.
+Real clips from ../shared/media (skipped with the reason when absent); short windows keep them fast.
+Whole-dev-set held-out figures: benchmarks/bench_lipsync.py."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench.media import Audio, Clip, clip_frame_times, frame_times, stream_start_times
+from workbench.metrics import evaluate
+from workbench.metrics.base import EvalInputs, FrameStep
+from workbench.metrics.lipsync import LipSync, uniform_grid
+
+
+def _run(clip: Clip, audio: Audio | None = None) -> tuple[dict, LipSync]:
+    """The lipsync metric fed by hand (its `speakers` details are kept on the instance)."""
+    m = LipSync(backend="landmarks")
+    m.start(EvalInputs(video=clip, audio=audio))
+    prev = None
+    for i, frame in enumerate(clip.iter_frames()):
+        step = FrameStep(i, frame, prev, clip.fps, full=frame)
+        m.update(step)
+        prev = step
+    return m.finish(), m
+
+
+def test_frame_times_of_a_variable_frame_rate_file(media_dir):
+    path = media_dir / "talking_hard" / "sadtalkervls_job_interview_vfr.mp4"
+    t = frame_times(path)
+    gaps = np.round(np.diff(t) * 1000)
+    assert len(t) == 135 and set(np.unique(gaps)) == {33.0, 67.0}  # 30 fps with dropped frames
+    assert stream_start_times(path) == pytest.approx((0.033, 0.0), abs=1e-3)
+    rel = clip_frame_times(Clip.open(path))
+    assert rel[0] == pytest.approx(0.033, abs=1e-3) and rel[-1] == pytest.approx(6.1, abs=0.01)
+    french = media_dir / "talking_wild" / "dfrf_french_first20s.mp4"  # video starts 0.08 s into the audio
+    assert clip_frame_times(Clip.open(french))[0] == pytest.approx(0.08, abs=1e-3)
+    inmem = Clip.from_frames(np.zeros((5, 8, 8, 3), np.uint8), 25)
+    assert np.allclose(clip_frame_times(inmem), np.arange(5) / 25)
+
+
+def test_uniform_grid_interpolates_variable_gaps():
+    t = np.array([0.0, 1 / 30, 3 / 30, 4 / 30, 6 / 30])
+    M = np.arange(5, dtype=float)[None, :, None] * np.ones((1, 1, 2))
+    g, tg, grid_of = uniform_grid(M, t, 1 / 30)
+    assert len(tg) == 7 and list(grid_of) == [0, 1, 3, 4, 6]
+    assert g[0, 2, 0] == pytest.approx(1.5)  # halfway between the frames at 1/30 and 3/30
+
+
+def test_vfr_clip_scores_and_a_delay_moves_its_offset(media_dir):
+    clip = Clip.open(media_dir / "talking_hard" / "sadtalkervls_job_interview_vfr.mp4")
+    own, m = _run(clip)
+    print("\nvfr own:", own, m.speakers)
+    assert m.speakers["period_ms"] == pytest.approx(33.3, abs=0.2)  # frames of the clip: its median gap
+    assert own["sync_confidence"] is not None
+    late, _ = _run(clip, clip.audio.shift(5 * 0.0333))
+    print("vfr +5 frames:", late)
+    if own["sync_offset"] is not None and late["sync_offset"] is not None:
+        assert abs((late["sync_offset"] - own["sync_offset"]) + 5) <= 1
+        assert own["sync_offset_ms"] == pytest.approx(own["sync_offset"] * m.speakers["period_ms"])
+
+
+def test_split_screen_names_the_speaker_of_each_turn(media_dir):
+    """Two real talking crops side by side (both mouths move all the time); the soundtrack is the left
+    one's own audio for the first 2.5 s and the right one's for the next 2.5 s: the speaking face of
+    each turn must be the one whose own speech plays."""
+    left, right = (Clip.open(media_dir / "talking" / f"{n}.mp4").load() for n in ("00086", "741400163"))
+    n = 125
+    frames = np.concatenate([left.frames[:n], right.frames[:n]], axis=2)  # 224 x 448
+    sr = left.audio.sample_rate
+    half = int(2.5 * sr)
+    audio = np.concatenate([left.audio.samples[:half], right.audio.samples[half:2 * half]])
+    clip = Clip.from_frames(frames, 25.0, Audio(audio, sr))
+    scores, m = _run(clip)
+    where = {f["face"]: f["where"] for f in m.speakers["faces"]}
+    turns = [(where[t["face"]], round(t["start"], 1), round(t["end"], 1)) for t in m.speakers["turns"]]
+    print("\nsplit screen:", scores, turns)
+    assert sorted(where.values()) == ["left", "right"]
+    assert [w for w, _, _ in turns] == ["left", "right"], turns
+    assert turns[0][2] == pytest.approx(2.5, abs=0.1)
+
+
+def test_offset_has_milliseconds_and_an_interval(media_dir):
+    clip = Clip.open(media_dir / "talking" / "741400163.mp4")
+    r = evaluate(clip, metrics=["lipsync"])
+    off, ms = r.scores["sync_offset"], r.scores["sync_offset_ms"]
+    assert off is not None and abs(off) <= 2 and ms == pytest.approx(off * 40.0)
+    assert r.scores["sync_offset_low"] <= off <= r.scores["sync_offset_high"]
+    assert r.scores["sync_speaker"] == 0 and r.backends["sync_offset_ms"] == "mouth-ridge"
+    assert len(r.series["sync_speaker"]) == clip.num_frames
