@@ -88,3 +88,35 @@ def test_offset_has_milliseconds_and_an_interval(media_dir):
     assert r.scores["sync_offset_low"] <= off <= r.scores["sync_offset_high"]
     assert r.scores["sync_speaker"] == 0 and r.backends["sync_offset_ms"] == "mouth-ridge"
     assert len(r.series["sync_speaker"]) == clip.num_frames
+
+
+def _beat(n: int, rms: float) -> np.ndarray:
+    """A 120 bpm kick (55 Hz) and hi-hat (noise bursts), scaled to `rms`, 16 kHz."""
+    t = np.arange(n) / 16000
+    kick = np.sin(2 * np.pi * 55 * t) * np.exp(-(t % 0.5) / 0.08)
+    hat = 0.3 * np.random.default_rng(0).normal(size=n) * np.exp(-((t + 0.25) % 0.5) / 0.02)
+    b = kick + hat
+    return (b * rms / np.sqrt(np.mean(b ** 2))).astype(np.float32)
+
+
+def test_music_under_the_voice_keeps_the_offset_and_a_beat_alone_gives_none(media_dir):
+    clip = Clip.open(media_dir / "talking" / "741400163.mp4").load()
+    speech = clip.audio.resample(16000).samples
+    beat = _beat(len(speech), float(np.sqrt(np.mean(speech ** 2))))  # as loud as the voice
+    clean = evaluate(clip, metrics=["lipsync"]).scores
+    mixed = evaluate(clip, audio=Audio(speech + beat, 16000), metrics=["lipsync"]).scores
+    alone = evaluate(clip, audio=Audio(beat, 16000), metrics=["lipsync"])
+    print("\nclean", clean["sync_offset"], "with a beat", mixed["sync_offset"], mixed["sync_confidence"],
+          "beat alone", alone.scores["sync_confidence"])
+    assert mixed["sync_offset"] is not None and abs(mixed["sync_offset"] - clean["sync_offset"]) <= 1
+    assert alone.scores["sync_offset"] is None and "no clear audio-visual sync peak" in alone.errors["sync_offset"]
+
+
+def test_a_face_that_leaves_the_frame_is_not_a_sync_error(media_dir):
+    clip = Clip.open(media_dir / "talking" / "741400163.mp4").load()
+    frames = clip.frames.copy()
+    frames[100:160] = 0  # 2.4 s without the face
+    r = evaluate(Clip.from_frames(frames, clip.fps, clip.audio), metrics=["lipsync"])
+    whole = evaluate(clip, metrics=["lipsync"])
+    assert r.scores["sync_offset"] is not None and abs(r.scores["sync_offset"] - whole.scores["sync_offset"]) <= 1
+    assert all(v is None for v in r.series["sync_speaker"][105:155])  # nobody speaks on screen there
