@@ -59,8 +59,8 @@ MIN_VOICED_SECONDS = 1.5  # voiced audio that must overlap frames with a face
 STATIC_MOUTH = 0.04
 NO_MOUTH_MOTION = "no mouth motion: lip-sync is undefined"
 VOICE_LEVEL = 0.2  # a frame is voiced when its log energy is above floor + 0.2 * (loud - floor)
-SYNC_THRESHOLD = 1.95  # sync_confidence (null z) above it: the clip's own audio, below: foreign (dev set, bench_lipsync.py;
-# held out 1.83..2.95)
+SYNC_THRESHOLD = 2.2  # sync_confidence (null z) above it: the clip's own audio, below: foreign (dev set, bench_lipsync.py;
+# 2.22 on all 20 clips, 2.03..2.36 held out)
 PEAK_MIN_GAIN = 0.25  # a curve whose peak rises less than this above its median is flat: no offset
 BAND_EDGES_HZ = (80, 300, 800, 1600, 3200, 7600)  # speech bands whose log energies drive the regression
 HIGHPASS_SECONDS = 0.45
@@ -275,15 +275,14 @@ def local_sync_series(idx: np.ndarray, pred: np.ndarray, target: np.ndarray, n_f
 SPEECH_BANDS_HZ = (80, 300, 800, 1600, 3200, 7600)  # voice bands (F0 up to the fricatives); measured better than from 300 Hz
 HOP_SECONDS = 0.01
 WINDOW_SECONDS = 2.0  # time windows of the offset's interval and of the speaker search
-WINDOW_HOP_SECONDS = 1.0
 BOOTSTRAP = 200
-MIN_AGREEMENT = 0.5  # offset given when >= this share of window resamples agree within +-1 frame (LOO-fitted)
-MIN_TRACK_SECONDS = 1.0
+MIN_AGREEMENT = 0.5  # clips too short for the null: offset given when this share of window resamples agree (+-1)
+MIN_TRACK_SECONDS = 1.0  # a face seen for less than this does not compete for the speaker
 SIGNAL_SIGNS = np.array([1.0, -1.0])  # opening grows, brightness falls, as the mouth opens
 LOWPASS_SECONDS = 0.04  # Gaussian sigma of the mouth signals' low-pass
-MIN_NULL_Z = 2.0  # abstain rule: 5% of foreign pairs get an offset (bench_lipsync.py: 2.02 on all 20 clips, 1.91..1.99 held out)
+MIN_NULL_Z = 1.7  # abstain rule: 5% of foreign pairs get an offset (bench_lipsync.py: 1.71 on all 20 clips, 1.79..1.85 held out)
 NULL_GAP_SECONDS = 0.5  # null shifts reach this far beyond the search (a syllable or two)
-NULL_SHIFTS = 12  # audio shifts beyond the search: the clip's own no-sync distribution of the confidence  # a face seen for less than this does not compete for the speaker
+NULL_SHIFTS = 24  # audio shifts beyond the search: the clip's own no-sync distribution of the confidence
 
 
 def audio_band_track(samples_16k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -722,7 +721,7 @@ class LipSync(Metric):
     )
     # listed by `workbench metrics`; measured by benchmarks/bench_lipsync.py (asserted by a slow test)
     calibration = {"backend": OFFLINE_BACKEND, "score": "sync_confidence", "threshold": SYNC_THRESHOLD,
-                   "abstain_min_null_z": MIN_NULL_Z, "auc_own_vs_foreign": 0.949, "auc_in_sample": 0.954,
+                   "abstain_min_null_z": MIN_NULL_Z, "auc_own_vs_foreign": 0.949, "auc_in_sample": 0.953,
                    "false_offset_rate_held_out": 0.053,
                    "dev_set": "20 real clips (talking/ + talking_wild/ + talking_hard/), 20 own and 380 foreign "
                    "clip-audio pairs, 120 delayed", "measured_by": "benchmarks/bench_lipsync.py"}
