@@ -49,7 +49,9 @@ def test_persona_suite_swaps_identity_and_keeps_the_performance(media_dir, tmp_p
         assert s["swap_took"] == 1.0 and s["identity_gain"] > 0.08, s  # the persona's face, verified (module docstring)
         assert s["mouth_motion_kept"] > 0.7, s
         assert 0 < s["boundary_flicker"] < 0.05, s
-        assert abs(s["sync_offset"]) <= 2 and s["sync_confidence"] > 0.33, s  # the source's speech, in sync
+        assert abs(s["sync_offset"]) <= 2, s  # the source's speech, in sync
+        # a 2 s clip is too short for the null (the audio shifted beyond the search): no confidence, and why
+        assert s["sync_confidence"] is None and "too short" in rec["score_errors"]["sync_confidence"], rec
         assert rec["backends"]["identity_to_target"] == "dlib-resnet128"
         assert rec["task"] == "face-swap" and rec["clip"]["frames"] == 50 and rec["clip"]["audio"] is True
         assert rec["inputs"]["video"]["path"] == str(media_dir / SOURCE) and len(rec["inputs"]["video"]["sha256"]) == 64

@@ -61,6 +61,7 @@ def test_unswapped_clip_reads_no_swap(media_dir, source_2s):
     verdict, why = swap_verdict(s, out["backends"]["swap_took"])
     assert verdict == "no swap", why
     assert why.startswith("the face is still the source person's (identity_to_source 0.9")
+    assert out["swap"] == {"verdict": "no swap", "why": why}  # the JSON says it in words too
 
 
 def test_floor_swap_took_for_its_persona_and_not_for_another(media_dir, source_2s, floor_swap):

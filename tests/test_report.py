@@ -224,3 +224,15 @@ def test_cli_report_and_its_error(run_dir, tmp_path):
     assert r.exit_code != 0
     line = r.output.strip().splitlines()[-1]
     assert "results.jsonl" in line and "workbench run" in line
+
+
+def test_a_column_shows_one_precision():
+    """The Motion table printed 0.011, 0.33, 0.2, 2.74 (significant digits per cell): a column now gets one
+    number of decimal places, enough for two significant digits of its smallest value."""
+    from workbench.report import column_places
+
+    assert column_places([0.011, 0.33, 0.2, 2.74]) == 3
+    assert [f"{v:.3f}" for v in (0.011, 0.2)] == ["0.011", "0.200"]
+    assert column_places([2.74, 13.2]) == 2  # never fewer than two places
+    assert column_places([0.0, float("nan")]) == 2  # nothing to size by
+    assert column_places([1e-7]) == 4  # capped

@@ -60,13 +60,19 @@ def test_report_in_headless_chromium(browser, report, tmp_path):
     # fits the screen: the page itself does not scroll sideways; the wide tables scroll in their boxes
     assert page.evaluate("document.documentElement.scrollWidth") <= 1366
     box = page.locator("#clip-grid").locator("xpath=..")
-    assert box.evaluate("b => b.scrollWidth > b.clientWidth")  # six models are wider than the screen
+    assert box.evaluate("b => b.scrollWidth <= b.clientWidth")  # six models fit 1366 px (columns shrink to 170 px)
+    size = page.viewport_size
+    page.set_viewport_size({"width": 900, "height": size["height"]})  # a narrow window (Lab with its sidebar open)
+    page.wait_for_timeout(100)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 900
+    assert box.evaluate("b => b.scrollWidth > b.clientWidth")  # six models are wider than 900 px: the box scrolls
     assert box.evaluate("b => b.scrollHeight <= b.clientHeight + 1")  # no inner vertical scroll: the page scrolls
     sticky_before = page.locator("tr.caserow td.case").first.bounding_box()["x"]
     box.evaluate("b => { b.scrollLeft = b.scrollWidth; }")
     page.wait_for_timeout(100)
     assert page.locator("tr.caserow td.case").first.bounding_box()["x"] == pytest.approx(sticky_before, abs=1)
     box.evaluate("b => { b.scrollLeft = 0; }")
+    page.set_viewport_size(size)
 
     # rows are (case, seed): the seed filter leaves seed 1; the unmute button unmutes one clip only
     assert page.locator("#row-a__seed0 button.sound").count() == 0  # silent clips offer no unmute

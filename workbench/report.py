@@ -30,7 +30,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from workbench.costs import any_cost, cost_summary, pareto_front
 from workbench.metrics.stats import model_summaries, score_names, score_value
@@ -228,6 +228,15 @@ def _distinct_reasons(reasons) -> list[str]:
     return list(seen.values())
 
 
+def column_places(values: Iterable[float], digits: int = 2, least: int = 2, most: int = 4) -> int:
+    """Decimal places that show every value of a table column with at least `digits` significant digits
+    (`least` to `most` places): one precision down a column, so 0.011 and 2.74 read 0.011 and 2.740."""
+    small = [abs(v) for v in values if v and math.isfinite(v)]
+    if not small:
+        return least
+    return max(least, min(most, digits - 1 - math.floor(math.log10(min(small)))))
+
+
 _FETCH = re.compile(r"workbench weights fetch [\w./:@+-]+(?: [\w./:@+-]+)*")
 
 
@@ -352,6 +361,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
 
     # motion: which clips are still (consistency is trivially perfect on them) ------------------------
     motion_rows = []
+    flow_means: dict[str, float] = {}
     for m in models:
         flows = [f for r in ok if str(r.get("model")) == m
                  and (f := score_value(r, MOTION_SCORE)) is not None]
@@ -359,10 +369,14 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
                and (d := score_value(r, "dynamic_degree")) is not None]
         if flows:
             still = sum(bool(is_still(r, motion_floor)) for r in ok if str(r.get("model")) == m)
-            motion_rows.append({"model": m, "color": colors[m], "flow": shown_flow(sum(flows) / len(flows)),
+            flow_means[m] = sum(flows) / len(flows)
+            motion_rows.append({"model": m, "color": colors[m], "flow": "",
                                 "still": still, "of": len(flows),
                                 "dynamic": f"{round(100 * sum(dyn) / len(dyn))}%" if dyn else "n/a",
                                 "all_still": still == len(flows)})
+    places = column_places(flow_means.values())  # one precision down the column: 0.011, 0.330, 2.740
+    for row in motion_rows:
+        row["flow"] = f"{flow_means[row['model']]:.{places}f}"
     all_still_models = {row["model"] for row in motion_rows if row["all_still"]}
 
     # model summary: best = the top value as shown (ties are all best; all equal = nobody) -------------

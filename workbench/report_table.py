@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from workbench.memo import memoised
+from workbench.metrics.registry import applicable_scores
 from workbench.metrics.stats import score_value
 from workbench.ranking import MOTION_FLOOR, MOTION_SCORE, floor_for, is_still, shown_flow
 from workbench.runset import media_of
@@ -178,7 +179,7 @@ class ClipTable:
             return []
         scores = r.get("scores") or {}
         asked = r.get("metrics_requested") or []
-        return [n for n in self.names if score_value(r, n) is not None or n in scores or n in asked]
+        return applicable_scores(r, [n for n in self.names if score_value(r, n) is not None or n in scores or n in asked])
 
     def marks(self, r: dict[str, Any]) -> list[tuple[str, str]]:
         out = []

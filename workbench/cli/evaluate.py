@@ -51,6 +51,11 @@ def eval_(
     except Exception as e:  # a bug, not a bad input: one line, the trace on request
         unexpected(e, f"{video}: scoring failed")
     payload = result.to_json(str(video))
+    if "identity_gain" in result.scores:  # a face-swap evaluation: the verdict in words, beside the numbers
+        from workbench.metrics.faceswap import swap_verdict
+
+        verdict, why = swap_verdict(result.scores, result.backends.get("identity_gain"))
+        payload["swap"] = {"verdict": verdict, "why": why}
     for note in getattr(result, "warnings", []):
         typer.echo(f"warning: {note}", err=True)
     if as_json:
@@ -60,6 +65,8 @@ def eval_(
         shown = "-" if value is None else f"{value:.4f}"
         extra = f"  ({result.errors[name]})" if name in result.errors else ""
         typer.echo(f"{name:24s} {shown:>10s}  {result.backends.get(name, '')}{extra}")
+    if "swap" in payload:
+        typer.echo(f"swap: {payload['swap']['verdict']} ({payload['swap']['why']})")
 
 
 @app.command("metrics")

@@ -848,9 +848,12 @@ class LipSync(Metric):
         if r["series"] is not None:
             self.series = {"sync_confidence": r["series"], "sync_speaker": r["speaker_series"]}
         if self.weights is not None and not self.weights.is_file():
-            why = f"SyncNet weights not found at {self.weights}; set WORKBENCH_SYNCNET_WEIGHTS to an existing syncnet_v2.model"
+            why = (f"SyncNet weights not found at {self.weights}; get them with `workbench weights fetch syncnet` "
+                   f"or set WORKBENCH_SYNCNET_WEIGHTS to an existing syncnet_v2.model")
         else:
-            why = f"needs SyncNet weights: set WORKBENCH_SYNCNET_WEIGHTS to syncnet_v2.model ({OFFLINE_BACKEND} gives sync_offset and sync_confidence only)"
+            why = (f"needs SyncNet weights: get them with `workbench weights fetch syncnet` or set "
+                   f"WORKBENCH_SYNCNET_WEIGHTS to syncnet_v2.model ({OFFLINE_BACKEND} gives sync_offset and "
+                   f"sync_confidence only)")
         off_why = r["reasons"].get("sync_offset")
         self.reasons = {"lse_d": why, "lse_c": why, **r["reasons"]}
         if off_why:

@@ -107,7 +107,7 @@
         var v = c.s[si];
         if (v === "") { continue; }
         var sc = scores[si];
-        var name = '<td title="' + esc(sc.title) + '">' + esc(sc.name) + (sc.unit ? " <small>" + esc(sc.unit) + "</small>" : "") + "</td>";
+        var name = '<td title="' + esc(sc.title) + '">' + esc(sc.name).replace(/_/g, "_<wbr>") + (sc.unit ? " <small>" + esc(sc.unit) + "</small>" : "") + "</td>";
         if (v === null) {
           var why = S[(c.n || {})[si]] || "no value";
           if (notes.indexOf(why) < 0) { notes.push(why); }

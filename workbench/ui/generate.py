@@ -1,6 +1,6 @@
 """Generate tab: inputs + model + parameters -> a suite -> the Runner, in a worker thread.
 
-The form becomes a suite YAML written into the run folder (`studio/suite-<time>.yaml`, inputs as
+The form becomes a suite YAML written into the run folder (`suites/suite-<time>.yaml`, inputs as
 absolute paths) and read back with `load_suite`, so the Studio runs exactly what
 `workbench run <that file>` runs: same validation, same job ids, same records. Finished clips appear
 as they finish, each with its scores; Cancel stops after the current step (finished jobs stay).
@@ -21,6 +21,7 @@ import ipywidgets as W
 import yaml
 
 from workbench.names import MAX_NAME, SEED_MAX, SEED_RANGE_MAX, parse_seeds, seed_problems, slug  # noqa: F401
+from workbench.runset import STUDIO_SUITES
 from workbench.ui.cases import KnownCases, canonical_voice, case_id as make_case_id
 from workbench.ui.creative import (AUTO, AUTO_LABEL, BestOfBox, Router, auto_descriptor, element_choices,
                                    mark_caption, no_route_problem, rank_marks, routes_html)
@@ -726,7 +727,7 @@ class GenerateTab(W.VBox):
 
     def write_suite(self) -> Path:
         run_dir = self.run_dir
-        folder = run_dir / "studio"
+        folder = run_dir / STUDIO_SUITES
         folder.mkdir(parents=True, exist_ok=True)
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         path = folder / f"suite-{stamp}.yaml"

@@ -408,7 +408,9 @@ def scores_caption(record: dict[str, Any], dirs: dict[str, bool | None], best: d
     silently left out."""
     held = record.get("scores") or {}
     asked = [k for k in record.get("metrics_requested") or [] if isinstance(k, str) and k not in held]
-    names = score_order([*held, *asked])
+    from workbench.metrics.registry import applicable_scores  # local: the widgets module loads without metrics
+
+    names = applicable_scores(record, score_order([*held, *asked]))
     scores = {k: held.get(k) for k in names}
     if not scores:
         return ""
