@@ -168,9 +168,9 @@ def test_report_content_from_a_real_run(run_dir):
     assert "significant" not in [s for s in re.findall(r"\b(?:not )?significant\b", text) if s == "significant"][1:]
     assert "p (Holm)" in text and f"at least {MIN_CASES} cases" in text
 
-    # figures: bars with CIs and the radar as PNGs; per-frame curves as compact data the page draws per row
-    pngs = [a["src"] for a in page.find("img") if a.get("src", "").startswith("data:image/png;base64,")]
-    assert len(pngs) >= 2
+    # figures: the CI panels and the radar as SVG images; per-frame curves as compact data the page draws per row
+    svgs = [a["src"] for a in page.find("img") if a.get("src", "").startswith("data:image/svg+xml;base64,")]
+    assert len(svgs) >= 2
     data = table_data(html)
     assert data["models"] == ["drift", "drift-long"] and data["series"]
     by_job = {r["job_id"]: r for r in records}
@@ -236,3 +236,37 @@ def test_a_column_shows_one_precision():
     assert column_places([2.74, 13.2]) == 2  # never fewer than two places
     assert column_places([0.0, float("nan")]) == 2  # nothing to size by
     assert column_places([1e-7]) == 4  # capped
+
+
+def test_the_summary_figures_are_svg_drawn_from_the_numbers():
+    """The CI panels and the radar are SVG written from the summary (milliseconds, no matplotlib): each
+    model's dot sits at its mean on the panel's axis, the whisker spans its CI, best models are outlined,
+    still ones hollow; n/a where a model has no value; the radar needs 3 directed scores and 2 models."""
+    import base64
+
+    from workbench.figures_svg import nice_ticks, radar, score_panels, tick_text
+
+    def svg(uri: str) -> str:
+        assert uri.startswith("data:image/svg+xml;base64,")
+        return base64.b64decode(uri.split(",", 1)[1]).decode()
+
+    colors = {"a": "#111111", "b": "#222222", "s": "#333333"}
+    metrics = [{"name": "f", "label": "f", "scale": 1.0, "higher": True, "best": ["a"], "still": ["s"],
+                "stats": {"a": {"mean": 0.996, "lo": 0.995, "hi": 0.997}, "b": {"mean": 0.994, "lo": 0.993, "hi": 0.995},
+                          "s": {"mean": 1.0, "lo": 1.0, "hi": 1.0}}},
+               {"name": "g", "label": "g (\u00d710\u207b\u00b3)", "scale": 1e3, "higher": False, "best": [], "still": [],
+                "stats": {"a": {"mean": 0.002, "lo": None, "hi": None}, "b": None, "s": None}}]
+    text = svg(score_panels(["a", "b", "s"], metrics, colors))
+    assert text.count("<circle") == 4 and "n/a" in text  # b and s have no g
+    assert 'stroke="#000"' in text and 'fill="#fff" stroke="#333333"' in text  # a outlined (best), s hollow (still)
+    assert "a: mean 0.996" in text and "b: 95% CI 0.993 \u2013 0.995" in text and "a: mean 2" in text  # g in x10^-3
+    # 0.994 and 0.996 land apart: the axis spans the values, not 0..1
+    xs = {m: float(re.search(rf'<circle cx="([\d.]+)"[^>]*><title>{m}: mean 0.99', text).group(1)) for m in ("a", "b")}
+    assert xs["a"] - xs["b"] > 20
+    assert score_panels(["a"], [dict(metrics[1], stats={"a": None})], colors) is None
+    assert nice_ticks(0.9, 1.0) == [0.9, 0.925, 0.95, 0.975, 1.0] and tick_text(0.925, 0.025) == "0.925"
+    assert nice_ticks(-0.5, 13) == [0.0, 5.0, 10.0] and tick_text(10.0, 5.0) == "10"
+    three = [dict(metrics[0], name=n) for n in ("x", "y", "z")]
+    spider = svg(radar(["a", "b"], three, colors))
+    assert spider.count("<polygon") == 2 + 2 and all(n in spider for n in ("x", "y", "z"))  # two rings, two models
+    assert radar(["a", "b"], three[:2], colors) is None and radar(["a"], three, colors) is None

@@ -37,6 +37,7 @@ MIN_CASES = 6  # smallest number of cases for which a sign-flip test can reach p
 ALPHA = 0.05
 EXACT_MAX = 16  # up to 2^16 sign patterns enumerated exactly; Monte Carlo beyond
 N_FLIPS = 20000
+FLIP_BLOCK = 2000  # sign patterns per block of the Monte Carlo test
 
 
 def holm(pvalues: list[float | None]) -> list[float | None]:
@@ -59,7 +60,7 @@ def sign_flip_p(unit_diffs: list[float], seed: int = 0) -> float | None:
     n = len(d)
     if n == 0:
         return None
-    return memoised("sign_flip_p", (d, seed, N_FLIPS, EXACT_MAX), lambda: _sign_flip_p(d, seed))
+    return memoised("sign_flip_p", (d, seed, N_FLIPS, EXACT_MAX, "bits"), lambda: _sign_flip_p(d, seed))
 
 
 def _sign_flip_p(d: np.ndarray, seed: int) -> float:
@@ -69,10 +70,16 @@ def _sign_flip_p(d: np.ndarray, seed: int) -> float:
         return 1.0
     if n <= EXACT_MAX:
         signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-    else:
-        signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(N_FLIPS, n))
-    means = np.abs(signs @ d) / n
-    return float(np.mean(means >= obs * (1 - 1e-12)))
+        means = np.abs(signs @ d) / n
+        return float(np.mean(means >= obs * (1 - 1e-12)))
+    # Monte Carlo: N_FLIPS random sign patterns, drawn as bits in blocks (a 20,000 x 1,250 float matrix at
+    # once is 200 MB and ~10x slower); sum(s * d) = 2 * sum over the + signs - sum(d)
+    rng, total, hits = np.random.default_rng(seed), float(d.sum()), 0
+    for start in range(0, N_FLIPS, FLIP_BLOCK):
+        plus = rng.integers(0, 2, size=(min(FLIP_BLOCK, N_FLIPS - start), n), dtype=np.int8)
+        means = np.abs(2.0 * (plus.astype(np.float64) @ d) - total) / n
+        hits += int(np.count_nonzero(means >= obs * (1 - 1e-12)))
+    return hits / N_FLIPS
 
 
 def paired_units(records: list[dict[str, Any]], a: str, b: str, metric: str) -> dict[Any, float]:

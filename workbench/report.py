@@ -1,6 +1,6 @@
 """The local comparison report: RUN_DIR/report.html from results.jsonl alone, rendered with Jinja2.
 
-What the page holds (templates in workbench/templates/, figures in workbench/figures.py):
+What the page holds (templates in workbench/templates/, figures in workbench/figures_svg.py and figures.py):
 
 - banners: scores the suite asked for that were not computed (reason and the command that gets the
   weights), scores computed for some jobs only, scores that mix backends, record warnings;
@@ -159,7 +159,14 @@ def metric_infos(records: list[dict[str, Any]], names: list[str]) -> dict[str, M
             unit = re.search(r"[\]\)]\s*([A-Za-z][\w/ ]*)$", spec.range or "")
             if unit and ":" not in spec.range:
                 info.unit = unit.group(1).strip()
-        values = [v for r in records if (v := score_value(r, n)) is not None]
+        values, backends = [], set()
+        for r in records:  # one pass: the values (integer? unit?) and the backends that gave them
+            v = score_value(r, n)
+            if v is not None:
+                values.append(v)
+                b = (r.get("backends") or {}).get(n)
+                if b:
+                    backends.add(str(b))
         info.integer = bool(values) and all(float(v).is_integer() for v in values)
         exp = 0
         if spec is not None:  # one unit per score, whatever this run's values: the spec says which
@@ -172,8 +179,7 @@ def metric_infos(records: list[dict[str, Any]], names: list[str]) -> dict[str, M
         if exp:
             info.scale = 10.0 ** (-exp)
             info.scale_note = "10" + str(exp).translate(SUPERSCRIPT)
-        info.backends = sorted({str((r.get("backends") or {}).get(n)) for r in records
-                                if (r.get("backends") or {}).get(n) and score_value(r, n) is not None})
+        info.backends = sorted(backends)
         out[n] = info
     return out
 
@@ -310,7 +316,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
                   motion_floor: float = MOTION_FLOOR) -> dict[str, Any]:
     """Everything the template shows, computed from the records (and the series files they name).
     `left_out`: notes on records not shown (superseded, not in the current suite)."""
-    from workbench import figures
+    from workbench import figures, figures_svg
 
     records, bad = well_formed(records)  # a foreign or hand-edited line never breaks the page
     left_out = list(left_out or []) + bad
@@ -446,15 +452,16 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
     def drawn(what: str, make, *args, **kw) -> str | None:
         """A figure, or None and the reason noted: a figure that cannot be drawn never stops the report."""
         try:
-            return memoised(f"figure:{getattr(make, '__name__', what)}", (figures.FIGURES_VERSION, args, kw),
+            name = f"{getattr(make, '__module__', '')}.{getattr(make, '__name__', what)}"
+            return memoised(f"figure:{name}", (figures.FIGURES_VERSION, args, kw),
                             lambda: make(*args, **kw))
         except Exception as e:  # matplotlib on odd values (inf, huge): say so, keep the page
             figure_errors.append(f"{what}: not drawn ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
             return None
 
-    bars = drawn("score figure", figures.metric_bars, models, fig_metrics, colors)
+    bars = drawn("score figure", figures_svg.score_panels, models, fig_metrics, colors)
     # on the radar a still model has no point on the axes it would top trivially
-    spider = drawn("radar", figures.radar, models, [dict(f, stats={m: (None if m in f["still"] else s)
+    spider = drawn("radar", figures_svg.radar, models, [dict(f, stats={m: (None if m in f["still"] else s)
                                                                    for m, s in f["stats"].items()})
                                                     for f in fig_metrics], colors)
 

@@ -113,6 +113,7 @@ class ClipTable:
                  infos: dict[str, Any], null_reason: Callable[[dict, str], str], not_run: Callable[[str, str], str],
                  kept: set[str], favourites: set[str], motion_floor: float = MOTION_FLOOR) -> None:
         self.run_dir = run_dir
+        self._root = Path(run_dir).resolve()  # once: series files are found (and memoised) under it
         self.models = models
         self.colors = colors
         self.infos = infos
@@ -267,7 +268,7 @@ class ClipTable:
     def _read_series(self, rel: str) -> dict[str, Any]:
         """{score: quantised curve} of one series file, or {"__error__": why}; memoised by the file's
         path, size and time (workbench.memo), so an unchanged file is not parsed again."""
-        path = self.run_dir / rel
+        path = self._root / rel
         try:
             st = path.stat()
         except OSError as e:
@@ -282,7 +283,7 @@ class ClipTable:
                 return {}
             return {str(n): q for n, vals in data.items() if isinstance(vals, list) and (q := quantise(vals)) is not None}
 
-        return memoised("series", (str(path.resolve()), st.st_size, st.st_mtime_ns, SERIES_POINTS, LEVELS), read)
+        return memoised("series", (str(path), st.st_size, st.st_mtime_ns, SERIES_POINTS, LEVELS), read)
 
     def clip_paths(self) -> list[str]:
         """The relative paths of every showable clip, in table order (what the page may embed)."""
