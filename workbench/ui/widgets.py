@@ -355,14 +355,23 @@ FAV_MARK, FAV_OFF = "\u2665", "\u2661"
 def best_in_row(records: Iterable[dict[str, Any]], dirs: dict[str, bool | None],
                 infos: dict[str, Any] | None = None) -> dict[str, set[str]]:
     """Per score with a direction, the job ids of the row's best value. Ties are all best (values that
-    read the same as the best, in the score's unit); when every value reads the same, none is."""
+    read the same as the best, in the score's unit); when every value reads the same, none is. The
+    report's rule: a still clip (below the motion floor) is trivially consistent, so it competes for no
+    ★ on a score that rewards stillness (`ScoreSpec.rewards_stillness`)."""
+    from workbench.metrics import score_specs  # local: the widgets module loads without metrics
+    from workbench.ranking import is_still
+
+    specs = score_specs()
     shown: dict[str, list[tuple[str, float, str]]] = {}
     for r in records:
         if r.get("status", "ok") != "ok":
             continue
+        still = bool(is_still(r))
         for k, v in (r.get("scores") or {}).items():
             if dirs.get(k) is None or v is None or isinstance(v, bool) or not isinstance(v, (int, float)) \
                     or not math.isfinite(v):
+                continue
+            if still and getattr(specs.get(k), "rewards_stillness", False):
                 continue
             shown.setdefault(k, []).append((str(r.get("job_id", id(r))), float(v), fmt_score(k, v, infos)))
     best: dict[str, set[str]] = {}
