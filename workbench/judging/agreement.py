@@ -16,7 +16,8 @@ A suite's `objective:` (workflow.bestofn.Objective) is checked the same way as a
 
 **Judges against each other**: Krippendorff's alpha (nominal; the `krippendorff` package) over the
 comparisons two or more raters judged (same clips, same criterion); each rater's answer is the clip they
-put first, or "tie". A rater who judged a comparison twice counts with their latest vote. alpha is 1 for
+put first (coded by its place among the comparison's clips sorted by job id, so the categories mean the
+same in every comparison), or "tie". A rater who judged a comparison twice counts with their latest vote. alpha is 1 for
 perfect agreement, 0 for agreement at chance level.
 """
 from __future__ import annotations
@@ -185,7 +186,7 @@ def rater_agreement(votes: Iterable[Vote]) -> RaterAgreement:
     for v in votes:
         unit = (v["criterion"], v["case"], v["seed"], v.get("output", 0), tuple(sorted(v["clips"])))
         first = ranked_clips(v)
-        answers.setdefault(unit, {})[v["rater"]] = first[0] if first else "tie"
+        answers.setdefault(unit, {})[v["rater"]] = str(unit[-1].index(first[0])) if first else "tie"
         raters.setdefault(v["rater"], None)
     shared = {u: a for u, a in answers.items() if len(a) >= 2}
     if not shared or len(raters) < 2:
