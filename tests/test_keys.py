@@ -93,3 +93,18 @@ def test_one_masking_function_serves_providers_and_the_workbench(monkeypatch):
     assert redact.scrub("debug 1") == "debug 1"
     assert redact.looks_secret(KEY) and not redact.looks_secret("hunyuanvideo-i2v-720p-2025")
     assert not redact.looks_secret("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers")
+
+
+def test_the_report_never_shows_a_key_written_before_it_was_set(tmp_path, monkeypatch):
+    """results.jsonl written while the key was not yet known (or by another tool) holds it in a prompt and
+    an error: the report, written once the key is set, shows *** in its place."""
+    from workbench.report import write_report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    rec = {"job_id": "j1", "case": "a", "model": "static", "seed": 0, "prompt": f"say {KEY}", "status": "failed",
+           "error": f"HTTP 401 for token {KEY}", "scores": {}}
+    (run / "results.jsonl").write_text(json.dumps(rec) + "\n" + json.dumps({**rec, "job_id": "j2", "model": "b"}) + "\n")
+    monkeypatch.setenv("REPLICATE_API_TOKEN", KEY)
+    page = write_report(run).read_text()
+    assert KEY not in page and "say ***" in page

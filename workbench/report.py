@@ -40,6 +40,7 @@ from workbench.runset import RunSet, RunSetError, current_records, load_runs, me
 from workbench.memo import memoised, using
 from workbench.report_cache import memo_for, page_is_current, page_key, remember_page
 from workbench.report_media import check_mode, embed_budget_mb
+from workbench.redact import scrub
 from workbench.report_table import PAGE_ROWS, ClipTable, table_json
 from workbench.store import RunStore
 
@@ -712,6 +713,7 @@ def write_report(run_dir: str | Path | list[str | Path], out_dir: str | Path | N
     memo = memo_for(out_dir)
     with using(memo):  # CIs, tests and figures whose inputs did not change come from the last call
         page = render(runset.records, out_dir, runset.left_out, motion_floor, clips, budget)
+    page = scrub(page)  # a key set in this environment never reaches the page (pasted into a prompt, an error)
     try:
         if out.read_text(encoding="utf-8") == page:
             memo.save()
