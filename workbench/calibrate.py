@@ -160,7 +160,7 @@ def _parse_expect(src: Path, pert: str, metric: str, raw: Any) -> Expectation:
 
 def load_suite(path: str | Path) -> CalibrationSuite:
     """Read and validate a calibration YAML; clip paths resolve relative to the file."""
-    from workbench.suite import read_yaml_mapping
+    from workbench.yamlfile import read_yaml_mapping
 
     path = Path(path)
     data = read_yaml_mapping(path, "calibration suite", "clips, metrics, perturbations", CalibrationSuiteError)
@@ -312,7 +312,7 @@ def morph_towards(frames: np.ndarray, portrait: np.ndarray) -> np.ndarray:
     to 100% at the last; the background outside the face stays the clip's (feathered face mask)."""
     import cv2
 
-    from workbench.metrics.identity import similarity_transform
+    from workbench.faces import similarity_transform
 
     h, w = frames.shape[1:3]
     src = np.ascontiguousarray(portrait[..., :3].astype(np.uint8))

@@ -1,6 +1,7 @@
-"""Case ids of the Studio: a case is its inputs, so the same inputs get the same id in every run.
+"""What a case is: its inputs, so the same inputs get the same id in every run (the Studio's Generate
+tab and `workbench generate` both name their cases here).
 
-A Studio case id is `<readable stem>-<6 hex>`: the stem says what it is (the image's file name, the
+A case id is `<readable stem>-<6 hex>`: the stem says what it is (the image's file name, the
 audio's or `speech`, else the first words of the prompt); the hex is a digest of the case's content:
 the sha256 of the image and audio files' bytes (`workbench.hashing`), the spoken text and voice, the
 prompt and the negative prompt. Two models run on the same portrait and speech on different days give
@@ -20,6 +21,7 @@ from typing import Iterable
 
 from workbench.hashing import file_hash
 from workbench.names import slug
+from workbench.speech import parse_voice
 
 DIGEST_LEN = 6
 STEM_MAX = 40  # the readable part; with "-" and the digest an id stays far below names.MAX_NAME
@@ -36,8 +38,6 @@ def readable_stem(path: Path) -> str:
 def canonical_voice(voice: str) -> str:
     """A voice as the speech module resolves it (`en-us` and `espeak-ng:en-us` are one voice)."""
     try:
-        from workbench.speech import parse_voice
-
         return str(parse_voice(voice or None))
     except Exception:  # an unknown engine: the text as typed (the run refuses it with its own reason)
         return (voice or "").strip()

@@ -15,6 +15,11 @@ saves the mp4, scores the saved file, and appends one record. A failing job reco
 run goes on; Ctrl-C, SIGTERM or `cancel()` loses at most the job in flight. `Runner.run()` yields
 records as they finish and reports progress through callbacks: the CLI progress bar, the notebook
 studio and W&B logging all sit on the same loop.
+
+The Runner knows the creative workflow only through the hooks of `workbench.hooks` (before the jobs:
+`resolve_case`, `resolve_model`, `for_model`; per record: `objective`, `face_reference`; after the run:
+`after_run`), which `workflow/steps.py` registers (Elements, speech, the prompt enhancer, `auto`
+routing, best-of-N, the Composer). This module imports nothing from `workbench.workflow`.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
+from workbench import hooks
 from workbench.hashing import file_hash
 from workbench.media import (MEDIA_SUFFIXES, Clip, MediaError, input_problem, load_audio, load_image,  # noqa: F401
                              silent_audio_note)
@@ -102,6 +108,25 @@ def inapplicable(case: CaseSpec, model: ModelSpec) -> str | None:
     return f"{model.display} needs {', '.join(missing)}; case {case.id} has none" if missing else None
 
 
+def hears_audio(model_name: str) -> bool:
+    """Whether a registered model is driven by the case's audio (talking heads); image-to-video models,
+    most hosted ones and LTX-2 (which makes its own soundtrack) are not."""
+    cls = get_generator(model_name)
+    takes = getattr(cls, "accepts", None)
+    return (takes is None or "audio" in takes) and not getattr(getattr(cls, "spec", None), "audio_out", False)
+
+
+def unheard_audio(suite: Suite, case: CaseSpec, model: ModelSpec) -> str | None:
+    """Why a (case, model) job is left out under `unheard_audio: skip`: the case has driving audio and
+    the model never hears it. None when it runs."""
+    if getattr(suite, "unheard_audio", "run") != "skip" or not (case.audio or case.text is not None):
+        return None
+    if hears_audio(model.name) or get_generator(model.name).task == "text-to-image":  # a picture has no lips
+        return None
+    return (f"{model.display} takes no driving audio; case {case.id} has audio (lip-sync not applicable; "
+            f"`unheard_audio: skip`)")
+
+
 def expand_jobs(suite: Suite, skipped: list[str] | None = None) -> list[Job]:
     """All jobs of a suite in a stable order (case, seed, output, then model), each with its ids.
 
@@ -109,17 +134,22 @@ def expand_jobs(suite: Suite, skipped: list[str] | None = None) -> list[Job]:
     case without audio) are left out and described in `skipped`. The suite must be valid
     (`load_suite` checks it): unknown models and parameters are errors there, not here.
     """
-    from workbench.workflow.steps import for_model, resolve_auto, resolve_case, unheard_audio
-
+    resolve_case, for_model = hooks.first("resolve_case"), hooks.first("for_model")  # workflow.steps
+    resolve_model = hooks.providers("resolve_model")
     jobs = []
     for case in suite.cases:
         extra: dict[str, Any] = {}
         case_error = None
-        if case.text is not None or (case.image or "").startswith("element:") or case.enhance:
+        if resolve_case is not None and (case.text is not None or (case.image or "").startswith("element:")
+                                         or case.enhance):
             case, extra, case_error = resolve_case(suite, case, enhance=False)  # Element image, speech from text
         fitting = []
         for model in suite.models:
-            model, routed, auto_error = resolve_auto(case, model, suite)  # `auto` -> the router's pick
+            routed = auto_error = None
+            for step in resolve_model:
+                model, routed, auto_error = step(case, model, suite)  # `auto` -> the router's pick
+                if routed or auto_error:
+                    break
             if auto_error:
                 if skipped is not None:
                     skipped.append(auto_error)
@@ -129,7 +159,8 @@ def expand_jobs(suite: Suite, skipped: list[str] | None = None) -> list[Job]:
                 if skipped is not None:
                     skipped.append(why)
             else:  # `enhance:` on: the prompt written for this model's own family
-                fitting.append((model, routed, *for_model(suite, case, model, extra, case_error)))
+                fitting.append((model, routed, *(for_model(suite, case, model, extra, case_error) if for_model
+                                                 else (case, extra, case_error))))
         for seed in suite.seeds:
             outputs = max(f[0].num_outputs for f in fitting) if fitting else 0
             for output in range(outputs):
@@ -301,12 +332,8 @@ class Runner:
         self.outputs: dict[str, Path] = {}  # files written after the jobs (bestofn.json, composed mp4)
         self._faces: dict[str, Any] = {}  # Element name -> its stored face embedding (FaceReference or None)
         objective = suite.effective_objective()
-        if objective is not None:
-            from workbench.workflow.bestofn import Objective
-
-            self.objective = Objective.parse(objective)
-        else:
-            self.objective = None
+        parse = hooks.first("objective")  # best-of-N (workflow.bestofn): a record's objective value
+        self.objective = parse(objective) if objective is not None and parse is not None else None
 
     # control -------------------------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -529,9 +556,10 @@ class Runner:
                 self._emit("on_job_end", job, record)
                 yield record
             if not self._cancel.is_set():
-                from workbench.workflow.steps import after_run
-
-                self.outputs = after_run(self)  # best-of-N rankings, the composed mp4 (suite blocks)
+                outputs: dict[str, Path] = {}
+                for after_run in hooks.providers("after_run"):  # best-of-N rankings, the composed mp4
+                    outputs.update(after_run(self) or {})
+                self.outputs = outputs
         finally:
             self._emit("on_run_end", done, self._cancel.is_set())
 
@@ -655,16 +683,8 @@ class Runner:
             return None
         name = element["name"]
         if name not in self._faces:
-            from workbench.metrics.base import FaceReference
-            from workbench.workflow.elements import ElementError, ElementLibrary
-
-            library = self.suite.element_library() or ElementLibrary()
-            try:
-                loaded = library.load(name)
-            except ElementError:
-                loaded = None  # scored against the reference image, as without an Element
-            self._faces[name] = (FaceReference(loaded.embedding, str(loaded.embedding_backend))
-                                 if loaded is not None and loaded.embedding is not None else None)
+            load = hooks.first("face_reference")  # workflow.steps: the Element library's stored embedding
+            self._faces[name] = load(self.suite, name) if load is not None else None
         return self._faces[name]
 
     def _score(self, job: Job, request: GenerationRequest, path: Path, record: dict[str, Any],

@@ -15,12 +15,15 @@ import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 CHIP_SHAPE = (150, 150, 3)
 CHIP_BYTES = int(np.prod(CHIP_SHAPE))
 DESCRIPTOR_BYTES = 128 * 4  # float32
+# the child's program: faces' descriptor served over the pipe (faces imports this module, never the reverse)
+CHILD = "from workbench.faces import chip_descriptor; from workbench.face_helper import serve; serve(chip_descriptor)"
 
 
 class DescriptorHelper:
@@ -29,7 +32,7 @@ class DescriptorHelper:
     def __init__(self) -> None:
         root = str(Path(__file__).resolve().parents[1])  # the same workbench code in the child
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-        self._proc = subprocess.Popen([sys.executable, "-c", "from workbench.face_helper import serve; serve()"],
+        self._proc = subprocess.Popen([sys.executable, "-c", CHILD],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
         self._waiting: queue.SimpleQueue = queue.SimpleQueue()  # futures in submission order
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -113,10 +116,9 @@ def helper() -> DescriptorHelper | None:
         return None if _helper.broken else _helper
 
 
-def serve() -> None:
-    """The child's loop: read (jitter, chip) records from stdin, write descriptors to stdout, until EOF."""
-    from workbench.faces import chip_descriptor
-
+def serve(chip_descriptor: Callable[[np.ndarray, int], np.ndarray]) -> None:
+    """The child's loop: read (jitter, chip) records from stdin, write `chip_descriptor(chip, jitter)` to
+    stdout, until EOF (the child runs `CHILD`, which passes `workbench.faces.chip_descriptor`)."""
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")  # the protocol's own copy of stdout; a stray print goes to stderr
     os.dup2(2, 1)

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from workbench.face_helper import helper
+
 # iBUG-68 index groups
 JAW = slice(0, 17)
 LEFT_EYE = slice(36, 42)
@@ -226,8 +228,6 @@ class DlibEmbedder:
         """`embed`, with the descriptor (~0.1 s, holding the GIL) computed in a helper process
         (`workbench.face_helper`) so the caller's threads run on meanwhile; the same vector, computed
         inline where the helper cannot run."""
-        from workbench.face_helper import helper
-
         chip = self.chip(image, face)
         h = helper()
         if h is None:
@@ -247,6 +247,25 @@ class DlibEmbedder:
 
 def _normalised(v: np.ndarray) -> np.ndarray:
     return v / (np.linalg.norm(v) + 1e-9)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transform (rotation, uniform scale, translation) mapping src -> dst,
+    as a 2x3 matrix (Umeyama 1991, no reflection)."""
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - mu_s, dst - mu_d
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1.0
+    rot = u @ np.diag(sign) @ vt
+    var_s = (s ** 2).sum() / len(src)
+    scale = float((sig * sign).sum() / var_s) if var_s > 0 else 1.0
+    t = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, t[:, None]])
 
 
 def chip_descriptor(chip: np.ndarray, jitter: int = 0) -> np.ndarray:

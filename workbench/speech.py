@@ -44,6 +44,7 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 
 from workbench.media import Audio
+from workbench.retry import RetryPolicy
 from workbench.store import write_json_atomic
 
 DEFAULT_ENGINE = "espeak-ng"
@@ -380,9 +381,7 @@ class ElevenLabsTTS(TTSEngine):
     hosted = True
 
     @property
-    def retry(self):
-        from workbench.models.hosted.base import RetryPolicy
-
+    def retry(self) -> RetryPolicy:
         return RetryPolicy(retries=4, base_s=1.0, cap_s=30.0)
 
     @classmethod

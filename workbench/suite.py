@@ -6,13 +6,12 @@ the key, so a typo never silently changes an experiment. Relative paths resolve 
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from workbench import hooks, yamlfile
 from workbench.names import check_name
 
 
@@ -206,12 +205,11 @@ class Suite(_Strict):
         return p if p.is_absolute() else (self.base_dir / p).resolve()
 
     def element_library(self):
-        """The suite's own Element library (its `elements:` folder), else None (the user's default)."""
+        """The suite's own Element library (its `elements:` folder), else None (the user's default); made
+        by the `element_library` hook (workflow.elements.ElementLibrary)."""
         if self.elements is None:
             return None
-        from workbench.workflow.elements import ElementLibrary
-
-        return ElementLibrary(self.resolve(self.elements))
+        return hooks.first("element_library")(self.resolve(self.elements))
 
     def output_dir(self, override: str | Path | None = None) -> Path:
         if override is not None:
@@ -223,28 +221,8 @@ class Suite(_Strict):
 
 def read_yaml_mapping(path: str | Path, what: str, keys: str, error: type[Exception] = SuiteError,
                       where_to_look: str = "evals/suites/") -> dict:
-    """Read a YAML file that must hold a mapping; every failure is one `error` line naming the file,
-    the line and column of a syntax error, and the fix. `what` names the file kind, `keys` its keys."""
-    path = Path(path)
-    if path.is_dir():
-        raise error(f"{path}: is a folder, not a {what}; pass a YAML file (see {where_to_look})")
-    if path.exists() and not path.is_file():
-        raise error(f"{path}: is not a regular file (a pipe or device); pass a YAML {what} (see {where_to_look})")
-    if not path.is_file():
-        raise error(f"{path}: {what} not found; pass a YAML file (see {where_to_look})")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise error(f"{path}: is not UTF-8 text (a binary file?); pass a YAML {what} (see {where_to_look})") from None
-    except OSError as e:
-        raise error(f"{path}: cannot be read ({e.strerror or e}); check its permissions") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise error(f"{path}: not valid YAML{where} ({getattr(e, 'problem', e)}); fix the syntax") from None
-    if not isinstance(data, dict):
-        raise error(f"{path}: a {what} must be a YAML mapping with {keys} (got {type(data).__name__})")
-    return data
+    """`workbench.yamlfile.read_yaml_mapping`, failing with a SuiteError unless told otherwise."""
+    return yamlfile.read_yaml_mapping(path, what, keys, error, where_to_look)
 
 
 SNAPSHOT = "suite.json"  # the resolved suite a run folder was last run with (written by the Runner)
@@ -321,118 +299,13 @@ MAX_FRAME_BYTES = 32 * 2**30  # width x height x 3 x frames of one clip
 
 
 def check_suite(suite: Suite) -> list[str]:
-    """Every semantic problem of a suite (unknown model, parameter, option or metric; impossible sizes),
-    each as 'key.path: what is wrong; the fix'. Empty when the suite can run."""
-    from workbench.metrics import UnknownMetric, resolve
-    from workbench.models.base import GenerationError, UnknownModel, get_generator
-
+    """Every semantic problem of a suite (unknown model, parameter, option or metric; impossible sizes;
+    Elements, voices and objectives), each as 'key.path: what is wrong; the fix'. Empty when the suite
+    can run. The checks live with what they check (`workflow.steps`, `models.checks`, `metrics.checks`)
+    and register as the `suite_check` hook (workbench.hooks): the suite knows no model or metric."""
     problems: list[str] = []
-    problems += _workflow_problems(suite)
-    for i, m in enumerate(suite.models):
-        where = f"models.{i}"
-        if m.name == "auto":  # picked per case by the router (workbench.workflow.agent)
-            if m.image_from is not None or m.options:
-                problems.append(f"{where}: an `auto` model takes no image_from or options; name a model instead")
-            continue
-        try:
-            cls = get_generator(m.name)
-        except UnknownModel as e:
-            problems.append(f"{where}.name: {e}")
-            continue
-        try:
-            params = cls.resolve_params(m.params)
-        except GenerationError as e:
-            problems.append(f"{where}.params: {e}")
-            params = {}
-        try:
-            cls.resolve_options(m.options)
-        except GenerationError as e:
-            problems.append(f"{where}.options: {e}")
-        bad = set()
-        for key, (lo, hi) in PARAM_LIMITS.items():
-            v = params.get(key)
-            if isinstance(v, float) and not math.isfinite(v):
-                problems.append(f"{where}.params.{key}: {v} is not a number; use a value in [{lo:g}, {hi:g}]")
-                bad.add(key)
-            elif isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
-                problems.append(f"{where}.params.{key}: {v} is outside [{lo:g}, {hi:g}]; use a value in range")
-        w, h = params.get("width"), params.get("height")
-        n = 0
-        if not bad:
-            try:
-                n = params.get("num_frames") or round(float(params.get("seconds") or 0) * float(params.get("fps") or 0))
-            except (TypeError, ValueError, OverflowError):
-                n = 0  # a parameter of the wrong type: the model's own check names it
-        if all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in (w, h, n)) \
-                and w * h * 3 * n > MAX_FRAME_BYTES:
-            problems.append(f"{where}.params: {w}x{h} x {n} frames is {w * h * 3 * n / 2**30:.0f} GiB of frames; "
-                            f"lower the size or the frame count")
-        if m.image_from is not None:
-            up = next(x for x in suite.models if x.display == m.image_from)
-            try:
-                if get_generator(up.name).task != "text-to-image":
-                    problems.append(f"{where}.image_from: '{m.image_from}' is not a text-to-image model")
-            except UnknownModel:
-                pass
-    try:
-        resolve(suite.metrics)
-    except UnknownMetric as e:
-        problems.append(f"metrics: {e}")
-    return problems
-
-
-def _workflow_problems(suite: Suite) -> list[str]:
-    """Elements that do not load, voices that do not parse, an objective that is not well defined or
-    asks for scores the suite does not compute (workbench.workflow)."""
-    problems: list[str] = []
-    for i, case in enumerate(suite.cases):
-        if case.image and case.image.startswith("element:"):
-            from workbench.workflow.elements import ElementError, resolve_reference
-
-            try:
-                resolve_reference(case.image, suite.element_library())
-            except ElementError as e:
-                problems.append(f"cases.{i}.image: {e}")
-        if isinstance(case.enhance, str) and case.enhance not in ("true", "auto"):
-            from workbench.models import registry
-
-            known = sorted(registry())
-            if case.enhance not in known:
-                from difflib import get_close_matches
-
-                close = get_close_matches(case.enhance, known, n=3, cutoff=0.5)
-                close += [k for k in known if case.enhance.lower() in k and k not in close][:3 - len(close)]
-                hint = f"did you mean {', '.join(close)}? " if close else ""
-                problems.append(f"cases.{i}.enhance: unknown model '{case.enhance}' (the family to write the prompt "
-                                f"for); {hint}use true (each model's own family) or a name from `workbench models`")
-        if case.voice is not None:
-            from workbench.speech import SpeechError, parse_voice
-
-            try:
-                parse_voice(case.voice)
-            except SpeechError as e:
-                problems.append(f"cases.{i}.voice: {e}")
-    for key, spec in (("objective", suite.objective),
-                      ("best_of.objective", suite.best_of.objective if suite.best_of else None)):
-        if spec is None:
-            continue
-        from workbench.workflow.bestofn import Objective, ObjectiveError
-
-        try:
-            obj = Objective.parse(spec)
-        except ObjectiveError as e:
-            problems.append(f"{key}: {e}")
-            continue
-        if suite.metrics is not None:
-            from workbench.metrics import UnknownMetric, resolve
-
-            try:
-                _, wanted = resolve(suite.metrics)
-            except UnknownMetric:
-                continue  # reported under metrics
-            absent = [m for m in obj.metrics if m not in wanted]
-            if absent:
-                problems.append(f"{key}: uses {', '.join(absent)}, which `metrics:` does not compute; add it there")
+    for check in hooks.providers("suite_check"):
+        problems += check(suite)
     return problems
 
 

@@ -102,7 +102,7 @@ def build_generate_suite(model: str, image: Path | None, audio: Path | None, tex
                          prompt: str, negative_prompt: str, seeds: list[int], params: dict[str, Any],
                          metrics: list[str] | None, enhance: bool = False) -> dict[str, Any]:
     """The one-case suite `workbench generate` runs (a dict for `Suite.model_validate`)."""
-    from workbench.ui.cases import case_id
+    from workbench.cases import case_id
     from workbench.workflow.agent import default_metrics
 
     speech = (text, voice or "en-us") if text is not None else None

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from workbench.faces import LEFT_EYE, RIGHT_EYE, DlibEmbedder, Face, FaceEmbedder, detect_faces, dlib_available, finished
+from workbench.faces import (LEFT_EYE, RIGHT_EYE, DlibEmbedder, Face, FaceEmbedder, detect_faces, dlib_available, finished,
+                             similarity_transform)
 from workbench.media import cap_side
 from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
 
@@ -60,25 +61,6 @@ def five_points(face: Face) -> np.ndarray:
     """The 5 ArcFace keypoints from iBUG-68 landmarks: eye centres, nose tip, mouth corners (5, 2)."""
     lm = face.landmarks.astype(np.float64)
     return np.stack([lm[LEFT_EYE].mean(axis=0), lm[RIGHT_EYE].mean(axis=0), lm[30], lm[48], lm[54]])
-
-
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity transform (rotation, uniform scale, translation) mapping src -> dst,
-    as a 2x3 matrix (Umeyama 1991, no reflection)."""
-    src = np.asarray(src, np.float64)
-    dst = np.asarray(dst, np.float64)
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    s, d = src - mu_s, dst - mu_d
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[-1] = -1.0
-    rot = u @ np.diag(sign) @ vt
-    var_s = (s ** 2).sum() / len(src)
-    scale = float((sig * sign).sum() / var_s) if var_s > 0 else 1.0
-    t = mu_d - scale * rot @ mu_s
-    return np.hstack([scale * rot, t[:, None]])
 
 
 def align_arcface(image: np.ndarray, points: np.ndarray) -> np.ndarray:

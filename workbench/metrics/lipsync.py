@@ -43,9 +43,10 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import binary_dilation, uniform_filter1d
 
-from workbench.faces import LEFT_EYE, RIGHT_EYE, mouth_opening
+from workbench.faces import mouth_opening
 from workbench.media import MediaError, clip_frame_times
 from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
+from workbench.metrics.lipsync_speakers import PATCH_H, PATCH_W, FaceTracks, face_label, mouth_patch_brightness  # noqa: F401
 
 SAMPLE_RATE = 16000
 MAX_OFFSET_SECONDS = 0.6  # lags searched either way (SyncNet's +-15 frames at 25 fps)
@@ -68,7 +69,6 @@ AUDIO_CONTEXT = 0  # audio frames either side of the lagged one fed to the regre
 RIDGE_ALPHA = 10.0
 CV_FOLDS = 5
 SERIES_SECONDS = 1.0  # window of the per-frame sync series
-PATCH_W, PATCH_H = 48, 32  # mouth patch: 1.5 x 1.0 eye distances around the mouth centre
 OFFLINE_BACKEND = "mouth-ridge"
 LEARNED_BACKEND = "syncnet_v2"
 NO_PEAK = "no clear audio-visual sync peak"
@@ -115,23 +115,6 @@ def voiced_frames(audio_feats: np.ndarray, level: float = VOICE_LEVEL) -> np.nda
     if loud - floor < 1.0:  # under 1 neper (~4 dB) of dynamics: no speech rhythm to find
         return np.zeros(len(total), bool)
     return real & (total > floor + level * (loud - floor))
-
-
-def mouth_patch_brightness(gray: np.ndarray, landmarks: np.ndarray) -> float:
-    """Mean grey level of the mouth's inside: the mouth region cut out level (by the eye line),
-    scaled so the eye distance spans `PATCH_W` / 1.5 px, centre half of the patch. Dark when open."""
-    import cv2
-
-    lm = np.asarray(landmarks, dtype=np.float64)
-    le, re = lm[LEFT_EYE].mean(axis=0), lm[RIGHT_EYE].mean(axis=0)
-    d = float(np.linalg.norm(re - le)) + 1e-6
-    angle = math.degrees(math.atan2(re[1] - le[1], re[0] - le[0]))
-    c = lm[48:68].mean(axis=0)
-    m = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), angle, PATCH_W / (1.5 * d))
-    m[0, 2] += PATCH_W / 2 - c[0]
-    m[1, 2] += PATCH_H / 2 - c[1]
-    patch = cv2.warpAffine(gray, m, (PATCH_W, PATCH_H), flags=cv2.INTER_AREA)
-    return float(patch[PATCH_H // 4: 3 * PATCH_H // 4, PATCH_W // 4: 3 * PATCH_W // 4].mean())
 
 
 def _highpass(x: np.ndarray, size: int) -> np.ndarray:
@@ -782,7 +765,6 @@ class LipSync(Metric):
         self._samples = audio.resample(SAMPLE_RATE).samples
         self._mouth: list[tuple[float, float]] = []
         self._scorer = None
-        from workbench.metrics.lipsync_speakers import FaceTracks
 
         self._faces = FaceTracks(self.fps)
         # when each frame is shown, on the soundtrack's clock: packet timestamps (variable frame rate), less
@@ -839,7 +821,6 @@ class LipSync(Metric):
         times = self._times[:T] if self._times is not None and len(self._times) >= T else None
         r = analyse_sync(mouth, self._samples, self.fps, times, self.max_offset_seconds)
         self.curve = r["curve"]  # kept for plots / inspection
-        from workbench.metrics.lipsync_speakers import face_label
 
         # which face is which ("left", "right"), and who spoke when: for notebooks and the report
         self.speakers = {"faces": [{**f, "where": face_label(geom[f["face"]])} for f in r["faces"]],

@@ -24,12 +24,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from workbench.faces import LEFT_EYE, RIGHT_EYE
+
 SCAN_SECONDS = 1.0  # full-frame face scan period
 LOST_SECONDS = 0.4  # a track not re-found for this long ends
 SCAN_SIDE = 360  # short side of the full-frame scan (one upsample: faces >= ~40 px at this size)
 SCAN_SIDE_MAX = 720  # second scan, when the first finds nothing
 CROP_FACE_PX = 110  # a tracked face is re-detected in a crop scaled to this face width
 MAX_TRACKS = 6
+PATCH_W, PATCH_H = 48, 32  # mouth patch: 1.5 x 1.0 eye distances around the mouth centre
 
 
 @dataclass
@@ -92,11 +95,26 @@ def _redetect(frame: np.ndarray, box) -> tuple[float, float, float, float] | Non
     return (best.left() / s + l, best.top() / s + t, best.right() / s + l, best.bottom() / s + t)
 
 
-def mouth_brightness_full(frame: np.ndarray, landmarks: np.ndarray) -> float:
-    """`lipsync.mouth_patch_brightness` on an RGB frame, converting only the mouth's neighbourhood to grey."""
+def mouth_patch_brightness(gray: np.ndarray, landmarks: np.ndarray) -> float:
+    """Mean grey level of the mouth's inside: the mouth region cut out level (by the eye line),
+    scaled so the eye distance spans `PATCH_W` / 1.5 px, centre half of the patch. Dark when open."""
     import cv2
 
-    from workbench.metrics.lipsync import mouth_patch_brightness
+    lm = np.asarray(landmarks, dtype=np.float64)
+    le, re = lm[LEFT_EYE].mean(axis=0), lm[RIGHT_EYE].mean(axis=0)
+    d = float(np.linalg.norm(re - le)) + 1e-6
+    angle = math.degrees(math.atan2(re[1] - le[1], re[0] - le[0]))
+    c = lm[48:68].mean(axis=0)
+    m = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), angle, PATCH_W / (1.5 * d))
+    m[0, 2] += PATCH_W / 2 - c[0]
+    m[1, 2] += PATCH_H / 2 - c[1]
+    patch = cv2.warpAffine(gray, m, (PATCH_W, PATCH_H), flags=cv2.INTER_AREA)
+    return float(patch[PATCH_H // 4: 3 * PATCH_H // 4, PATCH_W // 4: 3 * PATCH_W // 4].mean())
+
+
+def mouth_brightness_full(frame: np.ndarray, landmarks: np.ndarray) -> float:
+    """`mouth_patch_brightness` on an RGB frame, converting only the mouth's neighbourhood to grey."""
+    import cv2
 
     lm = np.asarray(landmarks, np.float64)
     h, w = frame.shape[:2]

@@ -136,14 +136,9 @@ def register(cls: type[Generator]) -> type[Generator]:
     return cls
 
 
-def _load_builtin() -> None:
-    from workbench.models import baselines, diffusers_pipeline, external  # noqa: F401  (registers on import)
-    from workbench.models import hosted  # noqa: F401  (hosted providers: Hedra, fal, Replicate, ...)
-    from workbench.models import faceswap  # noqa: F401  (face-swap floor: faceswap-landmarks)
-
-
 def registry() -> dict[str, type[Generator]]:
-    _load_builtin()
+    """Every registered generator by name. The built-in adapters register when the package loads
+    (`workbench/models/__init__.py` imports them; importing any `workbench.models.*` module runs it)."""
     return dict(_REGISTRY)
 
 

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workbench.media import Audio, Clip, MediaError, fit_image, write_video
 from workbench.models.base import GenerationError, GenerationRequest, Generator, ProgressFn, register
+from workbench.yamlfile import read_yaml_mapping
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
 RECIPES_ENV = "WORKBENCH_RECIPES"
@@ -83,8 +84,6 @@ class Recipe(BaseModel):
 
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate one recipe file; errors name the file and the key."""
-    from workbench.suite import read_yaml_mapping
-
     path = Path(path)
     data = read_yaml_mapping(path, "recipe", "name, command, output, ...", GenerationError,
                              "workbench/models/recipes/ or `workbench models`")

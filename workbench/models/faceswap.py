@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from workbench.faces import with_forehead
+from workbench.faces import similarity_transform, with_forehead
 from workbench.media import Audio, Clip
 from workbench.models.base import GenerationError, GenerationRequest, Generator, ProgressFn, register
 
@@ -107,8 +107,6 @@ def persona_geometry(target: TargetFace, source: np.ndarray, weight: float) -> n
     face by a similarity fit of brows, eyes and nose). The mouth (48-67) keeps the source's shape, opening
     included, and only moves with the blended face; the jaw moves half as far (the chin follows the
     source's speech). weight 0: the source's geometry; 1: the target's proportions."""
-    from workbench.metrics.identity import similarity_transform
-
     src = np.asarray(source, np.float64)
     if weight <= 0:
         return src.astype(np.float32)

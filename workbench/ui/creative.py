@@ -18,6 +18,7 @@ from typing import Any, Callable
 import ipywidgets as W
 import yaml
 
+from workbench.ui.forms import parse_number
 from workbench.ui.paths import samples_dir
 from workbench.ui.widgets import one_line
 from workbench.workflow.steps import AUTO  # the suite's name for "the router picks"
@@ -57,6 +58,10 @@ class ElementChoice:
         from workbench.workflow.elements import default_root
 
         return self.root.resolve() == default_root().resolve()
+
+    def note(self) -> str:
+        """`element_note` of this choice (what the image input shows under an Element)."""
+        return element_note(self)
 
 
 def sample_elements_dir() -> Path:
@@ -268,8 +273,6 @@ class BestOfBox(W.VBox):
 
     def keep_value(self) -> int:
         """How many takes to keep, typed as text; ValueError with one line when not 1 to outputs."""
-        from workbench.ui.forms import parse_number
-
         v, err = parse_number(str(self.keep.value), integer=True)
         if err:
             raise ValueError(f"keep: {err}")

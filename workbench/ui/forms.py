@@ -14,15 +14,12 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import ipywidgets as W
 
 from workbench.ui.paths import samples_dir
 from workbench.ui.widgets import one_line
-
-if TYPE_CHECKING:  # pragma: no cover
-    from workbench.ui.creative import ElementChoice
 
 # parameters that are sizes, rates, durations or step counts: a value <= 0 (or < 0) cannot work
 POSITIVE = {"fps", "seconds", "width", "height", "size", "num_inference_steps", "steps", "decode_chunk_size",
@@ -55,7 +52,7 @@ class MediaInput(W.VBox):
     SPEAK = "(speak a text)"  # audio only: the case's `text:` (workbench.speech), synthesised by the runner
 
     def __init__(self, kind: str, uploads_dir: Path, on_change: Callable[[], None] | None = None,
-                 elements: "dict[str, ElementChoice] | None" = None) -> None:
+                 elements: "dict[str, Any] | None" = None) -> None:
         assert kind in ("image", "audio")
         self.kind = kind
         self.uploads_dir = Path(uploads_dir)
@@ -65,7 +62,7 @@ class MediaInput(W.VBox):
             self._choices[f"sample: {p.name}"] = p
         if kind == "audio":
             self._choices[self.SPEAK] = None
-        self._elements: dict[str, ElementChoice] = dict(elements or {}) if kind == "image" else {}
+        self._elements: dict[str, Any] = dict(elements or {}) if kind == "image" else {}
         self.choice = W.Dropdown(options=self._options(), description=kind,
                                  layout=W.Layout(width="300px"), style={"description_width": "80px"})
         accept = "image/*,video/*" if kind == "image" else "audio/*,.wav,.mp3,.m4a,.flac,.ogg"
@@ -115,7 +112,7 @@ class MediaInput(W.VBox):
         return self._choices.get(self.choice.value)
 
     @property
-    def element(self) -> "ElementChoice | None":
+    def element(self) -> "Any | None":
         """The chosen Element (None when a file is chosen or a path typed)."""
         if self.path_box.value.strip():
             return None
@@ -225,9 +222,7 @@ class MediaInput(W.VBox):
                 except Exception as e:
                     self.error = f"{self.kind} {p.name}: cannot be read ({one_line(e)})"
             if element is not None and not self.error:
-                from workbench.ui.creative import element_note
-
-                self.note.value = element_note(element)
+                self.note.value = element.note()  # a ui.creative.ElementChoice (creative builds on these forms)
         if self.error:
             self.note.value = f'<span style="color:#b00020">{html.escape(self.error)}</span>'
         if self._on_change:

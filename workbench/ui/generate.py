@@ -22,7 +22,7 @@ import yaml
 
 from workbench.names import MAX_NAME, SEED_MAX, SEED_RANGE_MAX, parse_seeds, seed_problems, slug  # noqa: F401
 from workbench.runset import STUDIO_SUITES
-from workbench.ui.cases import KnownCases, canonical_voice, case_id as make_case_id
+from workbench.cases import KnownCases, canonical_voice, case_id as make_case_id
 from workbench.ui.creative import (AUTO, AUTO_LABEL, BestOfBox, Router, auto_descriptor, element_choices,
                                    mark_caption, no_route_problem, rank_marks, routes_html)
 from workbench.ui.forms import MediaInput, ParamForm

@@ -22,24 +22,32 @@ After (when every job has run): `after_run` ranks best-of-N samples by the suite
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    from workbench.experiment import Runner
-    from workbench.suite import CaseSpec, ModelSpec, Suite
+from workbench import hooks
+from workbench.experiment import Runner, hears_audio, unheard_audio  # noqa: F401  (re-exported: the Runner's own rule)
+from workbench.metrics.base import FaceReference
+from workbench.metrics.registry import UnknownMetric, resolve
+from workbench.models.base import UnknownModel, get_generator, registry
+from workbench.speech import SpeechError, parse_voice, synthesize
+from workbench.store import write_json_atomic
+from workbench.suite import CaseSpec, ModelSpec, Suite
+from workbench.workflow.agent import Inputs, route
+from workbench.workflow.bestofn import Objective, ObjectiveError, best_records, write_rankings
+from workbench.workflow.compose import Segment, TitleCard, compose
+from workbench.workflow.elements import ElementError, ElementLibrary, is_reference, resolve_reference
+from workbench.workflow.enhance import EnhanceError, enhance_prompt
 
 AUTO = "auto"
 
 
-def resolve_case(suite: "Suite", case: "CaseSpec", enhance: bool = True) -> tuple["CaseSpec", dict[str, Any], str | None]:
+@hooks.register("resolve_case")
+def resolve_case(suite: Suite, case: CaseSpec, enhance: bool = True) -> tuple[CaseSpec, dict[str, Any], str | None]:
     """(the case with concrete inputs, what was resolved for the record, an error or None).
 
     On an error the returned case still says which inputs it will have (so model fit is judged the
     same way) and the error becomes the jobs' setup error: one bad Element fails its own jobs only.
     `enhance=False` leaves the prompt as written: the Runner enhances it per model (`for_model`)."""
-    from workbench.speech import SpeechError, synthesize
-    from workbench.workflow.elements import ElementError, is_reference, resolve_reference
-
     update: dict[str, Any] = {}
     info: dict[str, Any] = {}
     error = None
@@ -76,8 +84,9 @@ def resolve_case(suite: "Suite", case: "CaseSpec", enhance: bool = True) -> tupl
     return (case.model_copy(update=update) if update else case), info, error
 
 
-def for_model(suite: "Suite", case: "CaseSpec", model: "ModelSpec", extra: dict[str, Any],
-              error: str | None) -> tuple["CaseSpec", dict[str, Any], str | None]:
+@hooks.register("for_model")
+def for_model(suite: Suite, case: CaseSpec, model: ModelSpec, extra: dict[str, Any],
+              error: str | None) -> tuple[CaseSpec, dict[str, Any], str | None]:
     """The case as `model` runs it: with `enhance:` on, the prompt (and negative prompt) written for this
     model's own family (`enhance: MODEL`: for MODEL's family), recorded per job under
     `workflow.enhance`; otherwise the case unchanged. `extra` and `error` come from `resolve_case`."""
@@ -90,12 +99,10 @@ def for_model(suite: "Suite", case: "CaseSpec", model: "ModelSpec", extra: dict[
     return (case.model_copy(update=update) if update else case), info, problem
 
 
-def enhance_model(suite: "Suite", enhance: bool | str, model: str | None = None) -> str:
+def enhance_model(suite: Suite, enhance: bool | str, model: str | None = None) -> str:
     """The model whose family an `enhance:` value means: a named model; else `model` (the job's own,
     so each model of a suite gets its own family's prompt); else the suite's first model that reads
     prompts (the first model when none does)."""
-    from workbench.models import registry
-
     if isinstance(enhance, str) and enhance not in ("true", "auto"):
         return enhance
     if model is not None:
@@ -109,13 +116,10 @@ def enhance_model(suite: "Suite", enhance: bool | str, model: str | None = None)
     return names[0] if names else "kenburns"
 
 
-def _enhance(suite: "Suite", case: "CaseSpec", enhance: bool | str, update: dict[str, Any],
+def _enhance(suite: Suite, case: CaseSpec, enhance: bool | str, update: dict[str, Any],
              info: dict[str, Any], model: str | None = None) -> str | None:
     """Enhance the case's prompt (after an Element's snippet) into `update`, its provenance into `info`
     (for `model`'s family when given, see `enhance_model`)."""
-    from workbench.models.base import UnknownModel
-    from workbench.workflow.enhance import EnhanceError, enhance_prompt
-
     prompt = update.get("prompt", case.prompt)
     negative = update.get("negative_prompt", case.negative_prompt)
     try:
@@ -127,33 +131,9 @@ def _enhance(suite: "Suite", case: "CaseSpec", enhance: bool | str, update: dict
     return None
 
 
-def hears_audio(model_name: str) -> bool:
-    """Whether a registered model is driven by the case's audio (talking heads); image-to-video models,
-    most hosted ones and LTX-2 (which makes its own soundtrack) are not."""
-    from workbench.models import get_generator
-
-    cls = get_generator(model_name)
-    takes = getattr(cls, "accepts", None)
-    return (takes is None or "audio" in takes) and not getattr(getattr(cls, "spec", None), "audio_out", False)
-
-
-def unheard_audio(suite: "Suite", case: "CaseSpec", model: "ModelSpec") -> str | None:
-    """Why a (case, model) job is left out under `unheard_audio: skip`: the case has driving audio and
-    the model never hears it. None when it runs."""
-    if getattr(suite, "unheard_audio", "run") != "skip" or not (case.audio or case.text is not None):
-        return None
-    from workbench.models import get_generator
-
-    if hears_audio(model.name) or get_generator(model.name).task == "text-to-image":  # a picture has no lips
-        return None
-    return (f"{model.display} takes no driving audio; case {case.id} has audio (lip-sync not applicable; "
-            f"`unheard_audio: skip`)")
-
-
-def resolve_auto(case: "CaseSpec", model: "ModelSpec", suite: "Suite") -> tuple["ModelSpec", dict[str, Any] | None, str | None]:
+@hooks.register("resolve_model")
+def resolve_auto(case: CaseSpec, model: ModelSpec, suite: Suite) -> tuple[ModelSpec, dict[str, Any] | None, str | None]:
     """An `auto` entry -> (the routed ModelSpec labelled `auto` or its label, the route, error)."""
-    from workbench.workflow.agent import Inputs, route
-
     if model.name != AUTO:
         return model, None, None
     image = suite.resolve(case.image)
@@ -169,8 +149,6 @@ def resolve_auto(case: "CaseSpec", model: "ModelSpec", suite: "Suite") -> tuple[
         why = "; ".join(f"{r.model}: {r.reasons[0]}" for r in routes[:3] if r.reasons)
         return model, None, f"auto: no model here fits case {case.id} ({why})"
     chosen = usable[0]
-    from workbench.models import get_generator
-
     known = get_generator(chosen.model).defaults
     params = {k: v for k, v in model.params.items() if k in known}
     spec = model.model_copy(update={"name": chosen.model, "label": model.label or AUTO, "params": params})
@@ -180,11 +158,9 @@ def resolve_auto(case: "CaseSpec", model: "ModelSpec", suite: "Suite") -> tuple[
     return spec, note, None
 
 
-def after_run(runner: "Runner") -> dict[str, Path]:
+@hooks.register("after_run")
+def after_run(runner: Runner) -> dict[str, Path]:
     """Best-of-N rankings and the composed output of a finished suite run. Returns the files written."""
-    from workbench.store import write_json_atomic
-    from workbench.workflow.bestofn import best_records, write_rankings
-
     suite = runner.suite
     objective = suite.effective_objective()
     if objective is None and suite.compose is None:
@@ -207,8 +183,6 @@ def after_run(runner: "Runner") -> dict[str, Path]:
                 chosen = [r for r in records if r.get("status") == "ok" and r.get("video")]
             if not chosen:
                 raise ValueError("no finished clip to compose")
-            from workbench.workflow.compose import Segment, TitleCard, compose
-
             segments = [Segment(runner.store.root / r["video"],
                                 caption=r["case"] if spec.captions else None) for r in chosen]
             result = compose(segments, path, fps=spec.fps, size=tuple(spec.size) if spec.size else None,
@@ -219,3 +193,71 @@ def after_run(runner: "Runner") -> dict[str, Path]:
             info.update(error=f"{type(e).__name__}: {e}".splitlines()[0])
         out["compose_log"] = write_json_atomic(runner.store.root / "compose.json", info, indent=1, default=str)
     return out
+
+
+@hooks.register("suite_check", order=10)
+def workflow_problems(suite: Suite) -> list[str]:
+    """Elements that do not load, voices that do not parse, an objective that is not well defined or
+    asks for scores the suite does not compute (workbench.workflow)."""
+    problems: list[str] = []
+    for i, case in enumerate(suite.cases):
+        if case.image and case.image.startswith("element:"):
+            try:
+                resolve_reference(case.image, suite.element_library())
+            except ElementError as e:
+                problems.append(f"cases.{i}.image: {e}")
+        if isinstance(case.enhance, str) and case.enhance not in ("true", "auto"):
+            known = sorted(registry())
+            if case.enhance not in known:
+                from difflib import get_close_matches
+
+                close = get_close_matches(case.enhance, known, n=3, cutoff=0.5)
+                close += [k for k in known if case.enhance.lower() in k and k not in close][:3 - len(close)]
+                hint = f"did you mean {', '.join(close)}? " if close else ""
+                problems.append(f"cases.{i}.enhance: unknown model '{case.enhance}' (the family to write the prompt "
+                                f"for); {hint}use true (each model's own family) or a name from `workbench models`")
+        if case.voice is not None:
+            try:
+                parse_voice(case.voice)
+            except SpeechError as e:
+                problems.append(f"cases.{i}.voice: {e}")
+    for key, spec in (("objective", suite.objective),
+                      ("best_of.objective", suite.best_of.objective if suite.best_of else None)):
+        if spec is None:
+            continue
+        try:
+            obj = Objective.parse(spec)
+        except ObjectiveError as e:
+            problems.append(f"{key}: {e}")
+            continue
+        if suite.metrics is not None:
+            try:
+                _, wanted = resolve(suite.metrics)
+            except UnknownMetric:
+                continue  # reported under metrics
+            absent = [m for m in obj.metrics if m not in wanted]
+            if absent:
+                problems.append(f"{key}: uses {', '.join(absent)}, which `metrics:` does not compute; add it there")
+    return problems
+
+
+@hooks.register("objective")
+def objective(spec: Any) -> Objective:
+    """The suite's best-of-N objective, parsed (each finished record gets its value)."""
+    return Objective.parse(spec)
+
+
+hooks.register("element_library")(ElementLibrary)
+
+
+@hooks.register("face_reference")
+def element_face(suite: Suite, name: str) -> FaceReference | None:
+    """The stored face embedding of Element `name` (a character), for identity; None when it has none."""
+    library = suite.element_library() or ElementLibrary()
+    try:
+        loaded = library.load(name)
+    except ElementError:
+        return None  # scored against the reference image, as without an Element
+    if loaded.embedding is None:
+        return None
+    return FaceReference(loaded.embedding, str(loaded.embedding_backend))

@@ -72,18 +72,13 @@ def register_provider(provider: Provider) -> Provider:
 
 
 def get_provider(name: str) -> Provider:
-    from workbench.models.hosted import load_providers
-
-    load_providers()
+    # the providers registered when this package loaded (`workbench.models.hosted.load_providers`)
     if name not in PROVIDERS:
         raise KeyError(f"unknown provider '{name}'; known: {', '.join(sorted(PROVIDERS))}")
     return PROVIDERS[name]
 
 
 def providers() -> dict[str, Provider]:
-    from workbench.models.hosted import load_providers
-
-    load_providers()
     return dict(PROVIDERS)
 
 
