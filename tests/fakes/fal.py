@@ -2,7 +2,9 @@
 
 - `server.hold` set: requests stay IN_PROGRESS until `server.release()`;
 - a prompt containing "REFUSE": the result is a 422 with a `content_policy_violation` detail;
-- the clip handed back: `out_seconds` at `out_fps`, `out_size`.
+- the clip handed back: `out_seconds` at `out_fps`, `out_size`;
+- text-to-image (a request with no `image_url`): `{"images": [...], "seed", "has_nsfw_concepts"}`, a PNG of
+  `image_size`; `image_urls` (an edit) must be data URIs; a prompt containing "NSFW" is flagged (blank image).
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import base64
 import itertools
 from typing import Any
 
-from .server import FakeServer, Request, Response, tiny_mp4
+from .server import FakeServer, Request, Response, tiny_mp4, tiny_png
 
 
 class FakeFal(FakeServer):
@@ -23,6 +25,7 @@ class FakeFal(FakeServer):
         self.route("GET", r"/(?P<owner>[\w.\-]+)/(?P<alias>[\w.\-]+)/requests/(?P<id>[\w\-]+)/status")(self._status)
         self.route("GET", r"/(?P<owner>[\w.\-]+)/(?P<alias>[\w.\-]+)/requests/(?P<id>[\w\-]+)")(self._result)
         self.route("GET", r"/files/(?P<id>[\w\-]+)\.mp4")(self._file)
+        self.route("GET", r"/files/(?P<id>[\w\-]+)\.png")(self._png)
 
     @property
     def submissions(self) -> int:
@@ -37,8 +40,9 @@ class FakeFal(FakeServer):
         if (bad := self._auth(req)) is not None:
             return bad
         args = req.json()
-        image = str(args.get("image_url", ""))
-        if not image.startswith("data:image/") or not base64.b64decode(image.split(",", 1)[1]):
+        images = [str(u) for u in args.get("image_urls") or []] if "image_url" not in args else [str(args["image_url"])]
+        if ("image_url" in args or "image_urls" in args or not _still(args)) and (not images or not all(
+                u.startswith("data:image/") and base64.b64decode(u.split(",", 1)[1]) for u in images)):
             return Response(422, {"detail": [{"loc": ["body", "image_url"], "msg": "image_url must be a URL or data URI",
                                               "type": "value_error"}]})
         rid = f"{next(self._ids):08d}-fake-req"
@@ -77,8 +81,25 @@ class FakeFal(FakeServer):
                                               "msg": "The content could not be processed because it contained material "
                                                      "flagged by a content checker."}]},
                             headers={"x-fal-request-id": req.params["id"]})
+        if _still(r["args"]):
+            size = r["args"].get("image_size") or {"width": 64, "height": 48}
+            return Response(200, {"images": [{"url": f"{self.url}/files/{req.params['id']}.png", "width": size["width"],
+                                              "height": size["height"], "content_type": "image/png"}],
+                                  "seed": r["args"].get("seed", 0),
+                                  "has_nsfw_concepts": ["NSFW" in str(r["args"].get("prompt", ""))]})
         return Response(200, {"video": {"url": f"{self.url}/files/{req.params['id']}.mp4", "content_type": "video/mp4",
                                         "file_name": "output.mp4", "file_size": 1000}})
 
     def _file(self, req: Request) -> Response:
         return Response(200, body=tiny_mp4(self.out_seconds, self.out_fps, self.out_size), content_type="video/mp4")
+
+    def _png(self, req: Request) -> Response:
+        r = self.requests_by_id.get(req.params["id"], {})
+        size = (r.get("args") or {}).get("image_size") or {"width": 64, "height": 48}
+        return Response(200, body=tiny_png((min(size["width"], 96), min(size["height"], 96)), (30, 160, 220)),
+                        content_type="image/png")
+
+
+def _still(args: dict[str, Any]) -> bool:
+    """A text-to-image request (no `image_url`: it makes a picture, not a clip)."""
+    return "image_url" not in args and "image_size" in args

@@ -194,12 +194,12 @@ def tiny_mp4(seconds: float = 1.0, fps: float = 8.0, size: tuple[int, int] = (64
         return p.read_bytes()
 
 
-def tiny_png(size: tuple[int, int] = (64, 48)) -> bytes:
+def tiny_png(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (128, 128, 128)) -> bytes:
     import io
 
     import numpy as np
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.full((size[1], size[0], 3), 128, np.uint8)).save(buf, format="PNG")
+    Image.fromarray(np.full((size[1], size[0], 3), color, np.uint8)).save(buf, format="PNG")
     return buf.getvalue()

@@ -14,7 +14,8 @@ from workbench.models.hosted.base import (Fault, HostedGenerator, KeyMissing, Po
 from workbench.models.hosted.keys import PROVIDERS, Provider, get_provider, providers, register_provider, scrub  # noqa: F401
 
 # provider modules, imported for their registrations (another provider: add its module here)
-PROVIDER_MODULES: tuple[str, ...] = ("hedra", "fal", "replicate", "veo", "sora", "runway", "luma", "elevenlabs")
+PROVIDER_MODULES: tuple[str, ...] = ("hedra", "fal", "replicate", "veo", "google_image", "sora", "runway", "luma",
+                                     "elevenlabs")
 
 _loaded = False
 

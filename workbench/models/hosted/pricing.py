@@ -1,7 +1,7 @@
 """Price rules as data (`prices.yaml`), cost estimates, and the record's `cost` block.
 
 A rule prices one hosted model by what it bills: per second of output, per clip, per image, per
-1000 characters of speech, in USD or in the provider's credits (with the USD rate of a credit, so a
+megapixel of a picture (2**20 pixels, rounded up, as fal bills FLUX), per 1000 characters of speech, in USD or in the provider's credits (with the USD rate of a credit, so a
 budget in USD can hold them). Every rule names its source and the date it was read: prices move, and
 what the API reports as charged always wins over the estimate in a record.
 
@@ -15,6 +15,7 @@ The record of a hosted job holds::
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import yaml
 
 PRICES = Path(__file__).with_name("prices.yaml")
-UNITS = ("second", "clip", "image", "1k_characters")
+UNITS = ("second", "clip", "image", "megapixel", "1k_characters")
 
 
 class PriceError(ValueError):
@@ -44,19 +45,24 @@ class PriceRule:
     as_of: str = ""  # when (YYYY-MM)
     note: str = ""
 
-    def units(self, seconds: float | None = None, characters: int | None = None) -> float | None:
-        """Billable units for an output of `seconds` (or `characters` of speech); None when unknown."""
+    def units(self, seconds: float | None = None, characters: int | None = None,
+              pixels: int | None = None) -> float | None:
+        """Billable units for an output of `seconds` (or `characters` of speech, or a picture of `pixels`);
+        None when unknown."""
         if self.unit in ("clip", "image"):
             n: float | None = 1.0
+        elif self.unit == "megapixel":
+            n = None if pixels is None else float(math.ceil(pixels / 2 ** 20))
         elif self.unit == "second":
             n = None if seconds is None else float(seconds)
         else:
             n = None if characters is None else characters / 1000.0
         return None if n is None else max(n, self.min_units)
 
-    def estimate(self, seconds: float | None = None, characters: int | None = None) -> float | None:
+    def estimate(self, seconds: float | None = None, characters: int | None = None,
+                 pixels: int | None = None) -> float | None:
         """Price in `currency` of one output; None when the units are unknown."""
-        n = self.units(seconds, characters)
+        n = self.units(seconds, characters, pixels)
         return None if n is None else round(n * self.amount, 6)
 
     def to_usd(self, amount: float | None) -> float | None:
