@@ -6,7 +6,7 @@ import importlib
 
 from workbench.cli.app import app, fail
 
-COMMAND_MODULES = ("run", "evaluate", "models", "report", "workflow", "weights", "providers", "generate")
+COMMAND_MODULES = ("run", "evaluate", "models", "report", "workflow", "weights", "providers", "generate", "judgments")
 
 for _mod in COMMAND_MODULES:
     importlib.import_module(f"workbench.cli.{_mod}")

@@ -1,4 +1,4 @@
-"""The Studio: Generate, Compare, Evaluate and History tabs over one runs folder."""
+"""The Studio: Generate, Compare, Evaluate, History and Judge tabs over one runs folder."""
 from __future__ import annotations
 
 import html
@@ -11,6 +11,7 @@ from workbench.ui.compare import CompareTab
 from workbench.ui.evaluate import EvaluateTab
 from workbench.ui.generate import GenerateTab
 from workbench.ui.history import HistoryTab
+from workbench.ui.judge import JudgeTab
 from workbench.ui.paths import default_runs_root
 
 
@@ -21,7 +22,7 @@ class Studio(W.VBox):
     folder (default runs/studio). Every tab is a thin shell over the Python API (Runner, evaluate,
     load_records, stats, write_report)."""
 
-    TITLES = ("Generate", "Compare", "Evaluate", "History")
+    TITLES = ("Generate", "Compare", "Evaluate", "History", "Judge")
 
     def __init__(self, runs: str | Path | None = None, run: str | Path | None = None) -> None:
         self.runs_root = Path(runs).expanduser().resolve() if runs else default_runs_root()
@@ -32,7 +33,8 @@ class Studio(W.VBox):
         self.compare = CompareTab(self.runs_root)
         self.evaluate = EvaluateTab(self.runs_root)
         self.history = HistoryTab(self.runs_root, on_load=self._load_settings)
-        self.tabs = W.Tab(children=[self.generate, self.compare, self.evaluate, self.history])
+        self.judge = JudgeTab(self.runs_root)
+        self.tabs = W.Tab(children=[self.generate, self.compare, self.evaluate, self.history, self.judge])
         self.tabs.titles = self.TITLES
         header = W.HTML(
             "<div style='display:flex;align-items:baseline;gap:12px;margin-bottom:4px'>"
@@ -45,7 +47,7 @@ class Studio(W.VBox):
 
     def _finished(self, run_dir: Path) -> None:
         """A run ended (or the Studio opened on an existing one): point Compare, Evaluate and History at it."""
-        for tab in (self.compare, self.history, self.evaluate):
+        for tab in (self.compare, self.history, self.evaluate, self.judge):
             tab.picker.set(run_dir, reload=True)  # loads it, again when it is the folder shown (new records)
 
     def _load_settings(self, record: dict[str, Any], run_dir: Path) -> None:
