@@ -36,6 +36,7 @@ demo: setup
 
 test: setup
 	@$(MAKE) --no-print-directory system-deps || echo "note: espeak-ng could not be installed; the speech tests skip"
+	$(BIN)/lint-imports   # the layers of pyproject.toml [tool.importlinter] (tests/test_imports.py: also cycles)
 	$(BIN)/python -m pytest -q
 
 # JupyterLab with the repository root as the server root (notebooks, runs and reports all reachable),
