@@ -79,7 +79,9 @@ class FakeGoogleImage(FakeServer):
         parts = [p for c in body.get("contents") or [] for p in c.get("parts") or []]
         prompt = " ".join(str(p.get("text", "")) for p in parts)
         for p in parts:
-            if "inlineData" in p and not base64.b64decode(p["inlineData"].get("data") or ""):
+            # proto JSON bytes: standard or URL-safe base64 (google-genai sends the URL-safe alphabet)
+            if "inlineData" in p and not base64.urlsafe_b64decode(str(p["inlineData"].get("data") or "").replace("+", "-")
+                                                                  .replace("/", "_")):
                 return Response(400, {"error": {"code": 400, "message": "inline data is empty",
                                                 "status": "INVALID_ARGUMENT"}})
         self.bodies.append(body)
