@@ -562,6 +562,7 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
     suites = list(dict.fromkeys(str(r.get("suite")) for r in records if r.get("suite")))
     return {
         "bestofn": best_of_n_context(run_dir),
+        "judging": judging_context(records, run_dir, objective),
         "title": " + ".join(suites[:3]) + (f" + {len(suites) - 3} more" if len(suites) > 3 else "") if suites
         else run_dir.name,
         "run_dir": str(run_dir), "n_jobs": len(records),
@@ -583,6 +584,13 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
         "versions": first.get("versions") or {}, "hardware": first.get("hardware") or {},
         "nondirectional": [i.name for i in infos.values() if i.higher is None],
     }
+
+
+def judging_context(records: list[dict[str, Any]], run_dir: Path, objective: Any) -> dict[str, Any]:
+    """The human judgments section and its blind judging panel (workbench.judging.page)."""
+    from workbench.judging.page import report_context
+
+    return report_context(records, run_dir, objective)
 
 
 def best_of_n_context(run_dir: Path) -> dict[str, Any] | None:

@@ -2,7 +2,7 @@
 memo of CIs, tests and figures it keeps between calls (both under OUT/.report-cache/).
 
 The page key hashes the bytes of each run folder's results.jsonl and of the small files the page
-reads (suite.json, favourites.json, bestofn.json), the names, sizes and times of the files under
+reads (suite.json, favourites.json, bestofn.json, judgments.jsonl), the names, sizes and times of the files under
 clips/ and series/ (a clip that appears, disappears or is rewritten changes the page), the options,
 and the source of the workbench package (a new metric version, template or drawing changes it). When
 the key and report.html are what the last call left, nothing is read or drawn.
@@ -20,7 +20,7 @@ from typing import Any
 from workbench.memo import ContentMemo
 
 CACHE_DIR = ".report-cache"
-SMALL_FILES = ("results.jsonl", "suite.json", "favourites.json", "bestofn.json")
+SMALL_FILES = ("results.jsonl", "suite.json", "favourites.json", "bestofn.json", "judgments.jsonl")
 LISTED_DIRS = ("clips", "series")
 
 

@@ -82,7 +82,8 @@ def report_context(records: Sequence[Mapping[str, Any]], run_dir: str | Path, ob
     by_id = {str(r.get("job_id")): r for r in records}
     for (case, seed, output), clips in rows_of(records).items():
         rows.append({"c": case, "s": seed, "o": output, "n": counts.get((case, seed, output), 0),
-                     "x": [[job, by_id[job].get("video") or by_id[job].get("image_out")] for job in clips.values()]})
+                     "x": [[job, by_id[job].get("video") or by_id[job].get("image_out"), model]
+                           for model, job in clips.items()]})
     panel = {"run": run_dir.name, "rows": rows, "criteria": [[c, CRITERION_LABELS[c]] for c in CRITERIA]}
     return {"error": None, "summary": summary.as_dict() if summary else None, "panel": table_json(panel),
             "rows": len(rows)}
