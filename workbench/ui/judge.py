@@ -176,7 +176,7 @@ class JudgeTab(W.VBox):
 
     def __init__(self, runs_root: Path, run: str | Path | None = None, join: list[str | Path] | None = None,
                  rater: str | None = None) -> None:
-        self.runs_root = Path(runs_root)
+        self.runs_root = Path(runs_root).expanduser().resolve()
         self.picker = RunPicker(self.runs_root, on_change=lambda p: self.load(p))
         self.rater = W.Text(value=rater or _user(), description="rater", layout=W.Layout(width="220px"),
                             style={"description_width": "44px"})
