@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
-from workbench.media import Audio
+from workbench.media import Audio, load_audio
 from workbench.retry import RetryPolicy
 from workbench.store import write_json_atomic
 
@@ -200,8 +200,6 @@ class EspeakNG(TTSEngine):
                 why = (r.stderr or r.stdout).strip().splitlines()
                 raise SpeechError(f"espeak-ng failed for voice '{voice}' ({why[0] if why else f'exit {r.returncode}'}); "
                                   "check the voice with `espeak-ng --voices`")
-            from workbench.media import load_audio
-
             return load_audio(wav)
 
 
@@ -536,8 +534,6 @@ class Speech:
     cost: dict[str, Any] | None = None
 
     def load(self) -> Audio:
-        from workbench.media import load_audio
-
         return load_audio(self.path)
 
 

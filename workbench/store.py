@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ContextManager, Iterator
 
+from workbench.redact import mask
+
 RESULTS = "results.jsonl"
 QUARANTINE = "results.quarantine.jsonl"
 LOCK = "results.lock"
@@ -191,8 +193,6 @@ class RunStore:
     def append(self, record: dict[str, Any]) -> None:
         """Append one record as one whole line (or nothing: see the module docstring). Key values are
         masked (workbench.redact): a record never holds an API key."""
-        from workbench.redact import mask
-
         line = (json.dumps(mask(record), default=json_default, sort_keys=False) + "\n").encode()
         try:
             self.root.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from workbench import hooks, yamlfile
 from workbench.names import check_name
+from workbench.redact import mask, redact, secret_fields
 
 
 class SuiteError(ValueError):
@@ -137,8 +138,6 @@ class Suite(_Strict):
     def _no_keys(cls, data: Any) -> Any:
         """A suite never holds an API key: a field whose value is a key set in the environment is refused,
         naming the field and the variable (never the value)."""
-        from workbench.redact import secret_fields
-
         found = secret_fields(data) if isinstance(data, dict) else []
         if found:
             where = ", ".join(f"{path} (the value of ${env})" for path, env in found[:3])
@@ -234,8 +233,6 @@ def save_snapshot(suite: Suite, run_dir: str | Path) -> Path:
     import json
     import os
 
-    from workbench.redact import mask
-
     run_dir = Path(run_dir)
     path = run_dir / SNAPSHOT
     text = json.dumps(mask({"base_dir": str(suite.base_dir), "suite": suite.model_dump(mode="json")}), indent=1)
@@ -272,8 +269,6 @@ def load_suite(path: str | Path, check: bool = True) -> Suite:
     """Read and validate a suite YAML, whole, before anything runs: the schema (unknown keys, bad
     names, negative seeds), then `check_suite` (models, parameters, options, metrics, sizes). All
     problems are reported together in one line naming the file and each key path."""
-    from workbench.redact import redact
-
     path = Path(path)
     data = read_yaml_mapping(path, "suite file", "name, cases, models")
     try:

@@ -41,8 +41,12 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
+from workbench.costs import cost_summary, usd_of
 from workbench.metrics.stats import finite as _finite, model_summaries, score_names
-from workbench.suite import Suite
+from workbench.redact import mask
+from workbench.runset import media_of
+from workbench.store import load_records
+from workbench.suite import Suite, load_snapshot
 
 MODES = ("online", "offline", "disabled")
 STATE_FILE = "workbench-runs.json"
@@ -133,8 +137,6 @@ def _init_run(mode: str, folder: Path, **fields: Any):
 
 def _masked(config: dict[str, Any]) -> dict[str, Any]:
     """The W&B config with every key value masked (workbench.redact): keys never reach W&B."""
-    from workbench.redact import mask
-
     return mask(config)
 
 
@@ -180,8 +182,6 @@ def sync_run_folder(run_dir: str | Path, mode: str | None = None) -> "WandbTrack
     """Bring the run folder's W&B run up to date with results.jsonl without running anything: the
     comparison table, model summary and charts rebuilt from every record (e.g. after shards that
     ran without W&B). Uses RUN_DIR/suite.json; None when tracking resolves to disabled."""
-    from workbench.suite import load_snapshot
-
     suite = load_snapshot(run_dir)
     tracker = tracker_for(suite, run_dir, mode=mode)
     if tracker is None:
@@ -252,8 +252,6 @@ class WandbTracker:
         tmp.replace(self.state_path)
 
     def _records(self) -> list[dict[str, Any]]:
-        from workbench.store import load_records
-
         return load_records(self.root)
 
     @staticmethod
@@ -350,8 +348,6 @@ class WandbTracker:
 
     def _video(self, r: dict[str, Any]):
         """The job's output as a W&B medium: the clip, or a text-to-image job's picture."""
-        from workbench.runset import media_of
-
         out = media_of(r)
         if out is None:
             return None
@@ -366,7 +362,6 @@ class WandbTracker:
     def comparison_table(self, records: list[dict[str, Any]], names: list[str]):
         import wandb
 
-        from workbench.costs import usd_of
 
         columns = ["case", "model", "seed", "status", "params", "video", "image", "audio", *names, "cost_usd", "error",
                    "video_path", "job_id"]
@@ -406,7 +401,6 @@ class WandbTracker:
             self.run.log({"comparison": self.comparison_table(records, names)})
         stats = model_summaries(records, names)
         models = list(dict.fromkeys(str(r.get("model")) for r in records))
-        from workbench.costs import cost_summary
 
         costs = cost_summary(records)
         cols = ["model", "n_ok", "n_failed", "cost_usd", "cost_usd_per_clip"]

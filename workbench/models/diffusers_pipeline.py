@@ -36,8 +36,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from workbench.media import Clip, fit_image
+from workbench.hashing import file_hash
+from workbench.media import Audio, Clip, fit_image
 from workbench.models.base import GenerationError, GenerationRequest, Generator, ProgressFn, register
+from workbench.models.external import shorten
 from workbench.models.families import FAMILIES, T2I, FamilySpec
 
 TINY_HINT = "`workbench models build-tiny DIR` writes tiny local ones for tests"
@@ -277,8 +279,6 @@ def check_lora(spec: FamilySpec, value: Any) -> list[dict[str, Any]]:
     """Validate `options.lora` ([{path, scale}], a single mapping also accepted) and resolve each entry to
     {path (the weight file, absolute), scale (float), sha256 (of the file's bytes)}: the digest puts the
     LoRA's contents in the clip id, so a retrained file at the same path never reuses a clip."""
-    from workbench.hashing import file_hash
-
     where = f"model '{spec.name}': options.lora"
     if value is None or value == []:
         return []
@@ -403,8 +403,6 @@ def _load_loras(pipe: Any, spec: FamilySpec, loras: list[dict[str, Any]]) -> Non
                 with _quiet_loading():
                     pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=f"lora{i}")
             except Exception as e:  # a LoRA made for another model: shape mismatches, unknown formats
-                from workbench.models.external import shorten
-
                 raise GenerationError(f"{spec.name}: LoRA {path} does not load into {spec.pipeline}: "
                                       f"{shorten(_first_line(e), 200)}; use a LoRA trained for this model") from None
             loaded = {a for names in pipe.get_list_adapters().values() for a in names}
@@ -772,8 +770,6 @@ def checkpoint_extras(spec: FamilySpec, pipe: Any, params: dict[str, Any]) -> di
 
 
 def _audio_from(audio: Any, rate: int) -> Any:
-    from workbench.media import Audio
-
     arr = audio[0] if isinstance(audio, (list, tuple)) else audio
     arr = np.asarray(arr.float().cpu() if hasattr(arr, "float") else arr, dtype=np.float32)
     while arr.ndim > 2:

@@ -23,7 +23,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
+from workbench.experiment import Runner
+from workbench.faces import detect_faces, dlib_available
+from workbench.media import load_image
+from workbench.models import get_generator, registry
+from workbench.models.base import GenerationError
+from workbench.names import slug
+from workbench.speech import SpeechError, parse_voice
+from workbench.store import write_json_atomic
+from workbench.suite import Suite, SuiteError, _first_error, check_suite, load_suite
 from workbench.workflow.bestofn import Objective
+from workbench.workflow.enhance import enhance_prompt
 
 VIDEO_TASKS = ("audio-to-video", "image-to-video", "text-to-video")
 PLANNER_ENV = "WORKBENCH_PLANNER_LM"
@@ -52,9 +62,6 @@ class Inputs:
                    seconds: float | None = None, speech: bool = False) -> "Inputs":
         has_face = None
         if image is not None:
-            from workbench.faces import detect_faces, dlib_available
-            from workbench.media import load_image
-
             arr = load_image(image, max_side=512)
             has_face = bool(detect_faces(arr)) if dlib_available() else None
         return cls(str(image) if image else None, str(audio) if audio else None, prompt or "", seconds, speech,
@@ -101,8 +108,6 @@ BASELINE_NOTES = {
 
 def route(inputs: Inputs, gpu: bool | None = None, models: Mapping[str, Any] | None = None) -> list[Route]:
     """Every video model ranked for these inputs on this machine: usable ones first, best first."""
-    from workbench.models import registry
-
     gpu = gpu_available() if gpu is None else gpu
     models = registry() if models is None else models
     out = []
@@ -214,8 +219,6 @@ class Plan:
     @property
     def name(self) -> str:
         """A suite name for this plan: the brief's first words and a digest of the brief and inputs."""
-        from workbench.names import slug
-
         blob = json.dumps([self.brief, self.image, self.audio], ensure_ascii=False).encode()
         words = slug(" ".join(self.brief.split()[:5]).lower(), "brief", 40).rstrip("-._") or "brief"
         return f"plan-{words}-{hashlib.sha256(blob).hexdigest()[:6]}"
@@ -289,8 +292,6 @@ def save_suite(data: Mapping[str, Any], folder: str | Path, header: str = "") ->
     FOLDER. Raises PlanError (one line, nothing written) for a suite that would be refused."""
     import yaml
     from pydantic import ValidationError
-
-    from workbench.suite import Suite, SuiteError, _first_error, check_suite, load_suite
 
     folder = Path(folder).resolve()
     data = {**dict(data), "output": "."}
@@ -416,8 +417,6 @@ def plan_brief(brief: str, image: str | Path | None = None, audio: str | Path | 
     if not isinstance(brief, str) or not brief.strip():
         raise PlanError("the brief is empty; describe the video in a sentence, e.g. \"a slow zoom on this "
                         "portrait, 3 seconds\"")
-    from workbench.models import registry
-
     models = registry() if models is None else models
     found = _rules(brief)
     reasons = list(found["reasons"])
@@ -447,8 +446,6 @@ def plan_brief(brief: str, image: str | Path | None = None, audio: str | Path | 
     if lm is not None:
         _apply_lm(plan, lm, routes, models)
     if enhance and plan.prompt:
-        from workbench.workflow.enhance import enhance_prompt
-
         result = enhance_prompt(plan.prompt, plan.model, plan.negative_prompt)
         if result.source.startswith("unchanged:"):
             plan.reasons.append(f"prompt kept as written: {plan.model} does not read it")
@@ -462,8 +459,6 @@ def plan_brief(brief: str, image: str | Path | None = None, audio: str | Path | 
 def nothing_fits(inputs: Inputs, routes: list[Route], models: Mapping[str, Any] | None = None) -> str:
     """Why no model can carry out a request here, in one line that names the real cause and the fix.
     A brief with no image needs text-to-video: the usual cause is that no such weights are here."""
-    from workbench.models import registry
-
     models = registry() if models is None else models
     if not inputs.image:
         t2v = [r for r in routes if r.task == "text-to-video" and r.fits]
@@ -490,8 +485,6 @@ def nothing_fits(inputs: Inputs, routes: list[Route], models: Mapping[str, Any] 
 
 def _apply_lm(plan: Plan, lm: PlannerLM, routes: list[Route], models: Mapping[str, Any]) -> None:
     """Merge a language model's proposal into the rules' plan, field by field, after checking it."""
-    from workbench.models.base import GenerationError
-
     context = {"rules_plan": plan.to_dict(), "usable_models": [r.model for r in routes if r.usable],
                "model_params": {r.model: dict(models[r.model].defaults) for r in routes if r.usable}}
     try:
@@ -529,8 +522,6 @@ def _apply_lm(plan: Plan, lm: PlannerLM, routes: list[Route], models: Mapping[st
             plan.reasons.append(f"planner {lm.name} proposed bad parameters ({e}); kept the rules' ones")
     speech = proposal.get("speech")
     if isinstance(speech, Mapping) and isinstance(speech.get("text"), str) and speech["text"].strip() and not plan.audio:
-        from workbench.speech import SpeechError, parse_voice
-
         try:
             voice = str(parse_voice(speech.get("voice") or (plan.speech or {}).get("voice")))
             plan.speech = {"text": speech["text"].strip(), "voice": voice.split(":", 1)[1] if voice.startswith("espeak-ng:") else voice}
@@ -615,13 +606,10 @@ def run_plan(plan: Plan, out_dir: str | Path, seeds: Sequence[int] = (0,), metri
              callbacks: list[Any] | None = None, report: bool = True) -> list[dict[str, Any]]:
     """Carry a plan out as `workbench run` would: save it as OUT/suite.yaml (editable, re-runnable),
     run that file into OUT and write OUT/report.html. Returns the records."""
-    from workbench.experiment import Runner
-    from workbench.suite import load_suite
-
     path = save_suite(plan.to_suite(seeds=seeds, metrics=metrics), out_dir, header=f"planned from: {plan.brief}")
     records = Runner(load_suite(path), callbacks=callbacks).run_all()
     if report and records:
-        from workbench.report import write_report
+        from workbench.report import write_report  # local: Jinja2 and matplotlib load only when a plan runs
 
         write_report(path.parent)
     return records
@@ -674,12 +662,6 @@ def refine(case: Mapping[str, Any], model: str, objective: Objective | Mapping[s
     spent or the best objective has not improved by more than `min_improvement` for `patience` rounds.
     Every generation is a Runner job in `out_dir` (results.jsonl); the search log is `out_dir/refine.json`.
     """
-    from workbench.experiment import Runner
-    from workbench.models import get_generator
-    from workbench.models.base import GenerationError
-    from workbench.store import write_json_atomic
-    from workbench.suite import Suite
-
     objective = Objective.parse(objective)
     cls = get_generator(model)
     base = dict(base_params or {})

@@ -55,6 +55,7 @@ from workbench.models.hosted.keys import Provider, get_provider, scrub
 from workbench.models.hosted.pricing import PriceRule, cost_record, price_rule
 from workbench.retry import (_NOT_SENT, TRANSIENT_STATUS, Fault, RetryPolicy, _httpx_kind, _retry_after,  # noqa: F401
                              sdk_fault, status_fault, transport_fault)  # (moved to the foundation; re-exported)
+from workbench.store import RemoteJob
 
 T = TypeVar("T")
 
@@ -238,8 +239,6 @@ class HostedGenerator(Generator):
 
     # ---- the generic lifecycle ---------------------------------------------------------------------
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> Clip:
-        from workbench.store import RemoteJob
-
         self.check_inputs(request)
         prov = self.provider_info()
         key = prov.key()

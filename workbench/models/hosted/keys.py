@@ -11,6 +11,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+# scrubbing: one implementation for the whole workbench (workbench.redact); provider key variables are
+# registered there by `register_provider` (MASK, scrub, secret_values re-exported: hosted code imports them here)
+from workbench.redact import MASK, register_key_env, scrub, secret_values  # noqa: F401
+
 
 @dataclass(frozen=True)
 class Provider:
@@ -64,8 +68,6 @@ PROVIDERS: dict[str, Provider] = {}
 
 def register_provider(provider: Provider) -> Provider:
     """Make a provider known (by its `name`); provider modules call this on import."""
-    from workbench.redact import register_key_env
-
     PROVIDERS[provider.name] = provider
     register_key_env(provider.key_env, *provider.alt_key_envs)
     return provider
@@ -80,13 +82,6 @@ def get_provider(name: str) -> Provider:
 
 def providers() -> dict[str, Provider]:
     return dict(PROVIDERS)
-
-
-# --------------------------------------------------------------------------------------------------
-# scrubbing: one implementation for the whole workbench (workbench.redact); provider key variables are
-# registered there by `register_provider`
-# --------------------------------------------------------------------------------------------------
-from workbench.redact import MASK, scrub, secret_values  # noqa: E402,F401  (re-exported: hosted code imports them here)
 
 
 def _installed(package: str) -> bool:
