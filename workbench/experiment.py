@@ -218,7 +218,7 @@ def _make_job(suite: Suite, case: CaseSpec, model: ModelSpec, seed: int, output:
 # --------------------------------------------------------------------------------------------------
 def scoring_plan(metrics: list[str] | None) -> tuple[list[str], dict[str, str]]:
     """(score names asked for, {score name: "group@version"}) for a suite's metric selection."""
-    from workbench.metrics import resolve
+    from workbench.metrics import resolve  # local (start-up): the metric modules load when a Runner is made
 
     classes, wanted = resolve(metrics, motion_context=True)  # consistency is ranked beside motion
     version = {s: f"{cls.name}@{getattr(cls, 'version', '1')}" for cls in classes for s in cls.score_names()}
@@ -691,7 +691,7 @@ class Runner:
                prev: dict[str, Any] | None, only: list[str] | None, timings: dict[str, float],
                warnings: list[str]) -> None:
         """Score the saved clip (only the missing scores when rescoring) and fill the record."""
-        from workbench.metrics import evaluate
+        from workbench.metrics import evaluate  # local (start-up), as in scoring_plan
 
         # lip-sync follows the audio the model heard: a model that takes no driving audio (an image-to-video
         # family) is scored against its own soundtrack, if it made one, never against the case's speech

@@ -359,7 +359,7 @@ ELEVENLABS_SPEED = (0.7, 1.2)  # the range ElevenLabs' voice_settings.speed take
 
 def _elevenlabs():
     """The ElevenLabs provider (key, base URL) and its constants; registered with the hosted providers."""
-    from workbench.models.hosted import elevenlabs
+    from workbench.models.hosted import elevenlabs  # local (start-up): hosted providers load for hosted voices only
 
     return elevenlabs
 
@@ -418,7 +418,7 @@ class ElevenLabsTTS(TTSEngine):
         import httpx
         from elevenlabs.core.api_error import ApiError
 
-        from workbench.models.hosted.keys import scrub
+        from workbench.models.hosted.keys import scrub  # local (start-up), as `_elevenlabs`
 
         policy = self.retry
         for attempt in range(policy.retries + 1):
@@ -468,7 +468,7 @@ class ElevenLabsTTS(TTSEngine):
 
     def estimate_cost(self, text: str, voice: str) -> dict[str, Any]:
         """What speaking `text` would cost, from the character count and the price rule (no call)."""
-        from workbench.models.hosted.pricing import cost_record, price_rule
+        from workbench.models.hosted.pricing import cost_record, price_rule  # local (start-up), as `_elevenlabs`
 
         _, model = self.split(voice)
         rule = price_rule(f"elevenlabs:{model}")
@@ -477,7 +477,7 @@ class ElevenLabsTTS(TTSEngine):
     def synthesize_billed(self, text: str, voice: str, speed: float | None = None) -> tuple[Audio, dict[str, Any]]:
         from elevenlabs.types import VoiceSettings
 
-        from workbench.models.hosted.pricing import cost_record, price_rule
+        from workbench.models.hosted.pricing import cost_record, price_rule  # local (start-up), as `_elevenlabs`
 
         self.check()
         el = _elevenlabs()

@@ -1,4 +1,7 @@
-"""The typer app every command module registers on, and the one-line error exit."""
+"""The typer app every command module registers on, and the one-line error exit.
+
+Command modules import the library inside their commands (local imports, for start-up time: `workbench
+--help` and a mistyped option answer without loading torch, diffusers or the metrics)."""
 from __future__ import annotations
 
 from typing import NoReturn
