@@ -60,7 +60,7 @@ def test_intervals_cover_the_truth_at_about_95_percent(k):
     hits = total = 0
     centred = TRUTH - TRUTH.mean()
     for _ in range(100):
-        r = fit(simulate(rng, 120, k=k, tie=0.1 if k == 2 else 0.0))
+        r = fit(simulate(rng, 120, k=k))
         for i, m in enumerate(MODELS):
             total += 1
             hits += r.lo[m] <= centred[i] <= r.hi[m]

@@ -16,6 +16,9 @@ it as repeated choices. **Intervals** are analytic by default: the observed Fish
 Luce likelihood at the fit, inverted under the mean-0 constraint (Wald 95%: theta +- 1.96 se);
 ``intervals="bootstrap"`` refits on votes resampled with replacement (percentile 95%) instead.
 Ratings are shown on the arena scale: 1000 + 400 log10(e) theta (a 400-point gap is 10:1 odds).
+Over simulated raters the analytic intervals cover the true strengths 94-96% of the time (K = 2..4,
+benchmarks/bench_judging.py); judges who call ties whatever the strengths pull the fitted gaps toward 0
+(10% such ties, 1,000 votes: 89% coverage), the price of the half-win rule.
 """
 from __future__ import annotations
 
