@@ -256,3 +256,19 @@ def test_scheduler_balances_models_positions_and_prefers_uncertain_pairs():
     r = s.ranking()
     assert r.pairs["B"]["C"] > r.pairs["A"]["D"]
     assert "48 judgments" in s.progress()
+
+
+def test_a_suite_objective_is_checked_against_the_judges_like_a_score():
+    from workbench.judging.agreement import metric_agreement
+    from workbench.workflow.bestofn import Objective
+
+    recs = [{"job_id": j, "status": "ok", "model": m, "video": f"clips/{j}.mp4",
+             "scores": {"identity_similarity": idn, "warp_error": warp}}
+            for j, m, idn, warp in [("a", "A", 0.9, 0.5), ("b", "B", 0.5, 0.1), ("c", "C", 0.2, 0.9)]]
+    votes = [dict(vote_id=str(i), rater="r", case="x", seed=0, output=0, clips=list(c), models=None, choice="best",
+                  positions=[0], criterion="overall") for i, c in enumerate([("a", "b"), ("b", "c"), ("a", "c")])]
+    obj = Objective.parse({"identity_similarity": 1.0, "warp_error": 1.0})  # a: 0.4, b: 0.4, c: -0.7
+    rows = {a.score: a for a in metric_agreement(votes, recs, objective=obj,
+                                                 directions={"identity_similarity": True, "warp_error": False})}
+    assert (rows["objective"].agree, rows["objective"].ties) == (2, 1)  # a = b on the objective: a tie
+    assert (rows["identity_similarity"].agree, rows["warp_error"].agree) == (3, 2)  # warp: a>b disagrees
