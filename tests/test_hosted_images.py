@@ -131,6 +131,14 @@ def test_chained_into_image_to_video_with_cost_and_no_second_payment(provider, t
     assert recs[case.model]["status"] == "ok" and recs[case.model]["remote"]["resumed"] is True
     assert recs["animated"]["status"] == "ok"
     assert server.count(*case.submit) == 1
+    if isinstance(server, FakeGoogleImage):  # a synchronous answer: killed after the picture, before its handle
+        (out / "results.jsonl").unlink()
+        for p in (out / "clips").glob("*"):
+            p.unlink()
+        (out / "claims" / f"{recs[case.model]['clip_id']}.remote.json").unlink()
+        rec = by_model(run(path, out))[case.model]
+        assert rec["status"] == "ok" and any("earlier paid answer" in w for w in rec["warnings"])
+        assert server.count(*case.submit) == 1
     # no key in any file the run wrote
     for p in out.rglob("*"):
         if p.is_file():

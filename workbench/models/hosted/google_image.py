@@ -22,7 +22,8 @@ Both answer synchronously: there is no remote job to poll, and the picture is in
 paid for. So the submit writes the picture at once to `claims/<clip id>.result.<ext>` and the handle
 (kept in `claims/<clip id>.remote.json` like every hosted job's) names it: a resumed or re-run job reads
 that file and never asks (or pays) again; the file stays after the clip is saved (it is what was paid
-for). A safety block (Imagen's `raiFilteredReason`, Gemini's `blockReason` or an IMAGE_SAFETY /
+for). A kept picture without a handle (killed between the two writes) is used, not asked for again: to
+pay for a new picture, delete both files. A safety block (Imagen's `raiFilteredReason`, Gemini's `blockReason` or an IMAGE_SAFETY /
 PROHIBITED_CONTENT finish) is recorded as `refused`; an answer with no picture as `failed`.
 
 Key: GOOGLE_API_KEY (or GEMINI_API_KEY): a Vertex AI API key (express mode), the one Veo uses. Base URL:
@@ -141,6 +142,13 @@ class GoogleImageGenerator(HostedGenerator):
         return genai.Client(vertexai=True, api_key=key, http_options=http)
 
     def submit(self, client: Any, request: GenerationRequest, idempotency_key: str) -> dict[str, Any]:
+        kept = sorted(self._results.glob(f"{self._clip_id}.result.*")) if self._clip_id != "local" else []
+        if kept:  # paid for, then killed before the handle was saved (or the handle deleted): not asked again
+            self._info.setdefault("warnings", []).append(
+                f"{self.name}: the picture of an earlier paid answer was kept in claims/{kept[0].name} and is used; "
+                f"delete it with the .remote.json file to pay for a new one")
+            return {"id": f"{self.spec.api}-{idempotency_key}", "api": self.spec.api, "outcome": "done",
+                    "result": kept[0].name, "recovered": True}
         aspect = self.aspect_for(request, self.aspects())
         if self.spec.api == "imagen":
             return self._imagen(client, request, aspect, idempotency_key)
