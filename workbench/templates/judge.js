@@ -73,6 +73,7 @@
     var vs = vids(); if (!vs.length) { return; }
     if (vs.some(function (v) { return !v.paused; })) { vs.forEach(function (v) { v.pause(); }); return; }
     var t0 = vs[0].currentTime;
+    vs[0].muted = false;  // the case's sound, from the first clip (autoplay starts muted)
     vs.forEach(function (v) { try { v.currentTime = t0; } catch (e) {} var p = v.play(); if (p && p.catch) { p.catch(function () {}); } });
   }
   function draw() {
@@ -86,7 +87,7 @@
       b.onclick = function () { vote("best", [i]); };
       cell.appendChild(b);
       var v = document.createElement("video");
-      v.src = src(c[1]); v.loop = true; v.muted = i > 0; v.autoplay = true; v.playsInline = true; v.preload = "auto";
+      v.src = src(c[1]); v.loop = true; v.muted = true; v.autoplay = true; v.playsInline = true; v.preload = "auto";
       v.setAttribute("data-judge", c[0]);
       cell.appendChild(v);
       row.appendChild(cell);

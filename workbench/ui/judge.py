@@ -2,9 +2,10 @@
 
 A thin shell over `workbench.judging`: the `Scheduler` picks the next comparison (one case and seed, K
 models, positions balanced; its rule is in `workbench.judging.schedule`), the `JudgeBoard` shows the
-clips as 1..K without model names, playing in step with the first clip's sound, and every vote is
-appended to the run folder at once (`judging.store.append_vote`), so a closed notebook, a kernel restart
-or a second rater in another kernel loses nothing. Keys (with the board focused): 1-4 best clip,
+clips as 1..K without model names, playing in step (muted at first, as browsers require; play
+unmutes the first clip's sound), and every vote is appended to the run folder at once
+(`judging.store.append_vote`), so a closed notebook, a kernel restart or a second rater in another
+kernel loses nothing. Keys (with the board focused): 1-4 best clip,
 t tie, x all bad, r then the clips best-first for a full ranking, space play/pause, n the note box,
 Enter next (after a reveal). Names are shown after a vote only when "reveal after vote" is ticked.
 """
@@ -34,6 +35,7 @@ function render({ model, el }) {
     if (!vs.length) return;
     if (vs.some(v => !v.paused)) { vs.forEach(v => v.pause()); return; }
     const t = vs[0].ended ? 0 : vs[0].currentTime;
+    vs[0].muted = false;  // the case's sound, from the first clip
     vs.forEach(v => { try { v.currentTime = Math.min(t, v.duration || t); } catch (e) {} const p = v.play(); if (p && p.catch) p.catch(() => {}); });
   }
   function vote(choice, positions) {
@@ -74,7 +76,7 @@ function render({ model, el }) {
       if (clip.error) { const e = document.createElement("div"); e.className = "wb-error"; e.textContent = clip.error; cell.appendChild(e); }
       else {
         const v = document.createElement("video");
-        v.src = src; v.loop = true; v.muted = i > 0; v.playsInline = true; v.preload = "auto"; v.width = width;
+        v.src = src; v.loop = true; v.muted = true; v.playsInline = true; v.preload = "auto"; v.width = width;
         v.autoplay = true; v.className = "wb-video";
         cell.appendChild(v);
       }
