@@ -160,7 +160,8 @@ def test_studio_runs_and_plays_in_jupyterlab(browser, lab):
         page.wait_for_timeout(300)
         page.screenshot(path=str(ARTIFACTS / "studio_generate_clips.png"))
         # the other tabs follow the finished run
-        for tab, expect in (("Compare", ".wb-row video"), ("Evaluate", "select"), ("History", "select option")):
+        for tab, expect in (("Compare", ".wb-row video"), ("Evaluate", "select"), ("History", "select option"),
+                             ("Judge", ".wb-judge")):
             studio.locator(".lm-TabBar-tab", has_text=tab).first.click()
             studio.locator(f".widget-tab-contents > :not(.lm-mod-hidden) {expect}").first.wait_for(
                 state="attached", timeout=30_000)

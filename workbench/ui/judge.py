@@ -128,7 +128,7 @@ function render({ model, el }) {
     else used = false;
     if (used) { e.preventDefault(); e.stopPropagation(); }
   });
-  for (const name of ["comparison", "revealed", "progress", "message", "width"]) model.on("change:" + name, draw);
+  for (const name of ["comparison", "revealed", "progress", "message", "empty", "width"]) model.on("change:" + name, draw);
   draw();
   return () => urls.forEach(u => URL.revokeObjectURL(u));
 }
@@ -226,7 +226,8 @@ class JudgeTab(W.VBox):
             self.board.comparison = {}
             return
         self.base = self.runs[0] if len(self.runs) == 1 else None
-        self.message.info(f"{len(self.records)} clips in {', '.join(p.name for p in self.runs)}; votes go to "
+        n = len(self.records)
+        self.message.info(f"{n} clip{'s' if n != 1 else ''} in {', '.join(p.name for p in self.runs)}; votes go to "
                           f"{self.runs[0] / 'judgments.jsonl'}")
         self._reschedule()
 
@@ -254,11 +255,12 @@ class JudgeTab(W.VBox):
             return
         self.current = s.next(self.rater.value.strip())
         self._token += 1
-        self.board.progress = s.progress()
         if self.current is None:
-            self.board.empty = "no case has clips from two models to compare"
+            self.board.empty = "no case and seed has finished clips from two models yet: nothing to compare"
             self.board.comparison = {}
+            self.board.progress = s.progress()
         else:
+            self.board.progress = s.progress()
             clips = []
             for job in self.current.clips:
                 item = clip_item(self._clip_path(job), title="")
