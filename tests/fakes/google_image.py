@@ -6,7 +6,8 @@ operation): the picture comes back inline, base64.
   with no predictions at all (what Vertex answers when every image was filtered and no reason asked);
 - Gemini: "REFUSE" is blocked at the prompt (`promptFeedback.blockReason`), "IMGSAFETY" ends with
   `finishReason: IMAGE_SAFETY` and no image, "TEXTONLY" answers with text and no image;
-- `out_size`, `color`: the picture handed back (one flat colour, so a test can find it in a clip); `images` counts the pictures handed out (what was paid for).
+- `out_size`, `color`: the picture handed back (one flat colour, so a test can find it in a clip);
+  `images` counts the pictures handed out (what was paid for).
 """
 from __future__ import annotations
 

@@ -7,10 +7,10 @@ Protocol (what fal-client speaks, and tests/fakes/fal.py answers): `Authorizatio
 cancel_url}`; `GET {queue}/<owner>/<alias>/requests/<id>/status` -> `{status: IN_QUEUE | IN_PROGRESS |
 COMPLETED, logs}`; `GET {queue}/<owner>/<alias>/requests/<id>` -> the result (`{"video": {"url": ...}}`;
 text-to-image: `{"images": [{"url", "width", "height", "content_type"}], "seed", "has_nsfw_concepts"}`,
-where a flagged image comes back blank and is recorded as refused), or a 4xx with `{"detail": ...}`; a content-policy refusal is a 422 whose detail has type
-`content_policy_violation` (or an `x-fal-error-type` header / `error_type` saying so). Inputs go as
-base64 data URIs (no upload step). fal does not report a charge per request: the record's cost is the
-estimate from prices.yaml.
+where a flagged image comes back blank and is recorded as refused), or a 4xx with `{"detail": ...}`; a
+content-policy refusal is a 422 whose detail has type `content_policy_violation` (or an
+`x-fal-error-type` header / `error_type` saying so). Inputs go as base64 data URIs (no upload step).
+fal does not report a charge per request: the record's cost is the estimate from prices.yaml.
 
 Key: FAL_KEY (or FAL_KEY_ID + FAL_KEY_SECRET as fal-client reads them). Base URL of the queue:
 WORKBENCH_FAL_BASE_URL (default https://queue.fal.run); fal-client builds queue URLs from a module

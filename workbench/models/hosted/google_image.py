@@ -23,8 +23,9 @@ paid for. So the submit writes the picture at once to `claims/<clip id>.result.<
 (kept in `claims/<clip id>.remote.json` like every hosted job's) names it: a resumed or re-run job reads
 that file and never asks (or pays) again; the file stays after the clip is saved (it is what was paid
 for). A kept picture without a handle (killed between the two writes) is used, not asked for again: to
-pay for a new picture, delete both files. A safety block (Imagen's `raiFilteredReason`, Gemini's `blockReason` or an IMAGE_SAFETY /
-PROHIBITED_CONTENT finish) is recorded as `refused`; an answer with no picture as `failed`.
+pay for a new picture, delete both files. A safety block (Imagen's `raiFilteredReason`, Gemini's
+`blockReason` or an IMAGE_SAFETY / PROHIBITED_CONTENT finish) is recorded as `refused`; an answer with
+no picture as `failed`.
 
 Key: GOOGLE_API_KEY (or GEMINI_API_KEY): a Vertex AI API key (express mode), the one Veo uses. Base URL:
 WORKBENCH_GOOGLE_IMAGE_BASE_URL (default: the client's own, https://aiplatform.googleapis.com). No
@@ -109,7 +110,8 @@ class GoogleImageGenerator(HostedGenerator):
             raise GenerationError(f"model '{cls.name}': aspect_ratio {a!r} is not one it makes; use auto or "
                                   f"{', '.join(cls.aspects())}")
         if cls.spec.sizes and str(p.get("image_size")) not in cls.spec.sizes:
-            raise GenerationError(f"model '{cls.name}': image_size {p.get('image_size')!r}; use {' or '.join(cls.spec.sizes)}")
+            raise GenerationError(f"model '{cls.name}': image_size {p.get('image_size')!r}; "
+                                  f"use {' or '.join(cls.spec.sizes)}")
 
     # ---- the lifecycle: the picture of a synchronous answer is kept beside the remote-job file ----------
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None):

@@ -1,9 +1,10 @@
 """Price rules as data (`prices.yaml`), cost estimates, and the record's `cost` block.
 
 A rule prices one hosted model by what it bills: per second of output, per clip, per image, per
-megapixel of a picture (2**20 pixels, rounded up, as fal bills FLUX), per 1000 characters of speech, in USD or in the provider's credits (with the USD rate of a credit, so a
-budget in USD can hold them). Every rule names its source and the date it was read: prices move, and
-what the API reports as charged always wins over the estimate in a record.
+megapixel of a picture (2**20 pixels, rounded up, as fal bills FLUX), per 1000 characters of speech,
+in USD or in the provider's credits (with the USD rate of a credit, so a budget in USD can hold them).
+Every rule names its source and the date it was read: prices move, and what the API reports as charged
+always wins over the estimate in a record.
 
 The record of a hosted job holds::
 
