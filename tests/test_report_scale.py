@@ -193,3 +193,18 @@ def test_ten_thousand_records_in_chromium(browser, big_report):
     print(f"10,000-record report: first screen in {first_screen:.2f} s, {big_report.stat().st_size / 1e6:.1f} MB")
     page.close()
     assert not problems, problems
+
+
+def test_a_memoised_figure_is_keyed_by_the_code_that_drew_it(tmp_path, monkeypatch):
+    """A figure drawn by an older version of its drawing code is never served: the memo key holds the digest
+    of the module's source (an edit to figures_svg.py redraws every figure, not only the changed ones)."""
+    from workbench.report_cache import source_digest
+
+    mod = tmp_path / "drawer_mod.py"
+    mod.write_text("def draw():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = source_digest("drawer_mod")
+    mod.write_text("def draw():\n    return 2\n")
+    source_digest.cache_clear()  # a new process
+    assert before and source_digest("drawer_mod") != before
+    assert source_digest("workbench.figures_svg") and source_digest("no_such_module_here") == ""

@@ -38,7 +38,7 @@ from workbench.ranking import (ALPHA, MIN_CASES, MOTION_FLOOR, MOTION_SCORE, flo
                               shown_flow)
 from workbench.runset import RunSet, RunSetError, current_records, load_runs, media_of, well_formed
 from workbench.memo import memoised, using
-from workbench.report_cache import memo_for, page_is_current, page_key, remember_page
+from workbench.report_cache import memo_for, page_is_current, page_key, remember_page, source_digest
 from workbench.report_media import check_mode, embed_budget_mb
 from workbench.redact import scrub
 from workbench.report_table import PAGE_ROWS, ClipTable, table_json
@@ -453,8 +453,9 @@ def build_context(records: list[dict[str, Any]], run_dir: Path, left_out: list[s
     def drawn(what: str, make, *args, **kw) -> str | None:
         """A figure, or None and the reason noted: a figure that cannot be drawn never stops the report."""
         try:
-            name = f"{getattr(make, '__module__', '')}.{getattr(make, '__name__', what)}"
-            return memoised(f"figure:{name}", (figures.FIGURES_VERSION, args, kw),
+            module = getattr(make, "__module__", "") or ""
+            name = f"{module}.{getattr(make, '__name__', what)}"
+            return memoised(f"figure:{name}", (figures.FIGURES_VERSION, source_digest(module), args, kw),
                             lambda: make(*args, **kw))
         except Exception as e:  # matplotlib on odd values (inf, huge): say so, keep the page
             figure_errors.append(f"{what}: not drawn ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")

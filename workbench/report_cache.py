@@ -36,6 +36,20 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
+@lru_cache(maxsize=None)
+def source_digest(module: str) -> str:
+    """sha256 of one module's source file: a memoised figure's key holds the digest of the code that drew
+    it, so an edited drawing function never serves a figure drawn by its older self."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    origin = getattr(spec, "origin", None) if spec else None
+    try:
+        return hashlib.sha256(Path(origin).read_bytes()).hexdigest() if origin else ""
+    except OSError:
+        return ""
+
+
 def _listing(h: "hashlib._Hash", folder: Path) -> None:
     """Names, sizes and modification times of the files below `folder` (not their bytes)."""
     stack = [folder]
