@@ -39,7 +39,6 @@ import numpy as np
 from workbench.hashing import file_hash
 from workbench.media import Audio, Clip, fit_image
 from workbench.models.base import GenerationError, GenerationRequest, Generator, ProgressFn, register
-from workbench.models.external import shorten
 from workbench.models.families import FAMILIES, T2I, FamilySpec
 
 TINY_HINT = "`workbench models build-tiny DIR` writes tiny local ones for tests"
@@ -403,6 +402,10 @@ def _load_loras(pipe: Any, spec: FamilySpec, loras: list[dict[str, Any]]) -> Non
                 with _quiet_loading():
                     pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=f"lora{i}")
             except Exception as e:  # a LoRA made for another model: shape mismatches, unknown formats
+                # local, not for a cycle: importing external registers the recipe models, and the registry
+                # lists the diffusers families first (package order: baselines, diffusers, external)
+                from workbench.models.external import shorten
+
                 raise GenerationError(f"{spec.name}: LoRA {path} does not load into {spec.pipeline}: "
                                       f"{shorten(_first_line(e), 200)}; use a LoRA trained for this model") from None
             loaded = {a for names in pipe.get_list_adapters().values() for a in names}
