@@ -21,7 +21,6 @@ Videos are linked relative to report.html, so the run folder can be zipped and s
 from __future__ import annotations
 
 import errno
-import html
 import json
 import math
 import os
@@ -33,13 +32,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from workbench.costs import any_cost, cost_summary, pareto_front
+from workbench.formatting import fmt_number  # noqa: F401 (re-exported: the Studio formats with it)
 from workbench.metrics.stats import model_summaries, score_names, score_value
 from workbench.ranking import (ALPHA, MIN_CASES, MOTION_FLOOR, MOTION_SCORE, floor_for, is_still, rank_all,
                               shown_flow)
 from workbench.runset import RunSet, RunSetError, current_records, load_runs, media_of, well_formed
 from workbench.memo import memoised, using
 from workbench.report_cache import memo_for, page_is_current, page_key, remember_page, source_digest
-from workbench.report_media import check_mode, embed_budget_mb
+from workbench.report_media import ReportError, check_mode, embed_budget_mb  # noqa: F401 (ReportError: re-exported)
 from workbench.redact import scrub
 from workbench.report_table import PAGE_ROWS, ClipTable, table_json
 from workbench.store import RunStore
@@ -47,35 +47,8 @@ from workbench.store import RunStore
 SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
 
 
-class ReportError(ValueError):
-    pass
-
-
 # ---------------------------------------------------------------------------------------------------------
 # numbers
-
-def fmt_number(v: Any, scale: float = 1.0, integer: bool = False, sig: int = 3, signed: bool = False) -> str:
-    """A number for reading: `sig` significant digits in fixed notation, never e-notation; thousands
-    grouped; values that round to zero at 8 decimals print as 0."""
-    if v is None or isinstance(v, bool):
-        return "" if v is None else str(v)
-    try:
-        x = float(v) * scale
-    except (TypeError, ValueError):
-        return html.escape(str(v))
-    if not math.isfinite(x):
-        return "\u221e" if x > 0 else ("-\u221e" if x < 0 else "NaN")
-    sign = "+" if signed and x > 0 else ""
-    if integer and float(x).is_integer():
-        return f"{sign}{int(x):,}"
-    if x == 0 or abs(x) < 5e-9:
-        return "0"
-    mag = math.floor(math.log10(abs(x)))
-    if mag >= sig - 1:
-        return f"{sign}{round(x):,}"
-    decimals = min(8, sig - 1 - mag)
-    return f"{sign}{x:,.{decimals}f}"
-
 
 def fmt_p(p: float | None) -> str:
     if p is None:

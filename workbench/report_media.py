@@ -41,10 +41,11 @@ _MIME = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/mp4", ".webm":
          ".webp": "image/webp"}
 
 
-def _error(message: str) -> Exception:
-    """A ReportError (imported late: workbench.report imports this module)."""
-    from workbench.report import ReportError
+class ReportError(ValueError):
+    """A report that cannot be written (one line naming the file or option and the fix)."""
 
+
+def _error(message: str) -> Exception:
     return ReportError(message)
 
 

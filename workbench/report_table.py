@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from workbench.formatting import fmt_number
 from workbench.memo import memoised
 from workbench.metrics.registry import applicable_scores
 from workbench.metrics.stats import score_value
@@ -197,8 +198,6 @@ class ClipTable:
 
     @staticmethod
     def clip_text(r: dict[str, Any]) -> str:
-        from workbench.report import fmt_number
-
         clip = r.get("clip") or {}
         if not clip:
             return ""
@@ -207,8 +206,6 @@ class ClipTable:
 
     @staticmethod
     def job_time(r: dict[str, Any]) -> str:
-        from workbench.report import fmt_number
-
         t = (r.get("timings") or {}).get("total")
         return f"job {fmt_number(t)} s" if isinstance(t, (int, float)) and not isinstance(t, bool) else ""
 

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import ipywidgets as W
 import yaml
 
+from workbench.formatting import fmt_number
 from workbench.ui.forms import parse_number
 from workbench.ui.paths import samples_dir
 from workbench.ui.widgets import one_line
@@ -320,6 +321,4 @@ def mark_caption(mark: Mark) -> str:
     if mark.rank is None:
         return f"<div style='color:#999'>not ranked: {html.escape(mark.why)}</div>"
     kept = " &middot; <span class='wb-badge'>kept</span>" if mark.kept else ""  # the star means best in row
-    from workbench.report import fmt_number
-
     return f"<div>objective <b>{fmt_number(mark.objective, sig=4)}</b> &middot; rank {mark.rank}/{mark.of}{kept}</div>"

@@ -18,6 +18,7 @@ import anywidget
 import ipywidgets as W
 import traitlets
 
+from workbench.formatting import fmt_number
 from workbench.ui.media import mime_type, video_source
 
 _ESM = r"""
@@ -301,8 +302,6 @@ def fmt(v: Any) -> str:
             return NA
         if isinstance(v, int):
             return str(v)
-        from workbench.report import fmt_number
-
         return fmt_number(v)  # as the report prints it: 3 significant digits, never e-notation
     return str(v)
 
