@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from workbench.models.base import GenerationError, GenerationRequest, ProgressFn
-from workbench.models.hosted.base import (Fault, HostedGenerator, Poll, ProviderError, encoded_image, make_generator,
-                                          status_fault)
+from workbench.models.hosted.base import Fault, HostedGenerator, Poll, ProviderError, encoded_image, make_generator
 from workbench.models.hosted.keys import Provider, register_provider
+from workbench.models.hosted.veo import genai_fault
 
 PROVIDER = register_provider(Provider(
     name="google-image", title="Google Imagen/Gemini", key_env="GOOGLE_API_KEY", alt_key_envs=("GEMINI_API_KEY",),
@@ -239,17 +239,7 @@ class GoogleImageGenerator(HostedGenerator):
         dest.write_bytes((self._results / url.split(":", 1)[1]).read_bytes())
 
     def fault(self, exc: BaseException) -> Fault:
-        try:
-            from google.genai import errors
-        except ImportError:  # pragma: no cover
-            return Fault("fatal", "the Google client is not installed: pip install google-genai")
-        if isinstance(exc, errors.APIError):
-            code = int(exc.code or 0)
-            msg = f"HTTP {code} {exc.status or ''}: {exc.message or ''}".strip()
-            if code == 400 and any(w in (exc.message or "").lower() for w in REFUSAL_WORDS):
-                return Fault("refused", exc.message or msg)
-            return status_fault(code, msg, getattr(exc.response, "headers", None))
-        return super().fault(exc)
+        return genai_fault(exc, REFUSAL_WORDS) or super().fault(exc)
 
 
 def _raw(data: Any) -> bytes:

@@ -197,20 +197,29 @@ class VeoGenerator(FixedDurations, HostedGenerator):
         dest.write_bytes(client.files.download(file=types.Video(uri=url)))
 
     def fault(self, exc: BaseException) -> Fault:
-        try:
-            from google.genai import errors
-        except ImportError:  # pragma: no cover
-            return Fault("fatal", "the Google client is not installed: pip install google-genai")
-        if isinstance(exc, errors.APIError):
-            code = int(exc.code or 0)
-            msg = f"HTTP {code} {exc.status or ''}: {exc.message or ''}".strip()
-            if code == 400 and _is_refusal(exc.message or ""):
-                return Fault("refused", exc.message or msg)
-            return status_fault(code, msg, getattr(exc.response, "headers", None))
+        known = genai_fault(exc, REFUSAL_WORDS)
+        if known is not None:
+            return known
         if isinstance(exc, ValueError) and "only supported in" in str(exc):
             return Fault("fatal", "this google-genai runs Veo on Vertex AI only; unset WORKBENCH_VEO_BACKEND "
                                   "(use a Vertex AI API key) or install google-genai<3 for the Gemini API")
         return super().fault(exc)
+
+
+def genai_fault(exc: BaseException, refusal_words: tuple[str, ...]) -> Fault | None:
+    """What a google-genai error means (a 400 naming a policy is a refusal, else by HTTP status); None
+    when `exc` is not the client's API error. Veo and the Google image models share it."""
+    try:
+        from google.genai import errors
+    except ImportError:  # pragma: no cover
+        return Fault("fatal", "the Google client is not installed: pip install google-genai")
+    if not isinstance(exc, errors.APIError):
+        return None
+    code = int(exc.code or 0)
+    msg = f"HTTP {code} {exc.status or ''}: {exc.message or ''}".strip()
+    if code == 400 and any(w in (exc.message or "").lower() for w in refusal_words):
+        return Fault("refused", exc.message or msg)
+    return status_fault(code, msg, getattr(exc.response, "headers", None))
 
 
 def _is_refusal(message: str) -> bool:
