@@ -144,15 +144,34 @@ def score_clip(data: dict[str, dict], n: str, model: dict | None) -> dict:
     return {"own": raw(r0), "delays": rd, "foreign": rf}
 
 
-def score_all(data: dict[str, dict], held_out: bool) -> tuple[dict[str, dict], dict]:
-    """Every clip scored with the map fitted on the other clips (held_out) or on all of them."""
-    names = list(data)
-    everyone = fit_model(data, names)
-    out = {}
-    for n in names:
-        out[n] = score_clip(data, n, fit_model(data, [m for m in names if m != n]) if held_out else everyone)
-        print(f"  scored {n} ({'held out' if held_out else 'in-sample'})", file=sys.stderr)
-    return out, everyone
+_DATA: dict[str, dict] = {}  # the clips' signals, shared with the worker processes (fork)
+
+
+def _score_one(job: tuple[str, bool]) -> tuple[str, dict]:
+    n, held_out = job
+    names = list(_DATA)
+    model = fit_model(_DATA, [m for m in names if m != n] if held_out else names)
+    out = score_clip(_DATA, n, model)
+    print(f"  scored {n} ({'held out' if held_out else 'in-sample'})", file=sys.stderr)
+    return n, out
+
+
+def score_all(data: dict[str, dict], held_out: bool, workers: int = 0) -> tuple[dict[str, dict], dict]:
+    """Every clip scored with the map fitted on the other clips (held_out) or on all of them, on
+    `workers` processes (default: every core)."""
+    import multiprocessing as mp
+    import os
+
+    _DATA.clear()
+    _DATA.update(data)
+    jobs = [(n, held_out) for n in data]
+    workers = workers or os.cpu_count() or 1
+    if workers > 1 and "fork" in mp.get_all_start_methods():
+        with mp.get_context("fork").Pool(workers) as pool:
+            out = dict(pool.map(_score_one, jobs, chunksize=1))
+    else:
+        out = dict(map(_score_one, jobs))
+    return {n: out[n] for n in data}, fit_model(data, list(data))
 
 
 def given(r: dict, z_min: float) -> float | None:

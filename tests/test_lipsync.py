@@ -318,8 +318,24 @@ def test_dev_set_figures(media_dir, repo_root, tmp_path):
                    check=True, cwd=repo_root)
     held = json.loads(out.read_text())["held_out"]
     rec, total = (int(x) for x in held["delay_recovered"].split(" ")[0].split("/"))
-    assert rec / total >= 0.8, held  # 100/120 measured (README)
+    assert rec / total >= 0.85, held  # 104/120 measured (README)
     own, n = (int(x) for x in held["own_beats_every_foreign"].split("/"))
-    assert own / n >= 0.8, held
+    assert own / n >= 0.85, held  # 18/20 measured
     fo = held["false_offset_rate_foreign"]
     assert float(fo.split("(")[1].rstrip("%)")) <= 8.0, held
+
+
+def test_digital_silence_is_floored_to_the_recordings_quiet_level():
+    """Zero padding (delayed audio, a muted lead-in) sits at the quiet level of the sound around it, not
+    at log 1e-8: a step of ~20 nepers would outweigh every syllable once standardised."""
+    from workbench.metrics.lipsync import SAMPLE_RATE, audio_band_track
+
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
+    speech = (0.3 * (1 + np.sin(2 * np.pi * 4 * t)) * np.sin(2 * np.pi * 220 * t) + 0.001 * rng.standard_normal(len(t)))
+    padded = np.concatenate([np.zeros(SAMPLE_RATE // 2), speech])
+    _, logs, _ = audio_band_track(padded)
+    _, plain, _ = audio_band_track(speech)
+    lead = logs[: 40]  # the first 0.4 s: digital silence
+    assert lead.min() > np.log(1e-8) + 5  # raised, not at the digital floor
+    assert np.all(lead[:, -1] <= np.percentile(plain[:, -1], 10) + 1e-6)  # and no louder than the quiet hops
