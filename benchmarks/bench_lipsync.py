@@ -145,12 +145,12 @@ def score_clip(data: dict[str, dict], n: str, model: dict | None) -> dict:
 
 
 _DATA: dict[str, dict] = {}  # the clips' signals, shared with the worker processes (fork)
+_EVERYONE: dict = {}  # the map fitted on every clip (in-sample jobs)
 
 
 def _score_one(job: tuple[str, bool]) -> tuple[str, dict]:
     n, held_out = job
-    names = list(_DATA)
-    model = fit_model(_DATA, [m for m in names if m != n] if held_out else names)
+    model = fit_model(_DATA, [m for m in _DATA if m != n]) if held_out else _EVERYONE
     out = score_clip(_DATA, n, model)
     print(f"  scored {n} ({'held out' if held_out else 'in-sample'})", file=sys.stderr)
     return n, out
@@ -164,14 +164,16 @@ def score_all(data: dict[str, dict], held_out: bool, workers: int = 0) -> tuple[
 
     _DATA.clear()
     _DATA.update(data)
+    _EVERYONE.clear()
+    _EVERYONE.update(fit_model(data, list(data)))
     jobs = [(n, held_out) for n in data]
     workers = workers or os.cpu_count() or 1
     if workers > 1 and "fork" in mp.get_all_start_methods():
         with mp.get_context("fork").Pool(workers) as pool:
-            out = dict(pool.map(_score_one, jobs, chunksize=1))
+            out = dict(pool.map(_score_one, jobs, chunksize=1))  # in the order of the jobs
     else:
         out = dict(map(_score_one, jobs))
-    return {n: out[n] for n in data}, fit_model(data, list(data))
+    return out, dict(_EVERYONE)
 
 
 def given(r: dict, z_min: float) -> float | None:

@@ -105,12 +105,17 @@ def speech_band_features(samples_16k: np.ndarray, fps: float, n_frames: int) -> 
     return out
 
 
+def sounding(total_log_energy: np.ndarray) -> np.ndarray:
+    """Which frames hold any sound at all: log energy above digital silence (log 1e-8) by 1 neper."""
+    return np.asarray(total_log_energy) > np.log(1e-8) + 1.0
+
+
 def voiced_frames(audio_feats: np.ndarray, level: float = VOICE_LEVEL) -> np.ndarray:
     """Speech activity per video frame: total log energy (last column) above the clip's quiet floor
     (10th percentile) by `level` of the way to its loud level (95th percentile). Frames past the end
-    of the audio (log 1e-8) are never voiced."""
+    of the audio (digital silence, or the track's floor) are never voiced."""
     total = np.asarray(audio_feats, dtype=np.float64)[:, -1]
-    real = total > np.log(1e-8) + 1.0
+    real = sounding(total)
     if not real.any():
         return np.zeros(len(total), bool)
     floor, loud = np.percentile(total[real], 10), np.percentile(total[real], 95)
@@ -293,15 +298,15 @@ def floor_silence(logs: np.ndarray) -> np.ndarray:
     sound: digital silence (zero padding, a muted lead-in, audio shorter than the video) sits at the
     recording's own quiet level instead of log 1e-8, ~20 nepers below it, a step that would outweigh every
     syllable once the features are standardised."""
-    real = logs[:, -1] > np.log(1e-8) + 1.0
+    real = sounding(logs[:, -1])
     if not real.any():
         return logs
     return np.maximum(logs, np.percentile(logs[real], SILENCE_FLOOR_PERCENTILE, axis=0))
 
 
 def features_at(track: tuple[np.ndarray, np.ndarray], times: np.ndarray, period: float) -> np.ndarray:
-    """Mean of the 10 ms band log energies whose centres fall within +-period/2 of each time (silence,
-    log 1e-8, outside the audio): the audio of a frame shown at `times`."""
+    """Mean of the 10 ms band log energies whose centres fall within +-period/2 of each time (outside
+    the audio: the track's floor, see `floor_silence`): the audio of a frame shown at `times`."""
     centres, logs, cs = track
     silent = logs.min(axis=0) if len(logs) else np.log(1e-8)  # outside the audio: the track's floor
     if len(centres) == 0:

@@ -217,14 +217,14 @@ def genai_fault(exc: BaseException, refusal_words: tuple[str, ...]) -> Fault | N
         return None
     code = int(exc.code or 0)
     msg = f"HTTP {code} {exc.status or ''}: {exc.message or ''}".strip()
-    if code == 400 and any(w in (exc.message or "").lower() for w in refusal_words):
+    if code == 400 and _is_refusal(exc.message or "", refusal_words):
         return Fault("refused", exc.message or msg)
     return status_fault(code, msg, getattr(exc.response, "headers", None))
 
 
-def _is_refusal(message: str) -> bool:
+def _is_refusal(message: str, words: tuple[str, ...] = REFUSAL_WORDS) -> bool:
     m = message.lower()
-    return any(w in m for w in REFUSAL_WORDS)
+    return any(w in m for w in words)
 
 
 def _make(spec: VeoModel) -> type[VeoGenerator]:
