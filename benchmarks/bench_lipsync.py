@@ -249,10 +249,12 @@ def write_model(model: dict) -> None:
     W = np.round(np.asarray(model["W"]), 5).tolist()
     path.write_text(
         '"""The offline lip-sync backend\'s audio->mouth map: a ridge regression from the speech-band log energies\n'
-        f'of {2 * model["context"] + 1} audio frames around each lag to the two mouth signals, fitted on {model["clips"]} clips of the\n'
+        f'of {2 * model["context"] + 1} audio frames around each lag to the two mouth signals (smooth, then whitened over\n'
+        f'{model["whiten_seconds"]:g} s: four columns), fitted on {model["clips"]} clips of the\n'
         'dev set by `benchmarks/bench_lipsync.py --fit` (whose held-out figures refit it without the clip they judge).\n'
         'Generated: edit the benchmark, not this file."""\n\n'
         f'MODEL = {{"context": {model["context"]}, "bands": {list(model["bands"])}, "alpha": {model["alpha"]},\n'
+        f'         "whiten_seconds": {model["whiten_seconds"]!r},\n'
         f'         "clips": {model["clips"]},\n         "W": {W!r}}}\n')
     print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
 
