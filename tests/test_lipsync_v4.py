@@ -128,3 +128,32 @@ def test_a_face_that_leaves_the_frame_is_not_a_sync_error(media_dir):
     whole = evaluate(clip, metrics=["lipsync"])
     assert r.scores["sync_offset"] is not None and abs(r.scores["sync_offset"] - whole.scores["sync_offset"]) <= 1
     assert all(v is None for v in r.series["sync_speaker"][105:155])  # nobody speaks on screen there
+
+
+@pytest.fixture(scope="module")
+def eight_seconds(media_dir):
+    """The first 8 s of a 25 fps crop, its audio, and its offset in ms at its own rate."""
+    src = Clip.open(media_dir / "talking" / "741400163.mp4").load()
+    frames, audio = src.frames[: int(8 * src.fps)], src.audio.trim(8.0)
+    ref = evaluate(Clip.from_frames(frames, src.fps, audio), metrics=["lipsync"]).scores
+    assert ref["sync_offset"] is not None
+    return frames, src.fps, audio, ref["sync_offset_ms"]
+
+
+@pytest.mark.parametrize("rate", [24.0, 29.97, 30.0, 50.0, 60.0])
+def test_any_frame_rate_gives_the_same_offset_in_ms_and_counts_delays_in_its_own_frames(eight_seconds, rate):
+    """The same footage shown at another rate (each output frame the source frame on screen at its time):
+    the offset in ms stays within a frame and a half of the source's, and audio delayed by 5 frames of
+    *that* rate moves the offset by -5 of its frames."""
+    frames, fps, audio, ref_ms = eight_seconds
+    n = int(8.0 * rate)
+    idx = np.minimum((np.arange(n) / rate * fps).astype(int), len(frames) - 1)
+    clip = Clip.from_frames(frames[idx], rate, audio)
+    own = evaluate(clip, metrics=["lipsync"]).scores
+    late = evaluate(clip, audio=audio.shift(5 / rate), metrics=["lipsync"]).scores
+    print(f"\n{rate} fps: {own['sync_offset']} frames / {own['sync_offset_ms']:.0f} ms (25 fps: {ref_ms:.0f} ms); "
+          f"+5 frames: {late['sync_offset']}")
+    assert own["sync_offset"] is not None and late["sync_offset"] is not None
+    assert own["sync_offset_ms"] == pytest.approx(own["sync_offset"] * 1000.0 / rate)
+    assert abs(own["sync_offset_ms"] - ref_ms) <= 1.5 * 1000.0 / fps
+    assert abs((late["sync_offset"] - own["sync_offset"]) + 5) <= 1
