@@ -11,9 +11,9 @@ import torch
 
 from workbench.media import Audio, Clip, load_image
 from workbench.metrics import evaluate
-from workbench.metrics.lipsync import (LEARNED_BACKEND, NO_PEAK, OFFLINE_BACKEND, SYNC_THRESHOLD, LipSync,
-                                       clear_peak, lags_for, offset_and_confidence, speech_band_features,
-                                       sync_curve, voiced_frames)
+from workbench.metrics.lipsync import (LEARNED_BACKEND, MIN_NULL_Z, NO_PEAK, OFFLINE_BACKEND, SYNC_THRESHOLD,
+                                       LipSync, analyse_sync, audio_band_track, features_at, lags_for,
+                                       voiced_frames)
 
 FRONTAL = ["00086", "00373", "681100216", "741400104", "741400163"]
 SR = 16000
@@ -37,36 +37,43 @@ def _speechlike(env: np.ndarray, seed: int) -> np.ndarray:
     return (0.3 * gain * rng.normal(size=gain.size)).astype(np.float32)
 
 
+def _frame_features(samples: np.ndarray, n_frames: int) -> np.ndarray:
+    """The audio of each 25 fps video frame: mean band log energies over its 40 ms."""
+    return features_at(audio_band_track(samples), np.arange(n_frames) / FPS, 1 / FPS)
+
+
 def test_band_features_follow_the_audio():
     x = np.zeros(SR * 2, np.float32)
     x[int(0.8 * SR):int(1.0 * SR)] = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(int(0.2 * SR)) / SR)
-    f = speech_band_features(x, FPS, 50)
-    assert f.shape == (50, 6)
+    f = _frame_features(x, 50)
+    assert f.shape == (50, 6)  # five speech bands and the whole speech range
     loud = np.argsort(f[:, -1])[-5:]
     assert set(loud) <= set(range(19, 26))  # frames 20..24 hold the burst (plus window spill)
     assert f[22, 2] > f[22, 0] + 5  # 1 kHz lands in the 800-1600 Hz band, not the 80-300 Hz one
 
 
 @pytest.mark.parametrize("delay", [0, 4, -3])
-def test_sync_curve_recovers_a_known_delay(delay):
-    n = 200
+def test_a_known_delay_is_recovered(delay):
+    """A mouth following a syllable-like envelope and speech-like noise carrying the same envelope
+    `delay` frames later: the offset is -delay (SyncNet's sign), and stands far above the null."""
+    n = 250
     env = _envelope(n + 40, seed=1)
     mouth = env[20:20 + n] + 0.02 * np.random.default_rng(2).normal(size=n)
     audio_env = np.roll(env, delay)[20:20 + n]  # audio[t] = env[t - delay]: audio lags by `delay`
-    feats = speech_band_features(_speechlike(audio_env, seed=3), FPS, n)
     mouth[50:60] = np.nan  # frames without a face are masked, not fatal
-    offset, conf = offset_and_confidence(sync_curve(mouth, feats, FPS))
-    assert offset == -delay
-    assert conf > 0.3
+    r = analyse_sync(mouth, _speechlike(audio_env, seed=3), FPS)
+    assert r["offset"] == -delay, r["reasons"]
+    assert r["null_z"] > 2 * MIN_NULL_Z
+    assert r["offset_ms"] == pytest.approx(-delay * 40.0)
 
 
-def test_unrelated_audio_has_low_confidence():
-    n = 200
+def test_unrelated_audio_stands_lower_than_the_own():
+    n = 250
     mouth = _envelope(n, seed=5)
-    feats = speech_band_features(_speechlike(_envelope(n, seed=6), seed=7), FPS, n)
-    _, conf = offset_and_confidence(sync_curve(mouth, feats, FPS))
-    _, conf_own = offset_and_confidence(sync_curve(mouth, speech_band_features(_speechlike(mouth, 8), FPS, n), FPS))
-    assert conf < 0.3 < conf_own
+    own = analyse_sync(mouth, _speechlike(mouth, 8), FPS)
+    alien = analyse_sync(mouth, _speechlike(_envelope(n, seed=6), seed=7), FPS)
+    assert own["offset"] == 0
+    assert own["null_z"] > 2 * MIN_NULL_Z and alien["null_z"] < own["null_z"] / 2
 
 
 def test_silent_audio_and_faceless_video_are_unavailable():
@@ -83,29 +90,32 @@ def test_silent_audio_and_faceless_video_are_unavailable():
     assert r.scores["sync_offset"] is None and "audio" in r.errors["sync_offset"]
 
 
+def test_audio_beyond_the_search_gives_no_offset():
+    """The same envelope 1.2 s late (the search reaches 0.6 s): no lag lines it up, the offset is null with
+    the reason, and the confidence is far under the own audio's."""
+    n = 250
+    env = _envelope(n + 60, seed=1)
+    mouth = env[30:30 + n]
+    late = analyse_sync(mouth, _speechlike(np.roll(env, 30)[30:30 + n], seed=3), FPS)
+    assert late["offset"] is None and NO_PEAK in late["reasons"]["sync_offset"]
+    assert late["null_z"] < MIN_NULL_Z
+
+
 def test_lags_are_searched_in_seconds():
     assert lags_for(25.0)[-1] == 15 and lags_for(30.0)[-1] == 18 and lags_for(29.97)[0] == -18
-    assert len(sync_curve(np.random.default_rng(0).random(200), np.random.default_rng(1).random((200, 6)), 30.0)) == 37
+    n = 300
+    mouth = _envelope(n, seed=5)
+    r = analyse_sync(mouth, _speechlike(mouth, 8), 30.0)
+    assert len(r["curve"]) == 37 and list(r["lags"]) == list(range(-18, 19))
 
 
 def test_voiced_frames_skip_pauses():
     env = np.ones(100)
     env[40:60] = 0.0  # a pause in the middle
     audio = _speechlike(env, 1) + 1e-4 * np.random.default_rng(2).normal(size=100 * 640).astype(np.float32)
-    v = voiced_frames(speech_band_features(audio, FPS, 110))
+    v = voiced_frames(_frame_features(audio, 110))
     assert v[5:35].all() and not v[42:58].any() and not v[101:].any()  # past the audio's end: never voiced
-    assert not voiced_frames(speech_band_features(np.zeros(SR, np.float32), FPS, 25)).any()
-
-
-def test_peak_must_stand_out():
-    flat = np.full(31, 0.1)
-    flat[15] = 0.2
-    assert NO_PEAK in clear_peak(flat, 0.1)
-    edge = np.linspace(0, 0.8, 31)
-    assert "edge" in clear_peak(edge, 0.6)
-    good = np.full(31, 0.1)
-    good[14] = 0.7
-    assert clear_peak(good, 0.6) is None
+    assert not voiced_frames(_frame_features(np.zeros(SR, np.float32), 25)).any()
 
 
 def test_lse_scores_are_labelled_by_what_they_lack(monkeypatch):

@@ -65,13 +65,9 @@ NO_MOUTH_MOTION = "no mouth motion: lip-sync is undefined"
 VOICE_LEVEL = 0.2  # a frame is voiced when its log energy is above floor + 0.2 * (loud - floor)
 SYNC_THRESHOLD = 3.5  # sync_confidence (null z) above it: the clip's own audio, below: foreign (dev set, bench_lipsync.py:
 # balanced accuracy flat from 3.5 to 4.4, 94.5-94.9% in-sample; the low end keeps a margin to the weakest own clip, 4.5)
-PEAK_MIN_GAIN = 0.25  # a curve whose peak rises less than this above its median is flat: no offset
-BAND_EDGES_HZ = (80, 300, 800, 1600, 3200, 7600)  # speech bands whose log energies drive the regression
 HIGHPASS_SECONDS = 0.45
-AUDIO_CONTEXT = 0  # audio frames either side of the lagged one fed to the regression (0 measured best)
 RIDGE_ALPHA = 10.0
 CV_FOLDS = 5
-SERIES_SECONDS = 1.0  # window of the per-frame sync series
 OFFLINE_BACKEND = "mouth-ridge"
 LEARNED_BACKEND = "syncnet_v2"
 NO_PEAK = "no clear audio-visual sync peak"
@@ -80,32 +76,6 @@ NO_PEAK = "no clear audio-visual sync peak"
 # --------------------------------------------------------------------------------------------------
 # features
 # --------------------------------------------------------------------------------------------------
-def speech_band_features(samples_16k: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
-    """Log energies of the speech bands `BAND_EDGES_HZ` plus the total, averaged per video frame.
-
-    25 ms Hann windows every 10 ms; each window counts towards the video frame its centre falls in.
-    Returns (n_frames, len(BAND_EDGES_HZ)); frames past the end of the audio are silence (-18.4).
-    """
-    x = np.asarray(samples_16k, dtype=np.float64)
-    win, hop, nfft = 400, 160, 512
-    n = 1 + max(0, (len(x) - win) // hop)
-    x = np.concatenate([x, np.zeros(win)])
-    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
-    power = np.abs(np.fft.rfft(x[idx] * np.hanning(win), nfft)) ** 2
-    freqs = np.fft.rfftfreq(nfft, 1.0 / SAMPLE_RATE)
-    bands = [power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])]
-    logs = np.log(np.stack([*bands, power.sum(axis=1)], axis=1) + 1e-8)
-    frame_of = np.floor((np.arange(n) * hop + win / 2) / SAMPLE_RATE * fps).astype(int)
-    ok = (frame_of >= 0) & (frame_of < n_frames)
-    out = np.zeros((n_frames, logs.shape[1]))
-    count = np.zeros(n_frames)
-    np.add.at(out, frame_of[ok], logs[ok])
-    np.add.at(count, frame_of[ok], 1)
-    out[count > 0] /= count[count > 0, None]
-    out[count == 0] = np.log(1e-8)
-    return out
-
-
 def sounding(total_log_energy: np.ndarray) -> np.ndarray:
     """Which frames hold any sound at all: log energy above digital silence (log 1e-8) by 1 neper."""
     return np.asarray(total_log_energy) > np.log(1e-8) + 1.0
@@ -131,137 +101,14 @@ def _highpass(x: np.ndarray, size: int) -> np.ndarray:
     return x - uniform_filter1d(x, size, axis=0, mode="nearest")
 
 
-# --------------------------------------------------------------------------------------------------
-# the sync curve
-# --------------------------------------------------------------------------------------------------
-def _cv_predict(X: np.ndarray, Y: np.ndarray, alpha: float, folds: int) -> np.ndarray:
-    """Ridge predictions of Y (n, k) from X (n, f), each block predicted by a model fitted on the others."""
-    n = len(Y)
-    pred = np.zeros_like(Y)
-    edges = np.linspace(0, n, folds + 1).astype(int)
-    eye = alpha * np.eye(X.shape[1])
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        train = np.ones(n, bool)
-        train[lo:hi] = False
-        mx, sx = X[train].mean(0), X[train].std(0) + 1e-8
-        Xt = (X[train] - mx) / sx
-        my = Y[train].mean(0)
-        w = np.linalg.solve(Xt.T @ Xt + eye, Xt.T @ (Y[train] - my))
-        pred[lo:hi] = (X[lo:hi] - mx) / sx @ w + my
-    return pred
-
-
-def _column_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
-    return np.where(den > 1e-12, (a * b).sum(0) / np.maximum(den, 1e-12), 0.0)
-
-
-def _prepare(mouth: np.ndarray, audio_feats: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """High-passed, standardised mouth signals (T, k) and audio features (T, F), and the usable rows."""
-    M = np.asarray(mouth, dtype=np.float64)
-    if M.ndim == 1:
-        M = M[:, None]
-    T = len(M)
-    ok = np.all(np.isfinite(M), axis=1)
-    fill = np.nanmean(M[ok], axis=0) if ok.any() else np.zeros(M.shape[1])
-    M = np.where(np.isfinite(M), M, fill)
-    size = max(3, int(round(HIGHPASS_SECONDS * fps)) | 1)
-    M = _highpass(M, size)
-    A = _highpass(np.asarray(audio_feats, dtype=np.float64)[:T], size)
-    M = (M - M.mean(0)) / (M.std(0) + 1e-8)
-    A = (A - A.mean(0)) / (A.std(0) + 1e-8)
-    return M, A, ok
-
-
 def lags_for(fps: float, max_offset_seconds: float = MAX_OFFSET_SECONDS) -> np.ndarray:
     """Audio lags (frames) searched: every frame within +-max_offset_seconds."""
     n = max(1, int(round(max_offset_seconds * fps)))
     return np.arange(-n, n + 1)
 
 
-def sync_curve(mouth: np.ndarray, audio_feats: np.ndarray, fps: float, max_offset: int | None = None,
-               context: int = AUDIO_CONTEXT, alpha: float = RIDGE_ALPHA, folds: int = CV_FOLDS,
-               rows: np.ndarray | None = None, return_pred: int | str | None = None):
-    """Cross-validated audio->mouth correlation for each audio lag k in -max_offset..max_offset
-    (default: `MAX_OFFSET_SECONDS` at this fps).
-
-    `mouth` is (T,) or (T, k) with NaN where no face was found; `audio_feats` is (T, F), frame-aligned.
-    Lag k predicts mouth[t] from audio frames t+k-context .. t+k+context (zero past the ends). `rows`
-    (bool, T) restricts the fit to some frames (voiced ones). With k mouth signals the curve holds the
-    best of their k correlations. Index j of the result is lag j - max_offset; the SyncNet offset is
-    -(lag). With `return_pred=lag` (or "best": the lag of the curve's maximum), also returns (rows used,
-    held-out prediction, target) at that lag.
-    """
-    M, A, ok = _prepare(mouth, audio_feats, fps)
-    T = len(M)
-    if rows is not None:
-        ok = ok & np.asarray(rows, bool)[:T]
-    max_offset = int(lags_for(fps)[-1]) if max_offset is None else int(max_offset)
-    reach = max_offset + context
-    padded = np.concatenate([np.zeros((reach, A.shape[1])), A, np.zeros((reach, A.shape[1]))])
-    taps = np.arange(-context, context + 1)
-    idx = np.arange(T)[ok]
-    curve = np.zeros(2 * max_offset + 1)
-    if len(idx) < 2 * folds:
-        return (curve, None) if return_pred is not None else curve
-    y = M[idx]
-    extra = None
-    for j, lag in enumerate(range(-max_offset, max_offset + 1)):
-        X = padded[idx[:, None] + reach + lag + taps[None, :]].reshape(len(idx), -1)
-        pred = _cv_predict(X, y, alpha, folds)
-        curve[j] = float(np.max(_column_corr(pred, y)))
-        if return_pred == lag or (return_pred == "best" and curve[j] >= curve[: j + 1].max()):
-            extra = (idx, pred, y)
-    return (curve, extra) if return_pred is not None else curve
-
-
-def offset_and_confidence(curve: np.ndarray, context: int = AUDIO_CONTEXT) -> tuple[int, float]:
-    """(SyncNet-convention offset, best correlation minus the median over lags).
-
-    A regression over +-`context` audio frames fits nearly as well `context` lags either side of the
-    true one, so the curve has a flat top; the offset is the peak of the curve box-smoothed over that
-    width, which lands in the middle of the top instead of on a random edge of it.
-    """
-    max_offset = (len(curve) - 1) // 2
-    width = 2 * context + 1
-    smooth = np.convolve(np.pad(curve, context, mode="edge"), np.ones(width) / width, mode="valid")
-    best = int(np.argmax(smooth))
-    return -(best - max_offset), float(np.max(curve) - np.median(curve))
-
-
-def clear_peak(curve: np.ndarray, confidence: float, threshold: float = PEAK_MIN_GAIN) -> str | None:
-    """Why the curve's best lag is not a trustworthy offset (None when it is): a peak on the edge of
-    the searched range (the true one may lie beyond it) or one that does not rise above the curve's
-    median by `threshold` (a flat curve: no lag lines the mouth up with the audio)."""
-    best = int(np.argmax(curve))
-    if best == 0 or best == len(curve) - 1:
-        return f"{NO_PEAK} (best lag at the edge of the +-{(len(curve) - 1) // 2}-frame search)"
-    if not np.isfinite(confidence) or confidence < threshold:
-        return f"{NO_PEAK} (peak {confidence:.2f} above the median, needs {threshold:g})"
-    return None
-
-
-def local_sync_series(idx: np.ndarray, pred: np.ndarray, target: np.ndarray, n_frames: int, fps: float,
-                      seconds: float = SERIES_SECONDS) -> list[float | None]:
-    """Sync over time: correlation of the held-out audio prediction with the mouth signal in a window
-    of `seconds` centred on each frame (best of the mouth signals); None where the window holds fewer
-    than half its frames of voiced, faced video."""
-    half = max(2, int(round(seconds * fps / 2)))
-    out: list[float | None] = [None] * n_frames
-    pos = np.searchsorted(idx, np.arange(n_frames))
-    for t in range(n_frames):
-        lo, hi = np.searchsorted(idx, t - half), np.searchsorted(idx, t + half + 1)
-        if hi - lo < half or not (pos[t] < len(idx) and idx[pos[t]] == t):
-            continue
-        c = _column_corr(pred[lo:hi], target[lo:hi])
-        out[t] = float(np.max(c))
-    return out
-
-
 # --------------------------------------------------------------------------------------------------
-# v4: frame times, time windows, several faces
+# the sync analysis: frame times, time windows, several faces
 # --------------------------------------------------------------------------------------------------
 SPEECH_BANDS_HZ = (80, 300, 800, 1600, 3200, 7600)  # voice bands (F0 up to the fricatives); measured better than from 300 Hz
 HOP_SECONDS = 0.01
@@ -385,7 +232,8 @@ def _turns(speaker: np.ndarray, bounds: list[tuple[float, float]]) -> list[dict]
 
 
 def _cv_predict_lags(X: np.ndarray, Y: np.ndarray, alpha: float, folds: int) -> np.ndarray:
-    """`_cv_predict` for every lag at once: X (L, n, F), Y (n, S) -> held-out predictions (L, n, S)."""
+    """Ridge predictions of Y (n, S) from X (L, n, F) for every lag at once, each of `folds` blocks predicted by
+    a model fitted on the others (held-out predictions): (L, n, S)."""
     L_, n, F = X.shape
     pred = np.zeros((L_, n, Y.shape[1]))
     edges = np.linspace(0, n, folds + 1).astype(int)
@@ -628,8 +476,7 @@ def analyse_sync(mouth: np.ndarray, samples_16k: np.ndarray, fps: float, times: 
         return null(still_mouth(M[k0, faced[k0], 0]) or f"no face is seen for {MIN_TRACK_SECONDS:g} s at a time")
     size = max(3, int(round(HIGHPASS_SECONDS * rate)) | 1)
     Mp = np.stack([mouth_views(M[k], size, rate) for k in range(K)])
-    n_lag = max(1, int(round(max_offset_seconds * rate)))
-    lag_steps = np.arange(-n_lag, n_lag + 1)
+    lag_steps = lags_for(rate, max_offset_seconds)
     track = audio_band_track(samples_16k)
     voiced = voiced_frames(features_at(track, t, period))
     usable = voiced & any_face
