@@ -326,6 +326,9 @@ def main() -> None:
           f"{FALSE_OFFSET_TARGET:.0%} of foreign pairs; own-vs-foreign threshold {thr_all:.2f} "
           f"(held-out {min(r['threshold'] for r in held):.2f}..{max(r['threshold'] for r in held):.2f}); "
           f"own-vs-foreign ROC AUC {roc_auc(own_held, for_held):.3f} held out, {roc_auc(own_all, for_all):.3f} in-sample")
+    shipped = L.SYNC_THRESHOLD  # the threshold the metric states (the low end of the flat accuracy range)
+    print(f"shipped threshold {shipped:g} (held out): own audio above it on {int((own_held >= shipped).sum())}/"
+          f"{len(own_held)} clips, foreign audio below it on {np.mean(for_held < shipped):.1%} of pairs")
     print(f"seconds: stream {t_stream:.0f}, score {t_score:.0f}")
     if args.json:
         args.json.write_text(json.dumps({"held_out": t_held, "in_sample": t_in, "rows": held,
