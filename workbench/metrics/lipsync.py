@@ -49,7 +49,7 @@ from scipy.ndimage import binary_dilation, uniform_filter1d
 from workbench.faces import mouth_opening
 from workbench.media import MediaError, clip_frame_times
 from workbench.metrics.base import EvalInputs, FrameStep, Metric, MetricUnavailable, ScoreSpec
-from workbench.metrics.lipsync_speakers import PATCH_H, PATCH_W, FaceTracks, face_label, mouth_patch_brightness  # noqa: F401
+from workbench.metrics.lipsync_speakers import FaceTracks, face_label
 
 SAMPLE_RATE = 16000
 MAX_OFFSET_SECONDS = 0.6  # lags searched either way (SyncNet's +-15 frames at 25 fps)
@@ -564,15 +564,6 @@ def still_mouth(opening: np.ndarray) -> str | None:
         return None
     return (f"{NO_MOUTH_MOTION} (the lip opening varies by {spread:.3f} of the eye distance, speech moves it by "
             f"{STATIC_MOUTH:g} or more; a still or panned image has no lip motion to sync)")
-
-
-def score_sync(mouth: np.ndarray, samples_16k: np.ndarray, fps: float, times: np.ndarray | None = None,
-               max_offset_seconds: float = MAX_OFFSET_SECONDS, **options) -> dict:
-    """The offline lip-sync scores of one clip: `analyse_sync` (every face's mouth signals (K, T, 2) or
-    one face's (T, 2); NaN rows: no face; 16 kHz mono audio; frame times). Offset and confidence are
-    None, with a one-line reason per score, when the inputs cannot support them. Shared by the metric
-    and benchmarks/bench_lipsync.py."""
-    return analyse_sync(mouth, samples_16k, fps, times, max_offset_seconds=max_offset_seconds, **options)
 
 
 class LipSync(Metric):
