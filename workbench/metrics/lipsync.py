@@ -9,9 +9,9 @@ Two backends, one metric group ("lipsync"):
   (`workbench.metrics.lipsync_speakers.FaceTracks`, full resolution, small faces included) with two
   mouth signals per frame (inner-lip opening over the eye distance; brightness of the mouth's inside,
   cut out level and scaled to the eyes), each taken twice: band-passed, and that whitened over
-  `WHITEN_SECONDS` (`mouth_views`: the movements' onsets, which pin the lag of rhythmic speech). Frames are placed at their packet timestamps on the
-  soundtrack's clock (variable frame rate, a video stream that starts after its audio), and resampled to
-  a regular grid when the rate varies. The audio is log energies of speech bands (`SPEECH_BANDS_HZ`)
+  `WHITEN_SECONDS` (`mouth_views`: the movements' onsets, which pin the lag of rhythmic speech).
+  Frames are placed at their packet timestamps on the soundtrack's clock (variable frame rate, a video
+  stream that starts after its audio), and resampled to a regular grid when the rate varies. The audio is log energies of speech bands (`SPEECH_BANDS_HZ`)
   on a 10 ms grid, averaged over each frame's time; voice activity picks the frames near speech. A map
   fitted across the dev set (`lipsync_model.py`, written by `benchmarks/bench_lipsync.py --fit`;
   without it a ridge fitted on the clip with blocked cross-validation) predicts the mouth from the audio
@@ -169,6 +169,16 @@ def features_at(track: tuple[np.ndarray, np.ndarray], times: np.ndarray, period:
     return out
 
 
+def _standardised(x: np.ndarray) -> np.ndarray:
+    """Columns at zero mean and unit variance (a constant column stays at zero)."""
+    return (x - x.mean(0)) / (x.std(0) + 1e-8)
+
+
+def _highpass_size(rate: float) -> int:
+    """The high-pass box of `HIGHPASS_SECONDS` in frames at `rate`: odd, at least 3."""
+    return max(3, int(round(HIGHPASS_SECONDS * rate)) | 1)
+
+
 def _prep_signal(x: np.ndarray, size: int, smooth: float = 0.0) -> np.ndarray:
     """Band-passed, standardised columns (NaN rows filled with the column mean first): high-passed over
     `size` frames, low-passed by a Gaussian of `smooth` frames (frame-to-frame flicker of landmarks and
@@ -182,7 +192,7 @@ def _prep_signal(x: np.ndarray, size: int, smooth: float = 0.0) -> np.ndarray:
     x = _highpass(np.where(np.isfinite(x), x, fill), size)
     if smooth > 0:
         x = gaussian_filter1d(x, smooth, axis=0, mode="nearest")
-    return (x - x.mean(0)) / (x.std(0) + 1e-8)
+    return _standardised(x)
 
 
 def whitened(x: np.ndarray, order: int) -> np.ndarray:
@@ -207,7 +217,7 @@ def whitened(x: np.ndarray, order: int) -> np.ndarray:
         for i, ai in enumerate(a, 1):
             e[i:] -= ai * v[:-i]
         out[:, c] = e
-    return (out - out.mean(0)) / (out.std(0) + 1e-8)
+    return _standardised(out)
 
 
 def mouth_views(M: np.ndarray, size: int, rate: float) -> np.ndarray:
@@ -215,7 +225,8 @@ def mouth_views(M: np.ndarray, size: int, rate: float) -> np.ndarray:
     (`_prep_signal`, signed so that all grow as the mouth opens), then the same again whitened over
     `WHITEN_SECONDS` (`whitened`). Their correlations are averaged: the smooth view carries slow,
     low-detail mouths (a sad, quiet speaker), the whitened one sharpens the peak of rhythmic speech."""
-    smooth = _prep_signal(np.asarray(M) * SIGNAL_SIGNS[: np.asarray(M).shape[-1]], size, LOWPASS_SECONDS * rate)
+    M = np.asarray(M)
+    smooth = _prep_signal(M * SIGNAL_SIGNS[: M.shape[-1]], size, LOWPASS_SECONDS * rate)
     return np.concatenate([smooth, whitened(smooth, max(2, int(round(WHITEN_SECONDS * rate))))], axis=1)
 
 
@@ -278,7 +289,7 @@ def _window_stats(M: np.ndarray, faced: np.ndarray, moving: list[int], X: np.nda
         y = M[k][idx]
         yc = y - y.mean(axis=0)
         if model is not None:
-            pred = X[:, idx] @ _map_columns(np.asarray(model["W"]), S)  # (L, n, S)
+            pred = X[:, idx] @ model["W"]  # (L, n, S): the columns of this clip's views (`analyse_sync`)
             x = pred - pred.mean(axis=1, keepdims=True)
         else:
             c = X.shape[2] // len(SPEECH_BANDS_HZ) // 2  # the lag's own frame only
@@ -403,7 +414,7 @@ def training_rows(mouth: np.ndarray, samples_16k: np.ndarray, fps: float, times:
     t, period = _clock(M.shape[1], fps, times)
     M, t, _ = uniform_grid(M, t, period)
     rate = 1.0 / period
-    size = max(3, int(round(HIGHPASS_SECONDS * rate)) | 1)
+    size = _highpass_size(rate)
     faced = np.all(np.isfinite(M[0]), axis=1)
     if faced.sum() < 20 or still_mouth(M[0, faced, 0]) is not None:
         return None
@@ -474,8 +485,10 @@ def analyse_sync(mouth: np.ndarray, samples_16k: np.ndarray, fps: float, times: 
     if not moving:
         k0 = int(np.argmax(faced.sum(axis=1)))
         return null(still_mouth(M[k0, faced[k0], 0]) or f"no face is seen for {MIN_TRACK_SECONDS:g} s at a time")
-    size = max(3, int(round(HIGHPASS_SECONDS * rate)) | 1)
+    size = _highpass_size(rate)
     Mp = np.stack([mouth_views(M[k], size, rate) for k in range(K)])
+    if model is not None:  # the map as an array, with the columns of these views: once, not in every search
+        model = {**model, "W": _map_columns(np.asarray(model["W"]), Mp.shape[2])}
     lag_steps = lags_for(rate, max_offset_seconds)
     track = audio_band_track(samples_16k)
     voiced = voiced_frames(features_at(track, t, period))
